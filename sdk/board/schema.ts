@@ -1,0 +1,161 @@
+/**
+ * board.json: what a board is (arch, hypervisor, engine), where things load, how its flash is
+ * laid out and how to talk to its serial console. Data, not code; checked here against one
+ * schema with errors that name the file and the JSON path. Unknown fields are errors.
+ */
+export type Arch = 'arm64' | 'armhf';
+export type Hypervisor = 'kvm' | 'xen';
+
+export interface Partition {
+  name: string; // boot | slot_a | slot_b | state
+  offset: number; // bytes from the start of the flash device
+  size: number; // bytes
+}
+
+export interface Board {
+  id: string;
+  name: string;
+  kind: 'emulated' | 'reference';
+  arch: Arch;
+  hypervisor: Hypervisor;
+  engine: 'duktape-es5';
+  notes?: string;
+  kernel: { package: string; console: string; cmdline?: string };
+  xen?: { package: string; dom0Memory?: number; domUMemoryMb: number; bootargs?: string };
+  loadAddresses: { kernel: string; ramdisk: string; fdt: string; fit: string };
+  flash: { device: string; blockSize: number; size: number; partitions: Partition[] };
+  serial: {
+    baud: number;
+    console: string;
+    prompt: string;
+    interruptKey?: string;
+    loadAddress: string;
+    ramWindow: number;
+    storageInit?: string;
+    write: string; // template: {addr} {block} {count} (hex)
+    read: string; // template for readback
+    env?: Record<string, string>;
+  };
+  qemu?: { system: string; machine: string; cpu: string; memoryMb: number; firmware?: string };
+}
+
+type Rule =
+  | { t: 'string'; re?: RegExp; enum?: string[] }
+  | { t: 'int'; min: number; max: number }
+  | { t: 'hex' }
+  | { t: 'object'; fields: Record<string, { rule: Rule; optional?: boolean }> }
+  | { t: 'list'; of: Rule; min: number; max: number }
+  | { t: 'map'; of: Rule };
+
+const S = (re?: RegExp): Rule => ({ t: 'string', re });
+const E = (...values: string[]): Rule => ({ t: 'string', enum: values });
+const I = (min: number, max: number): Rule => ({ t: 'int', min, max });
+const H: Rule = { t: 'hex' };
+const O = (fields: Record<string, Rule | [Rule, 'optional']>): Rule => ({
+  t: 'object',
+  fields: Object.fromEntries(
+    Object.entries(fields).map(([k, v]) => [k, Array.isArray(v) ? { rule: v[0], optional: true } : { rule: v }]),
+  ),
+});
+const GiB64 = 2 ** 46;
+
+export const BOARD_SCHEMA: Rule = O({
+  id: S(/^[a-z0-9][a-z0-9-]{0,63}$/),
+  name: S(/^.{1,120}$/),
+  kind: E('emulated', 'reference'),
+  arch: E('arm64', 'armhf'),
+  hypervisor: E('kvm', 'xen'),
+  engine: E('duktape-es5'),
+  notes: [S(), 'optional'],
+  kernel: O({ package: S(/^[a-z0-9][a-z0-9.+-]+$/), console: S(/^[A-Za-z0-9]+$/), cmdline: [S(), 'optional'] }),
+  xen: [O({ package: S(/^[a-z0-9][a-z0-9.+-]+$/), dom0Memory: [I(0, 65536), 'optional'], domUMemoryMb: I(16, 65536), bootargs: [S(), 'optional'] }), 'optional'],
+  loadAddresses: O({ kernel: H, ramdisk: H, fdt: H, fit: H }),
+  flash: O({
+    device: S(/^\/dev\/[A-Za-z0-9/_-]+$/),
+    blockSize: I(512, 1 << 20),
+    size: I(1 << 20, GiB64),
+    partitions: { t: 'list', min: 4, max: 16, of: O({ name: S(/^[a-z0-9_]{1,32}$/), offset: I(0, GiB64), size: I(1, GiB64) }) },
+  }),
+  serial: O({
+    baud: I(300, 4_000_000),
+    console: S(/^[A-Za-z0-9]+$/),
+    prompt: S(/^.{1,32}$/),
+    interruptKey: [S(), 'optional'],
+    loadAddress: H,
+    ramWindow: I(4096, GiB64),
+    storageInit: [S(), 'optional'],
+    write: S(/\{addr\}.*\{block\}.*\{count\}/),
+    read: S(/\{addr\}.*\{block\}.*\{count\}/),
+    env: [{ t: 'map', of: S() }, 'optional'],
+  }),
+  qemu: [O({ system: S(/^qemu-system-[a-z0-9_]+$/), machine: S(), cpu: S(), memoryMb: I(64, 65536), firmware: [S(), 'optional'] }), 'optional'],
+});
+
+export const REQUIRED_PARTITIONS = ['boot', 'slot_a', 'slot_b', 'state'];
+
+/** All schema violations, as "path: problem" strings (empty when valid). */
+export function schemaErrors(v: unknown, rule: Rule = BOARD_SCHEMA, path = ''): string[] {
+  const here = path || '(top)';
+  switch (rule.t) {
+    case 'string':
+      if (typeof v !== 'string') return [`${here}: must be a string`];
+      if (rule.enum && !rule.enum.includes(v)) return [`${here}: must be one of ${rule.enum.join(', ')} (got "${v}")`];
+      if (rule.re && !rule.re.test(v)) return [`${here}: "${v}" does not match ${rule.re}`];
+      return [];
+    case 'int':
+      if (typeof v !== 'number' || !Number.isInteger(v)) return [`${here}: must be an integer`];
+      if (v < rule.min || v > rule.max) return [`${here}: ${v} is outside ${rule.min}..${rule.max}`];
+      return [];
+    case 'hex':
+      return typeof v === 'string' && /^0x[0-9a-fA-F]{1,16}$/.test(v) ? [] : [`${here}: must be a hex address string like "0x40200000"`];
+    case 'list': {
+      if (!Array.isArray(v)) return [`${here}: must be a list`];
+      if (v.length < rule.min || v.length > rule.max) return [`${here}: needs ${rule.min}..${rule.max} entries, has ${v.length}`];
+      return v.flatMap((x, i) => schemaErrors(x, rule.of, `${path}[${i}]`));
+    }
+    case 'map': {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return [`${here}: must be an object`];
+      return Object.entries(v).flatMap(([k, x]) => schemaErrors(x, rule.of, `${path}.${k}`));
+    }
+    case 'object': {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return [`${here}: must be an object`];
+      const o = v as Record<string, unknown>;
+      const errs: string[] = [];
+      for (const k of Object.keys(o)) if (!(k in rule.fields)) errs.push(`${path ? path + '.' : ''}${k}: unknown field`);
+      for (const [k, f] of Object.entries(rule.fields)) {
+        const p = path ? `${path}.${k}` : k;
+        if (!(k in o)) {
+          if (!f.optional) errs.push(`${p}: missing`);
+          continue;
+        }
+        errs.push(...schemaErrors(o[k], f.rule, p));
+      }
+      return errs;
+    }
+  }
+}
+
+/** Rules across fields: partitions present, aligned, inside the flash, not overlapping. */
+export function layoutErrors(b: Board): string[] {
+  const errs: string[] = [];
+  const parts = b.flash.partitions;
+  for (const name of REQUIRED_PARTITIONS) {
+    if (!parts.some((p) => p.name === name)) errs.push(`flash.partitions: no "${name}" partition`);
+  }
+  const sorted = [...parts].sort((x, y) => x.offset - y.offset);
+  sorted.forEach((p, i) => {
+    if (p.offset % b.flash.blockSize || p.size % b.flash.blockSize) {
+      errs.push(`flash.partitions.${p.name}: offset and size must be multiples of blockSize ${b.flash.blockSize}`);
+    }
+    if (p.offset + p.size > b.flash.size) errs.push(`flash.partitions.${p.name}: ends past the flash size ${b.flash.size}`);
+    const next = sorted[i + 1];
+    if (next && p.offset + p.size > next.offset) errs.push(`flash.partitions.${p.name}: overlaps ${next.name}`);
+  });
+  const names = parts.map((p) => p.name);
+  if (new Set(names).size !== names.length) errs.push('flash.partitions: a name appears twice');
+  const a = parts.find((p) => p.name === 'slot_a');
+  const bb = parts.find((p) => p.name === 'slot_b');
+  if (a && bb && a.size !== bb.size) errs.push('flash.partitions: slot_a and slot_b must be the same size');
+  if (b.hypervisor === 'xen' && !b.xen) errs.push('xen: required for hypervisor "xen"');
+  return errs;
+}

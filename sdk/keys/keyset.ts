@@ -1,0 +1,99 @@
+/**
+ * `signet keys init`: the offline root key set with its threshold, the targets keys that sign
+ * releases, the online snapshot/timestamp keys (they go to the update server), a signed TUF
+ * root.json, a vendor CA and an RSA-2048 key for U-Boot FIT signatures.
+ */
+import { existsSync, readdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { formatUtc, SPEC_VERSION, type RootSigned } from '../ota/metadata';
+import { signEnvelope } from '../ota/sign';
+import { canonicalString } from '../util/canonical-json';
+import { createDirAtomic, writeFileAtomic } from '../util/fs-atomic';
+import { KeyError } from './errors';
+import { generateEd25519, writePrivateKeyFile, type Ed25519KeyPair } from './keyfile';
+import { createVendorCa, encryptPem, generateFitKey } from './x509';
+
+export interface KeysInitOptions {
+  dir: string;
+  threshold?: number; // root and targets threshold (k)
+  count?: number; // root and targets key count (n)
+  passphrase?: string; // encrypt every private key with it
+  rootExpiresDays?: number;
+  vendorName?: string;
+  now?: Date;
+}
+
+export interface KeysInitResult {
+  dir: string;
+  files: string[];
+  root: RootSigned;
+}
+
+export const MAX_KEYS = 16;
+
+export async function initKeys(opts: KeysInitOptions): Promise<KeysInitResult> {
+  const k = opts.threshold ?? 1;
+  const n = opts.count ?? Math.max(1, k);
+  if (!Number.isInteger(k) || !Number.isInteger(n) || k < 1 || n < k || n > MAX_KEYS) {
+    throw new KeyError('E_KEY_ARGS', `cannot make a ${k}-of-${n} key set`);
+  }
+  if (existsSync(opts.dir) && readdirSync(opts.dir).length > 0) {
+    throw new KeyError('E_KEYS_EXIST', opts.dir + ' already exists and is not empty');
+  }
+  const now = opts.now ?? new Date();
+  const nowS = Math.floor(now.getTime() / 1000);
+  const files: string[] = [];
+  let root!: RootSigned;
+
+  const make = (count: number): Ed25519KeyPair[] => Array.from({ length: count }, () => generateEd25519());
+  const rootKeys = make(n);
+  const targetsKeys = make(n);
+  const [snapshotKey] = make(1);
+  const [timestampKey] = make(1);
+
+  const fill = async (tmp: string) => {
+    const writeKey = (name: string, kp: Ed25519KeyPair) => {
+      writePrivateKeyFile(join(tmp, name + '.key'), kp.privatePem(opts.passphrase));
+      writeFileAtomic(join(tmp, name + '.pub'), JSON.stringify(kp.publicKey, null, 2) + '\n');
+      files.push(name + '.key', name + '.pub');
+    };
+    rootKeys.forEach((kp, i) => writeKey(`root-${i + 1}`, kp));
+    targetsKeys.forEach((kp, i) => writeKey(`targets-${i + 1}`, kp));
+    writeKey('snapshot', snapshotKey);
+    writeKey('timestamp', timestampKey);
+
+    const all = [...rootKeys, ...targetsKeys, snapshotKey, timestampKey];
+    const keys: RootSigned['keys'] = {};
+    for (const kp of all) keys[kp.signer.keyid] = kp.publicKey;
+    root = {
+      _type: 'root',
+      spec_version: SPEC_VERSION,
+      consistent_snapshot: true,
+      version: 1,
+      expires: formatUtc(nowS + (opts.rootExpiresDays ?? 365) * 86400),
+      keys,
+      roles: {
+        root: { keyids: rootKeys.map((x) => x.signer.keyid), threshold: k },
+        targets: { keyids: targetsKeys.map((x) => x.signer.keyid), threshold: k },
+        snapshot: { keyids: [snapshotKey.signer.keyid], threshold: 1 },
+        timestamp: { keyids: [timestampKey.signer.keyid], threshold: 1 },
+      },
+    };
+    // Every root key signs the first root, so it verifies even if later some are lost.
+    const env = await signEnvelope(root, rootKeys.map((x) => x.signer));
+    writeFileAtomic(join(tmp, 'root.json'), JSON.stringify(JSON.parse(canonicalString(env)), null, 2) + '\n');
+    files.push('root.json');
+
+    const ca = createVendorCa((opts.vendorName ?? 'Signet vendor') + ' CA', 3650, now);
+    writeFileAtomic(join(tmp, 'vendor-ca.crt'), ca.certPem);
+    writePrivateKeyFile(join(tmp, 'vendor-ca.key'), opts.passphrase ? encryptPem(ca.keyPem, opts.passphrase) : ca.keyPem);
+    const fit = generateFitKey();
+    writePrivateKeyFile(join(tmp, 'fit.key'), opts.passphrase ? encryptPem(fit, opts.passphrase) : fit);
+    files.push('vendor-ca.crt', 'vendor-ca.key', 'fit.key');
+  };
+
+  // An existing empty folder is replaced, so that a failure half-way leaves nothing behind.
+  if (existsSync(opts.dir)) rmdirSync(opts.dir);
+  await createDirAtomic(opts.dir, fill);
+  return { dir: opts.dir, files: files.sort(), root };
+}
