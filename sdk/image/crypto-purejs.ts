@@ -7,6 +7,26 @@ import type { ImageCrypto } from './crypto';
  * Build a pure-JS crypto, optionally with a faster native SHA-256 supplied by the host
  * (the boot stage's C host exposes one); ed25519 stays tweetnacl.
  */
+/** The group order L, little-endian, as in RFC 8032 §5.1.7. */
+const L = [
+  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/**
+ * RFC 8032 §5.1.7 requires S < L. tweetnacl skips this check (so a signature with S + L would
+ * verify there and not under OpenSSL); we add it so both implementations agree and
+ * signatures are not malleable.
+ */
+function scalarIsCanonical(sig: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) {
+    const s = sig[32 + i];
+    if (s < L[i]) return true;
+    if (s > L[i]) return false;
+  }
+  return false; // S == L
+}
+
 export function makePureJsCrypto(nativeSha256?: (data: Uint8Array) => Uint8Array): ImageCrypto {
   return {
     name: nativeSha256 ? 'purejs+native-sha256' : 'purejs',
@@ -31,6 +51,7 @@ export function makePureJsCrypto(nativeSha256?: (data: Uint8Array) => Uint8Array
     },
     ed25519Verify: function (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
       if (signature.length !== 64 || publicKey.length !== 32) return false;
+      if (!scalarIsCanonical(signature)) return false;
       try {
         return nacl.sign.detached.verify(message, signature, publicKey);
       } catch (_e) {
