@@ -1,0 +1,56 @@
+/**
+ * Build the boot-stage bundle for a board: bootloader/src/device-main.ts lowered to ES5 by the
+ * SDK's build pipeline, with the board's layout and the trust anchor compiled in.
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleService, type BundleModule } from '../sdk/build/bundle';
+import { partition, type Board } from '../sdk/board';
+import type { BootConfig } from './src/config';
+
+export const BOOTLOADER_DIR = dirname(fileURLToPath(import.meta.url));
+export const DEFAULT_TRIAL_TRIES = 3;
+
+export interface BootBuildOptions {
+  board: Board;
+  /** root.json text (the TUF root envelope) to trust. */
+  rootJson: string;
+  testMode?: boolean;
+  trialTries?: number;
+  /** Override the flash device path (default: the board's). */
+  device?: string;
+}
+
+export function bootConfig(o: BootBuildOptions): BootConfig {
+  const p = (name: string) => {
+    const x = partition(o.board, name);
+    return { offset: x.offset, size: x.size };
+  };
+  return {
+    board: o.board.id,
+    device: o.device ?? o.board.flash.device,
+    sectorSize: o.board.flash.blockSize,
+    partitions: { slot_a: p('slot_a'), slot_b: p('slot_b'), state: p('state') },
+    root: o.rootJson,
+    trialTries: o.trialTries ?? DEFAULT_TRIAL_TRIES,
+    testMode: o.testMode ?? false,
+  };
+}
+
+export interface BootBundle {
+  code: string;
+  modules: BundleModule[];
+  config: BootConfig;
+}
+
+export async function buildBootStage(o: BootBuildOptions): Promise<BootBundle> {
+  const config = bootConfig(o);
+  const r = await bundleService({
+    projectDir: BOOTLOADER_DIR,
+    entry: join('src', 'device-main.ts'),
+    engine: 'duktape-es5',
+    typecheck: false, // the repository's own type check covers this code
+    define: { __SIGNET_BOOT_CONFIG__: JSON.stringify(config) },
+  });
+  return { code: r.code, modules: r.modules, config };
+}

@@ -1,0 +1,63 @@
+/**
+ * In-memory flash for tests: counts sector writes, cuts power after any number of them (the
+ * write in progress is torn at a sector boundary: earlier sectors land, later ones do not),
+ * and flips bits. Sector writes are atomic and in order, as on eMMC with reliable write.
+ */
+import type { BlockDevice } from './block';
+import { BootError } from './errors';
+
+export class SimFlash implements BlockDevice {
+  readonly sectorSize: number;
+  readonly sectorCount: number;
+  readonly bytes: Uint8Array;
+  /** Sector writes that reached the medium since creation. */
+  sectorWrites = 0;
+  private cutAt = -1;
+
+  constructor(sizeBytes: number, sectorSize = 512, contents?: Uint8Array) {
+    this.sectorSize = sectorSize;
+    this.sectorCount = Math.floor(sizeBytes / sectorSize);
+    this.bytes = new Uint8Array(this.sectorCount * sectorSize);
+    if (contents) this.bytes.set(contents.subarray(0, this.bytes.length));
+    else this.bytes.fill(0xff);
+  }
+
+  /** Power is cut once `n` more sector writes have landed; every later write fails. */
+  cutPowerAfter(n: number): void {
+    this.cutAt = this.sectorWrites + n;
+  }
+
+  get powerCut(): boolean {
+    return this.cutAt >= 0 && this.sectorWrites >= this.cutAt;
+  }
+
+  /** The device after a power cycle: same contents, power restored. */
+  reboot(): SimFlash {
+    return new SimFlash(this.bytes.length, this.sectorSize, this.bytes);
+  }
+
+  flipBit(byteOffset: number, bit: number): void {
+    this.bytes[byteOffset] ^= 1 << bit;
+  }
+
+  read(sector: number, count: number): Uint8Array {
+    if (sector < 0 || sector + count > this.sectorCount) throw new Error('read past the end of the flash');
+    const out = new Uint8Array(count * this.sectorSize);
+    out.set(this.bytes.subarray(sector * this.sectorSize, (sector + count) * this.sectorSize));
+    return out;
+  }
+
+  write(sector: number, data: Uint8Array): void {
+    const n = data.length / this.sectorSize;
+    if (Math.floor(n) !== n || sector < 0 || sector + n > this.sectorCount) throw new Error('bad write to the flash');
+    for (let i = 0; i < n; i++) {
+      if (this.powerCut) throw new BootError('E_POWER_CUT', 'power cut after ' + this.sectorWrites + ' sector writes');
+      this.bytes.set(data.subarray(i * this.sectorSize, (i + 1) * this.sectorSize), (sector + i) * this.sectorSize);
+      this.sectorWrites++;
+    }
+  }
+
+  flush(): void {
+    if (this.powerCut) throw new BootError('E_POWER_CUT', 'power cut before flush');
+  }
+}

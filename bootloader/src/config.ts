@@ -1,0 +1,13 @@
+/** What is compiled into a boot-stage bundle for one board (docs/boot-state.md §Build). */
+export interface BootConfig {
+  board: string;
+  /** The flash device as the guest sees it, e.g. /dev/vda. `--disk <path>` overrides it. */
+  device: string;
+  sectorSize: number;
+  partitions: { slot_a: { offset: number; size: number }; slot_b: { offset: number; size: number }; state: { offset: number; size: number } };
+  /** The trust anchor: root.json as shipped (a TUF root envelope). */
+  root: string;
+  trialTries: number;
+  /** Power off after the app returns (tests and `signet run`); otherwise reboot. */
+  testMode: boolean;
+}

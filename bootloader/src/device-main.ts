@@ -1,0 +1,96 @@
+/**
+ * The boot stage's entry on the device: `/signet/boot.js`, run by the C host as PID 1 (or by
+ * `node-host.ts` on Node). Reads the compiled-in configuration, boots a verified slot, runs
+ * its app with a host object (`__signet_host`), then powers off (test mode) or reboots.
+ */
+import { makePureJsCrypto } from '../../sdk/image/crypto-purejs';
+import { verifyTrustedRoot, type RootSigned } from '../../sdk/ota/metadata';
+import { utf8Decode, utf8Encode } from '../../sdk/util/bytes';
+import { PartitionDevice } from './block';
+import type { BootConfig } from './config';
+import { errorCode } from './errors';
+import { NativeBlockDevice, type SignetNative } from './native';
+import { BootStage } from './stage';
+
+declare const signet_native: SignetNative;
+declare const __SIGNET_BOOT_CONFIG__: BootConfig;
+
+function argValue(args: string[], name: string): string | null {
+  for (let i = 0; i < args.length - 1; i++) if (args[i] === name) return args[i + 1];
+  return null;
+}
+
+function hasArg(args: string[], name: string): boolean {
+  for (let i = 0; i < args.length; i++) if (args[i] === name) return true;
+  return false;
+}
+
+function main(): void {
+  const n = signet_native;
+  const cfg = __SIGNET_BOOT_CONFIG__;
+  const args = n.args || [];
+  const log = function (line: string) { n.print(line); };
+  const halt = function () {
+    if (cfg.testMode || hasArg(args, '--halt')) {
+      log('boot[HALT]');
+      n.powerOff();
+    } else n.reboot();
+  };
+  const crypto = makePureJsCrypto(hasArg(args, '--purejs-hash') ? undefined : n.sha256);
+  const nowFn = function (): number | null {
+    const t = n.nowSeconds();
+    return t > 0 ? t : null;
+  };
+
+  let root: RootSigned;
+  try {
+    root = verifyTrustedRoot(utf8Encode(cfg.root), crypto, nowFn());
+  } catch (e) {
+    log('boot[RECOVERY] reason=' + errorCode(e) + ' what=root');
+    halt();
+    return;
+  }
+
+  const disk = new NativeBlockDevice(n, argValue(args, '--disk') || cfg.device, cfg.sectorSize);
+  const part = function (p: { offset: number; size: number }) { return new PartitionDevice(disk, p.offset, p.size); };
+  const stage = new BootStage({
+    slots: { a: part(cfg.partitions.slot_a), b: part(cfg.partitions.slot_b) },
+    state: part(cfg.partitions.state),
+    root,
+    board: cfg.board,
+    crypto,
+    now: nowFn,
+    log,
+    trialTries: cfg.trialTries,
+  });
+
+  const choice = stage.boot();
+  if (!choice) {
+    halt();
+    return;
+  }
+  const source = utf8Decode(choice.app);
+  if (source === null) {
+    log('boot[APP-ERROR] slot=' + choice.slot + ' reason=E_APP_ENCODING');
+    halt();
+    return;
+  }
+  const host = {
+    board: cfg.board,
+    version: choice.image.manifest.version,
+    log: log,
+    confirm: function () { stage.confirm(); },
+    /** Install API for the OTA agent: stage an image into the inactive slot. */
+    stage: function (bytes: Uint8Array) { return stage.stageImage(bytes).manifest.version; },
+    exit: function (code: number) { log('boot[APP-EXIT] code=' + code); halt(); },
+  };
+  (Function('return this')() as { __signet_host: unknown }).__signet_host = host;
+  try {
+    n.evalScript(source, 'app.js');
+  } catch (e) {
+    log('boot[APP-ERROR] slot=' + choice.slot + ' reason=' + errorCode(e));
+  }
+  halt();
+}
+
+main();

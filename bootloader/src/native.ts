@@ -1,0 +1,55 @@
+/**
+ * The native calls the C host (bootloader/native/host.c) gives the boot stage as the global
+ * `signet_native`. On Node, `node-host.ts` provides the same object so that the *same* ES5
+ * bundle runs on both engines (the differential test compares their logs and flash).
+ */
+import type { BlockDevice } from './block';
+
+export interface SignetNative {
+  print(line: string): void;
+  blockOpen(path: string, writable: boolean): number;
+  blockSize(h: number): number;
+  blockRead(h: number, offset: number, length: number): Uint8Array;
+  blockWrite(h: number, offset: number, data: Uint8Array): void;
+  blockFlush(h: number): void;
+  blockClose(h: number): void;
+  readFile(path: string): Uint8Array;
+  monotonicMs(): number;
+  nowSeconds(): number;
+  random(n: number): Uint8Array;
+  sha256(data: Uint8Array): Uint8Array;
+  evalScript(source: string, filename: string): unknown;
+  powerOff(): void;
+  reboot(): void;
+  exit(code: number): void;
+  args: string[];
+  isPid1: boolean;
+  arch: string;
+}
+
+/** A device node or disk-image file through the native block calls. */
+export class NativeBlockDevice implements BlockDevice {
+  readonly sectorSize: number;
+  readonly sectorCount: number;
+  private readonly n: SignetNative;
+  private readonly h: number;
+
+  constructor(n: SignetNative, path: string, sectorSize: number) {
+    this.n = n;
+    this.h = n.blockOpen(path, true);
+    this.sectorSize = sectorSize;
+    this.sectorCount = Math.floor(n.blockSize(this.h) / sectorSize);
+  }
+
+  read(sector: number, count: number): Uint8Array {
+    return this.n.blockRead(this.h, sector * this.sectorSize, count * this.sectorSize);
+  }
+
+  write(sector: number, data: Uint8Array): void {
+    this.n.blockWrite(this.h, sector * this.sectorSize, data);
+  }
+
+  flush(): void {
+    this.n.blockFlush(this.h);
+  }
+}
