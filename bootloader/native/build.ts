@@ -1,0 +1,203 @@
+/**
+ * Builds signet-host (host.c + Duktape) for the machine we run on or, with a
+ * Debian cross compiler, as a static binary for a board's initramfs.
+ *
+ * The engine source is Debian's duktape-dev (`/usr/share/duktape/duktape.c`),
+ * fetched with fetchDeb, never the system include folder. Outputs are cached
+ * under `<cache>/native/<target>-<hash>/signet-host`, the hash covering
+ * host.c, the engine source, the compiler's identity and every flag; the
+ * engine object (the slow part) is cached on its own so editing host.c
+ * relinks in a second.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fetchDeb, nativeDebianArch } from '../../sdk/build/debian';
+import { cacheDir as projectCacheDir, sdkRoot } from '../../sdk/util/paths';
+import { NativeBuildError } from './errors';
+
+export { NativeBuildError, type NativeBuildErrorCode } from './errors';
+
+export type NativeTarget = 'host' | 'arm64' | 'armhf';
+
+export interface NativeTargetSpec {
+  /** Compiler command. */
+  cc: string;
+  /** Debian package that provides `cc`. */
+  debianPackage: string;
+  /** ELF e_machine of the output on this target (host: of the build machine). */
+  elfMachine: number;
+  /** What `signet_native.arch` reports. */
+  arch: 'x86_64' | 'aarch64' | 'armhf';
+}
+
+const HOST_SPECS: Partial<Record<NodeJS.Architecture, NativeTargetSpec>> = {
+  x64: { cc: 'gcc', debianPackage: 'gcc', elfMachine: 62, arch: 'x86_64' },
+  arm64: { cc: 'gcc', debianPackage: 'gcc', elfMachine: 183, arch: 'aarch64' },
+  arm: { cc: 'gcc', debianPackage: 'gcc', elfMachine: 40, arch: 'armhf' },
+};
+
+const CROSS_SPECS: Record<Exclude<NativeTarget, 'host'>, NativeTargetSpec> = {
+  arm64: { cc: 'aarch64-linux-gnu-gcc', debianPackage: 'gcc-aarch64-linux-gnu', elfMachine: 183, arch: 'aarch64' },
+  armhf: { cc: 'arm-linux-gnueabihf-gcc', debianPackage: 'gcc-arm-linux-gnueabihf', elfMachine: 40, arch: 'armhf' },
+};
+
+export const NATIVE_TARGETS: readonly NativeTarget[] = ['host', 'arm64', 'armhf'];
+
+export function nativeTargetSpec(target: NativeTarget): NativeTargetSpec {
+  if (target === 'host') {
+    const spec = HOST_SPECS[process.arch];
+    if (spec === undefined) {
+      throw new NativeBuildError('E_NATIVE_TARGET', `signet-host cannot be built for this machine (${process.arch}) — build on x86_64, aarch64 or armhf`);
+    }
+    return spec;
+  }
+  const spec = CROSS_SPECS[target];
+  if (spec === undefined) {
+    throw new NativeBuildError('E_NATIVE_TARGET', `unknown native target '${String(target)}' — use one of ${NATIVE_TARGETS.join(', ')}`);
+  }
+  return spec;
+}
+
+/**
+ * Duktape keeps its default configuration. gnu99 for host.c's POSIX/Linux calls;
+ * 64-bit file offsets so armhf can address block devices past 2 GiB.
+ */
+const CFLAGS = ['-O2', '-std=gnu99', '-D_FILE_OFFSET_BITS=64'];
+/** Static everywhere: the initramfs has no libc, and host tests run it chrooted as PID 1. */
+const LDFLAGS = ['-static', '-s'];
+const LIBS = ['-lm'];
+
+const ENGINE_FILES = ['duktape.c', 'duktape.h', 'duk_config.h'] as const;
+
+/** host.c under the SDK root, so this also works from the bundled CLI in dist/. */
+function hostSourcePath(): string {
+  const path = join(sdkRoot(), 'bootloader', 'native', 'host.c');
+  if (!existsSync(path)) {
+    throw new NativeBuildError('E_NATIVE_SOURCE_MISSING', `${path} is missing — restore it from the Signet sources`);
+  }
+  return path;
+}
+
+export interface NativeBuildOptions {
+  /** Cache root to use instead of the project cache (sdk/util/paths cacheDir()). */
+  cacheDir?: string;
+}
+
+function run(cmd: string, args: string[], spec: NativeTargetSpec): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error === null) {
+        resolve({ stdout, stderr });
+      } else if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        reject(
+          new NativeBuildError('E_NATIVE_CC_MISSING', `${cmd} is not installed — run 'apt-get install ${spec.debianPackage}'`, {
+            cause: error,
+          }),
+        );
+      } else {
+        const tail = String(stderr).trim().split('\n').slice(-12).join('\n');
+        reject(new NativeBuildError('E_NATIVE_COMPILE', `${cmd} failed: ${tail}`, { cause: error }));
+      }
+    });
+  });
+}
+
+/** The compiler's identity: version line and target triple. */
+async function compilerId(spec: NativeTargetSpec): Promise<string> {
+  const version = (await run(spec.cc, ['--version'], spec)).stdout.split('\n')[0]!.trim();
+  const machine = (await run(spec.cc, ['-dumpmachine'], spec)).stdout.trim();
+  return `${version} (${machine})`;
+}
+
+async function engineDir(cacheDir: string): Promise<string> {
+  // duktape.c is architecture-independent: take the build machine's package.
+  const root = await fetchDeb('duktape-dev', nativeDebianArch(), { cacheDir, acceptCached: true });
+  const dir = join(root, 'usr', 'share', 'duktape');
+  for (const f of ENGINE_FILES) {
+    if (!existsSync(join(dir, f))) {
+      throw new NativeBuildError(
+        'E_NATIVE_ENGINE_MISSING',
+        `Debian's duktape-dev has no /usr/share/duktape/${f} — delete ${root} and retry; Signet needs duktape-dev 2.x`,
+      );
+    }
+  }
+  return dir;
+}
+
+function digest(parts: Array<string | Buffer>): string {
+  const hash = createHash('sha256');
+  for (const p of parts) {
+    const b = typeof p === 'string' ? Buffer.from(p) : p;
+    hash.update(`${b.length}:`); // length-prefixed, so parts cannot run together
+    hash.update(b);
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+/** Moves `from` to `to` unless `to` already exists (a concurrent build won). */
+async function publish(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(to)) return;
+    throw error;
+  }
+}
+
+const inFlight = new Map<string, Promise<string>>();
+
+/** Builds signet-host for `target` (or finds it in the cache) and returns the binary's path. */
+export function buildNativeHost(target: NativeTarget, options: NativeBuildOptions = {}): Promise<string> {
+  const cacheDir = options.cacheDir ?? projectCacheDir();
+  const key = `${cacheDir}\0${target}`;
+  let pending = inFlight.get(key);
+  if (pending === undefined) {
+    pending = build(target, cacheDir).finally(() => inFlight.delete(key));
+    inFlight.set(key, pending);
+  }
+  return pending;
+}
+
+async function build(target: NativeTarget, cacheDir: string): Promise<string> {
+  const spec = nativeTargetSpec(target);
+  const cc = await compilerId(spec);
+  const engine = await engineDir(cacheDir);
+  const engineSources = await Promise.all(ENGINE_FILES.map((f) => readFile(join(engine, f))));
+  const hostC = hostSourcePath();
+  const hostSource = await readFile(hostC);
+
+  const nativeDir = join(cacheDir, 'native');
+  const engineKey = digest([cc, ...CFLAGS, ...engineSources]);
+  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, hostSource, ...engineSources]);
+  const outDir = join(nativeDir, `${target}-${outKey}`);
+  const binary = join(outDir, 'signet-host');
+  if (existsSync(binary)) return binary;
+
+  const objDir = join(nativeDir, 'obj');
+  const engineObj = join(objDir, `duktape-${target}-${engineKey}.o`);
+  await mkdir(objDir, { recursive: true });
+  const tmp = await mkdtemp(join(nativeDir, `.tmp-${target}-`));
+  try {
+    const include = `-I${engine}`;
+    const hostObj = join(tmp, 'host.o');
+    await Promise.all([
+      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, '-c', hostC, '-o', hostObj], spec),
+      existsSync(engineObj)
+        ? Promise.resolve()
+        : run(spec.cc, [...CFLAGS, include, '-c', join(engine, 'duktape.c'), '-o', join(tmp, 'duktape.o')], spec).then(() =>
+            rename(join(tmp, 'duktape.o'), engineObj),
+          ),
+    ]);
+    await run(spec.cc, [...LDFLAGS, '-o', join(tmp, 'signet-host'), hostObj, engineObj, ...LIBS], spec);
+    await rm(hostObj);
+    await chmod(tmp, 0o755); // mkdtemp made it private
+    await publish(tmp, outDir);
+    return binary;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

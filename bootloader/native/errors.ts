@@ -1,0 +1,17 @@
+/** What can go wrong while building the native host. */
+export type NativeBuildErrorCode =
+  | 'E_NATIVE_TARGET' // unknown build target
+  | 'E_NATIVE_CC_MISSING' // the (cross) compiler for the target is not installed
+  | 'E_NATIVE_ENGINE_MISSING' // duktape-dev did not contain the engine source
+  | 'E_NATIVE_SOURCE_MISSING' // host.c is not where the SDK expects it
+  | 'E_NATIVE_COMPILE'; // the compiler or linker failed
+
+export class NativeBuildError extends Error {
+  override readonly name = this.constructor.name;
+  readonly code: NativeBuildErrorCode;
+
+  constructor(code: NativeBuildErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
