@@ -65,7 +65,7 @@ export function runBootBundleOnNode(code: string, opts: NodeRunOptions = {}): No
         if (n === 0) throw new Error('short read at ' + (offset + got));
         got += n;
       }
-      return new Uint8Array(b.buffer, b.byteOffset, b.length);
+      return inner(b);
     },
     blockWrite(h, offset, data) {
       let done = 0;
@@ -76,11 +76,11 @@ export function runBootBundleOnNode(code: string, opts: NodeRunOptions = {}): No
       closeSync(fdOf(h));
       fds.delete(h);
     },
-    readFile: (p) => new Uint8Array(readFileSync(p)),
+    readFile: (p) => inner(readFileSync(p)),
     monotonicMs: () => Number(process.hrtime.bigint() / 1000000n),
     nowSeconds: () => opts.nowSeconds ?? Math.floor(Date.now() / 1000),
-    random: (n) => new Uint8Array(randomBytes(n)),
-    sha256: (d) => new Uint8Array(createHash('sha256').update(d).digest()),
+    random: (n) => inner(randomBytes(n)),
+    sha256: (d) => inner(createHash('sha256').update(d).digest()),
     evalScript: (source, filename) => runInContext(source, ctx, { filename }),
     powerOff: () => halt(new Halt('poweroff')),
     reboot: () => halt(new Halt('reboot')),
@@ -90,6 +90,14 @@ export function runBootBundleOnNode(code: string, opts: NodeRunOptions = {}): No
     arch: 'node',
   };
   const ctx = createContext({ signet_native: native });
+  // Bytes handed to the script must be the script realm's Uint8Array, as on the device
+  // (libraries such as tweetnacl check `instanceof Uint8Array`).
+  const InnerU8 = runInContext('Uint8Array', ctx) as Uint8ArrayConstructor;
+  function inner(b: Uint8Array): Uint8Array {
+    const out = new InnerU8(b.length);
+    out.set(b);
+    return out;
+  }
   try {
     runInContext(code, ctx, { filename: 'boot.js' });
   } catch (e) {

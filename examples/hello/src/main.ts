@@ -1,0 +1,4 @@
+import { confirm, log } from 'signet/runtime';
+
+log('hello from signet');
+confirm();

@@ -1,0 +1,12 @@
+export { bundleService, BUNDLE_WRAPPER_NAME } from './bundle';
+export type { BundleModule, BundleOptions, BundleResult, Engine, ModuleKind } from './bundle';
+export { BuildError } from './errors';
+export type { BuildErrorCode, BuildErrorDetails } from './errors';
+export { DUKTAPE_ES5 } from './engine';
+export type { EngineProfile } from './engine';
+export { PROJECT_FILE, readProject, validateProjectConfig } from './project';
+export type { Project, ProjectConfig } from './project';
+export { scaffoldProject } from './scaffold';
+export type { ScaffoldOptions } from './scaffold';
+export { buildTcbReport, diffTcb, formatTcbText, renderTcbHtml, MODULE_KINDS } from './tcb';
+export type { TcbChange, TcbDiff, TcbKindTotal, TcbModule, TcbReport } from './tcb';

@@ -1,0 +1,52 @@
+/**
+ * The API a service imports: `import { log, confirm, board, version } from 'signet/runtime'`.
+ *
+ * Part of every image's trusted code base, so it stays tiny and plain ES5. On a device the
+ * Signet boot stage installs the global `__signet_host` before running the app; under plain
+ * Node (tests, `signet run --engine node`) there is none and output goes to `console.log`.
+ */
+
+export interface SignetHost {
+  log(line: string): void;
+  confirm(): void;
+  board: string;
+  version: string;
+  exit?(code: number): void;
+}
+
+// Both are globals of the host, not of every engine: Duktape has no `console`.
+declare const __signet_host: SignetHost | undefined;
+declare const console: { log(line: string): void } | undefined;
+
+const host: SignetHost | undefined = typeof __signet_host !== 'undefined' ? __signet_host : undefined;
+
+function fallbackLog(line: string): void {
+  if (typeof console !== 'undefined') console.log(line);
+}
+
+/** The board id this image runs on (`none` without a host). */
+export const board: string = host ? host.board : 'none';
+
+/** The version of the running image, from its manifest (`0.0.0` without a host). */
+export const version: string = host ? host.version : '0.0.0';
+
+/** Write one line to the device log (serial console). */
+export function log(line: string): void {
+  if (host) host.log(String(line));
+  else fallbackLog(String(line));
+}
+
+/**
+ * Declare this boot healthy. In a trial boot this makes the new slot permanent; call it once
+ * the service is actually serving, not at the first line of main.
+ */
+export function confirm(): void {
+  if (host) host.confirm();
+  else fallbackLog('app[CONFIRM] (no host)');
+}
+
+/** Stop the service with an exit code, where the host allows it (no-op without a host). */
+export function exit(code: number): void {
+  if (host && host.exit) host.exit(code);
+  else fallbackLog('app[EXIT] ' + code + ' (no host)');
+}
