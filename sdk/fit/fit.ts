@@ -1,0 +1,203 @@
+// Builds a signed U-Boot FIT (.itb): kernel + ramdisk + device tree, one
+// configuration signed sha256,rsa2048 the way `mkimage -F -k` signs
+// configurations. Same inputs → same bytes (RSASSA-PKCS1-v1_5 is
+// deterministic and the timestamp is an input). Layout: docs/fit.md.
+
+import { FitError } from './errors';
+import {
+  decodeFdtHeader,
+  encodeFdt,
+  fdtNode,
+  fdtProp,
+  newFdt,
+  stringListValue,
+  stringValue,
+  u32Value,
+  u64Value,
+  type Fdt,
+  type FdtNode,
+} from './fdt';
+import { configImageRefs, configSignatureDigest, configSignedNodes } from './fit-sig';
+import { checkKeyName, FIT_SIGN_ALGO } from './keydtb';
+import { RSA2048_BITS, sha256 } from './pkcs1';
+import type { RsaSigner } from './signer';
+
+export const FIT_CONFIG_NAME = 'conf-1';
+export const FIT_SIG_NODE = 'signature-1';
+export const FIT_HASH_NODE = 'hash-1';
+export const FIT_HASH_ALGO = 'sha256';
+export const FIT_SIGNER_NAME = 'signet';
+export const FIT_SIGNATURE_BYTES = RSA2048_BITS / 8;
+
+/** Image node names, which are also the configuration's property names. */
+export const FIT_KERNEL = 'kernel';
+export const FIT_RAMDISK = 'ramdisk';
+export const FIT_FDT = 'fdt';
+/** The images the configuration signature names in sign-images, in mkimage's order. */
+export const FIT_SIGN_IMAGES = [FIT_KERNEL, FIT_FDT, FIT_RAMDISK] as const;
+
+/** U-Boot arch names (boot/image.c uimage_arch). */
+export type FitArch = 'arm64' | 'arm';
+const ARCHES: readonly FitArch[] = ['arm64', 'arm'];
+
+export type FitAddress = number | bigint;
+
+export interface FitImageInput {
+  data: Uint8Array;
+  description?: string;
+  /** Where U-Boot copies the image before use; omit to use it in place. */
+  loadAddress?: FitAddress;
+}
+
+export interface FitKernelInput {
+  data: Uint8Array;
+  description?: string;
+  loadAddress: FitAddress;
+  entryAddress: FitAddress;
+}
+
+export interface BuildFitInput {
+  description: string;
+  arch: FitArch;
+  /** Seconds since the Unix epoch, written to / and to the signature node. */
+  timestamp: number;
+  kernel: FitKernelInput;
+  ramdisk: FitImageInput;
+  fdt: FitImageInput;
+  /** Name of the signing key: key-name-hint here, key-<name> in U-Boot's DTB. */
+  keyName: string;
+  signer: RsaSigner;
+  configDescription?: string;
+  /** Cells per load/entry address (root #address-cells); 1 unless RAM is above 4 GiB. */
+  addressCells?: 1 | 2;
+}
+
+function fail(message: string): never {
+  throw new FitError('E_FIT_BAD_INPUT', message);
+}
+
+function checkInput(input: BuildFitInput): void {
+  if (!ARCHES.includes(input.arch)) fail(`arch ${JSON.stringify(input.arch)} is not supported — use "arm64" or "arm"`);
+  if (!Number.isInteger(input.timestamp) || input.timestamp < 0 || input.timestamp > 0xffffffff) {
+    fail(`timestamp ${input.timestamp} is not whole seconds since 1970 within 32 bits — pass e.g. SOURCE_DATE_EPOCH`);
+  }
+  checkKeyName(input.keyName);
+  for (const [name, img] of [[FIT_KERNEL, input.kernel], [FIT_RAMDISK, input.ramdisk], [FIT_FDT, input.fdt]] as const) {
+    if (!(img?.data instanceof Uint8Array)) fail(`${name} data is missing — pass its bytes as a Uint8Array`);
+  }
+}
+
+function addressValue(addr: FitAddress, cells: 1 | 2, what: string): Uint8Array {
+  const n = BigInt(addr);
+  const max = cells === 1 ? 0xffffffffn : 0xffffffffffffffffn;
+  if (n < 0n || n > max) fail(`${what} 0x${n.toString(16)} does not fit in ${cells} address cell(s) — pass addressCells: 2 for addresses above 4 GiB`);
+  return cells === 1 ? u32Value(Number(n)) : u64Value(n);
+}
+
+function hashNode(data: Uint8Array): FdtNode {
+  // Property order as in mkimage output: libfdt inserts a new property at the
+  // start of its node, so the computed value lands before the .its's algo.
+  return fdtNode(FIT_HASH_NODE, [fdtProp('value', sha256([data])), fdtProp('algo', stringValue(FIT_HASH_ALGO))]);
+}
+
+function imageNode(
+  name: string,
+  img: FitImageInput | FitKernelInput,
+  type: string,
+  arch: FitArch,
+  os: string | undefined,
+  cells: 1 | 2,
+  defaultDescription: string,
+): FdtNode {
+  const props = [
+    fdtProp('description', stringValue(img.description ?? defaultDescription)),
+    fdtProp('data', img.data),
+    fdtProp('type', stringValue(type)),
+    fdtProp('arch', stringValue(arch)),
+  ];
+  if (os) props.push(fdtProp('os', stringValue(os)));
+  props.push(fdtProp('compression', stringValue('none')));
+  if (img.loadAddress !== undefined) props.push(fdtProp('load', addressValue(img.loadAddress, cells, `${name} load address`)));
+  if ('entryAddress' in img) props.push(fdtProp('entry', addressValue(img.entryAddress, cells, `${name} entry address`)));
+  return fdtNode(name, props, [hashNode(img.data)]);
+}
+
+function fitTree(input: BuildFitInput, signature: Uint8Array, hashedStrings: number): Fdt {
+  const cells = input.addressCells ?? 1;
+  const images = fdtNode('images', [], [
+    imageNode(FIT_KERNEL, input.kernel, 'kernel', input.arch, 'linux', cells, 'Linux kernel'),
+    imageNode(FIT_RAMDISK, input.ramdisk, 'ramdisk', input.arch, 'linux', cells, 'initramfs'),
+    // The device tree goes last: U-Boot may grow it in place (fdt_high=~0),
+    // which then only overwrites FIT bytes it has already verified.
+    imageNode(FIT_FDT, input.fdt, 'flat_dt', input.arch, undefined, cells, 'device tree'),
+  ]);
+  const hashedNodes = signedNodeList();
+  // Same property order as mkimage's output: what fit_image_write_sig() adds
+  // (each new property inserted first by libfdt), then the .its's own three.
+  const signatureNode = fdtNode(FIT_SIG_NODE, [
+    // [0] is a legacy offset that must stay 0; [1] is how much of the strings block is signed.
+    fdtProp('hashed-strings', new Uint8Array([...u32Value(0), ...u32Value(hashedStrings)])),
+    fdtProp('hashed-nodes', stringListValue(hashedNodes)),
+    fdtProp('timestamp', u32Value(input.timestamp)),
+    fdtProp('signer-name', stringValue(FIT_SIGNER_NAME)),
+    fdtProp('value', signature),
+    fdtProp('algo', stringValue(FIT_SIGN_ALGO)),
+    fdtProp('key-name-hint', stringValue(input.keyName)),
+    fdtProp('sign-images', stringListValue(FIT_SIGN_IMAGES)),
+  ]);
+  const conf = fdtNode(
+    FIT_CONFIG_NAME,
+    [
+      fdtProp('description', stringValue(input.configDescription ?? input.description)),
+      fdtProp(FIT_KERNEL, stringValue(FIT_KERNEL)),
+      fdtProp(FIT_FDT, stringValue(FIT_FDT)),
+      fdtProp(FIT_RAMDISK, stringValue(FIT_RAMDISK)),
+    ],
+    [signatureNode],
+  );
+  const configurations = fdtNode('configurations', [fdtProp('default', stringValue(FIT_CONFIG_NAME))], [conf]);
+  return newFdt(
+    fdtNode(
+      '',
+      [
+        fdtProp('timestamp', u32Value(input.timestamp)),
+        fdtProp('description', stringValue(input.description)),
+        fdtProp('#address-cells', u32Value(cells)),
+      ],
+      [images, configurations],
+    ),
+  );
+}
+
+/** hashed-nodes as mkimage writes it: root, configuration, then sign-images order. */
+function signedNodeList(): string[] {
+  const nodes = ['/', `/configurations/${FIT_CONFIG_NAME}`];
+  for (const image of FIT_SIGN_IMAGES) nodes.push(`/images/${image}`, `/images/${image}/${FIT_HASH_NODE}`);
+  return nodes;
+}
+
+export function buildFit(input: BuildFitInput): Uint8Array {
+  checkInput(input);
+  const placeholder = new Uint8Array(FIT_SIGNATURE_BYTES);
+
+  // Pass 1 fixes the strings block; only property values change afterwards,
+  // and every later value has the same length, so no offset moves.
+  const draft = encodeFdt(fitTree(input, placeholder, 0));
+  const hashedStrings = decodeFdtHeader(draft).sizeDtStrings;
+  const unsigned = encodeFdt(fitTree(input, placeholder, hashedStrings));
+
+  const tree = fitTree(input, placeholder, hashedStrings);
+  const conf = tree.root.children[1]!.children[0]!;
+  const nodes = configSignedNodes(tree.root, FIT_CONFIG_NAME, configImageRefs(conf));
+  const { digest } = configSignatureDigest(unsigned, nodes, hashedStrings);
+
+  const signature = input.signer.sign(digest);
+  if (signature.length !== FIT_SIGNATURE_BYTES) {
+    throw new FitError('E_FIT_BAD_SIGNATURE_LENGTH', `signer returned ${signature.length} bytes, expected ${FIT_SIGNATURE_BYTES} for rsa2048 — use an RSA-2048 key`);
+  }
+  const signed = encodeFdt(fitTree(input, signature, hashedStrings));
+  if (signed.length !== unsigned.length) {
+    throw new Error('internal: signing moved FIT offsets');
+  }
+  return signed;
+}

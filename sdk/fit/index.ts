@@ -1,0 +1,10 @@
+export * from './errors';
+export * from './fdt';
+export * from './fdt-region';
+export * from './signer';
+export * from './pkcs1';
+export * from './fit-sig';
+export * from './fit';
+export * from './fit-verify';
+export * from './keydtb';
+export { ForgeRsaSigner } from './rsa';
