@@ -7,7 +7,10 @@
  */
 import { createHash } from 'node:crypto';
 import * as acorn from 'acorn';
-import ts from 'typescript';
+import type TS from 'typescript';
+import { typescript } from './typescript';
+
+const ts = typescript();
 import { SourceMap } from './sourcemap';
 
 export interface LoweredModule {
@@ -18,7 +21,7 @@ export interface LoweredModule {
   errors: { line: number; column: number; message: string }[];
 }
 
-const LOWER_OPTIONS: ts.CompilerOptions = {
+const LOWER_OPTIONS: TS.CompilerOptions = {
   target: ts.ScriptTarget.ES5,
   module: ts.ModuleKind.ESNext,
   sourceMap: true,

@@ -4,7 +4,10 @@
  * Promise/collections/Symbol are declared on purpose, so that using them is reported as the
  * precise E_ENGINE_FEATURE by the bundle check instead of a vague "cannot find name".
  */
-import ts from 'typescript';
+import type TS from 'typescript';
+import { typescript } from './typescript';
+
+const ts = typescript();
 import { join, resolve } from 'node:path';
 import { BuildError } from './errors';
 import { DUKTAPE_LIB_DTS, type EngineProfile } from './engine';
@@ -14,7 +17,7 @@ const ENGINE_DTS = '/__signet__/engine-duktape-es5.d.ts';
 const LIBS = ['lib.es5.d.ts', 'lib.es2015.promise.d.ts', 'lib.es2015.collection.d.ts', 'lib.es2015.symbol.d.ts'];
 const MAX_LISTED = 20;
 
-function compilerOptions(sdk: string): ts.CompilerOptions {
+function compilerOptions(sdk: string): TS.CompilerOptions {
   return {
     strict: true,
     target: ts.ScriptTarget.ES5,
@@ -33,10 +36,10 @@ function compilerOptions(sdk: string): ts.CompilerOptions {
 }
 
 // Parsing the lib files is most of the cost of a check; they never change within a process.
-const libCache = new Map<string, ts.SourceFile>();
-let engineDts: ts.SourceFile | undefined;
+const libCache = new Map<string, TS.SourceFile>();
+let engineDts: TS.SourceFile | undefined;
 
-function makeHost(options: ts.CompilerOptions): ts.CompilerHost {
+function makeHost(options: TS.CompilerOptions): TS.CompilerHost {
   const host = ts.createCompilerHost(options, true);
   const libDir = resolve(host.getDefaultLibLocation ? host.getDefaultLibLocation() : '');
   const getSourceFile = host.getSourceFile.bind(host);
@@ -56,7 +59,7 @@ function makeHost(options: ts.CompilerOptions): ts.CompilerHost {
   return host;
 }
 
-function where(file: ts.SourceFile | undefined, start: number | undefined, projectDir: string, sdk: string): { file?: string; line?: number; column?: number; prefix: string } {
+function where(file: TS.SourceFile | undefined, start: number | undefined, projectDir: string, sdk: string): { file?: string; line?: number; column?: number; prefix: string } {
   if (!file || start === undefined) return { prefix: '' };
   const pos = file.getLineAndCharacterOfPosition(start);
   const name = file.fileName === ENGINE_DTS ? 'signet/engine.d.ts' : nameModule(file.fileName, projectDir, sdk).name;
@@ -64,12 +67,12 @@ function where(file: ts.SourceFile | undefined, start: number | undefined, proje
 }
 
 /** Members the engine lacks, found with types: `bytes.slice(...)` on a Uint8Array. */
-function missingMemberUses(program: ts.Program, profile: EngineProfile): { file: ts.SourceFile; node: ts.Node; what: string }[] {
+function missingMemberUses(program: TS.Program, profile: EngineProfile): { file: TS.SourceFile; node: TS.Node; what: string }[] {
   const checker = program.getTypeChecker();
-  const found: { file: ts.SourceFile; node: ts.Node; what: string }[] = [];
+  const found: { file: TS.SourceFile; node: TS.Node; what: string }[] = [];
   for (const sf of program.getSourceFiles()) {
     if (sf.isDeclarationFile || program.isSourceFileDefaultLibrary(sf)) continue;
-    const visit = (node: ts.Node): void => {
+    const visit = (node: TS.Node): void => {
       if (ts.isPropertyAccessExpression(node)) {
         const member = node.name.text;
         const sym = checker.getSymbolAtLocation(node.name);

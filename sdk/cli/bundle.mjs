@@ -9,7 +9,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export async function bundleCli() {
   await build({
     entryPoints: [join(root, 'sdk/cli/entry.ts')],
-    outfile: join(root, 'dist/signet.mjs'),
+    outdir: join(root, 'dist'),
+    entryNames: 'signet',
+    chunkNames: 'chunks/[name]-[hash]',
+    outExtension: { '.js': '.mjs' },
+    splitting: true, // heavy dependencies (TypeScript, esbuild, node-forge) load only for the commands that use them
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -1,8 +1,6 @@
 import { basename, resolve } from 'node:path';
 import { loadBoard } from '../../board';
-import { scaffoldProject } from '../../build/scaffold';
 import { SEMVER } from '../../image/manifest';
-import { buildRelease } from '../../image/release';
 import { intOption, JSON_OPTION, need, onePositional, UsageError, type Command } from '../command';
 
 export const init: Command = {
@@ -18,6 +16,7 @@ export const init: Command = {
     const dir = onePositional(ctx, 'project folder');
     const board = loadBoard(need(ctx, 'board'));
     const name = (ctx.values.name as string | undefined) ?? basename(resolve(dir));
+    const { scaffoldProject } = await import('../../build/scaffold');
     const cfg = await scaffoldProject(dir, { name, board: board.id });
     if (ctx.json) ctx.out(JSON.stringify({ dir, ...cfg }));
     else {
@@ -48,6 +47,8 @@ export const build: Command = {
     const securityCounter = intOption(ctx, 'security-counter', 0, 0xffffffff);
     if (securityCounter === undefined) throw new UsageError('--security-counter is required');
     if (!ctx.values.keys && !ctx.values.key) throw new UsageError('--keys or --key is required');
+    // Loaded on demand: esbuild and TypeScript are heavy, and only `build` needs them.
+    const { buildRelease } = await import('../../image/release');
     const r = await buildRelease({
       projectDir: (ctx.values.project as string | undefined) ?? '.',
       version,

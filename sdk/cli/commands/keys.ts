@@ -1,4 +1,3 @@
-import { initKeys } from '../../keys/keyset';
 import { envOrPromptPassphrase, PASSPHRASE_ENV } from '../../keys/passphrase';
 import { intOption, JSON_OPTION, need, type Command } from '../command';
 
@@ -20,6 +19,7 @@ export const keysInit: Command = {
     const threshold = intOption(ctx, 'threshold', 1, 16);
     const count = intOption(ctx, 'count', 1, 16) ?? threshold;
     const passphrase = ctx.values.encrypt ? await envOrPromptPassphrase.get('the new keys', true) : undefined;
+    const { initKeys } = await import('../../keys/keyset'); // node-forge loads only here
     const r = await initKeys({
       dir,
       threshold,
