@@ -11,6 +11,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleService } from '../sdk/build/bundle';
 import { DUKTAPE_ES5, DUKTAPE_LIB_DTS } from '../sdk/build/engine';
+import { skipUnlessCi } from './helpers/tools';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -54,7 +55,7 @@ const HOST_PRELUDE = `var __signet_host = {
   confirm: function () { print('app[CONFIRM]'); }
 };`;
 
-describe.skipIf(!hasToolchain())('on Duktape 2.7', () => {
+describe.skipIf(skipUnlessCi(hasToolchain()))('on Duktape 2.7', () => {
   let dir: string;
   let runner: string;
   beforeAll(() => {

@@ -14,6 +14,7 @@ import { verifyFit } from '../sdk/fit/fit-verify';
 import { mergePublicKeyIntoDtb } from '../sdk/fit/keydtb';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
 import { dummyArm64Kernel, dumpQemuVirtDtb, UBOOT_QEMU_ARM64, UbootConsole } from '../sdk/fit/uboot-console-test-util';
+import { skipUnlessCi } from './helpers/tools';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const cacheRoot = process.env.SIGNET_CACHE ?? join(repo, '.cache', 'signet');
@@ -23,7 +24,7 @@ const KERNEL_BANNER = 'SIGNET-DUMMY-KERNEL-OK';
 const FIT_ADDRS = { flipped: 0x50000000, otherKey: 0x54000000, editedLoad: 0x58000000, unsigned: 0x5c000000, good: 0x60000000 } as const;
 type Case = keyof typeof FIT_ADDRS;
 
-describe.skipIf(!available)('U-Boot 2023.01 (qemu_arm64) verifies Signet FITs', () => {
+describe.skipIf(skipUnlessCi(available))('U-Boot 2023.01 (qemu_arm64) verifies Signet FITs', () => {
   let work: string;
   let uboot: UbootConsole;
   let bootLog = '';

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildNativeHost, NativeBuildError, nativeTargetSpec, type NativeTarget } from '../bootloader/native/build';
+import { skipUnlessCi } from './helpers/tools';
 
 const BUILD_TIMEOUT = 600_000;
 
@@ -144,7 +145,7 @@ describe('signet-host (host build)', () => {
   });
 
   const canLoop = process.getuid?.() === 0 && spawnSync('losetup', ['--version']).status === 0;
-  it.skipIf(!canLoop)('sizes and writes a real block device (loop device, root only)', () => {
+  it.skipIf(skipUnlessCi(canLoop))('sizes and writes a real block device (loop device, root only)', () => {
     const file = join(work, 'loop.img');
     writeFileSync(file, Buffer.alloc(3 * 1024 * 1024));
     const dev = execFileSync('losetup', ['--find', '--show', file], { encoding: 'utf8' }).trim();
@@ -305,7 +306,7 @@ describe.each([
     expect(statSync(binary).mtimeMs).toBe(mtime);
   });
 
-  it.skipIf(!hasQemu(qemu))(`runs under ${qemu} and hashes like Node`, () => {
+  it.skipIf(skipUnlessCi(hasQemu(qemu)))(`runs under ${qemu} and hashes like Node`, () => {
     const data = randomBytes(300_000);
     const file = join(work, `qemu-${target}.bin`);
     writeFileSync(file, data);
@@ -351,7 +352,7 @@ function kernelArgsAfterDashes(): string[] {
   return i < 0 ? [] : unquoted.slice(i + 1);
 }
 
-describe.skipIf(!canUnshare)('signet-host as PID 1 (namespaces, root only)', () => {
+describe.skipIf(skipUnlessCi(canUnshare))('signet-host as PID 1 (namespaces, root only)', () => {
   let root: string;
   beforeAll(() => {
     root = join(work, 'initramfs');
