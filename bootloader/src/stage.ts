@@ -11,10 +11,11 @@ import type { ImageCrypto } from '../../sdk/image/crypto';
 import { ImageError } from '../../sdk/image/errors';
 import { decodeHeader, imageSizeFrom, sigBlockOffset, SIG_BLOCK_HEADER_SIZE, HEADER_SIZE } from '../../sdk/image/format';
 import { verifyImage, type VerifiedImage } from '../../sdk/image/verify';
-import type { RootSigned } from '../../sdk/ota/metadata';
+import { verifyRootUpdate, type RootSigned } from '../../sdk/ota/metadata';
 import { bytesEqual } from '../../sdk/util/bytes';
 import { readBytes, writeBytesPadded, type BlockDevice } from './block';
 import { BootError, errorCode } from './errors';
+import { readRootChain, writeRootChain } from './rootstore';
 import {
   copyState, otherSlot, readState, slotStatus, withSlotStatus, writeState,
   type BootState, type SlotName, type StateRead,
@@ -74,9 +75,54 @@ export class BootStage {
   private readonly env: BootEnv;
   private sr: StateRead | null = null;
   private running: BootChoice | null = null;
+  private root: RootSigned | null = null;
 
   constructor(env: BootEnv) {
     this.env = env;
+  }
+
+  /**
+   * The root that signs images: the one compiled in, advanced through the chain of newer
+   * roots stored in the state partition. Every link is verified again from the compiled root
+   * (TUF 5.3.4-5.3.5: threshold of the old and the new keys, version + 1); the first link
+   * that does not verify ends the chain. Expiry is not judged here: a device must keep booting
+   * what it has even if it has not seen fresh metadata for a long time; freshness is the
+   * update agent's business.
+   */
+  trustedRoot(): RootSigned {
+    if (this.root) return this.root;
+    let r = this.env.root;
+    const chain = readRootChain(this.env.state).links;
+    for (let i = 0; i < chain.length; i++) {
+      try {
+        r = verifyRootUpdate(r, chain[i], this.env.crypto);
+      } catch (e) {
+        this.env.log('boot[ROOT] reason=' + errorCode(e) + ' link=' + (i + 1));
+        break;
+      }
+    }
+    if (chain.length > 0) this.env.log('boot[ROOT] version=' + r.version);
+    this.root = r;
+    return r;
+  }
+
+  /**
+   * Install API for root rotation: `links` are root envelopes (JSON bytes) for versions
+   * current+1, current+2, ... Each must verify from the current trusted root before anything is
+   * written; then the whole chain is stored. Images signed by keys of the new root boot from
+   * then on; keys the new root dropped no longer count.
+   */
+  installRootChain(links: Uint8Array[]): RootSigned {
+    let r = this.trustedRoot();
+    for (let i = 0; i < links.length; i++) r = verifyRootUpdate(r, links[i], this.env.crypto);
+    const prev = readRootChain(this.env.state);
+    const all: Uint8Array[] = [];
+    for (let i = 0; i < prev.links.length; i++) all.push(prev.links[i]);
+    for (let i = 0; i < links.length; i++) all.push(links[i]);
+    writeRootChain(this.env.state, prev, all);
+    this.root = r;
+    this.env.log('boot[ROOT] installed version=' + r.version);
+    return r;
   }
 
   /** The state as last read or written (for tests and `signet run` reports). */
@@ -88,7 +134,7 @@ export class BootStage {
     const dev = this.env.slots[slot];
     const bytes = readSlotImage(dev);
     const image = verifyImage(bytes, {
-      root: this.env.root,
+      root: this.trustedRoot(),
       board: this.env.board,
       minSecurityCounter: floor,
       now: this.env.now(),
@@ -277,7 +323,7 @@ export class BootStage {
     const target = otherSlot(running);
     const dev = this.env.slots[target];
     const opts = {
-      root: this.env.root, board: this.env.board, minSecurityCounter: s.securityFloor,
+      root: this.trustedRoot(), board: this.env.board, minSecurityCounter: s.securityFloor,
       now: this.env.now(), crypto: this.env.crypto, maxPayloadBytes: slotBytes(dev),
     };
     const verified = verifyImage(bytes, opts); // refuses before anything is written

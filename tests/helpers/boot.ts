@@ -16,7 +16,7 @@ import { makeImage, makeKeySet, type TestKeySet } from './fixtures';
 export const SMALL_LAYOUT: FlashLayout = {
   slot_a: { offset: 64 * 1024, size: 256 * 1024 },
   slot_b: { offset: 320 * 1024, size: 256 * 1024 },
-  state: { offset: 576 * 1024, size: 8 * 1024 },
+  state: { offset: 576 * 1024, size: 64 * 1024 },
 };
 export const SMALL_FLASH_BYTES = 640 * 1024;
 
