@@ -2,7 +2,8 @@
  * signet-host: a small C host embedding Duktape, used as the guest's /init.
  *
  * Host mode:   signet-host <script.js> [args...]
- * PID 1 mode:  mounts /proc, /sys, /dev, runs /signet/boot.js with the kernel
+ * PID 1 mode:  mounts /proc, /sys, /dev, loads the kernel modules listed in
+ *              /signet/modules, runs /signet/boot.js with the kernel
  *              command-line arguments after "--", and powers off when the
  *              script ends (a PID 1 must never exit).
  *
@@ -26,6 +27,7 @@
 #include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 
 #include "duktape.h"
@@ -49,6 +51,7 @@
 #define EXIT_USAGE 64           /* EX_USAGE */
 #define EXIT_REBOOT_HOSTMODE 3  /* reboot() outside PID 1: lets tests tell it from powerOff() */
 #define BOOT_SCRIPT "/signet/boot.js"
+#define MODULE_LIST "/signet/modules" /* initramfs paths of kernel modules, one a line, in load order */
 #define MAX_HANDLES 64
 #define MAX_IO_LENGTH 0x7fffffffUL
 #define MAX_RANDOM_LENGTH (64UL * 1024 * 1024)
@@ -570,6 +573,41 @@ static void ensure_console(void) {
     if (fd > 2) close(fd);
 }
 
+/* Loads the kernel modules listed in MODULE_LIST, in order (the initramfs
+ * builder puts dependencies first), so that the boot stage finds its flash
+ * device. No list: nothing to do. A module already loaded or built in is fine;
+ * any other failure is reported and the boot goes on (the stage then reports
+ * the missing device with its own code). */
+static void load_modules(void) {
+    static char list[8192];
+    int fd = open(MODULE_LIST, O_RDONLY | O_CLOEXEC);
+    ssize_t len = 0;
+    char *line, *next;
+    if (fd < 0) return;
+    for (;;) {
+        ssize_t r = read(fd, list + len, sizeof(list) - 1 - (size_t)len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += r;
+    }
+    close(fd);
+    list[len] = '\0';
+    for (line = list; *line != '\0'; line = next) {
+        int mfd;
+        next = strchr(line, '\n');
+        if (next != NULL) *next++ = '\0';
+        else next = line + strlen(line);
+        if (*line == '\0') continue;
+        mfd = open(line, O_RDONLY | O_CLOEXEC);
+        if (mfd < 0 || (syscall(SYS_finit_module, mfd, "", 0) != 0 && errno != EEXIST)) {
+            char msg[320];
+            snprintf(msg, sizeof(msg), "module %s: %s", line, strerror(errno));
+            write_line(1, "host[WARN] ", msg);
+        }
+        if (mfd >= 0) close(mfd);
+    }
+}
+
 /* Splits the kernel command line the way the kernel does (whitespace, double
  * quotes group) and returns the words after "--"; *count receives their number. */
 static char **cmdline_args(int *count) {
@@ -623,6 +661,7 @@ int main(int argc, char **argv) {
         ensure_console();
         mount_early("proc", "/proc", "proc");
         mount_early("sysfs", "/sys", "sysfs");
+        load_modules();
         g_script_path = BOOT_SCRIPT;
         args = cmdline_args(&nargs);
     } else {

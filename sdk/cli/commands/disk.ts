@@ -1,0 +1,163 @@
+import { readFileSync } from 'node:fs';
+import { loadBoard } from '../../board';
+import { buildBootImage } from '../../disk/boot-image';
+import { buildDisk } from '../../disk/disk';
+import { asSignetError } from '../../disk/errors';
+import { FIT_KEY_NAME, loadFitSigner } from '../../disk/fit-key';
+import { runDisk } from '../../disk/run';
+import { publicKeyDtb } from '../../fit/keydtb';
+import { writeFileAtomic } from '../../util/fs-atomic';
+import { intOption, JSON_OPTION, need, onePositional, UsageError, type Command } from '../command';
+
+const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
+
+export const fit: Command = {
+  path: ['fit'],
+  summary: 'build the signed boot image (U-Boot FIT: kernel, initramfs with the boot stage, device tree) and the U-Boot key DTB',
+  options: {
+    board: { type: 'string', valueName: 'id', description: 'the board (see `signet boards`)' },
+    keys: { type: 'string', valueName: 'folder', description: 'key folder: root.json is compiled in, fit.key signs' },
+    out: { type: 'string', valueName: 'file', description: 'the FIT to write (.itb)' },
+    'key-dtb': { type: 'string', valueName: 'file', description: 'also write the public-key DTB to bake into U-Boot' },
+    'app-test-mode': { type: 'boolean', description: 'the guest powers off after the app (tests, CI)' },
+    ...JSON_OPTION,
+  },
+  details: ['Deterministic: the FIT timestamp is SOURCE_DATE_EPOCH, else the kernel package build time.'],
+  async run(ctx) {
+    const board = loadBoard(need(ctx, 'board'));
+    const out = need(ctx, 'out');
+    const b = await buildBootImage({ board, keysDir: need(ctx, 'keys'), testMode: ctx.values['app-test-mode'] === true });
+    writeFileAtomic(out, b.fit);
+    const keyDtb = ctx.values['key-dtb'] as string | undefined;
+    if (keyDtb) writeFileAtomic(keyDtb, b.keyDtb);
+    if (ctx.json) {
+      ctx.out(JSON.stringify({ out, bytes: b.fit.length, keyDtb: keyDtb ?? null, kernel: b.kernel.version, kernelPackage: b.kernel.package, kernelBytes: b.kernel.kernel.length,
+        initramfsBytes: b.initramfs.length, dtbBytes: b.dtb.length, modules: b.modules, timestamp: b.timestamp, keyName: b.keyName }, null, 2));
+      return;
+    }
+    ctx.out(`built ${out}: ${board.id} boot image, ${kib(b.fit.length)}, signed sha256,rsa2048 with key "${b.keyName}"`);
+    ctx.out(`  kernel     Linux ${b.kernel.version} (${b.kernel.package}), ${kib(b.kernel.kernel.length)}`);
+    ctx.out(`  initramfs  ${kib(b.initramfs.length)}: /init (signet-host), boot stage ${kib(b.bootJsBytes)}, modules ${b.modules.join(' ') || 'none'}`);
+    ctx.out(`  fdt        ${kib(b.dtb.length)}   timestamp ${b.timestamp}`);
+    if (keyDtb) ctx.out(`  U-Boot key ${keyDtb} (/signature/key-${b.keyName}, required = "conf")`);
+  },
+};
+
+export const disk: Command = {
+  path: ['disk'],
+  summary: 'build a full flashable disk image: GPT, boot image, app image in slot A, empty slot B, boot state',
+  args: '<app.simg>',
+  options: {
+    board: { type: 'string', valueName: 'id', description: 'the board (see `signet boards`)' },
+    keys: { type: 'string', valueName: 'folder', description: 'key folder: root.json (verifies the app, compiled in), fit.key (signs the boot image)' },
+    out: { type: 'string', valueName: 'file', description: 'the disk image to write' },
+    'slot-b': { type: 'string', valueName: 'app.simg', description: 'put this image in slot B as a fallback instead of leaving it empty' },
+    'key-dtb': { type: 'string', valueName: 'file', description: 'also write the public-key DTB to bake into U-Boot' },
+    'app-test-mode': { type: 'boolean', description: 'the guest powers off after the app (tests, CI)' },
+    ...JSON_OPTION,
+  },
+  details: ['Every image is verified for the board with <keys>/root.json before anything is written.'],
+  async run(ctx) {
+    const app = onePositional(ctx, 'app image');
+    const board = loadBoard(need(ctx, 'board'));
+    const out = need(ctx, 'out');
+    const r = await buildDisk({
+      board,
+      appImage: app,
+      slotBImage: ctx.values['slot-b'] as string | undefined,
+      keysDir: need(ctx, 'keys'),
+      out,
+      testMode: ctx.values['app-test-mode'] === true,
+    });
+    const keyDtb = ctx.values['key-dtb'] as string | undefined;
+    if (keyDtb) writeFileAtomic(keyDtb, r.boot.keyDtb);
+    if (ctx.json) {
+      ctx.out(JSON.stringify({ out, bytes: r.bytes, board: board.id, diskGuid: r.gpt.diskGuid, partitions: r.gpt.partitions, bootImageBytes: r.boot.fit.length,
+        slotA: { name: r.slotA.name, version: r.slotA.version, securityCounter: r.slotA.securityCounter },
+        slotB: r.slotB ? { name: r.slotB.name, version: r.slotB.version, securityCounter: r.slotB.securityCounter } : null,
+        securityFloor: r.securityFloor, keyDtb: keyDtb ?? null }, null, 2));
+      return;
+    }
+    ctx.out(`built ${out}: ${board.id} disk, ${r.bytes} bytes, GPT ${r.gpt.diskGuid}`);
+    for (const p of r.gpt.partitions) {
+      const what = p.name === 'boot' ? `boot image ${kib(r.boot.fit.length)} (Linux ${r.boot.kernel.version})`
+        : p.name === 'slot_a' ? `${r.slotA.name} ${r.slotA.version} (security counter ${r.slotA.securityCounter})`
+        : p.name === 'slot_b' ? (r.slotB ? `${r.slotB.name} ${r.slotB.version} (security counter ${r.slotB.securityCounter})` : 'empty')
+        : p.name === 'state' ? `boot state, security floor ${r.securityFloor}` : '';
+      ctx.out(`  ${p.name.padEnd(7)} @ ${String(p.offset).padStart(10)}  ${kib(p.size).padStart(10)}  ${what}`);
+    }
+    ctx.out(`next: signet run ${out} --board ${board.id}${keyDtb ? ` --key-dtb ${keyDtb}` : ' --direct'}`);
+  },
+};
+
+export const run: Command = {
+  path: ['run'],
+  summary: 'boot a disk image in QEMU with the console on this terminal (kvm: U-Boot verified boot or --direct; xen: Xen dom0less)',
+  args: '<disk.img>',
+  options: {
+    board: { type: 'string', valueName: 'id', description: 'the board the disk was built for' },
+    'key-dtb': { type: 'string', valueName: 'file', description: "U-Boot's FIT public key (from `signet fit --key-dtb` or `signet disk --key-dtb`)" },
+    keys: { type: 'string', valueName: 'folder', description: 'take the FIT public key from <folder>/fit.key instead' },
+    direct: { type: 'boolean', description: 'QEMU loads kernel, initramfs and device tree from the FIT itself (no U-Boot)' },
+    halt: { type: 'boolean', description: 'the guest powers off after the app (kernel args: -- --halt)' },
+    timeout: { type: 'string', valueName: 'seconds', description: 'stop the guest after this long (exit status non-zero)' },
+  },
+  details: [
+    'The disk is the device\'s flash: the boot stage writes its state to it.',
+    'Without --key-dtb or --keys the boot is --direct (U-Boot needs the key in its control DTB).',
+    'On a terminal, type Ctrl-A then x to stop the guest.',
+  ],
+  async run(ctx) {
+    const diskPath = onePositional(ctx, 'disk image');
+    const board = loadBoard(need(ctx, 'board'));
+    const timeout = intOption(ctx, 'timeout', 1, 86400);
+    const keysDir = ctx.values.keys as string | undefined;
+    let keyDtb: Uint8Array | undefined;
+    try {
+      if (ctx.values['key-dtb']) keyDtb = new Uint8Array(readFileSync(ctx.values['key-dtb'] as string));
+      else if (keysDir) keyDtb = publicKeyDtb((await loadFitSigner(keysDir)).publicKey(), FIT_KEY_NAME);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') throw new UsageError(`cannot read ${String(ctx.values['key-dtb'])}`, 'pass the file written by `signet fit --key-dtb`');
+      throw asSignetError(e);
+    }
+    const direct = ctx.values.direct === true || keyDtb === undefined;
+    const stdin = process.stdin;
+    const raw = stdin.isTTY === true;
+    const r = await runDisk({
+      board,
+      disk: diskPath,
+      halt: ctx.values.halt === true,
+      direct,
+      keyDtb,
+      timeoutMs: timeout === undefined ? undefined : timeout * 1000,
+      onStarted: (mode) => {
+        if (board.hypervisor === 'kvm' && mode === 'direct' && ctx.values.direct !== true) ctx.err('note: no --key-dtb or --keys, booting --direct (no U-Boot verified boot)');
+      },
+      onOutput: (chunk) => process.stdout.write(Buffer.from(chunk, 'latin1')),
+      input: raw
+        ? (send, stop) => {
+            stdin.setRawMode(true);
+            stdin.resume();
+            let ctrlA = false;
+            stdin.on('data', (d: Buffer) => {
+              for (const byte of d) {
+                if (ctrlA && byte === 0x78) return stop(); // Ctrl-A x
+                if (byte === 0x01 && !ctrlA) {
+                  ctrlA = true;
+                  continue;
+                }
+                ctrlA = false;
+                send(String.fromCharCode(byte));
+              }
+            });
+          }
+        : undefined,
+    }).finally(() => {
+      if (raw) {
+        stdin.setRawMode(false);
+        stdin.pause();
+      }
+    });
+    return r.exitCode === 0 ? 0 : 1;
+  },
+};

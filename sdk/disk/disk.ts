@@ -1,0 +1,167 @@
+/**
+ * The full flash image of a board (`signet disk`): GPT with the board's partitions, the boot
+ * image (FIT) in `boot`, the app image in `slot_a`, `slot_b` empty (or a fallback image), and
+ * the initial boot state in `state` (bootloader/src/provision.ts). Every image is verified for
+ * the board before anything is written; the file appears atomically (temp file + rename).
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileBlockDevice } from '../../bootloader/src/block-file';
+import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision';
+import { partition, type Board } from '../board';
+import { decodeFdtHeader, FDT_HEADER_SIZE, FDT_MAGIC } from '../fit/fdt';
+import { nodeCrypto } from '../image/crypto-node';
+import { readImageFile } from '../image/file';
+import { verifyImage, type VerifiedImage } from '../image/verify';
+import { loadTrustedRootFile } from '../ota/root-file';
+import { tempPathFor } from '../util/fs-atomic';
+import { buildBootImage, type BootImage } from './boot-image';
+import { asSignetError, DiskError } from './errors';
+import { decodeGpt, encodeGpt, type GptLayout } from './gpt';
+
+export interface DiskOptions {
+  board: Board;
+  /** The app image for slot A (.simg). */
+  appImage: string;
+  /** Optional image for slot B (a factory fallback); B is left empty otherwise. */
+  slotBImage?: string;
+  keysDir: string;
+  out: string;
+  testMode?: boolean;
+  timestamp?: number;
+}
+
+export interface DiskResult {
+  out: string;
+  bytes: number;
+  gpt: GptLayout;
+  boot: BootImage;
+  slotA: VerifiedImage['manifest'];
+  slotB?: VerifiedImage['manifest'];
+  securityFloor: number;
+}
+
+export function flashLayout(board: Board): FlashLayout {
+  const p = (name: string) => {
+    const x = partition(board, name);
+    return { offset: x.offset, size: x.size };
+  };
+  return { slot_a: p('slot_a'), slot_b: p('slot_b'), state: p('state') };
+}
+
+function verifyForBoard(path: string, board: Board, rootPath: string, what: string): { bytes: Uint8Array; image: VerifiedImage } {
+  const now = Math.floor(Date.now() / 1000);
+  const root = loadTrustedRootFile(rootPath, nodeCrypto, now);
+  const bytes = readImageFile(path);
+  const image = verifyImage(bytes, { root, board: board.id, now, crypto: nodeCrypto });
+  const slot = partition(board, 'slot_a');
+  if (bytes.length > slot.size) {
+    throw new DiskError('E_DISK_TOO_LARGE', `${what} ${path} is ${bytes.length} bytes, slots on ${board.id} hold ${slot.size}`, 'make the app smaller');
+  }
+  return { bytes, image };
+}
+
+function writeAll(fd: number, bytes: Uint8Array, offset: number): void {
+  let done = 0;
+  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, offset + done);
+}
+
+export async function buildDisk(o: DiskOptions): Promise<DiskResult> {
+  try {
+    const { board } = o;
+    const rootPath = join(o.keysDir, 'root.json');
+    const a = verifyForBoard(o.appImage, board, rootPath, 'app image');
+    const b = o.slotBImage ? verifyForBoard(o.slotBImage, board, rootPath, 'slot B image') : undefined;
+    const boot = await buildBootImage({ board, keysDir: o.keysDir, testMode: o.testMode, timestamp: o.timestamp });
+    const bootPart = partition(board, 'boot');
+    if (boot.fit.length > bootPart.size) {
+      throw new DiskError('E_DISK_TOO_LARGE', `the boot image is ${boot.fit.length} bytes, the boot partition of ${board.id} holds ${bootPart.size}`, 'enlarge the boot partition in the board file');
+    }
+    const seed = createHash('sha256').update(board.id).update(boot.fit).update(a.bytes).update(b?.bytes ?? new Uint8Array(0)).digest();
+    const gpt = encodeGpt({ diskBytes: board.flash.size, sectorSize: board.flash.blockSize, partitions: board.flash.partitions, seed });
+
+    // Both slots provisioned as good: the device starts at the lower counter so either boots.
+    const counterA = a.image.manifest.securityCounter;
+    const securityFloor = b ? Math.min(counterA, b.image.manifest.securityCounter) : counterA;
+    const tmp = tempPathFor(o.out);
+    let fd = -1;
+    try {
+      fd = openSync(tmp, 'wx', 0o644);
+      ftruncateSync(fd, board.flash.size); // sparse: unwritten space reads as zeros
+      writeAll(fd, gpt.primary.bytes, gpt.primary.offset);
+      writeAll(fd, gpt.backup.bytes, gpt.backup.offset);
+      writeAll(fd, boot.fit, bootPart.offset);
+      fsyncSync(fd);
+      closeSync(fd);
+      fd = -1;
+      const dev = new FileBlockDevice(tmp, board.flash.blockSize, true);
+      try {
+        provisionFlash(dev, flashLayout(board), { slotA: a.bytes, slotB: b?.bytes, securityFloor });
+      } finally {
+        dev.close();
+      }
+      renameSync(tmp, o.out);
+    } catch (e) {
+      if (fd >= 0) closeSync(fd);
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    return { out: o.out, bytes: board.flash.size, gpt: gpt.layout, boot, slotA: a.image.manifest, slotB: b?.image.manifest, securityFloor };
+  } catch (e) {
+    throw asSignetError(e);
+  }
+}
+
+/** Reads `length` bytes at `offset` of an open file, exactly. */
+function readAt(fd: number, offset: number, length: number): Uint8Array {
+  const b = new Uint8Array(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, b, got, length - got, offset + got);
+    if (n === 0) throw new DiskError('E_DISK_NOT_A_DISK', `the disk image ends at ${offset + got} bytes, expected ${offset + length}`, 'pass a disk image made by `signet disk`');
+    got += n;
+  }
+  return b;
+}
+
+export interface DiskBootImage {
+  fit: Uint8Array;
+  /** Offset and size of the boot partition, in bytes. */
+  boot: { offset: number; size: number };
+}
+
+/**
+ * Opens a disk image for a board: its size, its GPT (which must list the board's partitions at
+ * the board's offsets) and the FIT in its boot partition.
+ */
+export function readDiskBootImage(path: string, board: Board): DiskBootImage {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (cause) {
+    throw new DiskError('E_DISK_NOT_A_DISK', `cannot open ${path}`, 'pass a disk image made by `signet disk`', cause);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size !== board.flash.size) {
+      throw new DiskError('E_DISK_NOT_A_DISK', `${path} is ${size} bytes, the flash of ${board.id} is ${board.flash.size}`, `make it with \`signet disk --board ${board.id}\``);
+    }
+    const gpt = decodeGpt((off, len) => readAt(fd, off, len), board.flash.blockSize);
+    for (const p of board.flash.partitions) {
+      const got = gpt.partitions.find((x) => x.name === p.name);
+      if (!got || got.offset !== p.offset || got.size !== p.size) {
+        throw new DiskError('E_DISK_NOT_A_DISK', `${path} has no partition ${p.name} at ${p.offset} (+${p.size}) as ${board.id} lays out its flash`, `make it with \`signet disk --board ${board.id}\``);
+      }
+    }
+    const bootPart = partition(board, 'boot');
+    const head = readAt(fd, bootPart.offset, FDT_HEADER_SIZE);
+    const header = decodeFdtHeader(head);
+    if (header.magic !== FDT_MAGIC) throw new DiskError('E_DISK_NOT_A_DISK', `the boot partition of ${path} holds no FIT`, 'rebuild the disk with `signet disk`');
+    const total = header.totalSize;
+    if (total > bootPart.size) throw new DiskError('E_DISK_NOT_A_DISK', `the FIT in ${path} claims ${total} bytes, more than its partition`, 'rebuild the disk with `signet disk`');
+    return { fit: readAt(fd, bootPart.offset, total), boot: { offset: bootPart.offset, size: bootPart.size } };
+  } finally {
+    closeSync(fd);
+  }
+}

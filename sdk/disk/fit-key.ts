@@ -1,0 +1,39 @@
+/**
+ * The vendor's FIT signing key, `<keys>/fit.key` from `signet keys init`: RSA-2048, PKCS#8 PEM,
+ * encrypted when the key set was made with --encrypt (passphrase from SIGNET_PASSPHRASE or a
+ * prompt, as for every other key). Node's crypto decrypts; sdk/fit's node-forge adapter signs.
+ */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ForgeRsaSigner } from '../fit/rsa';
+import { isEncryptedPem } from '../keys/keyfile';
+import { envOrPromptPassphrase, type PassphraseSource } from '../keys/passphrase';
+import { DiskError } from './errors';
+
+export const FIT_KEY_FILE = 'fit.key';
+/** key-name-hint in the FIT and key-<name> in U-Boot's DTB: the key file's base name, as mkimage does. */
+export const FIT_KEY_NAME = 'fit';
+
+export async function loadFitSigner(keysDir: string, passphrases: PassphraseSource = envOrPromptPassphrase): Promise<ForgeRsaSigner> {
+  const path = join(keysDir, FIT_KEY_FILE);
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new DiskError('E_FIT_KEY', `cannot read ${path}`, 'pass the folder written by `signet keys init` with --keys', cause);
+  }
+  let key: KeyObject;
+  try {
+    key = isEncryptedPem(pem)
+      ? createPrivateKey({ key: pem, format: 'pem', passphrase: await passphrases.get(path, false) })
+      : createPrivateKey({ key: pem, format: 'pem' });
+  } catch (cause) {
+    if ((cause as { code?: string }).code === 'E_PASSPHRASE') throw cause;
+    throw new DiskError('E_FIT_KEY', `${path} cannot be read as a private key (wrong passphrase?)`, 'check SIGNET_PASSPHRASE, or recreate the key set', cause);
+  }
+  if (key.asymmetricKeyType !== 'rsa' || key.asymmetricKeyDetails?.modulusLength !== 2048) {
+    throw new DiskError('E_FIT_KEY', `${path} is not an RSA-2048 key (U-Boot verified boot here uses sha256,rsa2048)`, 'recreate it with `signet keys init`');
+  }
+  return ForgeRsaSigner.fromPem(key.export({ format: 'pem', type: 'pkcs8' }) as string);
+}

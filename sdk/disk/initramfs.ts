@@ -1,0 +1,66 @@
+/**
+ * The guest's initramfs: the static Duktape host as /init, the boot-stage bundle as
+ * /signet/boot.js (with the board layout and the trust anchor compiled in), the kernel modules
+ * the stage needs to see its flash, and nothing else. Uncompressed cpio newc, deterministic.
+ *
+ *   /init                 signet-host for the board's arch (bootloader/native), mode 0755
+ *   /signet/boot.js       the boot stage (bootloader/build.ts)
+ *   /signet/modules       load order: one initramfs path per line (absent when no modules)
+ *   /lib/modules/*.ko     kernel modules, loaded by /init before boot.js runs
+ *   /dev/console          char 5:1, so the kernel can give /init its console
+ *   /dev /proc /sys       mount points
+ */
+import { readFile } from 'node:fs/promises';
+import { buildNativeHost } from '../../bootloader/native/build';
+import { writeCpio, normalizeCpioPath, type CpioEntry } from './cpio';
+import { DiskError } from './errors';
+
+export interface InitramfsInput {
+  arch: 'arm64' | 'armhf';
+  /** The boot-stage bundle (ES5 source). */
+  bootJs: string;
+  files?: { path: string; data: Uint8Array; mode?: number }[];
+  /** Loaded by /init in this order (dependencies first), before /signet/boot.js runs. */
+  modules?: { path: string; data: Uint8Array }[];
+  /** mtime of every entry (default 0). */
+  mtime?: number;
+}
+
+export const INITRAMFS_INIT = 'init';
+export const INITRAMFS_BOOT_JS = 'signet/boot.js';
+/** Read by bootloader/native/host.c in PID 1 mode, into a buffer of this many bytes + NUL. */
+export const INITRAMFS_MODULE_LIST = 'signet/modules';
+export const MAX_MODULE_LIST_BYTES = 8191;
+
+/** The initramfs as entries (for tests and size reports); `buildInitramfs` archives them. */
+export async function initramfsEntries(i: InitramfsInput): Promise<CpioEntry[]> {
+  const host = new Uint8Array(await readFile(await buildNativeHost(i.arch)));
+  const enc = new TextEncoder();
+  const entries: CpioEntry[] = [
+    { type: 'file', path: INITRAMFS_INIT, data: host, mode: 0o755 },
+    { type: 'file', path: INITRAMFS_BOOT_JS, data: enc.encode(i.bootJs) },
+    { type: 'chardev', path: 'dev/console', major: 5, minor: 1, mode: 0o600 },
+  ];
+  for (const m of i.modules ?? []) entries.push({ type: 'file', path: m.path, data: m.data });
+  if (i.modules?.length) {
+    const list = enc.encode(i.modules.map((m) => '/' + normalizeCpioPath(m.path) + '\n').join(''));
+    if (list.length > MAX_MODULE_LIST_BYTES) {
+      throw new DiskError('E_CPIO_ENTRY', `the module list is ${list.length} bytes, /init reads at most ${MAX_MODULE_LIST_BYTES}`, 'load fewer modules or use shorter paths');
+    }
+    entries.push({ type: 'file', path: INITRAMFS_MODULE_LIST, data: list });
+  }
+  for (const f of i.files ?? []) entries.push({ type: 'file', path: f.path, data: f.data, mode: f.mode });
+
+  // Every folder a file sits in, plus the mount points.
+  const dirs = new Set(['dev', 'proc', 'sys']);
+  for (const e of entries) {
+    const parts = normalizeCpioPath(e.path).split('/');
+    for (let n = 1; n < parts.length; n++) dirs.add(parts.slice(0, n).join('/'));
+  }
+  for (const d of dirs) entries.push({ type: 'dir', path: d, mode: 0o755 });
+  return entries;
+}
+
+export async function buildInitramfs(i: InitramfsInput): Promise<Uint8Array> {
+  return writeCpio(await initramfsEntries(i), { mtime: i.mtime ?? 0 });
+}

@@ -1,0 +1,139 @@
+/**
+ * Boots a qemu-virt-arm64 disk image in QEMU, two ways:
+ *
+ * - **U-Boot** (the real chain): Debian's qemu_arm64 U-Boot as firmware (`-bios`); its control
+ *   DTB is QEMU's own tree plus the vendor's FIT key (`/signature/key-fit`, required = "conf");
+ *   its environment, in the second pflash bank, has a bootcmd that reads the FIT from the disk's
+ *   boot partition and runs `bootm`. U-Boot verifies the FIT, the kernel starts, the initramfs's
+ *   boot stage verifies the app image in the active slot and runs it.
+ * - **direct**: QEMU loads kernel, initramfs and device tree taken out of the FIT (verified with
+ *   the key when one is given). Faster; no platform stage.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Board } from '../board';
+import { decodeFdt, findNode, getProp, readString } from '../fit/fdt';
+import { verifyFit, requiredConfKeys } from '../fit/fit-verify';
+import { mergePublicKeyIntoDtb, readPublicKeysFromDtb } from '../fit/keydtb';
+import { readDiskBootImage } from './disk';
+import { DiskError, asSignetError } from './errors';
+import { boardFirmware, checkQemuInstalled, dumpMachineDtb, GuestConsole, machineArgs } from './qemu';
+import { encodeUbootEnv } from './uboot-env';
+
+/** Debian's qemu_arm64 U-Boot: CONFIG_ENV_IS_IN_FLASH at the start of pflash bank 1. */
+export const UBOOT_ENV_SIZE = 0x40000;
+/** QEMU virt's pflash banks are 64 MiB each and the backing file must be exactly that. */
+export const VIRT_PFLASH_BANK_BYTES = 64 * 1024 * 1024;
+
+export interface Arm64BootOptions {
+  board: Board;
+  disk: string;
+  /** Kernel args `-- --halt`: the boot stage powers the guest off after the app. */
+  halt?: boolean;
+  /** Direct kernel boot instead of U-Boot. */
+  direct?: boolean;
+  /** The public-key DTB (from `signet fit --key-dtb`): required for U-Boot, optional for direct. */
+  keyDtb?: Uint8Array;
+  /** U-Boot's autoboot delay in seconds (default 0; tests that type commands use more). */
+  bootdelay?: number;
+  onOutput?: (chunk: string) => void;
+  /** More QEMU options (tests: `-device loader` to put extra images in RAM). */
+  extraArgs?: string[];
+}
+
+export interface StartedGuest {
+  guest: GuestConsole;
+  mode: 'uboot' | 'direct';
+  /** Removes the temp files (control DTB, environment, extracted images). */
+  cleanup(): void;
+}
+
+/** Kernel, initramfs and device tree of a boot image, and its signed command line (/chosen/bootargs). */
+function fitParts(fit: Uint8Array): { kernel: Uint8Array; ramdisk: Uint8Array; fdt: Uint8Array; bootargs: string } {
+  const root = decodeFdt(fit).root;
+  const image = (name: string): Uint8Array => {
+    const node = findNode(root, `/images/${name}`);
+    const data = node && getProp(node, 'data');
+    if (!data) throw new DiskError('E_DISK_NOT_A_DISK', `the boot image has no /images/${name}`, 'rebuild the disk with `signet disk`');
+    return data;
+  };
+  const fdt = image('fdt');
+  const chosen = findNode(decodeFdt(fdt).root, '/chosen');
+  const args = chosen && getProp(chosen, 'bootargs');
+  return { kernel: image('kernel'), ramdisk: image('ramdisk'), fdt, bootargs: args ? readString(args) : '' };
+}
+
+const hex = (n: number | bigint) => '0x' + n.toString(16);
+
+export async function startArm64(o: Arm64BootOptions): Promise<StartedGuest> {
+  try {
+    const system = checkQemuInstalled(o.board);
+    const { fit, boot } = readDiskBootImage(o.disk, o.board);
+    const parts = fitParts(fit);
+    const bootargs = o.halt ? `${parts.bootargs} -- --halt` : parts.bootargs;
+    const keys = o.keyDtb ? readPublicKeysFromDtb(o.keyDtb) : [];
+    const work = mkdtempSync(join(tmpdir(), 'signet-run-'));
+    const cleanup = () => rmSync(work, { recursive: true, force: true });
+    const disk = ['-drive', `if=none,id=flash,format=raw,file=${o.disk}`, '-device', 'virtio-blk-device,drive=flash'];
+    try {
+      let args: string[];
+      let mode: StartedGuest['mode'];
+      if (o.direct) {
+        mode = 'direct';
+        if (keys.length) verifyFit(fit, requiredConfKeys(keys)); // same decision U-Boot would make, fail closed
+        const file = (name: string, bytes: Uint8Array) => {
+          writeFileSync(join(work, name), bytes);
+          return join(work, name);
+        };
+        args = [
+          ...machineArgs(o.board),
+          '-kernel', file('Image', parts.kernel),
+          '-initrd', file('initramfs.cpio', parts.ramdisk),
+          '-dtb', file('board.dtb', parts.fdt),
+          '-append', bootargs,
+          ...disk,
+          ...(o.extraArgs ?? []),
+          '-no-reboot',
+        ];
+      } else {
+        mode = 'uboot';
+        if (!keys.length) {
+          throw new DiskError('E_FIT_KEY', 'booting through U-Boot needs the FIT public key for its control DTB', 'pass --key-dtb (from `signet fit --key-dtb`) or --keys, or use --direct');
+        }
+        const fw = boardFirmware(o.board);
+        let control = await dumpMachineDtb(o.board);
+        for (const k of keys) control = mergePublicKeyIntoDtb(control, k.publicKey, k.keyName);
+        writeFileSync(join(work, 'u-boot.dtb'), control);
+        const bs = o.board.flash.blockSize;
+        const fitAddr = o.board.loadAddresses.fit;
+        const vars: Record<string, string> = {
+          bootdelay: String(o.bootdelay ?? 0),
+          bootcmd: `virtio scan; virtio read ${fitAddr} ${hex(boot.offset / bs)} ${hex(Math.ceil(fit.length / bs))}; bootm ${fitAddr}`,
+        };
+        // Only to add `-- --halt`: otherwise the kernel keeps the command line signed in the FIT.
+        if (o.halt) vars.bootargs = bootargs;
+        const env = new Uint8Array(VIRT_PFLASH_BANK_BYTES);
+        env.fill(0xff); // erased NOR flash
+        env.set(encodeUbootEnv(vars, UBOOT_ENV_SIZE), 0);
+        writeFileSync(join(work, 'pflash1.img'), env);
+        args = [
+          ...machineArgs(o.board),
+          '-bios', fw,
+          '-dtb', join(work, 'u-boot.dtb'),
+          '-drive', `if=pflash,unit=1,format=raw,file=${join(work, 'pflash1.img')}`,
+          ...disk,
+          ...(o.extraArgs ?? []),
+          '-no-reboot',
+        ];
+      }
+      const guest = await GuestConsole.start({ system, args, onOutput: o.onOutput });
+      return { guest, mode, cleanup };
+    } catch (e) {
+      cleanup();
+      throw e;
+    }
+  } catch (e) {
+    throw asSignetError(e);
+  }
+}

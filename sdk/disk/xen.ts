@@ -1,0 +1,159 @@
+/**
+ * Everything a Xen dom0less boot of a Signet guest needs, assembled from Debian packages, the
+ * boot image and the flash; the runner (run-xen.ts) only places it in memory.
+ *
+ *   Xen            xen-hypervisor-4.17-armhf: /boot/xen-4.17-armhf (a zImage-style image)
+ *   DomU kernel    the boot image's (linux-image-armmp, a zImage)
+ *   DomU ramdisk   the boot image's initramfs (/init = Duktape host, /signet/boot.js)
+ *                  ‖ a cpio holding the head of the flash as /signet/flash.img (xen-flash.ts)
+ *   device tree    the platform's, with /chosen dom0less nodes (xen-dt.ts)
+ *
+ * The guest comes either from a disk image (`signet disk`: the FIT in its boot partition,
+ * checked with the vendor's FIT key when one is given, as U-Boot would) or, for tests and
+ * benches, from an app image and a root.json, with the initramfs built here the same way.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Board } from '../board';
+import { fetchDeb } from '../build/debian';
+import { concatBytes, decodeFdt, findNode, getProp, readString } from '../fit/fdt';
+import { requiredConfKeys, verifyFit } from '../fit/fit-verify';
+import { readPublicKeysFromDtb } from '../fit/keydtb';
+import { buildBoardInitramfs } from './boot-image';
+import { readDiskBootImage } from './disk';
+import { DiskError } from './errors';
+import { fetchKernel } from './kernel';
+import { buildXenDtb, checkModules, hex, memoryRanges, type Dom0lessConfig } from './xen-dt';
+import { XenError } from './xen-errors';
+import { DOMU_FLASH_PATH, domUFlashCpio } from './xen-flash';
+
+/** What runs in the DomU: kernel, boot initramfs and the kernel command line it was built with. */
+export interface XenGuestImages {
+  kernel: Uint8Array;
+  initramfs: Uint8Array;
+  /** The board's kernel command line (signed in the FIT when it comes from one). */
+  bootargs: string;
+}
+
+export interface XenBootInput {
+  board: Board;
+  guest: XenGuestImages;
+  /** The head of the flash (xen-flash.ts). */
+  flash: Uint8Array;
+  /** Power the guest off when the app ends (the stage's `--halt`), instead of rebooting it. */
+  halt: boolean;
+  /** The platform's device tree (for QEMU: its `dumpdtb` output, see xen-qemu.ts). */
+  platformDtb: Uint8Array;
+}
+
+export interface XenBootPlan {
+  xen: { image: Uint8Array };
+  kernel: { image: Uint8Array; address: number; bootargs: string };
+  ramdisk: { image: Uint8Array; address: number; bootBytes: number; flashBytes: number };
+  /** The tree Xen boots with and the address the platform puts it at. */
+  dtb: { image: Uint8Array; address: number };
+  config: Dom0lessConfig;
+}
+
+/** The guest's name in /chosen; Xen makes it domain 1 and prefixes its console `(XEN) DOM1: `. */
+export const DOMU_NODE = 'domU1';
+
+/** QEMU may grow the tree it is given to twice its size while fixing it up (hw/arm/boot.c). */
+export function dtbFootprint(dtbBytes: number): number {
+  return 2 * dtbBytes + 0x10000;
+}
+
+function address(board: Board, key: 'kernel' | 'ramdisk' | 'fdt'): number {
+  return Number.parseInt(board.loadAddresses[key], 16);
+}
+
+/** The board must be a Xen board with a QEMU profile to emulate it. */
+export function checkXenBoard(board: Board): asserts board is Board & { xen: NonNullable<Board['xen']>; qemu: NonNullable<Board['qemu']> } {
+  if (board.hypervisor !== 'xen' || !board.xen) {
+    throw new XenError('E_XEN_BOARD', `board ${board.id} runs ${board.hypervisor}, not Xen`, 'use a Xen board such as xen-arm32');
+  }
+  if (!board.qemu) {
+    throw new DiskError('E_BOARD_NO_QEMU', `board ${board.id} has no qemu section, so it cannot be emulated`, 'run it on the real board');
+  }
+}
+
+/** The hypervisor image in the board's Xen package (e.g. /boot/xen-4.17-armhf). */
+export async function fetchXen(board: Board): Promise<Uint8Array> {
+  checkXenBoard(board);
+  const root = await fetchDeb(board.xen.package, board.arch);
+  let names: string[] = [];
+  try {
+    names = readdirSync(join(root, 'boot')).filter((f) => /^xen-[0-9.]+/.test(f) && !f.endsWith('.config'));
+  } catch {
+    // reported below
+  }
+  if (names.length !== 1) {
+    throw new XenError('E_XEN_PACKAGE', `Debian package ${board.xen.package}:${board.arch} holds ${names.length} /boot/xen-* images, expected 1`, `set xen.package of board ${board.id} to a xen-hypervisor-* package`);
+  }
+  return new Uint8Array(readFileSync(join(root, 'boot', names[0]!)));
+}
+
+/** The guest for an app image: the board's kernel and a boot initramfs trusting `rootJson`. */
+export async function guestForApp(board: Board, rootJson: string): Promise<XenGuestImages> {
+  const kernel = await fetchKernel(board);
+  const { initramfs } = await buildBoardInitramfs(board, kernel, rootJson, false, 0);
+  return { kernel: kernel.kernel, initramfs, bootargs: board.kernel.cmdline ?? `console=${board.kernel.console}` };
+}
+
+/**
+ * The guest in a disk image's boot partition. With `keyDtb` (U-Boot's public-key tree) the FIT
+ * must verify first, as the platform stage would check it; without, it is taken as it is.
+ */
+export function guestFromDisk(board: Board, diskPath: string, keyDtb?: Uint8Array): XenGuestImages {
+  const { fit } = readDiskBootImage(diskPath, board);
+  if (keyDtb) verifyFit(fit, requiredConfKeys(readPublicKeysFromDtb(keyDtb)));
+  const root = decodeFdt(fit).root;
+  const data = (name: string): Uint8Array => {
+    const node = findNode(root, `/images/${name}`);
+    const value = node && getProp(node, 'data');
+    if (!value) throw new DiskError('E_DISK_NOT_A_DISK', `the boot image in ${diskPath} has no /images/${name}`, 'rebuild the disk with `signet disk`');
+    return value;
+  };
+  const chosen = findNode(decodeFdt(data('fdt')).root, '/chosen');
+  const args = chosen && getProp(chosen, 'bootargs');
+  return { kernel: data('kernel'), initramfs: data('ramdisk'), bootargs: args ? readString(args) : board.kernel.cmdline ?? '' };
+}
+
+/** The DomU kernel's command line: the board's, then the boot stage's words after `--`. */
+export function domUBootargs(bootargs: string, halt: boolean): string {
+  if (/(^| )--( |$)/.test(bootargs)) {
+    throw new XenError('E_XEN_BOARD', `the kernel command line "${bootargs}" already has "--"`, 'leave the words after "--" to Signet');
+  }
+  return `${bootargs} -- --disk ${DOMU_FLASH_PATH}${halt ? ' --halt' : ''}`;
+}
+
+export function prepareXenBoot(i: XenBootInput, xen: Uint8Array): XenBootPlan {
+  const { board } = i;
+  checkXenBoard(board);
+  const ramdisk = concatBytes([i.guest.initramfs, domUFlashCpio(i.flash)]);
+  const bootargs = domUBootargs(i.guest.bootargs, i.halt);
+  const domU = {
+    name: DOMU_NODE,
+    memoryKb: board.xen.domUMemoryMb * 1024,
+    cpus: 1,
+    vpl011: true,
+    kernel: { address: address(board, 'kernel'), size: i.guest.kernel.length, bootargs },
+    ramdisk: { address: address(board, 'ramdisk'), size: ramdisk.length },
+  };
+  const config: Dom0lessConfig = { xenBootargs: board.xen.bootargs ?? 'console=dtuart', domUs: [domU] };
+  const dtb = buildXenDtb(i.platformDtb, config);
+  // The tree itself must not be overwritten by a module either.
+  const dtbAddress = address(board, 'fdt');
+  checkModules(memoryRanges(decodeFdt(dtb)), [
+    { what: `the device tree (at loadAddresses.fdt ${hex(dtbAddress)})`, m: { address: dtbAddress, size: dtbFootprint(dtb.length) } },
+    { what: 'the DomU kernel', m: domU.kernel },
+    { what: 'the DomU ramdisk', m: domU.ramdisk },
+  ]);
+  return {
+    xen: { image: xen },
+    kernel: { image: i.guest.kernel, address: domU.kernel.address, bootargs },
+    ramdisk: { image: ramdisk, address: domU.ramdisk.address, bootBytes: i.guest.initramfs.length, flashBytes: i.flash.length },
+    dtb: { image: dtb, address: dtbAddress },
+    config,
+  };
+}
