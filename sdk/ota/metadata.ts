@@ -200,3 +200,20 @@ export function verifyRootUpdate(trusted: RootSigned, bytes: Uint8Array, crypto:
   }
   return next;
 }
+
+// The targets, snapshot and timestamp roles and their shape checks are in roles.ts.
+
+/** True when `expires` is at or before `nowSeconds` (the spec's "expired" for 5.3.10–5.6.5). */
+export function isExpired(expires: string, nowSeconds: number): boolean {
+  const t = parseUtc(expires);
+  return isNaN(t) || t <= nowSeconds;
+}
+
+/** Did the keys or threshold of `role` change between two roots (5.3.11)? */
+export function roleKeysChanged(a: RootSigned, b: RootSigned, role: RoleName): boolean {
+  const x = a.roles[role];
+  const y = b.roles[role];
+  if (x.threshold !== y.threshold || x.keyids.length !== y.keyids.length) return true;
+  for (let i = 0; i < x.keyids.length; i++) if (y.keyids.indexOf(x.keyids[i]) < 0) return true;
+  return false;
+}

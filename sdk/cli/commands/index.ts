@@ -1,10 +1,16 @@
 import type { Command } from '../command';
 import { boardsList, boardsShow } from './boards';
 import { build, init } from './build';
+import { disk, fit, run } from './disk';
 import { inspect } from './inspect';
 import { keysInit } from './keys';
 import { sign } from './sign';
 import { tcb } from './tcb';
 import { verify } from './verify';
+import { server, serverKeys } from './server';
+import { publish } from './publish';
+import { rolloutCreate, rolloutPause, rolloutPromote, rolloutResume, rolloutStatus } from './rollout';
+import { deviceEnroll, deviceList, deviceRevoke } from './device';
 
-export const COMMANDS: Command[] = [init, keysInit, build, sign, inspect, verify, tcb, boardsList, boardsShow];
+export const COMMANDS: Command[] = [init, keysInit, build, sign, inspect, verify, tcb, boardsList, boardsShow, fit, disk, run,
+  server, serverKeys, publish, rolloutCreate, rolloutStatus, rolloutPause, rolloutResume, rolloutPromote, deviceEnroll, deviceRevoke, deviceList];

@@ -1,0 +1,277 @@
+/**
+ * The update server under load on loopback, against nginx from Debian in the same run.
+ *
+ *   ota.checkin_per_s     200 simulated devices (each its own certificate and keep-alive
+ *                         mutual-TLS connection) checking in concurrently, 25 times each
+ *   ota.checkin_p99_ms    99th percentile latency of those check-ins
+ *   ota.download_mb_s     16 devices downloading an 8 MiB target concurrently, 4 times each
+ *   ota.checkin_vs_nginx  check-ins/s ÷ nginx's GETs/s of timestamp.json (what a device fetches
+ *                         every check-in) with the same clients, certificates and TLS settings
+ *   ota.download_vs_nginx download MB/s ÷ nginx's MB/s for the same target file
+ *   ota.metadata_vs_nginx our GETs/s of timestamp.json ÷ nginx's
+ *
+ * Each measurement is the best of three rounds that alternate between the two servers.
+ *
+ * Both servers get one process (nginx: worker_processes 1; ours: one Node process), mutual TLS
+ * against the vendor CA, and the same RSA-2048 server certificate. Bounded: every phase is a
+ * fixed number of requests, and the whole run gives up after a few minutes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { enrollIdentity, loadIdentity, loadVendorCa } from '../sdk/keys/device';
+import { issueCertificate } from '../sdk/keys/device-x509';
+import { loadSigner } from '../sdk/keys/keyfile';
+import { initKeys } from '../sdk/keys/keyset';
+import { AdminClient } from '../sdk/ota/repository-http';
+import { publishRelease } from '../sdk/ota/repository-publish';
+import { prepareServerKeys } from '../update-server/start';
+import { makeImage } from '../tests/helpers/fixtures';
+import type { Figures } from './_lib';
+
+const DEVICES = 200;
+const CHECKINS_PER_DEVICE = 25;
+const DOWNLOADERS = 16;
+const DOWNLOADS_EACH = 4;
+const TARGET_MB = 8;
+const ROUNDS = 3;
+const DEADLINE_MS = 300_000;
+
+/** The project folder: the nearest parent with package.json (this file runs bundled from bench/out/). */
+function projectRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, 'package.json')) && dirname(d) !== d) d = dirname(d);
+  return d;
+}
+const ROOT = projectRoot();
+
+interface Client {
+  agent: Agent;
+}
+
+interface Phase {
+  wallMs: number;
+  latencies: number[];
+  bytes: number;
+}
+
+const started = Date.now();
+function checkDeadline(): void {
+  if (Date.now() - started > DEADLINE_MS) throw new Error('benchmark exceeded its time bound');
+}
+
+function once(c: Client, url: string, method: string, body?: string): Promise<{ status: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent: c.agent, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
+      let bytes = 0;
+      res.on('data', (d: Buffer) => (bytes += d.length));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
+      res.on('error', reject);
+    });
+    req.setTimeout(60_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Every client runs `count` requests back to back; all clients at once. */
+async function phase(clients: Client[], count: number, url: string, method: string, body?: string): Promise<Phase> {
+  // Connect (TLS handshake with client certificate) before measuring.
+  await Promise.all(clients.map((c) => once(c, url, method, body)));
+  const latencies: number[] = [];
+  let bytes = 0;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(clients.map(async (c) => {
+    for (let i = 0; i < count; i++) {
+      const s = process.hrtime.bigint();
+      const r = await once(c, url, method, body);
+      if (r.status !== 200) throw new Error(`${method} ${url} answered ${r.status}`);
+      latencies.push(Number(process.hrtime.bigint() - s) / 1e6);
+      bytes += r.bytes;
+    }
+  }));
+  const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  checkDeadline();
+  return { wallMs, latencies, bytes };
+}
+
+function p99(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(s.length * 0.99) - 1)];
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function startSignet(data: string, keys: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [join(ROOT, 'sdk/cli/signet.mjs'), 'server', '--data', data, '--keys', keys, '--port', '0', '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve({ child, url: JSON.parse(out.slice(0, nl)).url });
+    });
+    child.stderr!.on('data', (c: Buffer) => (err += c));
+    child.on('exit', (code) => reject(new Error('signet server exited (' + code + '): ' + err)));
+  });
+}
+
+async function startNginx(dir: string, serverKeys: string): Promise<{ child: ChildProcess; url: string }> {
+  if (!existsSync('/usr/sbin/nginx')) throw new Error('nginx is not installed (apt-get install nginx-light)');
+  const port = await freePort();
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  writeFileSync(join(dir, 'nginx.conf'), `
+user root;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 100000;
+  client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp; uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${serverKeys}/server.crt;
+    ssl_certificate_key ${serverKeys}/server.key;
+    ssl_client_certificate ${serverKeys}/vendor-ca.crt;
+    ssl_verify_client on;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root ${dir}/www;
+  }
+}
+`);
+  const child = spawn('/usr/sbin/nginx', ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
+  const url = `https://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (up) return { child, url };
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('nginx did not start: ' + (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : ''));
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+export async function run(): Promise<Figures> {
+  const work = mkdtempSync(join(tmpdir(), 'signet-bench-ota-'));
+  const children: ChildProcess[] = [];
+  try {
+    const keys = join(work, 'keys');
+    const serverKeys = join(work, 'server-keys');
+    await initKeys({ dir: keys });
+    await prepareServerKeys({ keysDir: keys, outDir: serverKeys });
+    const ca = await loadVendorCa(keys);
+    await enrollIdentity({ id: 'bench-admin', keysDir: keys, outDir: join(work, 'admin'), admin: true });
+    const admin = loadIdentity(join(work, 'admin'));
+
+    const signet = await startSignet(join(work, 'data'), serverKeys);
+    children.push(signet.child);
+
+    // A release of TARGET_MB, published the normal way, and a 50 % rollout for it.
+    const app = new Uint8Array(TARGET_MB * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
+    const image = await makeImage({ version: '1.3.0', securityCounter: 4, app, signers: [await loadSigner(join(keys, 'targets-1.key'))] });
+    const imageFile = join(work, 'app.simg');
+    writeFileSync(imageFile, image);
+    const adminClient = new AdminClient(signet.url, admin);
+    const pub = await publishRelease({ imagePath: imageFile, keysDir: keys, transport: adminClient });
+    await adminClient.json('POST', '/api/v1/rollouts', { board: 'qemu-virt-arm64', version: '1.3.0', percent: 50, haltFailureRate: 0.5 });
+
+    // 200 devices, each with its own certificate (one shared RSA key: issuing is the cheap part).
+    const first = issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: 'dev-0', role: 'device', days: 2 });
+    const publicKeyPem = createPublicKey(first.keyPem!).export({ format: 'pem', type: 'spki' }) as string;
+    const clients: Client[] = [];
+    for (let i = 0; i < DEVICES; i++) {
+      const cert = i === 0 ? first.certPem : issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: 'dev-' + i, role: 'device', days: 2, publicKeyPem }).certPem;
+      clients.push({ agent: new Agent({ keepAlive: true, maxSockets: 1, cert, key: first.keyPem, ca: ca.certPem }) });
+    }
+    checkDeadline();
+
+    // The same files for nginx: timestamp.json and the target at its consistent path.
+    const ngDir = join(work, 'nginx');
+    const www = join(ngDir, 'www');
+    const timestampRes = await new Promise<Buffer>((resolve, reject) => {
+      request(signet.url + '/tuf/metadata/timestamp.json', { agent: clients[0].agent }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => resolve(Buffer.concat(parts)));
+      }).on('error', reject).end();
+    });
+    mkdirSync(join(www, 'tuf', 'metadata'), { recursive: true });
+    writeFileSync(join(www, 'tuf', 'metadata', 'timestamp.json'), timestampRes);
+    const targetRel = join('tuf', 'targets', pub.path);
+    mkdirSync(dirname(join(www, targetRel)), { recursive: true });
+    linkSync(join(work, 'data', 'blobs', pub.sha256.slice(0, 2), pub.sha256), join(www, targetRel));
+    const nginx = await startNginx(ngDir, serverKeys);
+    children.push(nginx.child);
+
+    const checkinBody = JSON.stringify({ board: 'qemu-virt-arm64', version: '1.2.0', securityCounter: 3, slot: 'a' });
+    const downloaders = clients.slice(0, DOWNLOADERS);
+    const expected = image.length * DOWNLOADERS * DOWNLOADS_EACH;
+    // Rounds alternate between the two servers and the best of each is kept, so that a burst
+    // of other load on a shared machine does not land on one side only.
+    let ours: Phase | null = null;
+    let oursMeta: Phase | null = null;
+    let theirsMeta: Phase | null = null;
+    let oursDl: Phase | null = null;
+    let theirsDl: Phase | null = null;
+    const best = (a: Phase | null, b: Phase) => (!a || b.wallMs < a.wallMs ? b : a);
+    for (let round = 0; round < ROUNDS; round++) {
+      ours = best(ours, await phase(clients, CHECKINS_PER_DEVICE, signet.url + '/api/v1/checkin', 'POST', checkinBody));
+      theirsMeta = best(theirsMeta, await phase(clients, CHECKINS_PER_DEVICE, nginx.url + '/tuf/metadata/timestamp.json', 'GET'));
+      oursMeta = best(oursMeta, await phase(clients, CHECKINS_PER_DEVICE, signet.url + '/tuf/metadata/timestamp.json', 'GET'));
+      const a = await phase(downloaders, DOWNLOADS_EACH, signet.url + '/' + targetRel, 'GET');
+      const b = await phase(downloaders, DOWNLOADS_EACH, nginx.url + '/' + targetRel, 'GET');
+      if (a.bytes !== expected || b.bytes !== expected) throw new Error('a download came back short');
+      oursDl = best(oursDl, a);
+      theirsDl = best(theirsDl, b);
+    }
+    for (const c of clients) c.agent.destroy();
+
+    if (!ours || !oursMeta || !theirsMeta || !oursDl || !theirsDl) throw new Error('no rounds ran');
+    const perS = (p: Phase) => p.latencies.length / (p.wallMs / 1000);
+    const mbS = (p: Phase) => p.bytes / 1048576 / (p.wallMs / 1000);
+    return {
+      checkin_per_s: { value: perS(ours), unit: 'req/s' },
+      checkin_p99_ms: { value: p99(ours.latencies), unit: 'ms' },
+      download_mb_s: { value: mbS(oursDl), unit: 'MB/s' },
+      checkin_vs_nginx: { value: perS(ours) / perS(theirsMeta), unit: 'ratio' },
+      download_vs_nginx: { value: mbS(oursDl) / mbS(theirsDl), unit: 'ratio' },
+      metadata_vs_nginx: { value: perS(oursMeta) / perS(theirsMeta), unit: 'ratio' },
+      nginx_metadata_per_s: { value: perS(theirsMeta), unit: 'req/s' },
+      nginx_download_mb_s: { value: mbS(theirsDl), unit: 'MB/s' },
+    };
+  } finally {
+    for (const c of children) await stop(c);
+    rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,66 @@
+import { enrollIdentity } from '../../keys/device';
+import { adminClientFor } from '../../ota/repository-http';
+import { intOption, JSON_OPTION, need, type Command } from '../command';
+import { ADMIN_OPTIONS } from './publish';
+
+export const deviceEnroll: Command = {
+  path: ['device', 'enroll'],
+  summary: 'issue a device (or, with --admin, an admin) key and X.509 certificate from the vendor CA for mutual TLS',
+  options: {
+    id: { type: 'string', valueName: 'id', description: 'device id (the certificate CN), e.g. tv-0001' },
+    keys: { type: 'string', valueName: 'folder', description: 'folder with vendor-ca.crt and vendor-ca.key' },
+    out: { type: 'string', valueName: 'folder', description: 'identity folder to write (default devices/<id>, or ./admin with --admin)' },
+    admin: { type: 'boolean', description: 'an admin identity (publish, rollouts, revocation) instead of a device' },
+    days: { type: 'string', valueName: 'n', description: 'certificate lifetime (default 3650 for devices, 365 for admins)' },
+    ...JSON_OPTION,
+  },
+  details: ['Writes client.crt, client.key (0600), vendor-ca.crt and identity.json. The key is RSA-2048.'],
+  async run(ctx) {
+    const id = need(ctx, 'id');
+    const admin = ctx.values.admin === true;
+    const r = await enrollIdentity({
+      id, keysDir: need(ctx, 'keys'), outDir: (ctx.values.out as string | undefined) ?? (admin ? 'admin' : `devices/${id}`), admin,
+      days: intOption(ctx, 'days', 1, 36500),
+    });
+    if (ctx.json) ctx.out(JSON.stringify(r, null, 2));
+    else ctx.out(`enrolled ${r.role} ${r.id} in ${r.outDir} (certificate serial ${r.serial.slice(0, 16)}…, valid until ${r.notAfter})`);
+  },
+};
+
+export const deviceRevoke: Command = {
+  path: ['device', 'revoke'],
+  summary: 'put a device (or admin) id on the server\'s revocation list: every request with its certificate is refused',
+  options: {
+    id: { type: 'string', valueName: 'id', description: 'the id to revoke' },
+    reason: { type: 'string', valueName: 'text', description: 'why (shown in refusals and on the dashboard)' },
+    ...ADMIN_OPTIONS,
+    ...JSON_OPTION,
+  },
+  async run(ctx) {
+    const id = need(ctx, 'id');
+    const r = await adminClientFor(ctx.values.server as string | undefined, ctx.values.admin as string | undefined)
+      .json<{ id: string; reason: string }>('POST', `/api/v1/devices/${encodeURIComponent(id)}/revoke`, { reason: (ctx.values.reason as string | undefined) ?? '' });
+    if (ctx.json) ctx.out(JSON.stringify(r));
+    else ctx.out(`revoked ${r.id}: ${r.reason}`);
+  },
+};
+
+export const deviceList: Command = {
+  path: ['device', 'list'],
+  summary: 'list devices the server knows: board, version, last check-in, last error',
+  options: { ...ADMIN_OPTIONS, ...JSON_OPTION },
+  async run(ctx) {
+    const r = await adminClientFor(ctx.values.server as string | undefined, ctx.values.admin as string | undefined)
+      .json<{ devices: { id: string; board: string; version: string; channel: string; lastCheckin: number; lastError: string | null }[]; revoked: { id: string }[] }>('GET', '/api/v1/devices');
+    if (ctx.json) {
+      ctx.out(JSON.stringify(r, null, 2));
+      return;
+    }
+    const revoked = new Set(r.revoked.map((x) => x.id));
+    if (!r.devices.length) ctx.out('no devices have checked in');
+    for (const d of r.devices) {
+      ctx.out(`${d.id.padEnd(20)} ${d.board.padEnd(18)} ${d.version.padEnd(10)} ${d.channel.padEnd(8)} ${new Date(d.lastCheckin * 1000).toISOString()}` +
+        `${d.lastError ? '  last error ' + d.lastError : ''}${revoked.has(d.id) ? '  REVOKED' : ''}`);
+    }
+  },
+};

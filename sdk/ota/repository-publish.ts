@@ -1,0 +1,116 @@
+/**
+ * `signet publish`: put a release on the update server, signing the targets metadata offline.
+ *
+ *   1. verify the image against keys/root.json (the same decision a device makes)
+ *   2. fetch the server's current targets metadata and check it is signed by the targets keys
+ *      (we are about to sign its contents: a server must not slip entries into our signature)
+ *   3. add the image as a target, bump the version, sign with the targets key(s) here
+ *   4. upload the image, then the signed metadata; the server adds snapshot and timestamp
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { nodeCrypto } from '../image/crypto-node';
+import { readImageFile } from '../image/file';
+import { verifyImage } from '../image/verify';
+import { loadSigner } from '../keys/keyfile';
+import { envOrPromptPassphrase, type PassphraseSource } from '../keys/passphrase';
+import { MetadataError } from './errors';
+import { checkThreshold, formatUtc, type Envelope, type Signer } from './metadata';
+import { addTarget, consistentTargetPath, DEFAULT_TARGETS_EXPIRES_S, encodeMetadata, signTargets, targetForImage } from './repository';
+import { RepositoryError } from './repository-errors';
+import type { PublishAnswer } from './repository-http';
+import { checkTargetsShape, type TargetsSigned } from './roles';
+import { loadTrustedRootFile } from './root-file';
+
+/** What publish needs from the server; `AdminClient` implements it over HTTPS. */
+export interface PublishTransport {
+  getTargets(): Promise<{ root: number; targets: unknown | null }>;
+  uploadBlob(sha256: string, file: string, length: number): Promise<{ stored: boolean }>;
+  publish(targetsBytes: Uint8Array): Promise<PublishAnswer>;
+}
+
+export interface PublishOptions {
+  imagePath: string;
+  keysDir: string;
+  transport: PublishTransport;
+  targetsExpiresDays?: number;
+  now?: number;
+  passphrases?: PassphraseSource;
+}
+
+export interface PublishReport {
+  name: string;
+  path: string;
+  sha256: string;
+  length: number;
+  board: string;
+  version: string;
+  securityCounter: number;
+  alreadyPublished: boolean;
+  targetsVersion: number;
+  snapshotVersion?: number;
+  timestampVersion?: number;
+  signatures: number;
+}
+
+/** Every targets-N.key in the folder whose key root names for the targets role. */
+async function targetsSigners(keysDir: string, keyids: string[], passphrases: PassphraseSource): Promise<Signer[]> {
+  let names: string[];
+  try {
+    names = readdirSync(keysDir).filter((n) => /^targets(-\d+)?\.key$/.test(n)).sort();
+  } catch (e) {
+    throw new RepositoryError('E_REPO_NO_TARGETS_KEY', 'cannot read the keys folder ' + keysDir, e);
+  }
+  const out: Signer[] = [];
+  for (const n of names) {
+    const s = await loadSigner(join(keysDir, n), passphrases);
+    if (keyids.includes(s.keyid)) out.push(s);
+  }
+  if (!out.length) throw new RepositoryError('E_REPO_NO_TARGETS_KEY', `no targets key in ${keysDir} is one that root.json names for targets`);
+  return out;
+}
+
+export async function publishRelease(o: PublishOptions): Promise<PublishReport> {
+  const now = o.now ?? Math.floor(Date.now() / 1000);
+  const passphrases = o.passphrases ?? envOrPromptPassphrase;
+  const root = loadTrustedRootFile(join(o.keysDir, 'root.json'), nodeCrypto, now);
+  const image = readImageFile(o.imagePath);
+  const target = targetForImage(image, nodeCrypto);
+  // 1. The device's decision, here first: a release that would be refused is not published.
+  verifyImage(image, { root, board: target.manifest.board, now, crypto: nodeCrypto });
+
+  // 2. The server's targets metadata, checked before we sign over it.
+  const remote = await o.transport.getTargets();
+  if (remote.root !== root.version) {
+    throw new MetadataError('E_META_VERSION', `the server trusts root version ${remote.root}, ${join(o.keysDir, 'root.json')} is version ${root.version}`);
+  }
+  let current: TargetsSigned | null = null;
+  if (remote.targets !== null) {
+    const env = remote.targets as Envelope<unknown>;
+    current = checkTargetsShape(env && env.signed);
+    checkThreshold(env, root, 'targets', nodeCrypto);
+  }
+  const sha256 = target.file.hashes.sha256;
+  const base: Omit<PublishReport, 'alreadyPublished' | 'targetsVersion' | 'signatures'> = {
+    name: target.name, path: consistentTargetPath(target.name, sha256), sha256, length: target.file.length,
+    board: target.manifest.board, version: target.manifest.version, securityCounter: target.manifest.securityCounter,
+  };
+  const existing = current?.targets[target.name];
+  if (existing && existing.hashes.sha256 === sha256) {
+    // Published before (perhaps by an interrupted run): make sure the bytes are there.
+    await o.transport.uploadBlob(sha256, o.imagePath, image.length);
+    return { ...base, alreadyPublished: true, targetsVersion: current!.version, signatures: 0 };
+  }
+
+  // 3. Sign offline.
+  const signers = await targetsSigners(o.keysDir, root.roles.targets.keyids, passphrases);
+  const expires = formatUtc(now + (o.targetsExpiresDays !== undefined ? o.targetsExpiresDays * 86400 : DEFAULT_TARGETS_EXPIRES_S));
+  const next = addTarget(current, target, expires);
+  const env = await signTargets(next, signers);
+  const valid = checkThreshold(env, root, 'targets', nodeCrypto);
+
+  // 4. Bytes first, then the metadata that makes them visible.
+  await o.transport.uploadBlob(sha256, o.imagePath, image.length);
+  const r = await o.transport.publish(encodeMetadata(env));
+  return { ...base, alreadyPublished: false, targetsVersion: r.targetsVersion, snapshotVersion: r.snapshotVersion, timestampVersion: r.timestampVersion, signatures: valid };
+}

@@ -1,0 +1,276 @@
+/**
+ * The update server as a function from request to response (docs/ota-protocol.md §2). It
+ * never listens: `http-node.ts` serves it over HTTPS with mutual TLS, and tests may call
+ * `handle` directly. Each route: authenticate, parse, call one service, format.
+ */
+import type { Signer } from '../sdk/ota/metadata';
+import { authenticate, isLoopback, type Caller, type CallerRole } from './auth';
+import { DASHBOARD_CSP, renderDashboard } from './dashboard';
+import { ServerError } from './errors';
+import { Fleet } from './fleet';
+import { errorResponse, json, readBody, readJson, type AppRequest, type AppResponse } from './http';
+import { Metrics, renderMetrics } from './metrics';
+import { Repository } from './repository';
+import { Rollouts } from './rollouts';
+import type { Storage } from './storage';
+
+export interface UpdateServerOptions {
+  storage: Storage;
+  /** root.json as `signet keys init` wrote it (the trust anchor of a fresh repository). */
+  rootBytes: Uint8Array;
+  snapshotSigners: Signer[];
+  timestampSigners: Signer[];
+  /** Unix seconds; tests pass a fake clock. */
+  clock?: () => number;
+  /** Serve /dashboard and /metrics to loopback clients without a certificate (default true). */
+  openLocal?: boolean;
+  snapshotExpiresS?: number;
+  timestampExpiresS?: number;
+  limits?: Partial<Limits>;
+}
+
+export interface Limits {
+  json: number;
+  metadata: number;
+  target: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  json: 64 * 1024,
+  metadata: 16 * 1024 * 1024,
+  target: 512 * 1024 * 1024,
+};
+
+export interface UpdateServer {
+  handle(req: AppRequest): Promise<AppResponse>;
+  /** Periodic work: re-sign the timestamp before it expires. */
+  tick(): Promise<void>;
+  readonly repository: Repository;
+  readonly fleet: Fleet;
+  readonly rollouts: Rollouts;
+  readonly metrics: Metrics;
+  readonly storage: Storage;
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+type Handler = (req: AppRequest, params: string[]) => Promise<AppResponse>;
+interface Route {
+  method: string;
+  pattern: RegExp;
+  who: CallerRole | 'any' | 'local-or-admin' | 'public';
+  run: Handler;
+}
+
+export async function createUpdateServer(o: UpdateServerOptions): Promise<UpdateServer> {
+  const clock = o.clock ?? (() => Math.floor(Date.now() / 1000));
+  const limits = { ...DEFAULT_LIMITS, ...o.limits };
+  const storage = o.storage;
+  const metrics = new Metrics();
+  const repository = new Repository({
+    storage, snapshotSigners: o.snapshotSigners, timestampSigners: o.timestampSigners, clock,
+    snapshotExpiresS: o.snapshotExpiresS, timestampExpiresS: o.timestampExpiresS,
+  });
+  await repository.init(o.rootBytes);
+  const fleet = new Fleet(storage, repository, metrics, clock);
+  const rollouts = new Rollouts(storage, repository, clock);
+  const openLocal = o.openLocal ?? true;
+
+  const metadataFile: Handler = async (_req, [file]) => {
+    const bytes = await repository.metadataFile(file);
+    if (!bytes) throw new ServerError('E_NOT_FOUND', 'no metadata ' + file);
+    metrics.downloads.metadata++;
+    metrics.downloadBytes.metadata += bytes.length;
+    return {
+      status: 200,
+      headers: { 'content-type': 'application/json', 'cache-control': file === 'timestamp.json' ? 'no-cache' : 'public, max-age=3600' },
+      body: bytes,
+    };
+  };
+
+  const targetFile: Handler = async (req, [path]) => {
+    const t = await repository.targetFile(path);
+    const st = t ? await storage.blobs.stat(t.sha256) : null;
+    if (!t || !st) throw new ServerError('E_NOT_FOUND', 'no target ' + path);
+    const range = parseRange(req.headers.range, st.length);
+    const headers: Record<string, string> = {
+      'content-type': 'application/octet-stream', 'accept-ranges': 'bytes', etag: '"' + t.sha256 + '"',
+      'cache-control': 'public, max-age=31536000, immutable',
+    };
+    if (range === 'unsatisfiable') {
+      return { status: 416, headers: { ...headers, 'content-range': `bytes */${st.length}` } };
+    }
+    // An If-Range that does not match means the client's partial copy is of other bytes.
+    const useRange = range && (!req.headers['if-range'] || req.headers['if-range'] === headers.etag);
+    const [start, end] = useRange ? [range.start, range.end] : [0, st.length - 1];
+    const length = st.length === 0 ? 0 : end - start + 1;
+    metrics.downloads.target++;
+    metrics.downloadBytes.target += length;
+    if (useRange) headers['content-range'] = `bytes ${start}-${end}/${st.length}`;
+    return {
+      status: useRange ? 206 : 200,
+      headers,
+      body: length === 0 ? new Uint8Array(0) : { stream: storage.blobs.read(t.sha256, start, end), length },
+    };
+  };
+
+  const routes: Route[] = [
+    { method: 'GET', pattern: /^\/healthz$/, who: 'public', run: async () => json(200, { ok: true }) },
+    { method: 'GET', pattern: /^\/tuf\/metadata\/([A-Za-z0-9.]{1,40})$/, who: 'any', run: metadataFile },
+    { method: 'GET', pattern: /^\/tuf\/targets\/([A-Za-z0-9._\/+-]{1,400})$/, who: 'any', run: targetFile },
+    {
+      method: 'POST', pattern: /^\/api\/v1\/checkin$/, who: 'device',
+      run: async (req) => json(200, await fleet.checkin((req as Authed).caller, await readJson(req.body, limits.json))),
+    },
+    {
+      method: 'POST', pattern: /^\/api\/v1\/report$/, who: 'device',
+      run: async (req) => {
+        const r = await fleet.report((req as Authed).caller, await readJson(req.body, limits.json));
+        return json(200, { ok: true, rollout: { id: r.rollout.id, state: r.rollout.state } });
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/api\/v1\/targets$/, who: 'admin',
+      run: async () => {
+        const t = await repository.currentTargets();
+        return json(200, { root: repository.trustedRoot().version, targets: t ? JSON.parse(Buffer.from(t.bytes).toString('utf8')) : null });
+      },
+    },
+    {
+      method: 'PUT', pattern: /^\/api\/v1\/blobs\/([0-9a-f]{64})$/, who: 'admin',
+      run: async (req, [sha]) => {
+        const len = Number(req.headers['content-length']);
+        if (!SHA256.test(sha)) throw new ServerError('E_BAD_REQUEST', 'not a SHA-256');
+        if (!Number.isInteger(len) || len < 0) throw new ServerError('E_BAD_REQUEST', 'a blob upload needs Content-Length');
+        if (len > limits.target) throw new ServerError('E_TOO_LARGE', `target of ${len} bytes exceeds the ${limits.target}-byte limit`);
+        const r = await repository.uploadBlob(sha, len, req.body);
+        metrics.uploadBytes += len;
+        return json(r === 'stored' ? 201 : 200, { sha256: sha, length: len, stored: r === 'stored' });
+      },
+    },
+    {
+      method: 'POST', pattern: /^\/api\/v1\/publish$/, who: 'admin',
+      run: async (req) => {
+        const r = await repository.publish(await readBody(req.body, limits.metadata));
+        metrics.publishes++;
+        return json(200, r);
+      },
+    },
+    {
+      method: 'POST', pattern: /^\/api\/v1\/root$/, who: 'admin',
+      run: async (req) => json(200, await repository.updateRoot(await readBody(req.body, limits.metadata))),
+    },
+    { method: 'GET', pattern: /^\/api\/v1\/rollouts$/, who: 'admin', run: async () => json(200, { rollouts: await rollouts.list() }) },
+    {
+      method: 'POST', pattern: /^\/api\/v1\/rollouts$/, who: 'admin',
+      run: async (req) => json(201, await rollouts.create(await readJson(req.body, limits.json))),
+    },
+    { method: 'GET', pattern: /^\/api\/v1\/rollouts\/(r\d{1,9})$/, who: 'admin', run: async (_r, [id]) => json(200, await rollouts.status(id)) },
+    {
+      method: 'POST', pattern: /^\/api\/v1\/rollouts\/(r\d{1,9})\/(pause|resume|promote)$/, who: 'admin',
+      run: async (req, [id, action]) => {
+        if (action === 'pause') return json(200, await rollouts.pause(id));
+        if (action === 'resume') return json(200, await rollouts.resume(id));
+        return json(200, await rollouts.promote(id, await readJson(req.body, limits.json, true)));
+      },
+    },
+    { method: 'GET', pattern: /^\/api\/v1\/devices$/, who: 'admin', run: async () => json(200, { devices: await fleet.devices(), revoked: await storage.revocations() }) },
+    {
+      method: 'POST', pattern: /^\/api\/v1\/devices\/([A-Za-z0-9._-]{1,64})\/revoke$/, who: 'admin',
+      run: async (req, [id]) => {
+        const body = await readJson(req.body, limits.json, true);
+        return json(200, await fleet.revoke(id, typeof body.reason === 'string' ? body.reason : ''));
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/dashboard\/?$/, who: 'local-or-admin',
+      run: async () => ({
+        status: 200,
+        headers: { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': DASHBOARD_CSP, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' },
+        body: renderDashboard(await dashboardData()),
+      }),
+    },
+    {
+      method: 'GET', pattern: /^\/metrics$/, who: 'local-or-admin',
+      run: async () => ({
+        status: 200,
+        headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' },
+        body: renderMetrics(metrics, await rollouts.list(), await storage.fleet()),
+      }),
+    },
+  ];
+
+  async function dashboardData() {
+    const versions = async (role: 'root' | 'targets' | 'snapshot' | 'timestamp') => (await storage.latestMetadata(role))?.version ?? 0;
+    const t = await repository.currentTargets();
+    return {
+      now: clock(),
+      fleet: await storage.fleet(),
+      rollouts: await rollouts.list(),
+      devices: await storage.devices(500),
+      revocations: await storage.revocations(),
+      repository: {
+        root: await versions('root'), targets: await versions('targets'), snapshot: await versions('snapshot'),
+        timestamp: await versions('timestamp'), targetCount: t ? Object.keys(t.signed.targets).length : 0,
+      },
+    };
+  }
+
+  async function handle(req: AppRequest): Promise<AppResponse> {
+    try {
+      let allowed = false;
+      for (const r of routes) {
+        const m = r.pattern.exec(req.path);
+        if (!m) continue;
+        allowed = true;
+        if (r.method !== req.method && !(r.method === 'GET' && req.method === 'HEAD')) continue;
+        if (r.who === 'local-or-admin') {
+          if (!(openLocal && isLoopback(req.remoteAddress))) await authenticate(req, storage, 'admin');
+        } else if (r.who !== 'public') {
+          (req as Authed).caller = await authenticate(req, storage, r.who);
+        }
+        return await r.run(req, m.slice(1));
+      }
+      throw allowed ? new ServerError('E_METHOD', `${req.method} is not allowed on ${req.path}`) : new ServerError('E_NOT_FOUND', 'no such endpoint ' + req.path.slice(0, 200));
+    } catch (e) {
+      const res = errorResponse(e);
+      const code = (e as { code?: string }).code ?? 'E_INTERNAL';
+      metrics.refusals[code] = (metrics.refusals[code] ?? 0) + 1;
+      return res;
+    }
+  }
+
+  return {
+    handle,
+    tick: async () => {
+      await repository.refresh();
+    },
+    repository,
+    fleet,
+    rollouts,
+    metrics,
+    storage,
+  };
+}
+
+type Authed = AppRequest & { caller: Caller };
+
+/**
+ * One `bytes=` range (RFC 9110 §14.1.2): `a-b`, `a-` or `-n`. Several ranges, or anything
+ * malformed, are ignored (a full 200), as the RFC allows; a start past the end is 416.
+ */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | null {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return null;
+  if (m[1] === '') {
+    const n = Number(m[2]);
+    if (n === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (m[2] !== '' && Number(m[2]) < start) return null;
+  if (start >= size) return 'unsatisfiable';
+  return { start, end };
+}

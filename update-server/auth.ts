@@ -1,0 +1,35 @@
+/**
+ * Who is asking, from what mutual TLS established: the certificate must chain to the vendor
+ * CA (checked by TLS, reported by the adapter), carry a Signet role in its OU, and name an
+ * identity that is not revoked. The device id is the certificate's CN, never a body field.
+ */
+import { ServerError } from './errors';
+import type { AppRequest } from './http';
+import type { Storage } from './storage';
+
+export type CallerRole = 'device' | 'admin';
+
+export interface Caller {
+  id: string;
+  role: CallerRole;
+  serial: string | null;
+}
+
+export async function authenticate(req: AppRequest, storage: Storage, need: CallerRole | 'any'): Promise<Caller> {
+  const c = req.client;
+  if (!c.present) throw new ServerError('E_AUTH_NO_CERT', 'no client certificate presented');
+  if (!c.authorized) throw new ServerError('E_AUTH_BAD_CERT', 'client certificate refused (' + (c.authorizationError ?? 'not issued by the vendor CA') + ')');
+  if (!c.commonName) throw new ServerError('E_AUTH_BAD_CERT', 'client certificate has no subject CN');
+  const role: CallerRole | null = c.roles.includes('admin') ? 'admin' : c.roles.includes('device') ? 'device' : null;
+  if (!role) throw new ServerError('E_AUTH_BAD_CERT', 'client certificate has no Signet role (OU=device or OU=admin)');
+  const revoked = await storage.revocation(c.commonName);
+  if (revoked) throw new ServerError('E_AUTH_REVOKED', `${c.commonName} was revoked: ${revoked.reason}`);
+  if (need !== 'any' && role !== need) {
+    throw new ServerError('E_AUTH_ROLE', `${c.commonName} is a${role === 'admin' ? 'n admin' : ' device'}; this endpoint is for ${need}s`);
+  }
+  return { id: c.commonName, role, serial: c.serial ?? null };
+}
+
+export function isLoopback(address: string): boolean {
+  return address === '::1' || /^(::ffff:)?127\./.test(address);
+}

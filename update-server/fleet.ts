@@ -1,0 +1,137 @@
+/**
+ * Devices talking to the server: check-in (record state, maybe offer an update) and status
+ * reports (progress of an offered update; failures count towards the rollout's halt rule).
+ */
+import { consistentTargetPath } from '../sdk/ota/repository';
+import { BOARD_ID, SEMVER } from '../sdk/image/manifest';
+import type { Caller } from './auth';
+import { ServerError } from './errors';
+import type { Metrics } from './metrics';
+import type { Repository } from './repository';
+import { haltReason, whyNoOffer, type NoOfferReason } from './rollout';
+import { REPORT_STATUSES, type DeviceRecord, type RolloutRecord, type Storage, type UpdateStatus } from './storage';
+
+export const CHANNEL = /^[a-z0-9][a-z0-9-]{0,31}$/;
+export const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,47}$/;
+export const DEFAULT_CHANNEL = 'stable';
+
+export interface Offer {
+  target: string;
+  version: string;
+  securityCounter: number;
+  length: number;
+  sha256: string;
+  rollout: string;
+  /** Where to fetch it: `/tuf/targets/<path>` (the consistent-snapshot name). */
+  path: string;
+}
+
+export interface CheckinResult {
+  offer: Offer | null;
+  /** Why there is no offer (advice for logs; the device decides nothing from it). */
+  reason?: NoOfferReason;
+}
+
+function str(body: Record<string, unknown>, key: string, re: RegExp, what: string, optional = false): string | null {
+  const v = body[key];
+  if (v === undefined && optional) return null;
+  if (typeof v !== 'string' || !re.test(v)) throw new ServerError('E_BAD_REQUEST', `"${key}" must be ${what}`);
+  return v;
+}
+
+function uint(body: Record<string, unknown>, key: string): number {
+  const v = body[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new ServerError('E_BAD_REQUEST', `"${key}" must be an integer 0..2^32-1`);
+  return v;
+}
+
+export class Fleet {
+  constructor(
+    private readonly storage: Storage,
+    private readonly repo: Repository,
+    private readonly metrics: Metrics,
+    private readonly clock: () => number,
+  ) {}
+
+  async checkin(caller: Caller, body: Record<string, unknown>): Promise<CheckinResult> {
+    const board = str(body, 'board', BOARD_ID, 'a board id')!;
+    const version = str(body, 'version', SEMVER, 'a semantic version')!;
+    const securityCounter = uint(body, 'securityCounter');
+    const slot = str(body, 'slot', /^[a-z]$/, 'a slot letter ("a" or "b")')!;
+    const channel = str(body, 'channel', CHANNEL, 'a channel name', true) ?? DEFAULT_CHANNEL;
+    const status = str(body, 'status', /^[a-z][a-z-]{0,31}$/, 'a status word', true);
+    const code = str(body, 'code', ERROR_CODE, 'an error code like E_DIGEST', true);
+    const now = this.clock();
+    const device = await this.storage.recordCheckin({
+      id: caller.id, board, version, securityCounter, slot, channel, status, code, certSerial: caller.serial, at: now,
+    });
+    this.metrics.checkins++;
+    return this.offerFor(device);
+  }
+
+  private async offerFor(device: DeviceRecord): Promise<CheckinResult> {
+    // One active rollout per board and channel: creating one supersedes the previous.
+    const [rollout] = await this.storage.rollouts({ board: device.board, channel: device.channel, states: ['active'] });
+    if (!rollout) return { offer: null, reason: 'no-rollout' };
+    const targets = await this.repo.currentTargets();
+    const entry = targets?.signed.targets[rollout.target] ?? null;
+    const failed = await this.storage.hasFailed(device.id, rollout.target);
+    const why = whyNoOffer(rollout, entry ? entry.custom : null, device, failed);
+    if (why) return { offer: null, reason: why };
+    const f = entry!;
+    const prev = await this.storage.rolloutDevice(rollout.id, device.id);
+    if (!prev) {
+      await this.storage.recordRolloutDevice({
+        rolloutId: rollout.id, deviceId: device.id, target: rollout.target, status: 'offered', code: null, updatedAt: this.clock(),
+      });
+      this.metrics.offers++;
+    }
+    return {
+      offer: {
+        target: rollout.target, version: f.custom.version, securityCounter: f.custom.securityCounter, length: f.length,
+        sha256: f.hashes.sha256, rollout: rollout.id, path: consistentTargetPath(rollout.target, f.hashes.sha256),
+      },
+    };
+  }
+
+  async report(caller: Caller, body: Record<string, unknown>): Promise<{ ok: true; rollout: RolloutRecord }> {
+    const rolloutId = str(body, 'rollout', /^r\d{1,9}$/, 'a rollout id')!;
+    const target = typeof body.target === 'string' ? body.target : '';
+    const status = body.status as UpdateStatus;
+    if (!REPORT_STATUSES.includes(status)) throw new ServerError('E_BAD_REQUEST', `"status" must be one of ${REPORT_STATUSES.join(', ')}`);
+    const code = str(body, 'code', ERROR_CODE, 'an error code like E_DIGEST', true);
+    const rollout = await this.storage.rollout(rolloutId);
+    if (!rollout) throw new ServerError('E_NOT_FOUND', 'no rollout ' + rolloutId);
+    if (rollout.target !== target) throw new ServerError('E_BAD_REQUEST', `rollout ${rolloutId} is for ${rollout.target}, not ${target}`);
+    // Only devices the rollout offered its target to may move its counts.
+    const prev = await this.storage.rolloutDevice(rolloutId, caller.id);
+    if (!prev) throw new ServerError('E_BAD_REQUEST', `${caller.id} was not offered ${target} in rollout ${rolloutId}`);
+    const now = this.clock();
+    await this.storage.recordRolloutDevice({ rolloutId, deviceId: caller.id, target, status, code, updatedAt: now });
+    this.metrics.reports[status] = (this.metrics.reports[status] ?? 0) + 1;
+    if (status === 'failed') {
+      this.metrics.failures++;
+      await this.storage.setDeviceError(caller.id, code ?? 'E_UPDATE_FAILED', now);
+    }
+    let current = rollout;
+    if (rollout.state === 'active' && (status === 'failed' || status === 'confirmed')) {
+      const reason = haltReason(rollout, await this.storage.rolloutCounts(rolloutId));
+      if (reason) {
+        current = await this.storage.updateRollout(rolloutId, { state: 'halted', reason, at: now });
+        this.metrics.halts++;
+      }
+    }
+    return { ok: true, rollout: current };
+  }
+
+  async devices(limit = 1000): Promise<DeviceRecord[]> {
+    return this.storage.devices(limit);
+  }
+
+  async revoke(id: string, reason: string): Promise<{ id: string; reason: string; at: number }> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) throw new ServerError('E_BAD_REQUEST', 'bad identity id');
+    const r = { id, reason: reason.slice(0, 200) || 'revoked by an admin', at: this.clock() };
+    await this.storage.revoke(r);
+    return r;
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * The server's TUF repository: serves metadata and targets from storage, accepts a release
+ * (blob, then targets metadata signed offline by the vendor), and signs snapshot and
+ * timestamp with the online keys. Root and targets private keys are never here.
+ *
+ * Order of a publish (docs/ota-protocol.md §4): the blob is complete, hashed and renamed into
+ * place first (uploadBlob); then publish() checks the targets metadata against root and every
+ * new target against its blob, and commits targets + snapshot + timestamp in one transaction.
+ * Until that commit nothing a client can fetch names the new blob.
+ */
+import { nodeCrypto } from '../sdk/image/crypto-node';
+import { verifyImage } from '../sdk/image/verify';
+import { parseEnvelope, parseUtc, verifyRootUpdate, verifyTrustedRoot, type RootSigned, type Signer } from '../sdk/ota/metadata';
+import {
+  checkOnlineSigners, checkTargetsUpload, consistentTargetPath, makeSnapshotAndTimestamp, makeTimestamp, type MetadataRole,
+} from '../sdk/ota/repository';
+import { RepositoryError } from '../sdk/ota/repository-errors';
+import { checkSnapshotShape, checkTargetsShape, checkTimestampShape, type TargetsSigned } from '../sdk/ota/roles';
+import { ServerError } from './errors';
+import type { MetadataRecord, Storage, TargetRecord } from './storage';
+
+export interface RepositoryOptions {
+  storage: Storage;
+  snapshotSigners: Signer[];
+  timestampSigners: Signer[];
+  /** Unix seconds. */
+  clock: () => number;
+  snapshotExpiresS?: number;
+  timestampExpiresS?: number;
+}
+
+export interface PublishResult {
+  targetsVersion: number;
+  snapshotVersion: number;
+  timestampVersion: number;
+  added: { name: string; sha256: string; length: number; path: string }[];
+}
+
+const META_FILE = /^(?:(\d{1,10})\.(root|targets|snapshot)|(timestamp))\.json$/;
+
+export class Repository {
+  private readonly storage: Storage;
+  private root!: RootSigned;
+  private chain: Promise<unknown> = Promise.resolve();
+  /** Unix seconds before which refresh() has nothing to do (0 = check). */
+  private refreshAfter = 0;
+  private targetsCache: { version: number; value: { signed: TargetsSigned; bytes: Uint8Array } } | null = null;
+
+  constructor(private readonly o: RepositoryOptions) {
+    this.storage = o.storage;
+  }
+
+  /** Serialize writers: a publish, a root update and a timestamp refresh never interleave. */
+  private exclusive<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(f, f);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Load the trusted root: the newest in storage, or `rootBytes` on a fresh repository. A
+   * `rootBytes` exactly one version newer is accepted through the root chain (5.3.4–5.3.5).
+   */
+  async init(rootBytes: Uint8Array): Promise<void> {
+    const now = this.o.clock();
+    const given = verifyTrustedRoot(rootBytes, nodeCrypto, null);
+    const stored = await this.storage.latestMetadata('root');
+    if (!stored) {
+      checkOnlineSigners(given, this.o.snapshotSigners, this.o.timestampSigners);
+      await this.storage.commitMetadata([{ role: 'root', version: given.version, bytes: rootBytes, createdAt: now }], [], { root: 0 });
+      this.root = given;
+    } else {
+      this.root = verifyTrustedRoot(stored.bytes, nodeCrypto, null);
+      if (given.version === this.root.version + 1) await this.updateRoot(rootBytes);
+      else if (given.version > this.root.version + 1) {
+        throw new ServerError('E_SERVER_CONFIG', `root.json is version ${given.version} but the repository is at ${this.root.version}; ` +
+          'add the roots in between one at a time (POST /api/v1/root)');
+      }
+    }
+    checkOnlineSigners(this.root, this.o.snapshotSigners, this.o.timestampSigners);
+    await this.refresh();
+  }
+
+  trustedRoot(): RootSigned {
+    return this.root;
+  }
+
+  /** Accept the next root (signed by a threshold of the old and the new root keys). */
+  updateRoot(bytes: Uint8Array): Promise<{ version: number }> {
+    return this.exclusive(async () => {
+      const next = verifyRootUpdate(this.root, bytes, nodeCrypto);
+      checkOnlineSigners(next, this.o.snapshotSigners, this.o.timestampSigners);
+      const now = this.o.clock();
+      await this.storage.commitMetadata([{ role: 'root', version: next.version, bytes, createdAt: now }], [], { root: this.root.version });
+      this.root = next;
+      // Snapshot and timestamp keys may have rotated with root: re-sign both so that clients
+      // who fetch the new root find online metadata its keys signed.
+      const targets = await this.storage.latestMetadata('targets');
+      if (targets) await this.resignOnline(targets);
+      return { version: next.version };
+    });
+  }
+
+  /** Current targets metadata (bytes as served), or null before the first publish. */
+  async currentTargets(): Promise<{ signed: TargetsSigned; bytes: Uint8Array } | null> {
+    const rec = await this.storage.latestMetadata('targets');
+    if (!rec) return null;
+    // Parsed once per version: every check-in needs it.
+    if (this.targetsCache?.version !== rec.version) {
+      this.targetsCache = { version: rec.version, value: { signed: checkTargetsShape(parseEnvelope(rec.bytes).signed), bytes: rec.bytes } };
+    }
+    return this.targetsCache.value;
+  }
+
+  /** Step 1 of a publish: the image bytes, content-addressed. */
+  uploadBlob(sha256: string, length: number, body: AsyncIterable<Uint8Array>): Promise<'stored' | 'existed'> {
+    return this.storage.blobs.put(sha256, length, body);
+  }
+
+  /** Step 2: vendor-signed targets metadata naming the uploaded blobs; the server adds snapshot and timestamp. */
+  publish(targetsBytes: Uint8Array): Promise<PublishResult> {
+    return this.exclusive(async () => {
+      const now = this.o.clock();
+      const cur = await this.currentTargets();
+      const checked = checkTargetsUpload(targetsBytes, this.root, cur ? cur.signed : null, nodeCrypto, now);
+      const added: PublishResult['added'] = [];
+      const rows: TargetRecord[] = [];
+      for (const name of Object.keys(checked.signed.targets)) {
+        const f = checked.signed.targets[name];
+        if (cur && cur.signed.targets[name]) continue; // unchanged (checkTargetsUpload made sure)
+        const sha = f.hashes.sha256;
+        const st = await this.storage.blobs.stat(sha);
+        if (!st || st.length !== f.length) {
+          throw new RepositoryError('E_REPO_TARGET_MISSING', `${name}: no uploaded blob ${sha.slice(0, 16)}… of ${f.length} bytes`);
+        }
+        // The targets signature vouches for the bytes; the image's own signatures must agree,
+        // and its manifest must say what the entry says, or a device would refuse it later.
+        const image = await this.storage.blobs.readAll(sha);
+        const v = verifyImage(image, { root: this.root, board: f.custom.board, now, crypto: nodeCrypto });
+        const m = v.manifest;
+        if (m.name !== f.custom.name || m.version !== f.custom.version || m.securityCounter !== f.custom.securityCounter) {
+          throw new RepositoryError('E_REPO_IMAGE_MISMATCH', `${name}: the image says ${m.name} ${m.version} counter ${m.securityCounter}`);
+        }
+        rows.push({ name, sha256: sha, length: f.length, board: f.custom.board, version: f.custom.version, securityCounter: f.custom.securityCounter,
+          app: f.custom.name, targetsVersion: checked.signed.version, createdAt: now });
+        added.push({ name, sha256: sha, length: f.length, path: consistentTargetPath(name, sha) });
+      }
+      const prevSnap = await this.storage.latestMetadata('snapshot');
+      const prevTs = await this.storage.latestMetadata('timestamp');
+      const online = await makeSnapshotAndTimestamp({
+        targetsVersion: checked.signed.version, targetsBytes: checked.bytes,
+        previousSnapshotVersion: prevSnap?.version ?? 0, previousTimestampVersion: prevTs?.version ?? 0,
+        snapshotSigners: this.o.snapshotSigners, timestampSigners: this.o.timestampSigners,
+        nowSeconds: now, snapshotExpiresS: this.o.snapshotExpiresS, timestampExpiresS: this.o.timestampExpiresS, crypto: nodeCrypto,
+      });
+      const records: MetadataRecord[] = [
+        { role: 'targets', version: checked.signed.version, bytes: checked.bytes, createdAt: now },
+        { role: 'snapshot', version: online.snapshot.version, bytes: online.snapshot.bytes, createdAt: now },
+        { role: 'timestamp', version: online.timestamp.version, bytes: online.timestamp.bytes, createdAt: now },
+      ];
+      this.refreshAfter = 0;
+      await this.storage.commitMetadata(records, rows, {
+        targets: cur ? cur.signed.version : 0, snapshot: prevSnap?.version ?? 0, timestamp: prevTs?.version ?? 0,
+      });
+      return { targetsVersion: checked.signed.version, snapshotVersion: online.snapshot.version, timestampVersion: online.timestamp.version, added };
+    });
+  }
+
+  private async resignOnline(targets: MetadataRecord): Promise<void> {
+    const now = this.o.clock();
+    const prevSnap = await this.storage.latestMetadata('snapshot');
+    const prevTs = await this.storage.latestMetadata('timestamp');
+    const online = await makeSnapshotAndTimestamp({
+      targetsVersion: targets.version, targetsBytes: targets.bytes,
+      previousSnapshotVersion: prevSnap?.version ?? 0, previousTimestampVersion: prevTs?.version ?? 0,
+      snapshotSigners: this.o.snapshotSigners, timestampSigners: this.o.timestampSigners,
+      nowSeconds: now, snapshotExpiresS: this.o.snapshotExpiresS, timestampExpiresS: this.o.timestampExpiresS, crypto: nodeCrypto,
+    });
+    this.refreshAfter = 0;
+    await this.storage.commitMetadata([
+      { role: 'snapshot', version: online.snapshot.version, bytes: online.snapshot.bytes, createdAt: now },
+      { role: 'timestamp', version: online.timestamp.version, bytes: online.timestamp.bytes, createdAt: now },
+    ], [], { snapshot: prevSnap?.version ?? 0, timestamp: prevTs?.version ?? 0 });
+  }
+
+  /**
+   * Keep online metadata fresh: a new timestamp once half of the current one's lifetime has
+   * passed, and a new snapshot too when the snapshot is past half of its own. Called on a
+   * timer and before serving timestamp.json, so a running server never serves expired metadata.
+   */
+  async refresh(): Promise<boolean> {
+    if (this.o.clock() < this.refreshAfter) return false;
+    return this.exclusive(async () => {
+      const ts = await this.storage.latestMetadata('timestamp');
+      if (!ts) return false;
+      const now = this.o.clock();
+      const snap = (await this.storage.latestMetadata('snapshot'))!;
+      const snapSigned = checkSnapshotShape(parseEnvelope(snap.bytes).signed);
+      const tsSigned = checkTimestampShape(parseEnvelope(ts.bytes).signed);
+      const mid = (rec: MetadataRecord, expires: string) => (rec.createdAt + parseUtc(expires)) / 2;
+      if (now >= mid(snap, snapSigned.expires)) {
+        const targets = (await this.storage.latestMetadata('targets'))!;
+        await this.resignOnline(targets);
+        return true;
+      }
+      if (now < mid(ts, tsSigned.expires)) {
+        this.refreshAfter = Math.min(mid(snap, snapSigned.expires), mid(ts, tsSigned.expires));
+        return false;
+      }
+      const next = await makeTimestamp({
+        snapshotVersion: snap.version, snapshotBytes: snap.bytes, previousTimestampVersion: ts.version,
+        timestampSigners: this.o.timestampSigners, nowSeconds: now, timestampExpiresS: this.o.timestampExpiresS, crypto: nodeCrypto,
+      });
+      this.refreshAfter = 0;
+      await this.storage.commitMetadata([{ role: 'timestamp', version: next.version, bytes: next.bytes, createdAt: now }], [],
+        { timestamp: ts.version });
+      return true;
+    });
+  }
+
+  /** The bytes of `N.root.json`, `N.targets.json`, `N.snapshot.json` or `timestamp.json`; null if none. */
+  async metadataFile(file: string): Promise<Uint8Array | null> {
+    const m = META_FILE.exec(file);
+    if (!m) return null;
+    if (m[3]) {
+      await this.refresh();
+      return (await this.storage.latestMetadata('timestamp'))?.bytes ?? null;
+    }
+    return (await this.storage.metadata(m[2] as MetadataRole, Number(m[1])))?.bytes ?? null;
+  }
+
+  /** A target by its consistent path `board/<sha256>.name-version.simg`; null if none. */
+  async targetFile(path: string): Promise<TargetRecord | null> {
+    const m = /^([a-z0-9][a-z0-9-]{0,63})\/([0-9a-f]{64})\.([^/]{1,200})$/.exec(path);
+    if (!m) return null;
+    return this.storage.target(m[1] + '/' + m[3], m[2]);
+  }
+}
+

@@ -1,0 +1,146 @@
+/**
+ * `signet server`: open the data folder, load the online keys, make sure no offline key is
+ * within reach, get a TLS certificate, build the app and listen. Also `signet server keys`,
+ * which prepares a server keys folder from a vendor's full key set.
+ *
+ * What the keys folder may hold: snapshot.key, timestamp.key, root.json, vendor-ca.crt, and
+ * optionally server.crt/server.key and vendor-ca.key (only needed to issue the server
+ * certificate on first start). A root-*.key or targets-*.key in it stops the server: those
+ * keys sign releases and trust, and a server is the machine most exposed to the network.
+ */
+import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { issueServerTls, loadVendorCa, type ServerTls } from '../sdk/keys/device';
+import { loadSigner } from '../sdk/keys/keyfile';
+import { envOrPromptPassphrase, type PassphraseSource } from '../sdk/keys/passphrase';
+import { createDirAtomic, writeFileAtomic } from '../sdk/util/fs-atomic';
+import { createUpdateServer, type UpdateServer } from './app';
+import { ServerError } from './errors';
+import { listenHttps, type Listening } from './http-node';
+import { SqliteStorage } from './storage-sqlite';
+
+export const DEFAULT_HOSTS = ['localhost', '127.0.0.1', '::1'];
+const OFFLINE_KEY = /^(root|targets)(-\d+)?\.key$|^fit\.key$/;
+
+export interface StartOptions {
+  dataDir: string;
+  keysDir: string;
+  port: number;
+  /** Address to bind (default 127.0.0.1). */
+  bind?: string;
+  /** Names for the server certificate when one is issued (default localhost, 127.0.0.1, ::1). */
+  hosts?: string[];
+  openLocal?: boolean;
+  passphrases?: PassphraseSource;
+  timestampExpiresS?: number;
+  /** How often to check whether the timestamp needs re-signing (ms). */
+  tickMs?: number;
+}
+
+export interface Running {
+  app: UpdateServer;
+  listening: Listening;
+  url: string;
+  tlsCreated: boolean;
+  close(): Promise<void>;
+}
+
+/** Refuse a keys folder that holds offline private keys. */
+export function checkServerKeysDir(keysDir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(keysDir);
+  } catch (e) {
+    throw new ServerError('E_SERVER_CONFIG', 'cannot read the keys folder ' + keysDir, e);
+  }
+  const offline = names.filter((n) => OFFLINE_KEY.test(n)).sort();
+  if (offline.length) {
+    throw new ServerError('E_SERVER_OFFLINE_KEYS', `${keysDir} holds offline private keys (${offline.join(', ')}); the server must never have them`);
+  }
+  for (const need of ['snapshot.key', 'timestamp.key', 'root.json', 'vendor-ca.crt']) {
+    if (!names.includes(need)) throw new ServerError('E_SERVER_CONFIG', `${keysDir} has no ${need}`);
+  }
+}
+
+async function serverTls(o: StartOptions): Promise<{ tls: ServerTls; created: boolean }> {
+  const caPem = readFileSync(join(o.keysDir, 'vendor-ca.crt'), 'utf8');
+  const inKeys = [join(o.keysDir, 'server.crt'), join(o.keysDir, 'server.key')];
+  const inData = [join(o.dataDir, 'tls', 'server.crt'), join(o.dataDir, 'tls', 'server.key')];
+  for (const [crt, key] of [inKeys, inData]) {
+    if (existsSync(crt) && existsSync(key)) return { tls: { certPem: readFileSync(crt, 'utf8'), keyPem: readFileSync(key, 'utf8'), caPem }, created: false };
+  }
+  if (!existsSync(join(o.keysDir, 'vendor-ca.key'))) {
+    throw new ServerError('E_SERVER_TLS', `no server certificate in ${o.keysDir} or ${join(o.dataDir, 'tls')}, and no vendor-ca.key to issue one`);
+  }
+  // First start: issue the server certificate from the vendor CA and keep it in the data folder.
+  const ca = await loadVendorCa(o.keysDir, o.passphrases ?? envOrPromptPassphrase);
+  const tls = issueServerTls(ca, o.hosts?.length ? o.hosts : DEFAULT_HOSTS);
+  writeFileAtomic(inData[1], tls.keyPem, 0o600);
+  writeFileAtomic(inData[0], tls.certPem);
+  return { tls, created: true };
+}
+
+export async function startServer(o: StartOptions): Promise<Running> {
+  checkServerKeysDir(o.keysDir);
+  const passphrases = o.passphrases ?? envOrPromptPassphrase;
+  const snapshot = await loadSigner(join(o.keysDir, 'snapshot.key'), passphrases);
+  const timestamp = await loadSigner(join(o.keysDir, 'timestamp.key'), passphrases);
+  const rootBytes = new Uint8Array(readFileSync(join(o.keysDir, 'root.json')));
+  const { tls, created } = await serverTls(o);
+  const storage = await SqliteStorage.open(o.dataDir);
+  let app: UpdateServer;
+  try {
+    app = await createUpdateServer({
+      storage, rootBytes, snapshotSigners: [snapshot], timestampSigners: [timestamp], openLocal: o.openLocal,
+      timestampExpiresS: o.timestampExpiresS,
+    });
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
+  const listening = await listenHttps(app, tls, { port: o.port, host: o.bind ?? '127.0.0.1' }).catch(async (e) => {
+    await storage.close();
+    throw new ServerError('E_SERVER_CONFIG', `cannot listen on port ${o.port}: ${(e as Error).message}`, e);
+  });
+  const timer = setInterval(() => {
+    app.tick().catch(() => undefined);
+  }, o.tickMs ?? 60_000);
+  timer.unref();
+  return {
+    app, listening, url: listening.url, tlsCreated: created,
+    close: async () => {
+      clearInterval(timer);
+      await listening.close();
+      await storage.close();
+    },
+  };
+}
+
+export interface ServerKeysOptions {
+  keysDir: string;
+  outDir: string;
+  hosts?: string[];
+  passphrases?: PassphraseSource;
+}
+
+/**
+ * `signet server keys`: copy what a server needs out of a full key set (online keys, root.json,
+ * the CA certificate) and issue its TLS certificate there, so the CA key stays offline too.
+ */
+export async function prepareServerKeys(o: ServerKeysOptions): Promise<{ outDir: string; files: string[] }> {
+  if (existsSync(o.outDir) && readdirSync(o.outDir).length > 0) {
+    throw new ServerError('E_SERVER_CONFIG', `${o.outDir} already exists and is not empty`);
+  }
+  for (const need of ['snapshot.key', 'timestamp.key', 'root.json', 'vendor-ca.crt', 'vendor-ca.key']) {
+    if (!existsSync(join(o.keysDir, need))) throw new ServerError('E_SERVER_CONFIG', `${o.keysDir} has no ${need}`);
+  }
+  const ca = await loadVendorCa(o.keysDir, o.passphrases ?? envOrPromptPassphrase);
+  const tls = issueServerTls(ca, o.hosts?.length ? o.hosts : DEFAULT_HOSTS);
+  const files = ['snapshot.key', 'timestamp.key', 'root.json', 'vendor-ca.crt', 'server.crt', 'server.key'];
+  await createDirAtomic(o.outDir, (tmp) => {
+    for (const f of ['snapshot.key', 'timestamp.key', 'root.json', 'vendor-ca.crt']) copyFileSync(join(o.keysDir, f), join(tmp, f));
+    writeFileAtomic(join(tmp, 'server.crt'), tls.certPem);
+    writeFileAtomic(join(tmp, 'server.key'), tls.keyPem, 0o600);
+  });
+  return { outDir: o.outDir, files };
+}

@@ -1,0 +1,268 @@
+/**
+ * The default storage: one SQLite file (WAL) plus a blob folder, under the server's --data
+ * folder. No setup: the schema is created on first open.
+ *
+ * Durability: check-ins use synchronous=NORMAL (safe against a killed process, which is what
+ * matters for them); repository commits switch to synchronous=FULL so that metadata devices
+ * may already have seen is never lost on power failure and never re-signed differently.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MetadataRole } from '../sdk/ota/repository';
+import { BlobFolder } from './blob-folder';
+import { ServerError } from './errors';
+import {
+  emptyCounts, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord, type RevocationRecord, type RolloutCounts,
+  type RolloutDeviceRecord, type RolloutRecord, type RolloutState, type Storage, type TargetRecord, type UpdateStatus,
+} from './storage';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS metadata (
+  role TEXT NOT NULL, version INTEGER NOT NULL, bytes BLOB NOT NULL, created_at INTEGER NOT NULL,
+  PRIMARY KEY (role, version));
+CREATE TABLE IF NOT EXISTS targets (
+  name TEXT NOT NULL, sha256 TEXT NOT NULL, length INTEGER NOT NULL, board TEXT NOT NULL, version TEXT NOT NULL,
+  security_counter INTEGER NOT NULL, app TEXT NOT NULL, targets_version INTEGER NOT NULL, created_at INTEGER NOT NULL,
+  PRIMARY KEY (name, sha256));
+CREATE TABLE IF NOT EXISTS devices (
+  id TEXT PRIMARY KEY, board TEXT NOT NULL, version TEXT NOT NULL, security_counter INTEGER NOT NULL, slot TEXT NOT NULL,
+  channel TEXT NOT NULL, status TEXT, first_seen INTEGER NOT NULL, last_checkin INTEGER NOT NULL,
+  last_error TEXT, last_error_at INTEGER, cert_serial TEXT);
+CREATE INDEX IF NOT EXISTS devices_board ON devices (board, channel);
+CREATE TABLE IF NOT EXISTS revocations (id TEXT PRIMARY KEY, reason TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rollouts (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, board TEXT NOT NULL, channel TEXT NOT NULL,
+  version TEXT NOT NULL, target TEXT NOT NULL, percent INTEGER NOT NULL, halt_failure_rate REAL NOT NULL,
+  min_devices INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rollout_devices (
+  rollout_id TEXT NOT NULL, device_id TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL, code TEXT,
+  updated_at INTEGER NOT NULL, PRIMARY KEY (rollout_id, device_id));
+CREATE INDEX IF NOT EXISTS rollout_devices_target ON rollout_devices (device_id, target, status);
+`;
+
+interface RolloutRow {
+  id: string; board: string; channel: string; version: string; target: string; percent: number;
+  halt_failure_rate: number; min_devices: number; state: string; reason: string | null; created_at: number; updated_at: number;
+}
+interface DeviceRow {
+  id: string; board: string; version: string; security_counter: number; slot: string; channel: string; status: string | null;
+  first_seen: number; last_checkin: number; last_error: string | null; last_error_at: number | null; cert_serial: string | null;
+}
+
+function rolloutOf(r: RolloutRow): RolloutRecord {
+  return {
+    id: r.id, board: r.board, channel: r.channel, version: r.version, target: r.target, percent: r.percent,
+    haltFailureRate: r.halt_failure_rate, minDevices: r.min_devices, state: r.state as RolloutState, reason: r.reason,
+    createdAt: r.created_at, updatedAt: r.updated_at,
+  };
+}
+
+function deviceOf(r: DeviceRow): DeviceRecord {
+  return {
+    id: r.id, board: r.board, version: r.version, securityCounter: r.security_counter, slot: r.slot, channel: r.channel,
+    status: r.status, firstSeen: r.first_seen, lastCheckin: r.last_checkin, lastError: r.last_error, lastErrorAt: r.last_error_at,
+    certSerial: r.cert_serial,
+  };
+}
+
+export class SqliteStorage implements Storage {
+  readonly blobs: BlobFolder;
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  private constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.blobs = new BlobFolder(join(dataDir, 'blobs'));
+    try {
+      this.db = new Database(join(dataDir, 'signet.db'), { timeout: 5000 });
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('foreign_keys = ON');
+      const v = this.db.pragma('user_version', { simple: true }) as number;
+      if (v > SCHEMA_VERSION) {
+        throw new ServerError('E_SERVER_CONFIG', `the database in ${dataDir} has schema ${v}, newer than this server's ${SCHEMA_VERSION}`);
+      }
+      this.db.exec(SCHEMA);
+      this.db.pragma('user_version = ' + SCHEMA_VERSION);
+    } catch (e) {
+      if (e instanceof ServerError) throw e;
+      throw new ServerError('E_SERVER_CONFIG', `cannot open the database in ${dataDir}: ${(e as Error).message}`, e);
+    }
+  }
+
+  /** Open (creating if needed) and remove what an interrupted upload left behind. */
+  static async open(dataDir: string): Promise<SqliteStorage> {
+    const s = new SqliteStorage(dataDir);
+    await s.blobs.recover();
+    return s;
+  }
+
+  /** Prepared once per SQL text: compiling is most of the cost of a small query. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  /** PRAGMA integrity_check: 'ok' for a consistent file. */
+  integrityCheck(): string {
+    return String(this.db.pragma('integrity_check', { simple: true }));
+  }
+
+  async latestMetadata(role: MetadataRole): Promise<MetadataRecord | null> {
+    const r = this.stmt('SELECT role, version, bytes, created_at FROM metadata WHERE role = ? ORDER BY version DESC LIMIT 1').get(role) as
+      { role: MetadataRole; version: number; bytes: Buffer; created_at: number } | undefined;
+    return r ? { role: r.role, version: r.version, bytes: new Uint8Array(r.bytes), createdAt: r.created_at } : null;
+  }
+
+  async metadata(role: MetadataRole, version: number): Promise<MetadataRecord | null> {
+    const r = this.stmt('SELECT role, version, bytes, created_at FROM metadata WHERE role = ? AND version = ?').get(role, version) as
+      { role: MetadataRole; version: number; bytes: Buffer; created_at: number } | undefined;
+    return r ? { role: r.role, version: r.version, bytes: new Uint8Array(r.bytes), createdAt: r.created_at } : null;
+  }
+
+  async commitMetadata(records: MetadataRecord[], targets: TargetRecord[], expect: Partial<Record<MetadataRole, number>>): Promise<void> {
+    const latest = this.stmt('SELECT COALESCE(MAX(version), 0) AS v FROM metadata WHERE role = ?');
+    const insertMeta = this.stmt('INSERT INTO metadata (role, version, bytes, created_at) VALUES (?, ?, ?, ?)');
+    const insertTarget = this.stmt(
+      'INSERT OR IGNORE INTO targets (name, sha256, length, board, version, security_counter, app, targets_version, created_at) VALUES (?,?,?,?,?,?,?,?,?)');
+    const tx = this.db.transaction(() => {
+      for (const role of Object.keys(expect) as MetadataRole[]) {
+        const v = (latest.get(role) as { v: number }).v;
+        if (v !== expect[role]) throw new ServerError('E_CONFLICT', `${role} metadata is at version ${v}, expected ${expect[role]}`);
+      }
+      for (const t of targets) {
+        insertTarget.run(t.name, t.sha256, t.length, t.board, t.version, t.securityCounter, t.app, t.targetsVersion, t.createdAt);
+      }
+      for (const m of records) insertMeta.run(m.role, m.version, Buffer.from(m.bytes), m.createdAt);
+    });
+    this.db.pragma('synchronous = FULL');
+    try {
+      tx();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
+  }
+
+  async target(name: string, sha256: string): Promise<TargetRecord | null> {
+    const r = this.stmt('SELECT * FROM targets WHERE name = ? AND sha256 = ?').get(name, sha256) as
+      | { name: string; sha256: string; length: number; board: string; version: string; security_counter: number; app: string; targets_version: number; created_at: number }
+      | undefined;
+    return r
+      ? { name: r.name, sha256: r.sha256, length: r.length, board: r.board, version: r.version, securityCounter: r.security_counter,
+        app: r.app, targetsVersion: r.targets_version, createdAt: r.created_at }
+      : null;
+  }
+
+  async recordCheckin(c: DeviceCheckin): Promise<DeviceRecord> {
+    this.stmt(`INSERT INTO devices (id, board, version, security_counter, slot, channel, status, first_seen, last_checkin, last_error, last_error_at, cert_serial)
+      VALUES (@id, @board, @version, @securityCounter, @slot, @channel, @status, @at, @at, @code, CASE WHEN @code IS NULL THEN NULL ELSE @at END, @certSerial)
+      ON CONFLICT (id) DO UPDATE SET board = @board, version = @version, security_counter = @securityCounter, slot = @slot,
+        channel = @channel, status = @status, last_checkin = @at, cert_serial = @certSerial,
+        last_error = COALESCE(@code, last_error), last_error_at = CASE WHEN @code IS NULL THEN last_error_at ELSE @at END`).run(c as never);
+    return (await this.device(c.id))!;
+  }
+
+  async device(id: string): Promise<DeviceRecord | null> {
+    const r = this.stmt('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
+    return r ? deviceOf(r) : null;
+  }
+
+  async devices(limit: number): Promise<DeviceRecord[]> {
+    return (this.stmt('SELECT * FROM devices ORDER BY last_checkin DESC, id LIMIT ?').all(limit) as DeviceRow[]).map(deviceOf);
+  }
+
+  async fleet(): Promise<FleetRow[]> {
+    return this.stmt('SELECT board, version, COUNT(*) AS count FROM devices GROUP BY board, version ORDER BY board, version').all() as FleetRow[];
+  }
+
+  async countDevices(board: string, channel: string): Promise<number> {
+    return (this.stmt('SELECT COUNT(*) AS n FROM devices WHERE board = ? AND channel = ?').get(board, channel) as { n: number }).n;
+  }
+
+  async setDeviceError(id: string, code: string, at: number): Promise<void> {
+    this.stmt('UPDATE devices SET last_error = ?, last_error_at = ? WHERE id = ?').run(code, at, id);
+  }
+
+  async revoke(r: RevocationRecord): Promise<void> {
+    this.stmt('INSERT OR REPLACE INTO revocations (id, reason, at) VALUES (?, ?, ?)').run(r.id, r.reason, r.at);
+  }
+
+  async revocation(id: string): Promise<RevocationRecord | null> {
+    return (this.stmt('SELECT id, reason, at FROM revocations WHERE id = ?').get(id) as RevocationRecord | undefined) ?? null;
+  }
+
+  async revocations(): Promise<RevocationRecord[]> {
+    return this.stmt('SELECT id, reason, at FROM revocations ORDER BY at, id').all() as RevocationRecord[];
+  }
+
+  async createRollout(r: Omit<RolloutRecord, 'id'>): Promise<RolloutRecord> {
+    const tx = this.db.transaction(() => {
+      const seq = ((this.stmt("SELECT COALESCE(MAX(seq), 0) AS s FROM rollouts").get() as { s: number }).s) + 1;
+      const id = 'r' + seq;
+      this.stmt(`UPDATE rollouts SET state = 'superseded', reason = ?, updated_at = ?
+        WHERE board = ? AND channel = ? AND state IN ('active', 'paused')`).run('superseded by rollout ' + id, r.createdAt, r.board, r.channel);
+      this.stmt(`INSERT INTO rollouts (seq, id, board, channel, version, target, percent, halt_failure_rate, min_devices, state, reason, created_at, updated_at)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(seq, id, r.board, r.channel, r.version, r.target, r.percent, r.haltFailureRate,
+        r.minDevices, r.state, r.reason, r.createdAt, r.updatedAt);
+      return id;
+    });
+    return (await this.rollout(tx()))!;
+  }
+
+  async rollout(id: string): Promise<RolloutRecord | null> {
+    const r = this.stmt('SELECT * FROM rollouts WHERE id = ?').get(id) as RolloutRow | undefined;
+    return r ? rolloutOf(r) : null;
+  }
+
+  async rollouts(filter: { board?: string; channel?: string; states?: RolloutState[] } = {}): Promise<RolloutRecord[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.board) { where.push('board = ?'); args.push(filter.board); }
+    if (filter.channel) { where.push('channel = ?'); args.push(filter.channel); }
+    if (filter.states?.length) { where.push(`state IN (${filter.states.map(() => '?').join(',')})`); args.push(...filter.states); }
+    const sql = 'SELECT * FROM rollouts' + (where.length ? ' WHERE ' + where.join(' AND ') : '') + ' ORDER BY seq DESC';
+    return (this.stmt(sql).all(...args) as RolloutRow[]).map(rolloutOf);
+  }
+
+  async updateRollout(id: string, patch: { state?: RolloutState; reason?: string | null; percent?: number; at: number }): Promise<RolloutRecord> {
+    const cur = await this.rollout(id);
+    if (!cur) throw new ServerError('E_NOT_FOUND', 'no rollout ' + id);
+    this.stmt('UPDATE rollouts SET state = ?, reason = ?, percent = ?, updated_at = ? WHERE id = ?').run(
+      patch.state ?? cur.state, patch.reason === undefined ? cur.reason : patch.reason, patch.percent ?? cur.percent, patch.at, id);
+    return (await this.rollout(id))!;
+  }
+
+  async rolloutDevice(rolloutId: string, deviceId: string): Promise<RolloutDeviceRecord | null> {
+    const r = this.stmt('SELECT * FROM rollout_devices WHERE rollout_id = ? AND device_id = ?').get(rolloutId, deviceId) as
+      { rollout_id: string; device_id: string; target: string; status: UpdateStatus; code: string | null; updated_at: number } | undefined;
+    return r ? { rolloutId: r.rollout_id, deviceId: r.device_id, target: r.target, status: r.status, code: r.code, updatedAt: r.updated_at } : null;
+  }
+
+  async recordRolloutDevice(r: RolloutDeviceRecord): Promise<void> {
+    this.stmt('INSERT OR REPLACE INTO rollout_devices (rollout_id, device_id, target, status, code, updated_at) VALUES (?,?,?,?,?,?)')
+      .run(r.rolloutId, r.deviceId, r.target, r.status, r.code, r.updatedAt);
+  }
+
+  async rolloutCounts(rolloutId: string): Promise<RolloutCounts> {
+    const counts = emptyCounts();
+    const rows = this.stmt('SELECT status, COUNT(*) AS n FROM rollout_devices WHERE rollout_id = ? GROUP BY status').all(rolloutId) as
+      { status: UpdateStatus; n: number }[];
+    for (const r of rows) if (r.status in counts) counts[r.status] = r.n;
+    return counts;
+  }
+
+  async hasFailed(deviceId: string, target: string): Promise<boolean> {
+    return !!this.stmt("SELECT 1 FROM rollout_devices WHERE device_id = ? AND target = ? AND status = 'failed' LIMIT 1").get(deviceId, target);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Everything the server keeps, behind one interface: TUF metadata and the targets it names,
+ * target blobs, devices, revocations and rollouts. `storage-sqlite.ts` (SQLite file + blob
+ * folder) is the default; a Postgres + S3-compatible implementation fits the same interface
+ * (every call is async, blobs are streamed, and repository changes are one `commitMetadata`).
+ */
+import type { MetadataRole } from '../sdk/ota/repository';
+
+export interface MetadataRecord {
+  role: MetadataRole;
+  version: number;
+  bytes: Uint8Array;
+  createdAt: number; // unix seconds
+}
+
+export interface TargetRecord {
+  name: string; // <board>/<name>-<version>.simg
+  sha256: string;
+  length: number;
+  board: string;
+  version: string;
+  securityCounter: number;
+  app: string;
+  targetsVersion: number; // first targets version that named it
+  createdAt: number;
+}
+
+export interface DeviceCheckin {
+  id: string;
+  board: string;
+  version: string;
+  securityCounter: number;
+  slot: string;
+  channel: string;
+  status: string | null;
+  code: string | null; // an error code the device reports with its check-in
+  certSerial: string | null;
+  at: number;
+}
+
+export interface DeviceRecord {
+  id: string;
+  board: string;
+  version: string;
+  securityCounter: number;
+  slot: string;
+  channel: string;
+  status: string | null;
+  firstSeen: number;
+  lastCheckin: number;
+  lastError: string | null;
+  lastErrorAt: number | null;
+  certSerial: string | null;
+}
+
+export interface RevocationRecord {
+  id: string;
+  reason: string;
+  at: number;
+}
+
+export type RolloutState = 'active' | 'paused' | 'halted' | 'superseded';
+export const ROLLOUT_STATES: RolloutState[] = ['active', 'paused', 'halted', 'superseded'];
+
+export interface RolloutRecord {
+  id: string;
+  board: string;
+  channel: string;
+  version: string;
+  target: string; // target name in targets metadata
+  percent: number; // 0..100
+  haltFailureRate: number; // 0..1
+  minDevices: number; // reports needed before the halt rule applies
+  state: RolloutState;
+  reason: string | null; // why it is halted/paused/superseded
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type UpdateStatus = 'offered' | 'downloading' | 'staged' | 'booted-trial' | 'confirmed' | 'failed';
+export const REPORT_STATUSES: UpdateStatus[] = ['downloading', 'staged', 'booted-trial', 'confirmed', 'failed'];
+
+export interface RolloutDeviceRecord {
+  rolloutId: string;
+  deviceId: string;
+  target: string;
+  status: UpdateStatus;
+  code: string | null;
+  updatedAt: number;
+}
+
+export type RolloutCounts = Record<UpdateStatus, number>;
+
+export interface FleetRow {
+  board: string;
+  version: string;
+  count: number;
+}
+
+/** Target bytes by SHA-256. A blob becomes visible only complete, hashed and durable. */
+export interface BlobStore {
+  /**
+   * Stream `length` bytes in; they become readable under `sha256` only once they hashed to
+   * it and are on disk (E_UPLOAD_MISMATCH otherwise, and nothing is left behind).
+   */
+  put(sha256: string, length: number, body: AsyncIterable<Uint8Array>): Promise<'stored' | 'existed'>;
+  stat(sha256: string): Promise<{ length: number } | null>;
+  /** Bytes [start, end] inclusive. */
+  read(sha256: string, start: number, end: number): AsyncIterable<Uint8Array>;
+  readAll(sha256: string): Promise<Uint8Array>;
+  /** Remove what interrupted uploads left; called on start. */
+  recover(): Promise<{ removed: number }>;
+}
+
+export interface Storage {
+  readonly blobs: BlobStore;
+
+  latestMetadata(role: MetadataRole): Promise<MetadataRecord | null>;
+  metadata(role: MetadataRole, version: number): Promise<MetadataRecord | null>;
+  /**
+   * Make new metadata, and the targets it names, visible in one transaction. Refused with
+   * E_CONFLICT when a role's latest version is no longer `expect[role]` (0 = none yet).
+   */
+  commitMetadata(records: MetadataRecord[], targets: TargetRecord[], expect: Partial<Record<MetadataRole, number>>): Promise<void>;
+  target(name: string, sha256: string): Promise<TargetRecord | null>;
+
+  recordCheckin(c: DeviceCheckin): Promise<DeviceRecord>;
+  device(id: string): Promise<DeviceRecord | null>;
+  devices(limit: number): Promise<DeviceRecord[]>;
+  fleet(): Promise<FleetRow[]>;
+  countDevices(board: string, channel: string): Promise<number>;
+  setDeviceError(id: string, code: string, at: number): Promise<void>;
+  revoke(r: RevocationRecord): Promise<void>;
+  revocation(id: string): Promise<RevocationRecord | null>;
+  revocations(): Promise<RevocationRecord[]>;
+
+  /** Insert a rollout; active or paused rollouts of the same board and channel become superseded. */
+  createRollout(r: Omit<RolloutRecord, 'id'>): Promise<RolloutRecord>;
+  rollout(id: string): Promise<RolloutRecord | null>;
+  rollouts(filter?: { board?: string; channel?: string; states?: RolloutState[] }): Promise<RolloutRecord[]>;
+  updateRollout(id: string, patch: { state?: RolloutState; reason?: string | null; percent?: number; at: number }): Promise<RolloutRecord>;
+  rolloutDevice(rolloutId: string, deviceId: string): Promise<RolloutDeviceRecord | null>;
+  /** Insert or replace the device's status in the rollout. */
+  recordRolloutDevice(r: RolloutDeviceRecord): Promise<void>;
+  rolloutCounts(rolloutId: string): Promise<RolloutCounts>;
+  /** Has this device ever reported `failed` for this target, in any rollout? */
+  hasFailed(deviceId: string, target: string): Promise<boolean>;
+
+  close(): Promise<void>;
+}
+
+export function emptyCounts(): RolloutCounts {
+  return { offered: 0, downloading: 0, staged: 0, 'booted-trial': 0, confirmed: 0, failed: 0 };
+}
