@@ -8,9 +8,7 @@
 import { createHash } from 'node:crypto';
 import * as acorn from 'acorn';
 import type TS from 'typescript';
-import { typescript } from './typescript';
-
-const ts = typescript();
+import { ts } from './typescript';
 import { SourceMap } from './sourcemap';
 
 export interface LoweredModule {
@@ -21,7 +19,8 @@ export interface LoweredModule {
   errors: { line: number; column: number; message: string }[];
 }
 
-const LOWER_OPTIONS: TS.CompilerOptions = {
+function lowerOptions(): TS.CompilerOptions {
+  return {
   target: ts.ScriptTarget.ES5,
   module: ts.ModuleKind.ESNext,
   sourceMap: true,
@@ -34,7 +33,8 @@ const LOWER_OPTIONS: TS.CompilerOptions = {
   isolatedModules: true,
   useDefineForClassFields: false,
   removeComments: false,
-};
+  };
+}
 
 const IDENTITY = new SourceMap({ sources: [], mappings: '' });
 const HELPER_THIS_PROBE = /^var (__\w+) = \(this && this\.\1\) \|\| /gm;
@@ -67,7 +67,7 @@ export function lowerToEs5(source: string, fileName: string): LoweredModule {
 function lowerUncached(source: string, fileName: string): LoweredModule {
   // TypeScript takes ~1.5 s on an 80 kB library that needs no lowering; an ES5 parse takes ~50 ms.
   if (/\.(js|cjs)$/.test(fileName) && isEs5Script(source)) return { code: source, map: IDENTITY, errors: [] };
-  const out = ts.transpileModule(source, { compilerOptions: LOWER_OPTIONS, fileName, reportDiagnostics: true });
+  const out = ts.transpileModule(source, { compilerOptions: lowerOptions(), fileName, reportDiagnostics: true });
   const code = out.outputText
     .replace(/\/\/# sourceMappingURL=\S*\s*$/, '')
     // TypeScript's helpers start `var __assign = (this && this.__assign) || ...` to reuse a

@@ -5,9 +5,7 @@
  * precise E_ENGINE_FEATURE by the bundle check instead of a vague "cannot find name".
  */
 import type TS from 'typescript';
-import { typescript } from './typescript';
-
-const ts = typescript();
+import { ts } from './typescript';
 import { join, resolve } from 'node:path';
 import { BuildError } from './errors';
 import { DUKTAPE_LIB_DTS, type EngineProfile } from './engine';
