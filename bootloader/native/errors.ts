@@ -1,4 +1,5 @@
 /** What can go wrong while building the native host. */
+import { SignetError } from '../../sdk/util/errors';
 export type NativeBuildErrorCode =
   | 'E_NATIVE_TARGET' // unknown build target
   | 'E_NATIVE_CC_MISSING' // the (cross) compiler for the target is not installed
@@ -6,12 +7,13 @@ export type NativeBuildErrorCode =
   | 'E_NATIVE_SOURCE_MISSING' // host.c is not where the SDK expects it
   | 'E_NATIVE_COMPILE'; // the compiler or linker failed
 
-export class NativeBuildError extends Error {
-  override readonly name = this.constructor.name;
-  readonly code: NativeBuildErrorCode;
+export class NativeBuildError extends SignetError {
+  override readonly code: NativeBuildErrorCode;
 
   constructor(code: NativeBuildErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, '', options?.cause);
+    Object.setPrototypeOf(this, new.target.prototype);
     this.code = code;
+    this.name = new.target.name;
   }
 }

@@ -1,5 +1,6 @@
 // Everything that can go wrong in sdk/fit. Callers branch on `code` or on the
 // class, never on message text. Messages are one line: what was wrong — what to do.
+import { SignetError } from '../util/errors';
 
 export type FdtErrorCode =
   | 'E_FDT_BAD_MAGIC'
@@ -17,11 +18,12 @@ export type FdtErrorCode =
   | 'E_FDT_BAD_VALUE'
   | 'E_FDT_NOT_FOUND';
 
-export class FdtError extends Error {
-  readonly code: FdtErrorCode;
+export class FdtError extends SignetError {
+  override readonly code: FdtErrorCode;
 
   constructor(code: FdtErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, '', options?.cause);
+    Object.setPrototypeOf(this, new.target.prototype);
     this.code = code;
     this.name = new.target.name;
   }
@@ -48,11 +50,12 @@ export type FitErrorCode =
   // public-key device tree
   | 'E_FIT_BAD_KEY';
 
-export class FitError extends Error {
-  readonly code: FitErrorCode;
+export class FitError extends SignetError {
+  override readonly code: FitErrorCode;
 
   constructor(code: FitErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, '', options?.cause);
+    Object.setPrototypeOf(this, new.target.prototype);
     this.code = code;
     this.name = new.target.name;
   }
