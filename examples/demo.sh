@@ -42,4 +42,45 @@ if signet verify app.simg --root keys/root.json --board xen-arm32; then
   exit 1
 fi
 echo "(refused, as it must be)"
-printf '\n\033[1mDemo finished.\033[0m\n'
+
+step "8. a full flashable disk: GPT, signed FIT (kernel + initramfs with the verifying boot stage), slot A, slot B, state" \
+  signet disk app.simg --board qemu-virt-arm64 --keys keys --out disk.img --key-dtb u-boot-pubkey.dtb
+signet disk app.simg --board qemu-virt-arm64 --keys keys --out disk.img --key-dtb u-boot-pubkey.dtb
+
+step "9. boot it in QEMU: U-Boot verifies the FIT, the boot stage verifies the app, the app runs" \
+  signet run disk.img --board qemu-virt-arm64 --key-dtb u-boot-pubkey.dtb --halt
+signet run disk.img --board qemu-virt-arm64 --key-dtb u-boot-pubkey.dtb --halt --timeout 600 | tee run.log
+grep -q '^boot\[OK\] slot=a' run.log || { echo "DEMO FAILED: no boot[OK] line" >&2; exit 1; }
+
+port="${SIGNET_DEMO_PORT:-18443}"
+server="https://localhost:$port"
+step "10. the update server: online keys only (snapshot, timestamp), SQLite + blob folder, mutual TLS" \
+  signet server keys --keys keys --out server-keys "&&" signet server --data ota-data --keys server-keys --port "$port"
+signet server keys --keys keys --out server-keys
+node "$root/sdk/cli/signet.mjs" server --data ota-data --keys server-keys --port "$port" > server.log 2>&1 &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true; [ -n "${SIGNET_DEMO_DIR:-}" ] || rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do grep -q listening server.log 2>/dev/null && break; sleep 0.2; done
+cat server.log
+
+step "11. identities from the vendor CA: an admin (for publishing) and a device" \
+  signet device enroll --admin --id admin --keys keys --out admin "&&" signet device enroll --id tv-0001 --keys keys --out devices/tv-0001
+signet device enroll --admin --id admin --keys keys --out admin
+signet device enroll --id tv-0001 --keys keys --out devices/tv-0001
+
+step "12. a simulated device (real boot stage over a flash file, real agent) boots its factory image 1.2.0" \
+  signet device simulate --dir devices/tv-0001 --board qemu-virt-arm64 --root keys/root.json --server "$server" --factory app.simg
+signet device simulate --dir devices/tv-0001 --board qemu-virt-arm64 --root keys/root.json --server "$server" --factory app.simg
+
+step "13. release 1.3.0: build, publish (targets signed offline here; the server adds snapshot/timestamp), roll out" \
+  signet publish app-1.3.0.simg --server "$server" --keys keys "&&" signet rollout create --board qemu-virt-arm64 --version 1.3.0 --percent 100 --halt-failure-rate 0.05
+signet build --project "$root/examples/hello" --version 1.3.0 --security-counter 4 --keys keys --out app-1.3.0.simg
+signet publish app-1.3.0.simg --server "$server" --keys keys --admin admin
+signet rollout create --board qemu-virt-arm64 --version 1.3.0 --percent 100 --halt-failure-rate 0.05 --server "$server" --admin admin
+
+step "14. the device checks in, verifies through TUF and the image verifier, stages B, trial-boots, confirms" \
+  signet device simulate --dir devices/tv-0001 --board qemu-virt-arm64 --root keys/root.json --server "$server"
+signet device simulate --dir devices/tv-0001 --board qemu-virt-arm64 --root keys/root.json --server "$server" | tee update.log
+grep -q 'boot\[CONFIRM\] slot=b version=1.3.0' update.log || { echo "DEMO FAILED: the update was not confirmed" >&2; exit 1; }
+signet rollout status --server "$server" --admin admin
+printf '\n\033[1mDemo finished.\033[0m (dashboard while the server runs: %s/dashboard)\n' "$server"

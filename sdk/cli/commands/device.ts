@@ -64,3 +64,32 @@ export const deviceList: Command = {
     }
   },
 };
+
+export const deviceSimulate: Command = {
+  path: ['device', 'simulate'],
+  summary: 'run a simulated device (real boot stage over a flash file, real agent over mutual TLS): boot, check in, update, trial boot, confirm',
+  options: {
+    dir: { type: 'string', valueName: 'folder', description: 'the identity folder from `signet device enroll`; the flash file lives there' },
+    board: { type: 'string', valueName: 'id', description: 'the board it simulates' },
+    root: { type: 'string', valueName: 'root.json', description: 'the root built into the device' },
+    server: { type: 'string', valueName: 'url', description: 'update server (default $SIGNET_SERVER or https://localhost:8443)' },
+    factory: { type: 'string', valueName: 'app.simg', description: 'factory image for slot A on first use' },
+    ...JSON_OPTION,
+  },
+  async run(ctx) {
+    const { loadBoard } = await import('../../board');
+    const { simulateDevice } = await import('../../ota/simulate');
+    const r = await simulateDevice({
+      dir: need(ctx, 'dir'),
+      board: loadBoard(need(ctx, 'board')),
+      rootPath: need(ctx, 'root'),
+      server: (ctx.values.server as string | undefined) ?? process.env.SIGNET_SERVER ?? 'https://localhost:8443',
+      factory: ctx.values.factory as string | undefined,
+      onLine: ctx.json ? undefined : (l) => ctx.out('  ' + l),
+    });
+    const last = r.after ?? r.first;
+    if (ctx.json) ctx.out(JSON.stringify({ update: r.update, running: { slot: last.slot, version: last.version, confirmed: last.confirmed }, lines: r.lines }, null, 2));
+    else ctx.out(`device runs ${last.version ?? 'nothing (recovery)'} from slot ${last.slot ?? '-'}${r.update.outcome === 'staged' ? `, updated from ${r.first.version}` : ''} (update check: ${r.update.outcome})`);
+    return last.slot ? 0 : 1;
+  },
+};

@@ -10,7 +10,7 @@ import { verify } from './verify';
 import { server, serverKeys } from './server';
 import { publish } from './publish';
 import { rolloutCreate, rolloutPause, rolloutPromote, rolloutResume, rolloutStatus } from './rollout';
-import { deviceEnroll, deviceList, deviceRevoke } from './device';
+import { deviceEnroll, deviceList, deviceRevoke, deviceSimulate } from './device';
 
 export const COMMANDS: Command[] = [init, keysInit, build, sign, inspect, verify, tcb, boardsList, boardsShow, fit, disk, run,
-  server, serverKeys, publish, rolloutCreate, rolloutStatus, rolloutPause, rolloutResume, rolloutPromote, deviceEnroll, deviceRevoke, deviceList];
+  server, serverKeys, publish, rolloutCreate, rolloutStatus, rolloutPause, rolloutResume, rolloutPromote, deviceEnroll, deviceRevoke, deviceList, deviceSimulate];
