@@ -2,6 +2,7 @@ import type { Command } from '../command';
 import { boardsList, boardsShow } from './boards';
 import { build, init } from './build';
 import { disk, fit, run } from './disk';
+import { flash, serialConsole } from './flash';
 import { inspect } from './inspect';
 import { keysInit } from './keys';
 import { sign } from './sign';
@@ -12,5 +13,5 @@ import { publish } from './publish';
 import { rolloutCreate, rolloutPause, rolloutPromote, rolloutResume, rolloutStatus } from './rollout';
 import { deviceEnroll, deviceList, deviceRevoke, deviceSimulate } from './device';
 
-export const COMMANDS: Command[] = [init, keysInit, build, sign, inspect, verify, tcb, boardsList, boardsShow, fit, disk, run,
+export const COMMANDS: Command[] = [init, keysInit, build, sign, inspect, verify, tcb, boardsList, boardsShow, fit, disk, run, flash, serialConsole,
   server, serverKeys, publish, rolloutCreate, rolloutStatus, rolloutPause, rolloutResume, rolloutPromote, deviceEnroll, deviceRevoke, deviceList, deviceSimulate];

@@ -1,0 +1,46 @@
+/** What can go wrong in `signet flash`. Closed set; callers branch on `code` (and `reason`). */
+import { SignetError } from '../util/errors';
+
+export type FlashErrorCode =
+  /** The disk image does not verify for this board (`reason` says why). Nothing was sent. */
+  | 'E_FLASH_REFUSED'
+  /** The trust material (root.json, key DTB, keys folder) cannot be used. Nothing was sent. */
+  | 'E_FLASH_TRUST'
+  /** The board file cannot drive a flash (RAM window too small for one block, odd sizes). */
+  | 'E_FLASH_BOARD'
+  /** The disk image file changed after it was verified. */
+  | 'E_FLASH_DISK_CHANGED'
+  /** A chunk could not be moved into the board's RAM intact on any attempt (YMODEM, unzip, CRC of RAM). */
+  | 'E_FLASH_TRANSFER'
+  /** What the board read back from its storage differs from the image, on every attempt. */
+  | 'E_FLASH_READBACK'
+  /** U-Boot failed a storage or environment command on every attempt. */
+  | 'E_FLASH_COMMAND'
+  /** The console could not be driven for a chunk (line too noisy, output lost every time). */
+  | 'E_FLASH_CONSOLE';
+
+export interface FlashErrorDetails {
+  /** The code of the check that refused the disk (E_BOARD, E_SIGNATURE, E_FIT_SIGNATURE_INVALID, ...). */
+  reason?: string;
+  /** Byte offset and length of the chunk that failed. */
+  offset?: number;
+  bytes?: number;
+  attempts?: number;
+}
+
+export class FlashError extends SignetError {
+  override readonly code: FlashErrorCode;
+  readonly details: FlashErrorDetails;
+
+  constructor(code: FlashErrorCode, message: string, hint: string, details: FlashErrorDetails = {}, cause?: unknown) {
+    super(code, message, hint, cause);
+    Object.setPrototypeOf(this, FlashError.prototype);
+    this.code = code;
+    this.name = 'FlashError';
+    this.details = details;
+  }
+
+  get reason(): string | undefined {
+    return this.details.reason;
+  }
+}

@@ -1,0 +1,542 @@
+/**
+ * `signet flash`: write a disk image to a dev board's storage through its U-Boot console.
+ *
+ *   1. verify   the disk for this board (disk-check.ts) — a refusal sends nothing, the port is
+ *               not even opened
+ *   2. plan     cut it into fill and data chunks (flasher-plan.ts)
+ *   3. attach   stop autoboot, get a prompt; note the U-Boot version and whether it has `unzip`;
+ *               run the board's storageInit
+ *   4. chunks   for each chunk: stage it in RAM (`mw` for fill; `loady` + our YMODEM sender,
+ *               then `unzip` when compressed, for data) and check `crc32` of the RAM; write it
+ *               with the board's write command; read it back into the other half of the window
+ *               (cleared first, so a read that does nothing cannot pass) and check `crc32`.
+ *               A failed step resyncs the console and repeats the chunk, a bounded number of
+ *               times; then the flash fails with a typed code and is never reported as done.
+ *   5. verify   re-read the whole flash range by range and compare CRCs again: a stray write
+ *               cannot go unnoticed. A range that differs gets its chunks rewritten.
+ *   6. env      only now: board.json serial.env with setenv (read back with printenv), saveenv
+ *   7. reset
+ *
+ * Every command the board runs comes from board.json (addresses, RAM window, storage commands,
+ * block size, environment) or is a standard U-Boot command (loady, mw, unzip, crc32, setenv,
+ * saveenv, reset).
+ */
+import type { Board } from '../board';
+import { asSignetError } from '../disk/errors';
+import { checkDisk, loadFlashTrust, type CheckedDisk, type FlashTrustSource, type VerifiedSlot } from './disk-check';
+import { FlashError } from './flasher-errors';
+import { fastCrc32, planFlash, type FlashChunk, type FlashPlan, type VerifyRange } from './flasher-plan';
+import { openTransport, type Transport } from './transport';
+import { UbootConsole, UbootError, type UbootConsoleOptions } from './uboot';
+import { sendYmodem, YmodemError, type YmodemSendOptions } from './ymodem';
+
+export { FlashError } from './flasher-errors';
+export type { FlashErrorCode } from './flasher-errors';
+
+export interface FlashOptions {
+  disk: string;
+  board: Board;
+  trust: FlashTrustSource;
+  /** `unix:/path` or a serial device; or an open link (tests put a noisy line in between). */
+  port: string | Transport;
+  /** Line speed for a serial device; default the board's serial.baud. */
+  baud?: number;
+  /** Read each chunk's CRC from the board first and send only chunks that differ. */
+  skipUnchanged?: boolean;
+  /** Send data chunks gzipped when the board has `unzip` (default true). */
+  compress?: boolean;
+  /** Reset the board at the end (default true). */
+  reset?: boolean;
+  /** Largest data chunk in bytes (default 1 MiB, at most half the RAM window). */
+  chunkBytes?: number;
+  /** Attempts per chunk before the flash fails (default 5). */
+  attempts?: number;
+  /** How long to wait for a U-Boot prompt (default 60 s). */
+  attachTimeoutMs?: number;
+  onEvent?: (event: FlashEvent) => void;
+  onConsole?: UbootConsoleOptions['onConsole'];
+  /** Overrides for the console driver (tests). */
+  console?: Partial<UbootConsoleOptions>;
+}
+
+export interface SlotSummary {
+  name: string;
+  version: string;
+  securityCounter: number;
+}
+
+export type FlashEvent =
+  | { type: 'verified'; disk: string; board: string; bootImage: { bytes: number; keys: string[] }; slotA: SlotSummary; slotB: SlotSummary | null }
+  | { type: 'planned'; diskBytes: number; chunks: number; dataBytes: number; fillBytes: number; gzBytes: number }
+  | { type: 'attached'; port: string; uboot: string; unzip: boolean }
+  | { type: 'chunk'; index: number; offset: number; bytes: number; kind: 'data' | 'fill'; action: 'written' | 'unchanged'; sentBytes: number }
+  | { type: 'retry'; index: number; offset: number; attempt: number; code: string; message: string }
+  | { type: 'progress'; phase: 'write' | 'verify'; doneBytes: number; totalBytes: number; sentBytes: number; sendTotal: number; elapsedMs: number; serialBytesPerSecond: number; etaMs: number | null }
+  | { type: 'env'; name: string; value: string }
+  | { type: 'saved' }
+  | { type: 'reset' }
+  | { type: 'done'; summary: FlashSummary };
+
+export interface FlashSummary {
+  disk: string;
+  board: string;
+  port: string;
+  uboot: string;
+  diskBytes: number;
+  /** Bytes written and verified, and bytes found already on the board (--skip-unchanged). */
+  writtenBytes: number;
+  unchangedBytes: number;
+  chunks: number;
+  /** File bytes sent with YMODEM (compressed where that helped), and every byte it put on the wire. */
+  sentBytes: number;
+  wireBytes: number;
+  /** Chunk attempts that had to be repeated; lines typed again because their echo differed. */
+  retries: number;
+  retypedLines: number;
+  elapsedMs: number;
+  transferMs: number;
+  /** Disk bytes written and verified per second of the whole run. */
+  effectiveBytesPerSecond: number;
+  /** YMODEM file bytes per second while sending. */
+  serialBytesPerSecond: number;
+  env: string[];
+  saved: boolean;
+  reset: boolean;
+}
+
+/** Verify, then (and only then) open the port and flash. One call for the CLI. */
+export async function flashDisk(o: FlashOptions): Promise<FlashSummary> {
+  const started = Date.now();
+  let disk: CheckedDisk;
+  try {
+    const trust = await loadFlashTrust(o.trust);
+    disk = checkDisk(o.disk, o.board, trust);
+  } catch (e) {
+    throw asSignetError(e);
+  }
+  try {
+    o.onEvent?.({
+      type: 'verified',
+      disk: o.disk,
+      board: o.board.id,
+      bootImage: { bytes: disk.bootImage.bytes, keys: disk.bootImage.keyNames },
+      slotA: slotSummary(disk.slotA),
+      slotB: disk.slotB ? slotSummary(disk.slotB) : null,
+    });
+    const s = o.board.serial;
+    const plan = planFlash(disk.source, { loadAddress: BigInt(s.loadAddress), ramWindow: s.ramWindow, blockSize: o.board.flash.blockSize }, { chunkBytes: o.chunkBytes, compress: o.compress });
+    o.onEvent?.({ type: 'planned', diskBytes: plan.diskBytes, chunks: plan.chunks.length, dataBytes: plan.dataBytes, fillBytes: plan.fillBytes, gzBytes: plan.gzBytes });
+
+    const ownLink = typeof o.port === 'string';
+    const link = typeof o.port === 'string' ? await openTransport(o.port, { baud: o.baud ?? s.baud }).catch((e) => Promise.reject(asSignetError(e))) : o.port;
+    try {
+      return await new FlashSession(link, disk, plan, o, started).run();
+    } catch (e) {
+      throw asSignetError(e);
+    } finally {
+      if (ownLink) await link.close().catch(() => undefined);
+    }
+  } finally {
+    disk.source.close();
+  }
+}
+
+function slotSummary(s: VerifiedSlot): SlotSummary {
+  return { name: s.manifest.name, version: s.manifest.version, securityCounter: s.manifest.securityCounter };
+}
+
+const hex = (n: number | bigint): string => '0x' + n.toString(16);
+
+/** A board.json storage command for a range of blocks. */
+export function storageCommand(template: string, addr: bigint, offset: number, bytes: number, blockSize: number): string {
+  return template
+    .split('{addr}').join(hex(addr))
+    .split('{block}').join(hex(offset / blockSize))
+    .split('{count}').join(hex(bytes / blockSize));
+}
+
+/** The CRC U-Boot printed for exactly [addr, addr+bytes), or undefined. */
+export function parseCrc32Output(output: string, addr: bigint, bytes: number): number | undefined {
+  const m = /crc32 for ([0-9a-fA-F]+) \.\.\. ([0-9a-fA-F]+) ==> ([0-9a-fA-F]{8})\b/.exec(output);
+  if (!m) return undefined;
+  if (BigInt('0x' + m[1]) !== addr || BigInt('0x' + m[2]) !== addr + BigInt(bytes) - 1n) return undefined;
+  return parseInt(m[3]!, 16) >>> 0;
+}
+
+/** A CRC that did not match: of the staged RAM (`transfer`) or of what storage returned (`readback`). */
+class CrcMismatch extends Error {
+  constructor(
+    readonly stage: 'transfer' | 'readback',
+    readonly got: number | undefined,
+    readonly want: number,
+  ) {
+    super(`${stage} crc32 ${got === undefined ? 'unreadable' : hex(got)}, expected ${hex(want)}`);
+  }
+}
+
+/** Time bound for a command over `bytes` of RAM or storage: generous, it only catches a hang. */
+const boundFor = (bytes: number): number => 30_000 + Math.ceil(bytes / 1024);
+
+class FlashSession {
+  private readonly console: UbootConsole;
+  private readonly startedAt: number;
+  private readonly port: string;
+  private uboot = '';
+  private unzip = false;
+  private sendTotal = 0;
+  private sentBytes = 0;
+  private wireBytes = 0;
+  private transferMs = 0;
+  private doneBytes = 0;
+  private writtenBytes = 0;
+  private unchangedBytes = 0;
+  private retries = 0;
+  private lastProgress = 0;
+  private phase: 'write' | 'verify' = 'write';
+  private phaseStartedAt = 0;
+
+  constructor(
+    private readonly link: Transport,
+    private readonly disk: CheckedDisk,
+    private readonly plan: FlashPlan,
+    private readonly o: FlashOptions,
+    startedAt: number,
+  ) {
+    const s = o.board.serial;
+    this.startedAt = startedAt;
+    this.port = link.address;
+    this.console = new UbootConsole(link, {
+      prompt: s.prompt,
+      interruptKey: s.interruptKey,
+      attachTimeoutMs: o.attachTimeoutMs,
+      onConsole: o.onConsole,
+      ...o.console,
+    });
+  }
+
+  async run(): Promise<FlashSummary> {
+    const s = this.o.board.serial;
+    // 3. attach
+    await this.console.attach();
+    this.uboot = (await this.console.query('version')).output.split(/\r?\n/).find((l) => l.startsWith('U-Boot')) ?? 'U-Boot';
+    this.unzip = this.o.compress !== false && !(await this.console.query('help unzip', { allowFailure: true })).output.includes('Unknown command');
+    this.emit({ type: 'attached', port: this.port, uboot: this.uboot, unzip: this.unzip });
+    if (s.storageInit) await this.console.run(s.storageInit);
+    this.sendTotal = this.plan.chunks.reduce((n, c) => n + this.sendSize(c), 0);
+
+    // 4. chunks
+    for (const c of this.plan.chunks) await this.flashChunk(c, this.o.skipUnchanged === true);
+
+    // 5. the whole flash again
+    this.phase = 'verify';
+    this.phaseStartedAt = Date.now();
+    this.doneBytes = 0;
+    for (const r of this.plan.ranges) await this.verifyRange(r);
+
+    // 6. environment, only after everything is on the flash and checked
+    const env = Object.entries(s.env ?? {});
+    let saved = false;
+    try {
+      for (const [name, value] of env) {
+        await this.console.setenv(name, value);
+        this.emit({ type: 'env', name, value });
+      }
+      if (env.length > 0) {
+        await this.console.query(`setenv ${this.consoleVariable()}`, { allowFailure: true });
+        await this.console.query('saveenv', { timeoutMs: 60_000 });
+        saved = true;
+        this.emit({ type: 'saved' });
+      }
+    } catch (e) {
+      if (!(e instanceof UbootError) || e.code === 'E_UBOOT_LINK' || e.code === 'E_UBOOT_NO_PROMPT') throw e;
+      throw new FlashError(
+        'E_FLASH_COMMAND',
+        `the disk was written and verified, but U-Boot did not take its environment (${e.message})`,
+        'the board will not boot it as configured: check its environment storage (saveenv) and serial.env in the board file, then run again',
+        { reason: e.code },
+        e,
+      );
+    }
+
+    // 7. reset
+    const reset = this.o.reset !== false;
+    if (reset) {
+      await this.console.reset();
+      this.emit({ type: 'reset' });
+    }
+
+    const elapsedMs = Date.now() - this.startedAt;
+    const summary: FlashSummary = {
+      disk: this.disk.path,
+      board: this.o.board.id,
+      port: this.port,
+      uboot: this.uboot,
+      diskBytes: this.plan.diskBytes,
+      writtenBytes: this.writtenBytes,
+      unchangedBytes: this.unchangedBytes,
+      chunks: this.plan.chunks.length,
+      sentBytes: this.sentBytes,
+      wireBytes: this.wireBytes,
+      retries: this.retries,
+      retypedLines: this.console.stats.retypedLines,
+      elapsedMs,
+      transferMs: this.transferMs,
+      effectiveBytesPerSecond: this.plan.diskBytes / Math.max(elapsedMs / 1000, 0.001),
+      serialBytesPerSecond: this.transferMs > 0 ? this.sentBytes / (this.transferMs / 1000) : 0,
+      env: env.map(([k]) => k),
+      saved,
+      reset,
+    };
+    this.emit({ type: 'done', summary });
+    return summary;
+  }
+
+  private consoleVariable(): string {
+    return this.o.console?.variable ?? 'signet';
+  }
+
+  private sendSize(c: FlashChunk): number {
+    if (c.kind === 'fill') return 0;
+    return this.unzip && c.gz ? c.gz.length : c.bytes;
+  }
+
+  /** Stage, write, read back; repeated on any recoverable failure, `attempts` times in all. */
+  private async flashChunk(c: FlashChunk, skipUnchanged: boolean): Promise<void> {
+    const attempts = this.o.attempts ?? 5;
+    let lastError: unknown;
+    let smallBlocks = false;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        if (skipUnchanged && attempt === 1 && (await this.readBackMatches(c.offset, c.bytes, c.crc, c.kind === 'fill' ? c.fill! : -1))) {
+          this.sendTotal -= this.sendSize(c);
+          this.unchangedBytes += c.bytes;
+          this.doneBytes += c.bytes;
+          this.emit({ type: 'chunk', index: c.index, offset: c.offset, bytes: c.bytes, kind: c.kind, action: 'unchanged', sentBytes: 0 });
+          this.progress(true);
+          return;
+        }
+        const sent = await this.stage(c, smallBlocks);
+        await this.console.run(storageCommand(this.o.board.serial.write, this.plan.writeAddr, c.offset, c.bytes, this.plan.blockSize), { timeoutMs: boundFor(c.bytes) });
+        if (!(await this.readBackMatches(c.offset, c.bytes, c.crc, c.kind === 'fill' ? c.fill! : -1))) throw new CrcMismatch('readback', this.lastCrc, c.crc);
+        this.writtenBytes += c.bytes;
+        this.doneBytes += c.bytes;
+        this.emit({ type: 'chunk', index: c.index, offset: c.offset, bytes: c.bytes, kind: c.kind, action: 'written', sentBytes: sent });
+        this.progress(true);
+        return;
+      } catch (e) {
+        if (!recoverable(e)) throw e;
+        lastError = e;
+        if (e instanceof YmodemError) smallBlocks = true; // a line that damages 1 K frames may pass 128-byte ones
+        if (attempt < attempts) {
+          this.retries++;
+          this.emit({ type: 'retry', index: c.index, offset: c.offset, attempt, code: failureCode(e), message: (e as Error).message });
+          await this.console.resync();
+        }
+      }
+    }
+    throw chunkFailure(c, attempts, lastError);
+  }
+
+  /**
+   * Puts the chunk's bytes at writeAddr and proves it with crc32. Returns the bytes sent on the
+   * line. Steps that belong together run as one `&&` chain: fewer lines to type (each one a
+   * chance for line noise to cost a retry), and U-Boot stops at the first that fails.
+   */
+  private async stage(c: FlashChunk, smallBlocks: boolean): Promise<number> {
+    const { writeAddr, readAddr } = this.plan;
+    const crcW = `crc32 ${hex(writeAddr)} ${hex(c.bytes)}`;
+    const bound = 2 * boundFor(c.bytes);
+    let sent = 0;
+    let output: string;
+    if (c.kind === 'fill') {
+      output = (await this.console.run(`mw.l ${hex(writeAddr)} ${hex(c.fill! * 0x01010101)} ${hex(c.bytes / 4)} && ${crcW}`, { timeoutMs: bound })).output;
+    } else {
+      const gz = this.unzip ? c.gz : undefined;
+      let payload: Uint8Array;
+      if (gz) {
+        payload = gz;
+      } else {
+        payload = this.disk.source.read(c.offset, c.bytes);
+        if (fastCrc32(payload) !== c.crc) {
+          throw new FlashError('E_FLASH_DISK_CHANGED', `${this.disk.path} changed while flashing (at ${hex(c.offset)})`, 'do not change the disk image while flashing; run again');
+        }
+      }
+      const loady = await this.console.start(`loady ${hex(gz ? readAddr : writeAddr)}`);
+      const base = this.sentBytes;
+      const t0 = Date.now();
+      const options: YmodemSendOptions = {
+        startTimeoutMs: 15_000,
+        responseTimeoutMs: 5_000, // U-Boot answers every frame within ~2 s, even if only to ask again
+        headerGraceMs: 50, // U-Boot sends no 'C' after block 0; do not wait long for one
+        // A line that damages typed commands or 1 K frames may still pass 128-byte frames.
+        ...(smallBlocks || this.console.stats.retypedLines > 0 ? { maxBlockLength: 128 as const, maxRetries: 30 } : {}),
+        onProgress: (n) => {
+          this.sentBytes = base + n;
+          this.progress(false);
+        },
+      };
+      try {
+        const r = await sendYmodem(this.link, { name: `${this.o.board.id}-${c.offset.toString(16)}.bin${gz ? '.gz' : ''}`, data: payload }, options);
+        this.wireBytes += r.wireBytes;
+      } finally {
+        this.transferMs += Date.now() - t0;
+      }
+      sent = payload.length;
+      // U-Boot's loady gives the closing (empty) block 0 a single chance: damaged on the line,
+      // it reports "CRC/checksum error" and fails although every data block arrived. The
+      // crc32 of the RAM below is the judge of what arrived, not loady's exit status.
+      const done = await loady.finish(30_000, { allowFailure: true });
+      const size = /Total Size\s*=\s*0x[0-9a-fA-F]+\s*=\s*(\d+) Bytes/.exec(done.output);
+      if (size && Number(size[1]) !== payload.length) throw new CrcMismatch('transfer', undefined, c.crc);
+      if (gz) {
+        output = (await this.console.run(`unzip ${hex(readAddr)} ${hex(writeAddr)} ${hex(c.bytes)} && ${crcW}`, { timeoutMs: bound })).output;
+        const n = /Uncompressed size: (\d+)/.exec(output);
+        if (n && Number(n[1]) !== c.bytes) throw new CrcMismatch('transfer', undefined, c.crc);
+      } else {
+        output = (await this.console.run(crcW, { timeoutMs: bound })).output;
+      }
+    }
+    if (!(await this.crcIs(writeAddr, c.bytes, c.crc, output))) throw new CrcMismatch('transfer', this.lastCrc, c.crc);
+    return sent;
+  }
+
+  private lastCrc: number | undefined;
+
+  /**
+   * Reads [offset, offset+bytes) of storage into readAddr, which is first filled with a byte
+   * the expected data is not made of (so a read that does nothing cannot pass), and compares
+   * crc32 — one chain: poison && read && crc32.
+   */
+  private async readBackMatches(offset: number, bytes: number, crc: number, fill: number): Promise<boolean> {
+    const { readAddr } = this.plan;
+    const poison = fill >= 0 ? (fill ^ 0xff) * 0x01010101 : 0xa5a5a5a5;
+    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
+    const r = await this.console.run(`mw.l ${hex(readAddr)} ${hex(poison >>> 0)} ${hex(bytes / 4)} && ${read} && crc32 ${hex(readAddr)} ${hex(bytes)}`, {
+      timeoutMs: 3 * boundFor(bytes),
+    });
+    return this.crcIs(readAddr, bytes, crc, r.output);
+  }
+
+  /**
+   * True when U-Boot prints `want` for the region (`output`: a crc32 already run). Output
+   * damaged on the way back could show a wrong value, so a mismatch counts only when two runs
+   * agree on it.
+   */
+  private async crcIs(addr: bigint, bytes: number, want: number, output: string): Promise<boolean> {
+    let previous: number | undefined;
+    for (let i = 0; i < 4; i++) {
+      const text = i === 0 ? output : (await this.console.run(`crc32 ${hex(addr)} ${hex(bytes)}`, { timeoutMs: boundFor(bytes) })).output;
+      const got = parseCrc32Output(text, addr, bytes);
+      this.lastCrc = got;
+      if (got === want) return true;
+      if (got !== undefined && got === previous) return false;
+      if (got !== undefined) previous = got;
+    }
+    return false;
+  }
+
+  /** Step 5 for one range; chunks of a range that differs are rewritten, then the range is checked again. */
+  private async verifyRange(r: VerifyRange): Promise<void> {
+    for (let round = 0; ; round++) {
+      let ok: boolean;
+      try {
+        ok = await this.readBackMatches(r.offset, r.bytes, r.crc, -1);
+      } catch (e) {
+        if (!recoverable(e) || round >= 3) throw e instanceof UbootError ? e : chunkFailure({ offset: r.offset, bytes: r.bytes } as FlashChunk, round + 1, e);
+        await this.console.resync();
+        continue;
+      }
+      if (ok) {
+        this.doneBytes += r.bytes;
+        this.progress(true);
+        return;
+      }
+      if (round >= 2) throw chunkFailure({ offset: r.offset, bytes: r.bytes } as FlashChunk, round + 1, new CrcMismatch('readback', this.lastCrc, r.crc));
+      for (const i of r.chunks) {
+        const c = this.plan.chunks[i]!;
+        if (!(await this.readBackMatches(c.offset, c.bytes, c.crc, c.kind === 'fill' ? c.fill! : -1))) {
+          this.retries++;
+          this.emit({ type: 'retry', index: c.index, offset: c.offset, attempt: round + 1, code: 'E_FLASH_READBACK', message: 'changed after it was written and checked' });
+          const counts = { done: this.doneBytes, written: this.writtenBytes };
+          await this.flashChunk(c, false);
+          this.doneBytes = counts.done;
+          this.writtenBytes = counts.written;
+        }
+      }
+    }
+  }
+
+  private emit(e: FlashEvent): void {
+    this.o.onEvent?.(e);
+  }
+
+  /** A progress event at most every 250 ms, and always at chunk boundaries. */
+  private progress(force: boolean): void {
+    const now = Date.now();
+    if (!force && now - this.lastProgress < 250) return;
+    this.lastProgress = now;
+    const total = this.plan.diskBytes;
+    const elapsedMs = now - this.startedAt;
+    const rate = this.transferMs > 0 ? this.sentBytes / (this.transferMs / 1000) : 0;
+    // The line's time for what is left to send, plus the board's time (commands, storage) for
+    // what is left to write, at the pace seen so far; then the verification pass, likewise.
+    let etaMs: number | null = null;
+    if (this.doneBytes > 0) {
+      const phaseMs = now - (this.phase === 'verify' ? this.phaseStartedAt : this.startedAt);
+      const boardMs = this.phase === 'write' ? phaseMs - this.transferMs : phaseMs;
+      etaMs = Math.round(((total - this.doneBytes) * Math.max(0, boardMs)) / this.doneBytes);
+      if (this.phase === 'write' && rate > 0) etaMs += Math.round((Math.max(0, this.sendTotal - this.sentBytes) / rate) * 1000);
+    }
+    this.emit({
+      type: 'progress',
+      phase: this.phase,
+      doneBytes: this.doneBytes,
+      totalBytes: total,
+      sentBytes: this.sentBytes,
+      sendTotal: this.sendTotal,
+      elapsedMs,
+      serialBytesPerSecond: rate,
+      etaMs,
+    });
+  }
+}
+
+/** Failures a retry can cure: damaged transfers, mismatches, lost or refused console output. */
+function recoverable(e: unknown): boolean {
+  if (e instanceof CrcMismatch) return true;
+  if (e instanceof YmodemError) return e.code !== 'E_YMODEM_FILE' && e.code !== 'E_YMODEM_TRANSPORT' && e.code !== 'E_YMODEM_ABORTED';
+  if (e instanceof UbootError) return e.code === 'E_UBOOT_LINE' || e.code === 'E_UBOOT_LOST_OUTPUT' || e.code === 'E_UBOOT_TIMEOUT' || e.code === 'E_UBOOT_COMMAND' || e.code === 'E_UBOOT_OUTPUT';
+  return false;
+}
+
+function failureCode(e: unknown): string {
+  if (e instanceof CrcMismatch) return e.stage === 'readback' ? 'E_FLASH_READBACK' : 'E_FLASH_TRANSFER';
+  return (e as { code?: string }).code ?? 'E_UNKNOWN';
+}
+
+function chunkFailure(c: Pick<FlashChunk, 'offset' | 'bytes'>, attempts: number, e: unknown): FlashError {
+  const where = `the ${c.bytes}-byte chunk at ${hex(c.offset)}`;
+  const details = { offset: c.offset, bytes: c.bytes, attempts, reason: failureCode(e) };
+  if (e instanceof CrcMismatch && e.stage === 'readback') {
+    return new FlashError(
+      'E_FLASH_READBACK',
+      `the board's storage does not hold what was written: ${where} reads back as crc32 ${e.got === undefined ? '(unreadable)' : hex(e.got)}, the image has ${hex(e.want)} (${attempts} attempts)`,
+      'the flash is NOT complete: check the storage (write protection, wear) and serial.write/serial.read in the board file',
+      details,
+      e,
+    );
+  }
+  if (e instanceof CrcMismatch || e instanceof YmodemError) {
+    return new FlashError(
+      'E_FLASH_TRANSFER',
+      `${where} did not reach the board's RAM intact in ${attempts} attempts (${e instanceof YmodemError ? e.code : e.message})`,
+      'the flash is NOT complete: the line is too noisy; check the cable, or lower the baud rate',
+      details,
+      e,
+    );
+  }
+  if (e instanceof UbootError && e.code === 'E_UBOOT_COMMAND') {
+    return new FlashError('E_FLASH_COMMAND', `${e.message} (${where}, ${attempts} attempts)`, 'the flash is NOT complete: check the storage commands in the board file and the board\'s storage', details, e);
+  }
+  return new FlashError('E_FLASH_CONSOLE', `${where}: ${(e as Error).message} (${attempts} attempts)`, 'the flash is NOT complete: check the line to the board and run again', details, e);
+}

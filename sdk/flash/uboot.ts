@@ -1,0 +1,411 @@
+/**
+ * U-Boot console driver: find the prompt (interrupting autoboot), type commands, read what
+ * they print and whether they failed, and time out cleanly. It speaks to whatever prompt the
+ * board file names; which commands to run is the caller's business (sdk/flash/flasher.ts takes
+ * them from board.json).
+ *
+ * A serial line can damage bytes, and U-Boot executes a line the moment it sees CR. So:
+ *  1. Every line is typed without its CR first; U-Boot echoes what it received, and only an
+ *     exact echo earns the CR. A damaged line is abandoned with Ctrl-C (which also stops an
+ *     empty line from repeating the previous command) and typed again.
+ *  2. Every line ends in `echo @@$?@@<n>`: its exit status and a sequence number, so the end
+ *     of a command and its outcome are read from a marker, not guessed from the prompt.
+ *  3. A command that writes memory or flash is never typed directly: a byte turned into CR
+ *     half-way would run a prefix of it (`virtio write 0x50000000 0x8`). It is stored with
+ *     `setenv signet '<command>'` (a cut-off line only stores a wrong value, or leaves hush
+ *     waiting for the closing quote) and then executed by `run signet`, which clears the
+ *     variable on the same line, so a repeated line finds nothing to run.
+ * Lost output (no marker) is detected by silence and a Ctrl-C probe, and reported as
+ * E_UBOOT_LOST_OUTPUT: the outcome is unknown and the caller repeats the (idempotent) step.
+ */
+import type { Transport } from './transport';
+import { TransportError } from './transport-errors';
+import { UbootError } from './uboot-errors';
+
+export { UbootError } from './uboot-errors';
+export type { UbootErrorCode } from './uboot-errors';
+
+const CTRL_C = '\x03';
+/** Five CANs cancel a YMODEM receive that is still waiting; at a prompt they are Ctrl-X (erase line). */
+const CANCEL_RECEIVE = '\x18\x18\x18\x18\x18';
+const TAIL_CHARS = 4000;
+
+export interface UbootConsoleOptions {
+  /** The board's prompt, e.g. `=> ` (board.json serial.prompt). */
+  prompt: string;
+  /** What stops autoboot (board.json serial.interruptKey). Default a space. */
+  interruptKey?: string;
+  /** How long `attach` waits for a prompt (a board booting, or a person pressing reset). Default 60 s. */
+  attachTimeoutMs?: number;
+  /** Default bound on one command. Default 30 s. */
+  commandTimeoutMs?: number;
+  /** Silence after which a command whose marker has not come is probed with Ctrl-C. Default 1.5 s. */
+  quietMs?: number;
+  /** How many times one line is typed before giving up (E_UBOOT_LINE). Default 40. */
+  lineRetries?: number;
+  /** Environment variable used to run commands that write (see above). Default `signet`. */
+  variable?: string;
+  /** Every byte received (`rx`) and typed (`tx`), as latin1 text: transcripts, `--verbose`. */
+  onConsole?: (text: string, direction: 'rx' | 'tx') => void;
+}
+
+export interface CommandResult {
+  command: string;
+  /** What the command printed: without the echoed line, the status marker and the prompt. */
+  output: string;
+  /** U-Boot's `$?` after the command. */
+  status: number;
+}
+
+export interface RunOptions {
+  timeoutMs?: number;
+  /** Return a non-zero status instead of throwing E_UBOOT_COMMAND. */
+  allowFailure?: boolean;
+}
+
+/** A command started with `start` (e.g. `loady`): the link is the caller's until `finish`. */
+export interface StartedCommand {
+  readonly command: string;
+  finish(timeoutMs?: number, options?: RunOptions): Promise<CommandResult>;
+}
+
+/** Lines in U-Boot output that mean a command failed, whatever its exit status. */
+const FAILURE_PATTERNS: readonly RegExp[] = [
+  /Unknown command/,
+  /^## Error/,
+  /\bERROR\b/,
+  /^Error:/,
+  /^Usage:/,
+  /\bfailed\b/i,
+];
+
+/** The first line of `output` that reports a failure, if any. */
+export function ubootFailureLine(output: string): string | undefined {
+  for (const line of output.split(/\r?\n/)) {
+    if (FAILURE_PATTERNS.some((re) => re.test(line.trim()))) return line.trim();
+  }
+  return undefined;
+}
+
+/** True when `text` can be put between single quotes on a U-Boot (hush) command line verbatim. */
+export function isQuotable(text: string): boolean {
+  return !/['\r\n\0\x03\x18]/.test(text) && text.length <= 512;
+}
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+function printable(text: string): string {
+  return JSON.stringify(text.length > 200 ? '…' + text.slice(-200) : text);
+}
+
+export class UbootConsole {
+  readonly link: Transport;
+  private readonly prompt: string;
+  private readonly interruptKey: string;
+  private readonly attachTimeoutMs: number;
+  private readonly commandTimeoutMs: number;
+  private readonly quietMs: number;
+  private readonly lineRetries: number;
+  private readonly variable: string;
+  private readonly onConsole?: (text: string, direction: 'rx' | 'tx') => void;
+  private seq = 0;
+  private tail = '';
+  /** Lines that had to be typed again, and commands whose output was lost: a measure of line noise. */
+  readonly stats = { retypedLines: 0, lostOutputs: 0, resyncs: 0 };
+
+  constructor(link: Transport, options: UbootConsoleOptions) {
+    if (options.prompt.length === 0) throw new UbootError('E_UBOOT_VALUE', 'the U-Boot prompt is empty', 'set serial.prompt in the board file');
+    this.link = link;
+    this.prompt = options.prompt;
+    this.interruptKey = options.interruptKey ?? ' ';
+    this.attachTimeoutMs = options.attachTimeoutMs ?? 60_000;
+    this.commandTimeoutMs = options.commandTimeoutMs ?? 30_000;
+    this.quietMs = options.quietMs ?? 1_500;
+    this.lineRetries = options.lineRetries ?? 40;
+    this.variable = options.variable ?? 'signet';
+    this.onConsole = options.onConsole;
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,31}$/.test(this.variable)) {
+      throw new UbootError('E_UBOOT_VALUE', `"${this.variable}" is not a U-Boot variable name`, 'use letters, digits and _');
+    }
+  }
+
+  /** The last few thousand characters the board printed. */
+  get transcript(): string {
+    return this.tail;
+  }
+
+  /**
+   * Gets to a clean prompt: keeps hitting the interrupt key while the board prints (it may be
+   * booting; the key stops autoboot), and when it is silent or shows a prompt, checks with
+   * Ctrl-C that a prompt answers. Returns what the board printed meanwhile (its banner).
+   */
+  async attach(): Promise<string> {
+    const deadline = Date.now() + this.attachTimeoutMs;
+    let seen = '';
+    while (Date.now() < deadline) {
+      await this.send(this.interruptKey);
+      const { text } = await this.collect('', () => false, 400);
+      seen += text;
+      const meaningful = text.split(this.interruptKey).join('').trim();
+      if ((meaningful === '' || seen.includes(this.prompt)) && (await this.trySync(1_000))) return seen;
+    }
+    throw new UbootError(
+      'E_UBOOT_NO_PROMPT',
+      `no U-Boot prompt ${JSON.stringify(this.prompt)} on ${this.link.address} within ${Math.round(this.attachTimeoutMs / 1000)} s`,
+      'reset or power-cycle the board (signet stops its autoboot), and check the port and baud rate',
+      { transcript: this.tail },
+    );
+  }
+
+  /** Abandons whatever is on the line (and a YMODEM receive still waiting) and waits for a quiet prompt. */
+  async resync(): Promise<void> {
+    this.stats.resyncs++;
+    for (let attempt = 0; attempt < 12; attempt++) {
+      if (await this.trySync(attempt === 0 ? 1_500 : 3_000, attempt > 0)) return;
+    }
+    throw new UbootError(
+      'E_UBOOT_NO_PROMPT',
+      `lost the U-Boot prompt on ${this.link.address}: Ctrl-C no longer brings it back`,
+      'check the board (did it reset or hang?) and run again',
+      { transcript: this.tail },
+    );
+  }
+
+  /** A command that only reads (`version`, `help x`, `printenv x`), typed directly. */
+  async query(command: string, options: RunOptions = {}): Promise<CommandResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this.checked(await this.execute(command, { timeoutMs: options.timeoutMs }), options);
+      } catch (e) {
+        if (!(e instanceof UbootError && e.code === 'E_UBOOT_LOST_OUTPUT' && attempt < 4)) throw e;
+      }
+    }
+  }
+
+  /**
+   * A command that writes memory or flash: stored in the variable, then run from it (see the
+   * header). Repeated while its output is lost, so it must be idempotent.
+   */
+  async run(command: string, options: RunOptions = {}): Promise<CommandResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.store(command);
+        const r = await this.execute(`run ${this.variable}`, { timeoutMs: options.timeoutMs, after: `setenv ${this.variable}` });
+        return this.checked({ ...r, command }, options);
+      } catch (e) {
+        if (!(e instanceof UbootError && e.code === 'E_UBOOT_LOST_OUTPUT' && attempt < 4)) throw e;
+      }
+    }
+  }
+
+  /**
+   * Starts a command that then talks on the link itself (`loady`): returns as soon as U-Boot
+   * has the line, leaving every byte it sends afterwards to the caller. `finish` reads the rest
+   * of its output and its status.
+   */
+  async start(command: string): Promise<StartedCommand> {
+    await this.store(command);
+    const seq = ++this.seq;
+    await this.typeLine(`run ${this.variable}; echo @@$?@@${seq}; setenv ${this.variable}`);
+    await this.send('\r');
+    return {
+      command,
+      finish: async (timeoutMs = this.commandTimeoutMs, options: RunOptions = {}) =>
+        this.checked({ ...(await this.awaitMarker(command, seq, timeoutMs)), command }, options),
+    };
+  }
+
+  /** Sets a variable and reads it back (`printenv`): what is saved must be exactly what was asked. */
+  async setenv(name: string, value: string): Promise<void> {
+    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
+      throw new UbootError('E_UBOOT_VALUE', `"${name}" is not a U-Boot variable name`, 'use letters, digits and _ . : - in board.json serial.env');
+    }
+    if (!isQuotable(value)) {
+      throw new UbootError('E_UBOOT_VALUE', `the value of ${name} cannot be typed safely (a single quote, newline, control character, or over 512 characters)`, 'rewrite it in board.json serial.env');
+    }
+    // The echo check already proved what U-Boot received; the read-back guards what it stored.
+    // A mismatch is usually the read-back damaged on the way back, so it is read again.
+    for (let attempt = 0; ; attempt++) {
+      if (attempt % 4 === 0) await this.query(`setenv ${name} '${value}'`);
+      const shown = await this.query(`printenv ${name}`);
+      if (shown.output.split(/\r?\n/).some((l) => l === `${name}=${value}`)) return;
+      if (attempt >= 11) {
+        throw new UbootError('E_UBOOT_OUTPUT', `U-Boot shows ${printable(shown.output)} for ${name} after setenv`, 'check the line to the board and run again', { transcript: this.tail });
+      }
+    }
+  }
+
+  /** Types `reset` and lets the board go. The link stays open (the board prints its boot). */
+  async reset(): Promise<void> {
+    await this.typeLine('reset');
+    await this.send('\r');
+    await this.collect('', (t) => /resetting/i.test(t), 3_000);
+  }
+
+  /**
+   * Types `line` + its status marker (+ `after`), verifies the echo, presses Enter and waits
+   * for the marker. Returns the raw result; `query`/`run` add failure checks and retries.
+   */
+  async execute(line: string, options: { timeoutMs?: number; after?: string } = {}): Promise<CommandResult> {
+    const seq = ++this.seq;
+    await this.typeLine(`${line}; echo @@$?@@${seq}${options.after ? `; ${options.after}` : ''}`);
+    await this.send('\r');
+    return this.awaitMarker(line, seq, options.timeoutMs ?? this.commandTimeoutMs);
+  }
+
+  private async store(command: string): Promise<void> {
+    if (!isQuotable(command)) {
+      throw new UbootError('E_UBOOT_VALUE', `the command ${printable(command)} cannot be typed safely (a single quote, newline or control character)`, 'rewrite the command in the board file');
+    }
+    const r = await this.query(`setenv ${this.variable} '${command}'`);
+    if (r.status !== 0) throw new UbootError('E_UBOOT_COMMAND', `U-Boot could not store the command ${printable(command)}`, 'check the board file', { transcript: this.tail });
+  }
+
+  private checked(r: CommandResult, options: RunOptions): CommandResult {
+    if (options.allowFailure) return r;
+    const failure = ubootFailureLine(r.output);
+    if (r.status !== 0 || failure) {
+      throw new UbootError(
+        'E_UBOOT_COMMAND',
+        `U-Boot failed "${r.command}"${failure ? `: ${failure}` : ` (status ${r.status})`}`,
+        'check the command in the board file and the board\'s storage',
+        { transcript: this.tail },
+      );
+    }
+    return r;
+  }
+
+  /** Types `line` (no Enter) until U-Boot echoes exactly it. */
+  private async typeLine(line: string): Promise<void> {
+    const echoTimeoutMs = 1_000 + 4 * line.length;
+    for (let attempt = 1; attempt <= this.lineRetries; attempt++) {
+      this.link.discardInput();
+      await this.send(line);
+      // Done when the whole echo is in, or as soon as it departs from the line (a dropped or
+      // damaged byte): no need to wait for the rest.
+      const { text } = await this.collect('', (t) => t.length >= line.length || !line.startsWith(t), echoTimeoutMs, 600);
+      if (text === line) return;
+      this.stats.retypedLines++;
+      await this.resync();
+    }
+    throw new UbootError(
+      'E_UBOOT_LINE',
+      `could not type ${printable(line)} on ${this.link.address}: the echo differed ${this.lineRetries} times`,
+      'the line is too noisy: check the cable and ground, or lower the baud rate',
+      { transcript: this.tail },
+    );
+  }
+
+  private async awaitMarker(command: string, seq: number, timeoutMs: number): Promise<CommandResult> {
+    const marker = new RegExp(`@@(\\d+)@@${seq}\\r?\\n`);
+    const complete = (t: string): boolean => {
+      const m = marker.exec(t);
+      return m !== null && this.endsAtPrompt(t.slice(m.index + m[0].length));
+    };
+    const deadline = Date.now() + timeoutMs;
+    let text = '';
+    let probed = false;
+    for (;;) {
+      const r = await this.collect(text, complete, Math.max(0, deadline - Date.now()), this.quietMs);
+      text = r.text;
+      const m = marker.exec(text);
+      if (m) {
+        // Done. A missing prompt (damaged on the way) or a pending probe: settle before the next line.
+        if (r.outcome !== 'done' || probed) await this.resync();
+        return { command, output: text.slice(0, m.index).replace(/^\r?\n/, '').replace(/\r?\n$/, ''), status: Number(m[1]) };
+      }
+      if (r.outcome === 'timeout') {
+        throw new UbootError(
+          'E_UBOOT_TIMEOUT',
+          `U-Boot did not finish "${command}" within ${Math.round(timeoutMs / 1000)} s`,
+          'check the board (a hung storage command?) and run again',
+          { transcript: this.tail },
+        );
+      }
+      if (r.outcome === 'quiet') {
+        if (!probed) {
+          // Still running, or finished with its marker lost, or the Enter was lost: a Ctrl-C
+          // tells. A prompt reads it only after the command ended, so "<INTERRUPT>" and no marker
+          // means the outcome cannot be known.
+          probed = true;
+          await this.send(CTRL_C);
+        } else if (text.includes('<INTERRUPT>') || this.endsAtPrompt(text)) {
+          this.stats.lostOutputs++;
+          await this.resync();
+          throw new UbootError('E_UBOOT_LOST_OUTPUT', `the end of "${command}" was lost on the line`, 'the step is repeated', { transcript: this.tail });
+        }
+      }
+    }
+  }
+
+  /** Ctrl-C (after CANs when `cancelReceive`), then the prompt and `settleMs` of silence. */
+  private async trySync(waitMs: number, cancelReceive = false): Promise<boolean> {
+    this.link.discardInput();
+    await this.send(cancelReceive ? CANCEL_RECEIVE + CTRL_C : CTRL_C);
+    const r = await this.collect('', (t) => this.endsAtPrompt(t), waitMs);
+    if (r.outcome !== 'done') return false;
+    // Quiet after the prompt: nothing queued behind it (earlier keys, a second Ctrl-C).
+    const after = await this.collect('', (t) => t.length > 0, 150);
+    return after.text.length === 0;
+  }
+
+  private endsAtPrompt(text: string): boolean {
+    return text.endsWith(`\n${this.prompt}`) || text === this.prompt;
+  }
+
+  /**
+   * Reads into `text` until `done(text)`, `timeoutMs` passes ('timeout') or nothing arrives
+   * for `quietMs` ('quiet').
+   */
+  private async collect(text: string, done: (t: string) => boolean, timeoutMs: number, quietMs = Infinity): Promise<{ text: string; outcome: 'done' | 'timeout' | 'quiet' }> {
+    const deadline = Date.now() + timeoutMs;
+    let last = Date.now();
+    for (;;) {
+      if (done(text)) return { text, outcome: 'done' };
+      const now = Date.now();
+      if (now >= deadline) return { text, outcome: 'timeout' };
+      if (now - last >= quietMs) return { text, outcome: 'quiet' };
+      const wait = Math.min(deadline - now, quietMs === Infinity ? Infinity : quietMs - (now - last));
+      const chunk = await this.receive(wait);
+      if (chunk.length > 0) {
+        text += chunk;
+        last = Date.now();
+      }
+    }
+  }
+
+  private async receive(timeoutMs: number): Promise<string> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.link.read(65_536, timeoutMs);
+    } catch (e) {
+      throw this.linkError(e);
+    }
+    if (bytes.length === 0) return '';
+    const text = latin1(bytes);
+    this.tail = (this.tail + text).slice(-TAIL_CHARS);
+    this.onConsole?.(text, 'rx');
+    return text;
+  }
+
+  private async send(text: string): Promise<void> {
+    this.onConsole?.(text, 'tx');
+    try {
+      await this.link.write(Buffer.from(text, 'latin1'));
+    } catch (e) {
+      throw this.linkError(e);
+    }
+  }
+
+  private linkError(e: unknown): unknown {
+    if (e instanceof TransportError) {
+      return new UbootError('E_UBOOT_LINK', `the link to the board failed: ${e.message.split(' — ')[0]}`, e.message.split(' — ')[1] ?? 'check the connection and run again', {
+        cause: e,
+        transcript: this.tail,
+      });
+    }
+    return e;
+  }
+}

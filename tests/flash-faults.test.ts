@@ -1,0 +1,167 @@
+/**
+ * `signet flash` on a bad day, against real U-Boot in QEMU (see flash-uboot.test.ts for the rig):
+ *
+ *  - a noisy line: the relay between the flasher and U-Boot corrupts or drops about 1 % of the
+ *    bytes going to the board (and half that coming back). The flash either recovers by
+ *    retries — and then the board's disk equals the image — or fails with a typed code and
+ *    never reports success or resets the board;
+ *  - storage that does not keep what is written (the board file's write command spoils the
+ *    first byte in RAM before writing): the crc32 read-back catches it and the flash fails with
+ *    E_FLASH_READBACK, never reported as done;
+ *  - an environment U-Boot cannot save (this emulated board's NOR flash): the disk is written
+ *    and verified, but the flash fails with E_FLASH_COMMAND and the board is not reset.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadBoard, type Board } from '../sdk/board';
+import { loadFitSigner } from '../sdk/disk/fit-key';
+import type { FlashEvent } from '../sdk/flash/flasher';
+import { standInBootDisk, UbootRig } from '../sdk/flash/uboot-test-rig';
+import { CLI, ROOT, expectOneLineError, signet } from './helpers/cli';
+import { skipUnlessCi } from './helpers/tools';
+
+const board = loadBoard('qemu-virt-arm64');
+const available = existsSync(board.qemu!.firmware!) && spawnSync('sh', ['-c', 'command -v qemu-system-aarch64']).status === 0;
+const cacheRoot = process.env.SIGNET_CACHE ?? join(ROOT, '.cache', 'signet');
+const TEST_TIMEOUT = 1_800_000;
+
+function runSignet(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SIGNET_PASSPHRASE: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const events = (stdout: string): FlashEvent[] => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as FlashEvent);
+
+describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad storage, and an environment that cannot be saved', () => {
+  let work: string;
+  let keys: string;
+  let standIn: string;
+  let keyDtb: Uint8Array;
+  const factoryEnv = { bootdelay: '1', bootcmd: board.serial.env!.bootcmd! };
+  const ok = (r: { code: number | null; stderr: string; stdout: string }) => expect(r.code, r.stderr + r.stdout).toBe(0);
+
+  /** A folder for SIGNET_BOARDS holding this board's file, changed by `edit`. */
+  const boardsWith = (name: string, edit: (b: Board) => void): string => {
+    const dir = join(work, name);
+    mkdirSync(join(dir, board.id), { recursive: true });
+    const b = JSON.parse(readFileSync(join(ROOT, 'boards', board.id, 'board.json'), 'utf8')) as Board;
+    edit(b);
+    writeFileSync(join(dir, board.id, 'board.json'), JSON.stringify(b, null, 2));
+    return dir;
+  };
+
+  beforeAll(async () => {
+    mkdirSync(cacheRoot, { recursive: true });
+    work = mkdtempSync(join(cacheRoot, 'flash-faults-'));
+    keys = join(work, 'keys');
+    ok(signet(['keys', 'init', '--dir', keys]));
+    const app = join(work, 'hello.simg');
+    ok(signet(['build', '--project', join(ROOT, 'examples', 'hello'), '--version', '1.2.0', '--security-counter', '3', '--keys', keys, '--out', app, '--no-typecheck']));
+    ok(signet(['disk', app, '--board', board.id, '--keys', keys, '--out', join(work, 'disk.img'), '--key-dtb', join(work, 'key.dtb')], { timeout: 600_000 }));
+    keyDtb = new Uint8Array(readFileSync(join(work, 'key.dtb')));
+    standIn = join(work, 'stand-in.img');
+    writeFileSync(standIn, await standInBootDisk(new Uint8Array(readFileSync(join(work, 'disk.img'))), board, await loadFitSigner(keys), 'SIGNET-STAND-IN'));
+    rmSync(join(work, 'disk.img'));
+  }, 900_000);
+
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it.concurrent('a noisy line: recovered by retries with every byte right, or a typed failure that is never success', async () => {
+    const boards = boardsWith('boards-no-env', (b) => delete b.serial.env);
+    // A board flashed before with everything but the app image and the boot state: those cross
+    // the noisy line (YMODEM, 128-byte blocks), everything else is confirmed in place by crc32.
+    // Every byte over this line costs seconds; the whole disk would take many minutes.
+    const image = readFileSync(standIn);
+    const slotA = board.flash.partitions.find((p) => p.name === 'slot_a')!;
+    const state = board.flash.partitions.find((p) => p.name === 'state')!;
+    const rig = await UbootRig.start({
+      board,
+      keyDtb,
+      env: factoryEnv,
+      preload: [
+        { offset: 0, bytes: image.subarray(0, slotA.offset) },
+        { offset: slotA.offset + 65536, bytes: image.subarray(slotA.offset + 65536, state.offset) },
+        { offset: state.offset + state.size, bytes: image.subarray(state.offset + state.size) },
+      ],
+      noise: { seed: 20240611, toBoard: { corruptRate: 0.006, dropRate: 0.004 }, fromBoard: { corruptRate: 0.003, dropRate: 0.002 } },
+    });
+    try {
+      const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json', '--no-reset', '--skip-unchanged'], { SIGNET_BOARDS: boards });
+      const evs = events(r.stdout);
+      const line = rig.lineStats;
+      // The line really was noisy, in both directions.
+      expect(line.toBoard.corrupted + line.toBoard.dropped).toBeGreaterThan(line.toBoard.bytes * 0.005);
+      expect(line.fromBoard.corrupted + line.fromBoard.dropped).toBeGreaterThan(0);
+      process.stdout.write(`noisy line: to board ${JSON.stringify(line.toBoard)}, from board ${JSON.stringify(line.fromBoard)}; exit ${r.code}\n`);
+      await rig.stop();
+      if (r.code === 0) {
+        const done = evs.find((e) => e.type === 'done');
+        if (done?.type !== 'done') throw new Error('no summary');
+        expect(done.summary.writtenBytes + done.summary.unchangedBytes).toBe(board.flash.size);
+        expect(done.summary.writtenBytes).toBeGreaterThanOrEqual(65536 * 2); // slot A's page and the state
+        expect(done.summary.sentBytes).toBeGreaterThan(0);
+        expect(done.summary.retries + done.summary.retypedLines).toBeGreaterThan(0);
+        expect(Buffer.compare(rig.readDisk(0, board.flash.size), readFileSync(standIn))).toBe(0);
+      } else {
+        const code = /^error\[(E_[A-Z_]+)\]/.exec(r.stderr.trim())?.[1];
+        expect(code, r.stderr).toMatch(/^E_(FLASH_(TRANSFER|READBACK|COMMAND|CONSOLE)|UBOOT_[A-Z_]+)$/);
+        expect(evs.some((e) => e.type === 'done')).toBe(false);
+        expect(r.stdout).not.toMatch(/"type":"(saved|reset)"/);
+      }
+    } finally {
+      await rig.stop();
+      rig.cleanup();
+    }
+  }, TEST_TIMEOUT);
+
+  it.concurrent('storage that does not keep what is written: caught by the crc32 read-back, never reported as done', async () => {
+    const boards = boardsWith('boards-bad-write', (b) => {
+      delete b.serial.env;
+      b.serial.write = `mw.b {addr} 0x5a 1; ${b.serial.write}`;
+    });
+    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
+    try {
+      const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--attempts', '2', '--json'], { SIGNET_BOARDS: boards });
+      expectOneLineError(r, 'E_FLASH_READBACK');
+      expect(r.stderr).toContain('the flash is NOT complete');
+      const evs = events(r.stdout);
+      expect(evs.some((e) => e.type === 'done')).toBe(false);
+      expect(evs.filter((e) => e.type === 'retry').map((e) => e.type === 'retry' && e.code)).toEqual(['E_FLASH_READBACK']);
+      // U-Boot read back something other than what was staged, and was never reset.
+      expect(rig.transcript).toMatch(/blocks written: OK/);
+      expect(rig.transcript).not.toContain('resetting');
+    } finally {
+      await rig.stop();
+      rig.cleanup();
+    }
+  }, TEST_TIMEOUT);
+
+  it.concurrent('an environment U-Boot cannot save: the disk is verified, the flash still fails and the board is not reset', async () => {
+    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
+    try {
+      const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json']);
+      expectOneLineError(r, 'E_FLASH_COMMAND');
+      expect(r.stderr).toContain('saveenv');
+      const evs = events(r.stdout);
+      expect(evs.some((e) => e.type === 'env' && e.name === 'bootcmd')).toBe(true);
+      expect(evs.some((e) => e.type === 'done' || e.type === 'saved' || e.type === 'reset')).toBe(false);
+      expect(rig.transcript).toContain('Saving Environment to Flash');
+      expect(rig.transcript).not.toContain('resetting');
+      await rig.stop();
+      expect(Buffer.compare(rig.readDisk(0, board.flash.size), readFileSync(standIn))).toBe(0);
+    } finally {
+      await rig.stop();
+      rig.cleanup();
+    }
+  }, TEST_TIMEOUT);
+});

@@ -1,0 +1,221 @@
+/**
+ * `signet flash` against real U-Boot (Debian's qemu_arm64 build) in qemu-system-aarch64: its
+ * console on a unix socket, an empty virtio disk the size of the board's flash, the vendor's FIT
+ * key in U-Boot's control DTB and the board's bootcmd in U-Boot's factory environment.
+ *
+ *  1. An empty board: every byte of a disk goes over the line (a stand-in boot image so it takes
+ *     seconds, not the ~10 minutes a real 28 MB kernel needs at serial speed), the crc32
+ *     read-backs match, and after `reset` U-Boot verifies the flashed FIT and starts it. The
+ *     board's disk equals the image byte for byte.
+ *  2. The real chain: a board whose boot partition already holds the boot image (flashed
+ *     earlier); `--skip-unchanged` confirms it by crc32 and sends the rest; after reset U-Boot
+ *     verifies the FIT, Linux starts, the boot stage verifies slot A and the app's line appears.
+ *  3. (SIGNET_FLASH_FULL=1 only) the real disk onto an empty board, every byte over the line.
+ *
+ * The emulated board's U-Boot cannot `saveenv` (QEMU 7.2's pflash drops out of status mode after
+ * one 4 KiB write buffer, so U-Boot reports "Flash buffer write timeout"), so these flashes use
+ * the board file without serial.env, with the same bootcmd as the factory environment;
+ * flash-faults.test.ts shows that the failed saveenv is reported and never taken for success.
+ * Timeouts are liveness bounds, not assertions.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadBoard } from '../sdk/board';
+import { loadFitSigner } from '../sdk/disk/fit-key';
+import type { FlashEvent, FlashSummary } from '../sdk/flash/flasher';
+import { standInBootDisk, UbootRig } from '../sdk/flash/uboot-test-rig';
+import { CLI, ROOT, signet } from './helpers/cli';
+import { skipUnlessCi } from './helpers/tools';
+
+const board = loadBoard('qemu-virt-arm64');
+const available = existsSync(board.qemu!.firmware!) && spawnSync('sh', ['-c', 'command -v qemu-system-aarch64']).status === 0;
+const cacheRoot = process.env.SIGNET_CACHE ?? join(ROOT, '.cache', 'signet');
+const part = (name: string) => board.flash.partitions.find((p) => p.name === name)!;
+const BOOT_TIMEOUT = 600_000;
+const TEST_TIMEOUT = 1_500_000;
+const STAND_IN_BANNER = 'SIGNET-FLASHED-STAND-IN-KERNEL';
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The CLI as a child process, without blocking this process (the rig's relay lives here). */
+function runSignet(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SIGNET_PASSPHRASE: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function events(stdout: string): FlashEvent[] {
+  return stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as FlashEvent);
+}
+
+function summaryOf(evs: FlashEvent[]): FlashSummary {
+  const done = evs.find((e) => e.type === 'done');
+  if (!done || done.type !== 'done') throw new Error('no summary event');
+  return done.summary;
+}
+
+describe.skipIf(skipUnlessCi(available))('signet flash with real U-Boot in QEMU', () => {
+  let work: string;
+  let keys: string;
+  let realDisk: string;
+  let standIn: string;
+  let keyDtb: Uint8Array;
+  let boardsNoEnv: string;
+  const factoryEnv = { bootdelay: '1', bootcmd: board.serial.env!.bootcmd! };
+  const ok = (r: { code: number | null; stderr: string; stdout: string }) => expect(r.code, r.stderr + r.stdout.slice(-3000)).toBe(0);
+
+  beforeAll(async () => {
+    mkdirSync(cacheRoot, { recursive: true });
+    work = mkdtempSync(join(cacheRoot, 'flash-uboot-'));
+    keys = join(work, 'keys');
+    ok(signet(['keys', 'init', '--dir', keys]));
+    const app = join(work, 'hello.simg');
+    ok(signet(['build', '--project', join(ROOT, 'examples', 'hello'), '--version', '1.2.0', '--security-counter', '3', '--keys', keys, '--out', app, '--no-typecheck']));
+    realDisk = join(work, 'disk.img');
+    ok(signet(['disk', app, '--board', board.id, '--keys', keys, '--out', realDisk, '--key-dtb', join(work, 'key.dtb'), '--app-test-mode'], { timeout: 600_000 }));
+    keyDtb = new Uint8Array(readFileSync(join(work, 'key.dtb')));
+    standIn = join(work, 'stand-in.img');
+    writeFileSync(standIn, await standInBootDisk(new Uint8Array(readFileSync(realDisk)), board, await loadFitSigner(keys), STAND_IN_BANNER));
+    // The board file as the factory environment makes it: no serial.env to save.
+    boardsNoEnv = join(work, 'boards');
+    mkdirSync(join(boardsNoEnv, board.id), { recursive: true });
+    const b = JSON.parse(readFileSync(join(ROOT, 'boards', board.id, 'board.json'), 'utf8'));
+    delete b.serial.env;
+    writeFileSync(join(boardsNoEnv, board.id, 'board.json'), JSON.stringify(b, null, 2));
+  }, 900_000);
+
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it.concurrent('an empty board: every byte sent and read back, then U-Boot verifies and starts the flashed FIT', async () => {
+    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
+    try {
+      const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json'], { SIGNET_BOARDS: boardsNoEnv });
+      ok(r);
+      const evs = events(r.stdout);
+      expect(evs[0]).toMatchObject({ type: 'verified', board: board.id, slotA: { name: 'hello', version: '1.2.0', securityCounter: 3 }, slotB: null });
+      expect(evs.find((e) => e.type === 'attached')).toMatchObject({ uboot: expect.stringContaining('U-Boot 2023.01'), unzip: true });
+      const s = summaryOf(evs);
+      expect(s).toMatchObject({ diskBytes: board.flash.size, writtenBytes: board.flash.size, unchangedBytes: 0, reset: true, saved: false });
+      expect(s.sentBytes).toBeGreaterThan(0);
+      expect(s.effectiveBytesPerSecond).toBeGreaterThan(0);
+      const chunks = evs.filter((e) => e.type === 'chunk');
+      expect(chunks.every((c) => c.type === 'chunk' && c.action === 'written')).toBe(true);
+      expect(chunks.some((c) => c.type === 'chunk' && c.kind === 'data' && c.sentBytes > 0)).toBe(true);
+
+      // What U-Boot did, from its own console: loady, storage writes and read-backs, crc32, reset.
+      const session = rig.transcript;
+      expect(session).toMatch(/## Total Size\s+= 0x[0-9a-f]+ = \d+ Bytes/);
+      expect(session).toMatch(/virtio write: device 0 block # \d+, count \d+ \.\.\. \d+ blocks written: OK/);
+      expect(session).toMatch(/virtio read: device 0 block # \d+, count \d+ \.\.\. \d+ blocks read: OK/);
+      expect(session.indexOf('resetting')).toBeGreaterThan(session.lastIndexOf('crc32 for'));
+
+      // After the reset: U-Boot's bootcmd reads the flashed boot partition and verifies it.
+      const boot = await rig.waitFor(STAND_IN_BANNER, BOOT_TIMEOUT);
+      expect(boot).toMatch(/Verifying Hash Integrity \.\.\. sha256,rsa2048:fit\+ OK/);
+      expect(boot).toContain('Starting kernel ...');
+      await rig.stop();
+      const flashed = rig.readDisk(0, board.flash.size);
+      expect(Buffer.compare(flashed, readFileSync(standIn))).toBe(0);
+    } finally {
+      await rig.stop();
+      rig.cleanup();
+    }
+  }, TEST_TIMEOUT);
+
+  it.concurrent('the real chain: boot image already on the board, the rest flashed, the boot stage runs the app', async () => {
+    const disk = readFileSync(realDisk);
+    const boot = part('boot');
+    const fitBytes = disk.readUInt32BE(boot.offset + 4); // FDT totalsize
+    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv, preload: [{ offset: boot.offset, bytes: disk.subarray(boot.offset, boot.offset + fitBytes) }] });
+    try {
+      const r = await runSignet(
+        ['flash', realDisk, '--board', board.id, '--port', rig.address, '--root', join(keys, 'root.json'), '--key-dtb', join(work, 'key.dtb'), '--skip-unchanged', '--json'],
+        { SIGNET_BOARDS: boardsNoEnv },
+      );
+      ok(r);
+      const s = summaryOf(events(r.stdout));
+      expect(s.unchangedBytes).toBeGreaterThanOrEqual(fitBytes - 1024 * 1024);
+      expect(s.writtenBytes + s.unchangedBytes).toBe(board.flash.size);
+      expect(s.sentBytes).toBeLessThan(1024 * 1024); // the boot image was not sent again
+
+      const out = await rig.waitFor('hello from signet', BOOT_TIMEOUT);
+      expect(out.match(/sha256,rsa2048:fit\+ OK/g)?.length).toBe(3);
+      const lines = out.split(/\r?\n/);
+      const okAt = lines.findIndex((l) => l === 'boot[OK] slot=a version=1.2.0');
+      expect(okAt).toBeGreaterThan(lines.findIndex((l) => l.includes('Starting kernel')));
+      expect(lines.findIndex((l) => l === 'hello from signet')).toBeGreaterThan(okAt);
+      await rig.stop();
+      // Every byte as flashed, except the state partition the boot stage has since written.
+      const state = part('state');
+      const flashed = Buffer.from(rig.readDisk(0, board.flash.size));
+      expect(Buffer.compare(flashed.subarray(0, state.offset), disk.subarray(0, state.offset))).toBe(0);
+      expect(Buffer.compare(flashed.subarray(state.offset + state.size), disk.subarray(state.offset + state.size))).toBe(0);
+    } finally {
+      await rig.stop();
+      rig.cleanup();
+    }
+  }, TEST_TIMEOUT);
+
+  it.concurrent('signet console: a plain terminal to the board; Ctrl-] quits', async () => {
+    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
+    try {
+      const p = spawn(process.execPath, [CLI, 'console', '--port', rig.address], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      const seen = (text: string) =>
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no ${JSON.stringify(text)} in:\n${out.slice(-2000)}`)), BOOT_TIMEOUT);
+          const check = () => {
+            if (out.includes(text)) {
+              clearTimeout(timer);
+              p.stdout.off('data', check);
+              resolve();
+            }
+          };
+          p.stdout.on('data', check);
+          check();
+        });
+      p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+      const exited = new Promise<number | null>((resolve) => p.on('exit', resolve));
+      await seen('Hit any key to stop autoboot');
+      p.stdin.write(' ');
+      await seen('=> ');
+      p.stdin.write('version\r');
+      await seen('aarch64-linux-gnu-gcc');
+      p.stdin.write('\x1d');
+      expect(await exited).toBe(0);
+      expect(out).toContain('U-Boot 2023.01');
+      expect(rig.bytesFromHost).toBe(' version\r'.length); // exactly what was typed, Ctrl-] not sent
+    } finally {
+      await rig.stop();
+      rig.cleanup();
+    }
+  }, TEST_TIMEOUT);
+
+  it.runIf(process.env.SIGNET_FLASH_FULL === '1')('the real disk onto an empty board, every byte over the line (SIGNET_FLASH_FULL=1)', async () => {
+    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
+    try {
+      const r = await runSignet(['flash', realDisk, '--board', board.id, '--port', rig.address, '--keys', keys, '--json'], { SIGNET_BOARDS: boardsNoEnv });
+      ok(r);
+      const s = summaryOf(events(r.stdout));
+      expect(s.writtenBytes).toBe(board.flash.size);
+      process.stdout.write(`figure flash.full_effective = ${(s.effectiveBytesPerSecond / 1024).toFixed(1)} KiB/s; serial ${(s.serialBytesPerSecond / 1024).toFixed(1)} KiB/s; ${(s.elapsedMs / 1000).toFixed(0)} s\n`);
+      await rig.waitFor('hello from signet', BOOT_TIMEOUT);
+    } finally {
+      await rig.stop();
+      rig.cleanup();
+    }
+  }, 7_200_000);
+});
