@@ -2,13 +2,19 @@
  * Build the boot-stage bundle for a board: bootloader/src/device-main.ts lowered to ES5 by the
  * SDK's build pipeline, with the board's layout and the trust anchor compiled in.
  */
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { bundleService, type BundleModule } from '../sdk/build/bundle';
 import { partition, type Board } from '../sdk/board';
+import { sdkRoot } from '../sdk/util/paths';
 import type { BootConfig } from './src/config';
 
-export const BOOTLOADER_DIR = dirname(fileURLToPath(import.meta.url));
+/**
+ * The boot stage's sources, found from the SDK root rather than from this module's own URL:
+ * bundled (the CLI in dist/chunks/, a benchmark in bench/out/) that URL points elsewhere.
+ */
+export function bootloaderDir(): string {
+  return join(sdkRoot(), 'bootloader');
+}
 export const DEFAULT_TRIAL_TRIES = 3;
 
 export interface BootBuildOptions {
@@ -46,7 +52,7 @@ export interface BootBundle {
 export async function buildBootStage(o: BootBuildOptions): Promise<BootBundle> {
   const config = bootConfig(o);
   const r = await bundleService({
-    projectDir: BOOTLOADER_DIR,
+    projectDir: bootloaderDir(),
     entry: join('src', 'device-main.ts'),
     engine: 'duktape-es5',
     typecheck: false, // the repository's own type check covers this code

@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { createContext, runInContext } from 'node:vm';
+import { nodeCrypto } from '../sdk/image/crypto-node';
 import type { SignetNative } from './src/native';
 
 export type HaltKind = 'poweroff' | 'reboot' | 'exit';
@@ -27,6 +28,14 @@ export interface NodeRunResult {
 
 class Halt {
   constructor(readonly kind: HaltKind, readonly code?: number) {}
+}
+
+/** Any buffer (ArrayBuffer, typed array, DataView, from any realm) as bytes, as Duktape sees it; else null. */
+function bytesOf(x: unknown): Uint8Array | null {
+  if (ArrayBuffer.isView(x)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  const tag = Object.prototype.toString.call(x);
+  if (tag === '[object ArrayBuffer]' || tag === '[object SharedArrayBuffer]') return new Uint8Array(x as ArrayBuffer);
+  return null;
 }
 
 export function runBootBundleOnNode(code: string, opts: NodeRunOptions = {}): NodeRunResult {
@@ -81,6 +90,11 @@ export function runBootBundleOnNode(code: string, opts: NodeRunOptions = {}): No
     nowSeconds: () => opts.nowSeconds ?? Math.floor(Date.now() / 1000),
     random: (n) => inner(randomBytes(n)),
     sha256: (d) => inner(createHash('sha256').update(d).digest()),
+    // OpenSSL behind libsodium's encoding rules (nodeCrypto applies them): the C host's answers.
+    ed25519Verify(sig, msg, pub) {
+      const s = bytesOf(sig), m = bytesOf(msg), p = bytesOf(pub);
+      return s !== null && m !== null && p !== null && nodeCrypto.ed25519Verify(s, m, p);
+    },
     evalScript: (source, filename) => runInContext(source, ctx, { filename }),
     powerOff: () => halt(new Halt('poweroff')),
     reboot: () => halt(new Halt('reboot')),

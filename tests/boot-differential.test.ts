@@ -45,6 +45,11 @@ beforeAll(async () => {
   scenarios.push(
     { name: 'good boot', flash: () => newFlash({ slotA: fx.v120, floor: 3 }).bytes, boots: 2, expectFirst: /^boot\[OK\] slot=a version=1\.2\.0$/ },
     { name: 'good boot, pure-JS hashing', flash: () => newFlash({ slotA: fx.v120, floor: 3 }).bytes, boots: 1, args: ['--purejs-hash'], expectFirst: /^boot\[OK\] slot=a/ },
+    { name: 'good boot, pure-JS ed25519', flash: () => newFlash({ slotA: fx.v120, floor: 3 }).bytes, boots: 1, args: ['--purejs-ed25519'], expectFirst: /^boot\[OK\] slot=a/ },
+    { name: 'good boot, pure-JS crypto', flash: () => newFlash({ slotA: fx.v120, floor: 3 }).bytes, boots: 1, args: ['--purejs-crypto'], expectFirst: /^boot\[OK\] slot=a/ },
+    // The last 64 bytes of a one-signer image are its signature: native and tweetnacl must refuse alike.
+    { name: 'bad signature', flash: () => flip(newFlash({ slotA: fx.v120, slotB: fx.v100, floor: 1 }), SMALL_LAYOUT.slot_a.offset + fx.v120.length - 5), boots: 1, expectFirst: /^boot\[FALLBACK\] slot=a reason=E_SIGNATURE$/ },
+    { name: 'bad signature, pure-JS crypto', flash: () => flip(newFlash({ slotA: fx.v120, slotB: fx.v100, floor: 1 }), SMALL_LAYOUT.slot_a.offset + fx.v120.length - 5), boots: 1, args: ['--purejs-crypto'], expectFirst: /^boot\[FALLBACK\] slot=a reason=E_SIGNATURE$/ },
     { name: 'tampered slot', flash: () => flip(newFlash({ slotA: fx.v120, slotB: fx.v100, floor: 1 }), SMALL_LAYOUT.slot_a.offset + 300), boots: 2, expectFirst: /^boot\[FALLBACK\] slot=a reason=E_/ },
     { name: 'wrong key', flash: () => newFlash({ slotA: fx.wrongKey, floor: 3 }).bytes, boots: 1, expectFirst: /reason=E_UNKNOWN_KEY/ },
     { name: 'wrong board', flash: () => newFlash({ slotA: fx.wrongBoard, floor: 3 }).bytes, boots: 1, expectFirst: /reason=E_BOARD/ },

@@ -6,16 +6,19 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readState } from '../bootloader/src/state';
 import { PartitionDevice } from '../bootloader/src/block';
 import { FileBlockDevice } from '../bootloader/src/block-file';
 import { loadBoard } from '../sdk/board';
+import { checkLoadLayout } from '../sdk/disk/boot-image';
 import { readCpio, writeCpio, type CpioEntry } from '../sdk/disk/cpio';
 import { decodeGpt, encodeGpt, SIGNET_PARTITION_TYPES } from '../sdk/disk/gpt';
 import { fetchKernel, kernelConfigValue, kernelModules, KVM_BLOCK_MODULES } from '../sdk/disk/kernel';
 import { readModinfo } from '../sdk/disk/kmod';
 import { decodeUbootEnv, encodeUbootEnv } from '../sdk/disk/uboot-env';
+import { decodeFdt, findNode, getProp, readString } from '../sdk/fit/fdt';
 import { verifyFit, requiredConfKeys } from '../sdk/fit/fit-verify';
 import { publicKeyDtb, readPublicKeysFromDtb } from '../sdk/fit/keydtb';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
@@ -172,6 +175,29 @@ describe('U-Boot environment image', () => {
   });
 });
 
+describe('RAM layout of the boot image', () => {
+  const MiB = 1024 * 1024;
+  it("every board's load addresses leave room for the kernel as it runs, ramdisk, device tree and FIT", () => {
+    // Sizes as signet fit makes them today, with room to grow: arm64's Image runs in 28 MiB.
+    for (const id of ['qemu-virt-arm64', 'bpi-r4-router', 'xen-arm32', 'tv-soc-armv7']) {
+      const b = loadBoard(id);
+      expect(() => checkLoadLayout(b, { kernel: (b.arch === 'arm64' ? 40 : 8) * MiB, ramdisk: 4 * MiB, fdt: 0x20000, fit: 16 * MiB }), id).not.toThrow();
+    }
+  });
+  it('refuses addresses at which the inflated kernel would overwrite the device tree', () => {
+    const e = (() => {
+      try {
+        checkLoadLayout(board, { kernel: 0x48000000 - 0x40400000 + 1, ramdisk: MiB, fdt: 0x10000, fit: MiB });
+      } catch (x) {
+        return x as { code: string; message: string };
+      }
+      return null;
+    })();
+    expect(e?.code).toBe('E_LOAD_OVERLAP');
+    expect(e?.message).toContain('the kernel (as it runs) at 0x40400000..0x48000001 overlaps the device tree');
+  });
+});
+
 describe("Debian's cloud-arm64 kernel", () => {
   it('needs its virtio block drivers loaded from the initramfs, dependencies first', async () => {
     const k = await fetchKernel(board);
@@ -227,13 +253,31 @@ describe('signet fit / signet disk', () => {
     expect(spawnSync('dumpimage', ['-T', 'flat_dt', '-p', '1', '-o', extracted, join(work, 'one.itb')]).status).toBe(0);
     expect(Buffer.compare(readFileSync(extracted), ramdisk)).toBe(0);
     expect(Buffer.compare(ramdisk, verifyFit(new Uint8Array(two.fit), requiredConfKeys(readPublicKeysFromDtb(new Uint8Array(two.dtb)))).images.find((i) => i.role === 'ramdisk')!.data)).toBe(0);
-    const files = readCpio(ramdisk);
+    // arm64: the initramfs is stored gzip'd (GNU gzip -9 -n: no name, no time), padded with
+    // zeros to 4 bytes; the kernel gzip'd, declared so, inflating to Debian's Image.
+    expect([...ramdisk.subarray(0, 4)]).toEqual([0x1f, 0x8b, 0x08, 0x00]);
+    expect(new DataView(ramdisk.buffer, ramdisk.byteOffset).getUint32(4, true)).toBe(0); // MTIME
+    expect(ramdisk.length % 4).toBe(0);
+    expect(one.info.initramfsBytes).toBeGreaterThan(ramdisk.length);
+    const files = readCpio(new Uint8Array(gunzipSync(ramdisk)));
+    const kernelNode = decodeFdt(new Uint8Array(one.fit)).root;
+    const kimg = findNode(kernelNode, '/images/kernel')!;
+    expect(readString(getProp(kimg, 'compression')!)).toBe('gzip');
+    expect(readString(getProp(findNode(kernelNode, '/images/ramdisk')!, 'compression')!)).toBe('none');
+    const image = gunzipSync(getProp(kimg, 'data')!);
+    expect(image.length).toBe(one.info.kernelBytes);
+    expect(image.subarray(56, 60).toString('latin1')).toBe('ARM\x64'); // arm64 Image magic
+    expect(one.info).toMatchObject({ kernelCompression: 'gzip', fitKernelBytes: getProp(kimg, 'data')!.length });
     const init = files.find((f) => f.path === 'init')!;
     expect(new DataView(init.data.buffer, init.data.byteOffset).getUint16(18, true)).toBe(183); // EM_AARCH64
     expect(init.mode & 0o777).toBe(0o755);
     const bootJs = new TextDecoder().decode(files.find((f) => f.path === 'signet/boot.js')!.data);
     const rootKeyId = Object.keys(JSON.parse(readFileSync(join(keys, 'root.json'), 'utf8')).signed.keys)[0]!;
     expect(bootJs).toContain(rootKeyId); // the trust anchor is compiled in
+    // ...and the same program precompiled, which /init runs (Duktape bytecode, marker 0xBF).
+    const bytecode = files.find((f) => f.path === 'signet/boot.dukbc')!.data;
+    expect(bytecode[0]).toBe(0xbf);
+    expect(Buffer.from(bytecode).includes(rootKeyId)).toBe(true);
     const order = new TextDecoder().decode(files.find((f) => f.path === 'signet/modules')!.data).trim().split('\n');
     expect(order[order.length - 1]).toBe('/lib/modules/virtio_blk.ko');
     expect(order.every((p) => files.some((f) => '/' + f.path === p))).toBe(true);

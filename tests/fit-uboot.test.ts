@@ -2,7 +2,9 @@
 // buildFit made, against the public key mergePublicKeyIntoDtb put into
 // QEMU's own device tree. One QEMU boot; the FITs sit side by side in RAM and
 // `bootm` is run on each, the refused ones first (bootm returns), the good
-// one last (it hands over to the kernel and never returns).
+// one last (it hands over to the kernel and never returns). The good one
+// carries its kernel gzip'd (compression = "gzip", as signet fit stores arm64
+// kernels): bootm inflates it to the load address.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +15,7 @@ import { buildFit, type BuildFitInput } from '../sdk/fit/fit';
 import { verifyFit } from '../sdk/fit/fit-verify';
 import { mergePublicKeyIntoDtb } from '../sdk/fit/keydtb';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
+import { gzipDeterministic } from '../sdk/disk/gzip';
 import { dummyArm64Kernel, dumpQemuVirtDtb, UBOOT_QEMU_ARM64, UbootConsole } from '../sdk/fit/uboot-console-test-util';
 import { skipUnlessCi } from './helpers/tools';
 
@@ -53,16 +56,17 @@ describe.skipIf(skipUnlessCi(available))('U-Boot 2023.01 (qemu_arm64) verifies S
       keyName: 'dev',
       signer,
     };
-    const good = buildFit(input);
+    const good = buildFit({ ...input, kernel: { ...input.kernel, data: await gzipDeterministic(input.kernel.data), compression: 'gzip' } });
     expect(verifyFit(good, [{ keyName: 'dev', publicKey: signer.publicKey() }]).configuration).toBe('conf-1');
+    const plain = buildFit(input);
 
-    const flipped = good.slice();
-    flipped[Buffer.from(good).indexOf(Buffer.from(input.kernel.data)) + 9]! ^= 0x01;
+    const flipped = plain.slice();
+    flipped[Buffer.from(plain).indexOf(Buffer.from(input.kernel.data)) + 9]! ^= 0x01;
 
-    const edited = decodeFdt(good);
+    const edited = decodeFdt(plain);
     findNode(edited.root, '/images/kernel')!.properties.find((p) => p.name === 'load')!.value = u32Value(0x40480000);
 
-    const unsigned = decodeFdt(good);
+    const unsigned = decodeFdt(plain);
     findNode(unsigned.root, '/configurations/conf-1')!.children = [];
 
     const fits: Record<Case, Uint8Array> = {
@@ -133,9 +137,11 @@ describe.skipIf(skipUnlessCi(available))('U-Boot 2023.01 (qemu_arm64) verifies S
     expect(out).not.toContain('Starting kernel');
   });
 
-  it('accepts the FIT signed with our key and starts its kernel', async () => {
+  it('accepts the FIT signed with our key, inflates its gzip kernel and starts it', async () => {
     uboot.send(`bootm 0x${FIT_ADDRS.good.toString(16)}\r`);
     const out = await uboot.waitFor(KERNEL_BANNER);
+    expect(out).toMatch(/Compression:\s+gzip compressed/);
+    expect(out).toContain('Uncompressing Kernel Image');
     expect(out.match(/Verifying Hash Integrity \.\.\. sha256,rsa2048:dev\+ OK/g)).toHaveLength(3); // kernel, ramdisk, fdt loads
     expect(out.match(/Verifying Hash Integrity \.\.\. sha256\+ OK/g)).toHaveLength(3);
     expect(out).toContain('Loading fdt from');

@@ -5,6 +5,7 @@ import { createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FdtError, FitError } from '../sdk/fit/errors';
@@ -401,6 +402,23 @@ describe('FIT built by buildFit, read by U-Boot tools', () => {
     writeFileSync(f, buildFit({ ...input, arch: 'arm' }));
     expect(run('mkimage', ['-l', f])).toMatch(/Architecture: ARM\n/);
   });
+
+  it.skipIf(skipUnlessCi(HAVE.dumpimage))('a gzip kernel is declared so, hashed as stored, and extracted as stored', () => {
+    const gz = new Uint8Array(gzipSync(Buffer.from(input.kernel.data)));
+    const f = join(work, 'gzip.itb');
+    const fit = buildFit({ ...input, kernel: { ...input.kernel, data: gz, compression: 'gzip' } });
+    writeFileSync(f, fit);
+    const kernel = run('dumpimage', ['-l', f], { TZ: 'UTC' }).split(/Image \d+ \(/)[1]!;
+    expect(kernel).toMatch(/^kernel\)/);
+    expect(kernel).toMatch(/Compression:\s+gzip compressed/);
+    expect(kernel).toContain(`Hash value:   ${hex(sha256([gz]))}`);
+    expect(readString(getProp(findNode(decodeFdt(fit).root, '/images/kernel')!, 'compression')!)).toBe('gzip');
+    expect(readString(getProp(findNode(decodeFdt(fit).root, '/images/ramdisk')!, 'compression')!)).toBe('none');
+    const out = join(work, 'gzip-kernel.bin');
+    run('dumpimage', ['-T', 'flat_dt', '-p', '0', '-o', out, f]);
+    expect(hex(readFileSync(out))).toBe(hex(gz));
+    expect(verifyFit(fit, [devKey]).images.find((i) => i.role === 'kernel')!.data).toEqual(gz);
+  });
 });
 
 describe('signing matches mkimage -F -k exactly', () => {
@@ -566,6 +584,9 @@ describe('FIT layout and determinism', () => {
     expect(codeOf(() => buildFit({ ...input, kernel: { ...input.kernel, loadAddress: 0x1_0000_0000 } }))).toBe('E_FIT_BAD_INPUT');
     expect(codeOf(() => buildFit({ ...input, addressCells: 2, kernel: { ...input.kernel, loadAddress: 0x1_0000_0000n } }))).toBe('OK');
     expect(codeOf(() => buildFit({ ...input, signer: { sign: () => new Uint8Array(255) } }))).toBe('E_FIT_BAD_SIGNATURE_LENGTH');
+    // "gzip" must be gzip; only "none" and "gzip" exist.
+    expect(codeOf(() => buildFit({ ...input, kernel: { ...input.kernel, compression: 'gzip' } }))).toBe('E_FIT_BAD_INPUT');
+    expect(codeOf(() => buildFit({ ...input, kernel: { ...input.kernel, compression: 'lzma' as 'gzip' } }))).toBe('E_FIT_BAD_INPUT');
   });
 });
 

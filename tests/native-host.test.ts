@@ -4,7 +4,7 @@
 // running as root.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -252,6 +252,35 @@ describe('signet-host (host build)', () => {
     expect(usage.stderr).toMatch(/usage: signet-host/);
   });
 
+  it('--compile writes Duktape bytecode that runs like the source, the same bytes every time', () => {
+    const source = join(work, 'compile-src.js');
+    writeFileSync(source, PRELUDE + `var g = 40; function add(a) { return a + g; }
+      n.print(add(2), typeof n.ed25519Verify, JSON.stringify(n.args));
+      try { null.x; } catch (e) { n.print(e.name, /compiled-name/.test(e.stack)); }`);
+    const out = [join(work, 'c1.dukbc'), join(work, 'c2.dukbc')];
+    for (const o of out) {
+      const c = spawnSync(host, ['--compile', source, o, 'compiled-name'], { encoding: 'utf8' });
+      expect([c.status, c.stdout, c.stderr]).toEqual([0, '', '']);
+    }
+    const bytes = readFileSync(out[0]!);
+    expect(bytes[0]).toBe(0xbf); // Duktape's bytecode marker: how the host tells it from source
+    expect(bytes.equals(readFileSync(out[1]!))).toBe(true);
+    const fromSource = spawnSync(host, [source, 'a b'], { encoding: 'utf8' });
+    const fromBytecode = spawnSync(host, [out[0]!, 'a b'], { encoding: 'utf8' });
+    expect(fromBytecode.stderr).toBe('');
+    // Same behaviour; stack traces name the program as --compile was told to.
+    expect(fromSource.stdout).toBe('42 function ["a b"]\nTypeError false\n');
+    expect(fromBytecode.stdout).toBe('42 function ["a b"]\nTypeError true\n');
+
+    // A syntax error: exit 70, host[ERROR] on stderr, no output file left behind.
+    writeFileSync(join(work, 'bad.js'), 'this is not javascript');
+    const bad = spawnSync(host, ['--compile', join(work, 'bad.js'), join(work, 'bad.dukbc')], { encoding: 'utf8' });
+    expect(bad.status).toBe(70);
+    expect(bad.stderr).toMatch(/^host\[ERROR\] SyntaxError/);
+    expect(existsSync(join(work, 'bad.dukbc'))).toBe(false);
+    expect(spawnSync(host, ['--compile', source], { encoding: 'utf8' }).status).toBe(64);
+  });
+
   it('exit, powerOff and reboot end the process outside PID 1', () => {
     const exit = runScript(`n.print('x'); n.exit(5); n.print('not reached');`);
     expect(exit.status).toBe(5);
@@ -320,6 +349,17 @@ describe.each([
     );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+    // Bytecode compiled by the build machine's host runs on the board's build (byte-order
+    // neutral dump, same duktape.c): what the initramfs's /signet/boot.dukbc relies on.
+    const src = join(work, `bc-${target}.js`);
+    writeFileSync(src, PRELUDE + `var k = new Uint8Array([1, 2, 3]); n.print(n.arch, hex(n.sha256(k)), 0.1 + 0.2, [3, 1, 2].sort().join(''), 'é'.length);`);
+    const bc = join(work, `bc-${target}.dukbc`);
+    expect(spawnSync(host, ['--compile', src, bc]).status).toBe(0);
+    const viaBc = spawnSync(qemu, [binary, bc], { encoding: 'utf8' });
+    const viaSrc = spawnSync(qemu, [binary, src], { encoding: 'utf8' });
+    expect(viaBc.stderr).toBe('');
+    expect(viaBc.stdout).toBe(viaSrc.stdout);
+    expect(viaBc.stdout).toBe(`${arch} ${sha256Hex(Buffer.from([1, 2, 3]))} 0.30000000000000004 123 1\n`);
     expect(r.lines).toEqual([
       arch,
       sha256Hex(data),
@@ -393,6 +433,19 @@ describe.skipIf(skipUnlessCi(canUnshare))('signet-host as PID 1 (namespaces, roo
     const r = boot(`n.print('booting'); throw new Error('no bootable slot');`);
     expect(r.lines.slice(0, 2)).toEqual(['booting', 'host[ERROR] Error: no bootable slot']);
     expect(r.signal).toBe('SIGINT');
+  });
+
+  it('runs /signet/boot.dukbc (boot.js precompiled) instead of boot.js when it is there', () => {
+    const src = join(work, 'pid1-bc.js');
+    writeFileSync(src, PRELUDE + `n.print('from bytecode', n.isPid1); try { null.x; } catch (e) { n.print(/\\/signet\\/boot\\.js/.test(e.stack)); }`);
+    expect(spawnSync(host, ['--compile', src, join(root, 'signet', 'boot.dukbc'), '/signet/boot.js']).status).toBe(0);
+    try {
+      const r = boot(`n.print('from source');`);
+      expect(r.lines).toEqual(['from bytecode true', 'true', 'host[EXIT] code=0']);
+    } finally {
+      rmSync(join(root, 'signet', 'boot.dukbc'));
+    }
+    expect(boot(`n.print('from source');`).lines).toEqual(['from source', 'host[EXIT] code=0']);
   });
 
   it('exit(code) reports the code and powers off; reboot() restarts', () => {

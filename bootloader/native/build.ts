@@ -1,20 +1,22 @@
 /**
- * Builds signet-host (host.c + Duktape) for the machine we run on or, with a
- * Debian cross compiler, as a static binary for a board's initramfs.
+ * Builds signet-host (host.c + Duktape + libsodium) for the machine we run on
+ * or, with a Debian cross compiler, as a static binary for a board's initramfs.
  *
- * The engine source is Debian's duktape-dev (`/usr/share/duktape/duktape.c`),
- * fetched with fetchDeb, never the system include folder. Outputs are cached
- * under `<cache>/native/<target>-<hash>/signet-host`, the hash covering
- * host.c, the engine source, the compiler's identity and every flag; the
- * engine object (the slow part) is cached on its own so editing host.c
- * relinks in a second.
+ * The engine source is Debian's duktape-dev (`/usr/share/duktape/duktape.c`)
+ * and ed25519 verification Debian's libsodium-dev for the target's
+ * architecture (`libsodium.a` and its headers), both fetched with fetchDeb,
+ * never the system include or library folders. Outputs are cached under
+ * `<cache>/native/<target>-<hash>/signet-host`, the hash covering host.c, the
+ * engine source, the libsodium package and archive, the compiler's identity
+ * and every flag; the engine object (the slow part) is cached on its own so
+ * editing host.c relinks in a second.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fetchDeb, nativeDebianArch } from '../../sdk/build/debian';
+import { fetchDeb, nativeDebianArch, type DebianArch } from '../../sdk/build/debian';
 import { cacheDir as projectCacheDir, sdkRoot } from '../../sdk/util/paths';
 import { NativeBuildError } from './errors';
 
@@ -72,6 +74,14 @@ const LIBS = ['-lm'];
 
 const ENGINE_FILES = ['duktape.c', 'duktape.h', 'duk_config.h'] as const;
 
+/** Debian's package with libsodium's static archive and headers, fetched for the target's arch. */
+export const SODIUM_PACKAGE = 'libsodium-dev';
+
+/** The Debian architecture whose libraries a target links. */
+export function nativeTargetDebianArch(target: NativeTarget): DebianArch {
+  return target === 'host' ? nativeDebianArch() : target;
+}
+
 /** host.c under the SDK root, so this also works from the bundled CLI in dist/. */
 function hostSourcePath(): string {
   const path = join(sdkRoot(), 'bootloader', 'native', 'host.c');
@@ -127,6 +137,35 @@ async function engineDir(cacheDir: string): Promise<string> {
   return dir;
 }
 
+interface Sodium {
+  /** Folder holding sodium.h and sodium/. */
+  include: string;
+  /** The static archive, usr/lib/<triple>/libsodium.a. */
+  archive: string;
+  /** What identifies it in the cache hash: the package stamp (version, .deb SHA-256). */
+  stamp: Buffer;
+}
+
+async function sodium(target: NativeTarget, cacheDir: string): Promise<Sodium> {
+  const arch = nativeTargetDebianArch(target);
+  const root = await fetchDeb(SODIUM_PACKAGE, arch, { cacheDir, acceptCached: true });
+  const include = join(root, 'usr', 'include');
+  const libRoot = join(root, 'usr', 'lib');
+  let archives: string[] = [];
+  try {
+    archives = (await readdir(libRoot)).map((d) => join(libRoot, d, 'libsodium.a')).filter((f) => existsSync(f));
+  } catch {
+    // reported below
+  }
+  if (archives.length !== 1 || !existsSync(join(include, 'sodium.h'))) {
+    throw new NativeBuildError(
+      'E_NATIVE_LIB_MISSING',
+      `Debian's ${SODIUM_PACKAGE}:${arch} has ${archives.length} usr/lib/*/libsodium.a (expected 1) or no usr/include/sodium.h — delete ${root} and retry`,
+    );
+  }
+  return { include, archive: archives[0]!, stamp: await readFile(join(root, '.signet-deb.json')) };
+}
+
 function digest(parts: Array<string | Buffer>): string {
   const hash = createHash('sha256');
   for (const p of parts) {
@@ -167,12 +206,13 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
   const cc = await compilerId(spec);
   const engine = await engineDir(cacheDir);
   const engineSources = await Promise.all(ENGINE_FILES.map((f) => readFile(join(engine, f))));
+  const lib = await sodium(target, cacheDir);
   const hostC = hostSourcePath();
   const hostSource = await readFile(hostC);
 
   const nativeDir = join(cacheDir, 'native');
   const engineKey = digest([cc, ...CFLAGS, ...engineSources]);
-  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, hostSource, ...engineSources]);
+  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, hostSource, ...engineSources, '--', lib.stamp, await readFile(lib.archive)]);
   const outDir = join(nativeDir, `${target}-${outKey}`);
   const binary = join(outDir, 'signet-host');
   if (existsSync(binary)) return binary;
@@ -185,14 +225,14 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
     const include = `-I${engine}`;
     const hostObj = join(tmp, 'host.o');
     await Promise.all([
-      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, '-c', hostC, '-o', hostObj], spec),
+      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, `-I${lib.include}`, '-c', hostC, '-o', hostObj], spec),
       existsSync(engineObj)
         ? Promise.resolve()
         : run(spec.cc, [...CFLAGS, include, '-c', join(engine, 'duktape.c'), '-o', join(tmp, 'duktape.o')], spec).then(() =>
             rename(join(tmp, 'duktape.o'), engineObj),
           ),
     ]);
-    await run(spec.cc, [...LDFLAGS, '-o', join(tmp, 'signet-host'), hostObj, engineObj, ...LIBS], spec);
+    await run(spec.cc, [...LDFLAGS, '-o', join(tmp, 'signet-host'), hostObj, engineObj, lib.archive, ...LIBS], spec);
     await rm(hostObj);
     await chmod(tmp, 0o755); // mkdtemp made it private
     await publish(tmp, outDir);

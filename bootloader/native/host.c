@@ -9,7 +9,8 @@
  *
  * The script sees one global object, signet_native; see README.md beside
  * this file. Duktape's default configuration is kept; the engine source comes
- * from Debian's duktape-dev package (bootloader/native/build.ts).
+ * from Debian's duktape-dev package, and ed25519 verification from Debian's
+ * libsodium-dev (libsodium.a, linked statically; bootloader/native/build.ts).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include <sys/types.h>
 
 #include "duktape.h"
+#include <sodium.h>
 
 /* <linux/fs.h> clashes with <sys/mount.h> on glibc 2.36; this is its value. */
 #ifndef BLKGETSIZE64
@@ -51,6 +53,7 @@
 #define EXIT_USAGE 64           /* EX_USAGE */
 #define EXIT_REBOOT_HOSTMODE 3  /* reboot() outside PID 1: lets tests tell it from powerOff() */
 #define BOOT_SCRIPT "/signet/boot.js"
+#define BOOT_BYTECODE "/signet/boot.dukbc" /* boot.js precompiled (--compile); preferred when present */
 #define MODULE_LIST "/signet/modules" /* initramfs paths of kernel modules, one a line, in load order */
 #define MAX_HANDLES 64
 #define MAX_IO_LENGTH 0x7fffffffUL
@@ -440,6 +443,33 @@ static duk_ret_t n_sha256(duk_context *ctx) {
     return 1;
 }
 
+/* ed25519Verify(signature, message, publicKey) -> boolean: plain Ed25519 (RFC 8032,
+ * no context) with libsodium's crypto_sign_ed25519_verify_detached, which also
+ * refuses S >= L, small-order R or A and a non-canonical A (docs/boot-state.md).
+ * Never throws: anything that is not three buffers of the right sizes is false.
+ * sodium_init() is not called: it seeds libsodium's RNG (getrandom(2) can block
+ * early in boot) and picks CPU-specific code for primitives other than this one;
+ * verification uses neither. */
+static duk_ret_t n_ed25519_verify(duk_context *ctx) {
+    static const unsigned char empty[1] = { 0 };
+    duk_size_t sig_len = 0, msg_len = 0, pub_len = 0;
+    const unsigned char *sig, *msg, *pub;
+    int ok = 0;
+    if (duk_is_buffer_data(ctx, 0) && duk_is_buffer_data(ctx, 1) && duk_is_buffer_data(ctx, 2)) {
+        sig = (const unsigned char *)duk_get_buffer_data(ctx, 0, &sig_len);
+        msg = (const unsigned char *)duk_get_buffer_data(ctx, 1, &msg_len);
+        pub = (const unsigned char *)duk_get_buffer_data(ctx, 2, &pub_len);
+        if (sig != NULL && pub != NULL && sig_len == crypto_sign_ed25519_BYTES &&
+            pub_len == crypto_sign_ed25519_PUBLICKEYBYTES) {
+            /* A zero-length message may come back as NULL. */
+            ok = crypto_sign_ed25519_verify_detached(sig, msg != NULL ? msg : empty,
+                                                     (unsigned long long)msg_len, pub) == 0;
+        }
+    }
+    duk_push_boolean(ctx, ok);
+    return 1;
+}
+
 /* Compiles as global program code (so `var` makes globals) and runs it;
  * compile and runtime errors propagate as the original error objects. */
 static duk_ret_t n_eval_script(duk_context *ctx) {
@@ -482,6 +512,7 @@ static const duk_function_list_entry native_functions[] = {
     { "nowSeconds", n_now_seconds, 0 },
     { "random", n_random, 1 },
     { "sha256", n_sha256, 1 },
+    { "ed25519Verify", n_ed25519_verify, 3 },
     { "evalScript", n_eval_script, DUK_VARARGS },
     { "powerOff", n_power_off, 0 },
     { "reboot", n_reboot, 0 },
@@ -511,16 +542,66 @@ static void register_native(duk_context *ctx, char **args, int nargs) {
 /* ------------------------------------------------------------------------ */
 
 static const char *g_script_path;
+static const char *g_compile_out; /* --compile: where to write the bytecode */
+
+/* Pushes the program in `path`, compiled: Duktape bytecode (as --compile writes
+ * it, recognised by its first byte, 0xBF, which no UTF-8 text starts with) is
+ * loaded as it is; anything else is compiled as ES5 program code named `name`.
+ * Bytecode is trusted like source (it comes from the same signed initramfs):
+ * Duktape does not validate it. */
+static void push_program(duk_context *ctx, const char *path, const char *name) {
+    duk_size_t len;
+    const uint8_t *p;
+    duk_push_c_function(ctx, n_read_file, 1);
+    duk_push_string(ctx, path);
+    duk_call(ctx, 1);
+    p = (const uint8_t *)duk_get_buffer_data(ctx, -1, &len);
+    if (len > 0 && p[0] == 0xbf) {
+        /* duk_load_function() wants a plain buffer, readFile made a Uint8Array. */
+        memcpy(duk_push_fixed_buffer(ctx, len), p, len);
+        duk_remove(ctx, -2);
+        duk_load_function(ctx);
+        return;
+    }
+    duk_buffer_to_string(ctx, -1);
+    duk_push_string(ctx, name);
+    duk_compile(ctx, 0);
+}
 
 static duk_ret_t run_script(duk_context *ctx, void *udata) {
     (void)udata;
-    duk_push_c_function(ctx, n_read_file, 1);
-    duk_push_string(ctx, g_script_path);
-    duk_call(ctx, 1);
-    duk_buffer_to_string(ctx, -1);
-    duk_push_string(ctx, g_script_path);
-    duk_compile(ctx, 0);
+    if (g_is_pid1 && access(BOOT_BYTECODE, R_OK) == 0) push_program(ctx, BOOT_BYTECODE, BOOT_SCRIPT);
+    else push_program(ctx, g_script_path, g_script_path);
     duk_call(ctx, 0);
+    return 0;
+}
+
+/* --compile <script.js> <out> [name]: compiles the script as program code
+ * named `name` (default: the script's path) and writes Duktape's bytecode dump
+ * of it. The dump is byte-order neutral (big-endian throughout), so a build
+ * machine can make it for a board. */
+static duk_ret_t compile_script(duk_context *ctx, void *udata) {
+    const char *name = (const char *)udata;
+    duk_size_t len;
+    const void *p;
+    int fd;
+    size_t done = 0;
+    push_program(ctx, g_script_path, name);
+    duk_dump_function(ctx);
+    p = duk_get_buffer_data(ctx, -1, &len);
+    fd = open(g_compile_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return duk_error(ctx, DUK_ERR_ERROR, "compile: %s: %s", g_compile_out, strerror(errno));
+    while (done < len) {
+        ssize_t w = write(fd, (const uint8_t *)p + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            return duk_error(ctx, DUK_ERR_ERROR, "compile: %s: %s", g_compile_out, strerror(e));
+        }
+        done += (size_t)w;
+    }
+    if (close(fd) != 0) return duk_error(ctx, DUK_ERR_ERROR, "compile: %s: %s", g_compile_out, strerror(errno));
     return 0;
 }
 
@@ -650,6 +731,7 @@ static char **cmdline_args(int *count) {
 int main(int argc, char **argv) {
     duk_context *ctx;
     char **args;
+    const char *compile_name = NULL;
     int nargs, i, err_fd;
 
     for (i = 0; i < MAX_HANDLES; i++) g_fds[i] = -1;
@@ -665,14 +747,23 @@ int main(int argc, char **argv) {
         g_script_path = BOOT_SCRIPT;
         args = cmdline_args(&nargs);
     } else {
-        if (argc < 2) {
-            write_line(2, "", "usage: signet-host <script.js> [args...]");
+        if (argc < 2 || (strcmp(argv[1], "--compile") == 0 && (argc < 4 || argc > 5))) {
+            write_line(2, "", "usage: signet-host <script.js|bytecode> [args...]");
+            write_line(2, "", "       signet-host --compile <script.js> <out.dukbc> [name]");
             return EXIT_USAGE;
         }
         signal(SIGPIPE, SIG_IGN);
-        g_script_path = argv[1];
-        args = argv + 2;
-        nargs = argc - 2;
+        if (strcmp(argv[1], "--compile") == 0) {
+            g_script_path = argv[2];
+            g_compile_out = argv[3];
+            compile_name = argc == 5 ? argv[4] : argv[2];
+            args = argv + argc;
+            nargs = 0;
+        } else {
+            g_script_path = argv[1];
+            args = argv + 2;
+            nargs = argc - 2;
+        }
     }
 
     ctx = duk_create_heap(NULL, NULL, NULL, NULL, fatal_handler);
@@ -682,6 +773,20 @@ int main(int argc, char **argv) {
         return EXIT_UNCAUGHT;
     }
     register_native(ctx, args, nargs);
+
+    if (g_compile_out != NULL) {
+        if (duk_safe_call(ctx, compile_script, (void *)compile_name, 0, 1) != DUK_EXEC_SUCCESS) {
+            err_fd = 2;
+            duk_dup_top(ctx);
+            if (duk_safe_call(ctx, report_error, &err_fd, 1, 1) != DUK_EXEC_SUCCESS) {
+                write_line(err_fd, "host[ERROR] ", "(error while reporting an error)");
+            }
+            unlink(g_compile_out);
+            return EXIT_UNCAUGHT;
+        }
+        duk_destroy_heap(ctx);
+        return 0;
+    }
 
     if (duk_safe_call(ctx, run_script, NULL, 0, 1) != DUK_EXEC_SUCCESS) {
         err_fd = g_is_pid1 ? 1 : 2;

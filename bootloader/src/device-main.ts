@@ -1,7 +1,14 @@
 /**
- * The boot stage's entry on the device: `/signet/boot.js`, run by the C host as PID 1 (or by
- * `node-host.ts` on Node). Reads the compiled-in configuration, boots a verified slot, runs
- * its app with a host object (`__signet_host`), then powers off (test mode) or reboots.
+ * The boot stage's entry on the device: `/signet/boot.js` (and, precompiled, /signet/boot.dukbc),
+ * run by the C host as PID 1 (or by `node-host.ts` on Node). Reads the compiled-in
+ * configuration, boots a verified slot, runs its app with a host object (`__signet_host`), then
+ * powers off (test mode) or reboots.
+ *
+ * Crypto is the C host's: SHA-256 and ed25519 (libsodium), behind the encoding rules of
+ * sdk/image/ed25519-rules.ts. Words after `--` on the kernel command line select the pure-JS
+ * code instead, which gives the same answers, slower: `--purejs-hash` (our SHA-256),
+ * `--purejs-ed25519` (tweetnacl), `--purejs-crypto` (both). A host without ed25519Verify gets
+ * tweetnacl too.
  */
 import { makePureJsCrypto } from '../../sdk/image/crypto-purejs';
 import { verifyTrustedRoot, type RootSigned } from '../../sdk/ota/metadata';
@@ -36,7 +43,10 @@ function main(): void {
       n.powerOff();
     } else n.reboot();
   };
-  const crypto = makePureJsCrypto(hasArg(args, '--purejs-hash') ? undefined : n.sha256);
+  const pureAll = hasArg(args, '--purejs-crypto');
+  const pureHash = pureAll || hasArg(args, '--purejs-hash');
+  const pureEd = pureAll || hasArg(args, '--purejs-ed25519') || typeof n.ed25519Verify !== 'function';
+  const crypto = makePureJsCrypto(pureHash ? undefined : n.sha256, pureEd ? undefined : n.ed25519Verify);
   const nowFn = function (): number | null {
     const t = n.nowSeconds();
     return t > 0 ? t : null;

@@ -18,6 +18,12 @@ export interface SignetNative {
   nowSeconds(): number;
   random(n: number): Uint8Array;
   sha256(data: Uint8Array): Uint8Array;
+  /**
+   * Plain ed25519 (RFC 8032, no context): libsodium in the C host, OpenSSL with the same
+   * encoding rules on Node (sdk/image/ed25519-rules.ts). False, never a throw, for anything
+   * malformed.
+   */
+  ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
   evalScript(source: string, filename: string): unknown;
   powerOff(): void;
   reboot(): void;

@@ -4,23 +4,28 @@
  * signed sha256,rsa2048 by `<keys>/fit.key`; plus the public-key DTB to bake into U-Boot
  * (`/signature/key-fit`, `required = "conf"`).
  *
+ * Compressed where the boot chain can unpack it: an arm64 kernel Image is stored gzip'd
+ * (`compression = "gzip"`: U-Boot's bootm inflates it to the load address; QEMU's -kernel takes
+ * it as it is), an armhf zImage as it is (it unpacks itself); the initramfs is gzip'd when the
+ * kernel can unpack that (CONFIG_RD_GZIP=y), declared "none" since the kernel, not U-Boot, does.
+ *
  * Deterministic: the FIT timestamp is SOURCE_DATE_EPOCH when set, else the kernel package's own
- * build time, and every other input is content; two builds give identical bytes.
+ * build time, every other input is content, and gzip is GNU gzip -9 -n; two builds give
+ * identical bytes.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bootConfig } from '../../bootloader/build';
-import { bundleService } from '../build/bundle';
-import { sdkRoot } from '../util/paths';
+import { buildBootStage } from '../../bootloader/build';
 import type { Board } from '../board';
-import { buildFit, type FitArch } from '../fit/fit';
+import { buildFit, type FitArch, type FitCompression } from '../fit/fit';
 import { publicKeyDtb } from '../fit/keydtb';
 import { nodeCrypto } from '../image/crypto-node';
 import { loadTrustedRootFile } from '../ota/root-file';
-import { asSignetError } from './errors';
+import { asSignetError, DiskError } from './errors';
 import { FIT_KEY_NAME, loadFitSigner } from './fit-key';
+import { gzipDeterministic, isGzip } from './gzip';
 import { buildInitramfs } from './initramfs';
-import { fetchKernel, kernelModules, KVM_BLOCK_MODULES, type BoardKernel } from './kernel';
+import { fetchKernel, kernelConfigValue, kernelModules, KVM_BLOCK_MODULES, type BoardKernel } from './kernel';
 import { dumpMachineDtb, kernelDtb } from './qemu';
 
 export interface BootImageOptions {
@@ -37,7 +42,12 @@ export interface BootImage {
   fit: Uint8Array;
   /** /signature/key-fit alone, to merge into U-Boot's control DTB. */
   keyDtb: Uint8Array;
+  /** The initramfs as built (cpio newc). */
   initramfs: Uint8Array;
+  /** What the FIT holds as its ramdisk: the initramfs, gzip'd when the kernel can unpack that. */
+  ramdisk: Uint8Array;
+  /** What the FIT holds as its kernel, and how it is compressed. */
+  fitKernel: { data: Uint8Array; compression: FitCompression };
   dtb: Uint8Array;
   kernel: BoardKernel;
   modules: string[];
@@ -53,27 +63,74 @@ export function sourceDateEpoch(): number | undefined {
 
 const FIT_ARCH: Record<Board['arch'], FitArch> = { arm64: 'arm64', armhf: 'arm' };
 
-/**
- * The boot-stage bundle, as bootloader/build.ts buildBootStage() makes it, but with the sources
- * found from the SDK root: that function locates them from its own import.meta.url, which in
- * the bundled CLI (dist/chunks/) points into dist/.
- */
-async function bootStageBundle(board: Board, rootJson: string, testMode: boolean): Promise<{ code: string }> {
-  return bundleService({
-    projectDir: join(sdkRoot(), 'bootloader'),
-    entry: join('src', 'device-main.ts'),
-    engine: 'duktape-es5',
-    typecheck: false, // the repository's own type check covers this code
-    define: { __SIGNET_BOOT_CONFIG__: JSON.stringify(bootConfig({ board, rootJson, testMode })) },
-  });
-}
-
 /** The initramfs for a board: boot stage with root.json compiled in, plus the block drivers. */
 export async function buildBoardInitramfs(board: Board, kernel: BoardKernel, rootJson: string, testMode: boolean, mtime: number): Promise<{ initramfs: Uint8Array; modules: string[]; bootJsBytes: number }> {
-  const stage = await bootStageBundle(board, rootJson, testMode);
+  const stage = await buildBootStage({ board, rootJson, testMode });
   const modules = board.hypervisor === 'kvm' ? kernelModules(kernel, KVM_BLOCK_MODULES) : [];
   const initramfs = await buildInitramfs({ arch: board.arch, bootJs: stage.code, modules, mtime });
   return { initramfs, modules: modules.map((m) => m.name), bootJsBytes: stage.code.length };
+}
+
+/**
+ * The kernel as the FIT stores it. arm64: the Image gzip'd (Debian's own bytes when its vmlinuz
+ * already is gzip); U-Boot inflates it to loadAddresses.kernel. armhf: the zImage as it is.
+ */
+export async function fitKernelImage(board: Board, kernel: BoardKernel): Promise<{ data: Uint8Array; compression: FitCompression }> {
+  if (board.arch !== 'arm64') return { data: kernel.kernel, compression: 'none' };
+  if (isGzip(kernel.kernel)) return { data: kernel.kernel, compression: 'gzip' };
+  return { data: await gzipDeterministic(kernel.kernel), compression: 'gzip' };
+}
+
+/**
+ * The FIT's ramdisk: the initramfs gzip'd when the kernel unpacks gzip (CONFIG_RD_GZIP=y), with
+ * zero bytes up to a multiple of 4 so that another cpio archive may follow it (the kernel skips
+ * zeros between archives, and wants each uncompressed one 4-byte aligned; xen-flash.ts appends
+ * one). Otherwise the cpio as it is.
+ */
+export async function fitRamdisk(kernel: BoardKernel, initramfs: Uint8Array): Promise<Uint8Array> {
+  if (kernelConfigValue(kernel.config, 'CONFIG_RD_GZIP') !== 'y') return initramfs;
+  const gz = await gzipDeterministic(initramfs);
+  const out = new Uint8Array(Math.ceil(gz.length / 4) * 4);
+  out.set(gz);
+  return out;
+}
+
+/** ARM64 Image header (Documentation/arch/arm64/booting.rst): image_size, 0 on kernels before 3.17. */
+function arm64ImageSize(image: Uint8Array): number {
+  if (image.length < 64 || image[56] !== 0x41 || image[57] !== 0x52 || image[58] !== 0x4d || image[59] !== 0x64) return image.length;
+  const v = new DataView(image.buffer, image.byteOffset, 64).getBigUint64(16, true);
+  return v === 0n ? image.length : Math.max(image.length, Number(v));
+}
+
+/** Room U-Boot may give the device tree beyond its size (CONFIG_SYS_FDT_PAD is 0x3000); generous. */
+const FDT_ROOM = 0x10000;
+
+/**
+ * What sits in RAM when U-Boot starts the kernel must not overlap: the kernel as it runs (an
+ * arm64 Image inflated, with its BSS: the header's image_size), the ramdisk, the device tree and
+ * the FIT itself (bootm reads images out of it while placing them).
+ */
+export function checkLoadLayout(board: Board, sizes: { kernel: number; ramdisk: number; fdt: number; fit: number }): void {
+  const a = board.loadAddresses;
+  const regions = [
+    { what: 'the kernel (as it runs)', key: 'kernel', start: Number.parseInt(a.kernel, 16), size: sizes.kernel },
+    { what: 'the ramdisk', key: 'ramdisk', start: Number.parseInt(a.ramdisk, 16), size: sizes.ramdisk },
+    { what: 'the device tree', key: 'fdt', start: Number.parseInt(a.fdt, 16), size: sizes.fdt + FDT_ROOM },
+    { what: 'the FIT', key: 'fit', start: Number.parseInt(a.fit, 16), size: sizes.fit },
+  ];
+  const hex = (n: number) => '0x' + n.toString(16);
+  for (let i = 0; i < regions.length; i++) {
+    for (let j = i + 1; j < regions.length; j++) {
+      const x = regions[i]!, y = regions[j]!;
+      if (x.start < y.start + y.size && y.start < x.start + x.size) {
+        throw new DiskError(
+          'E_LOAD_OVERLAP',
+          `board ${board.id}: ${x.what} at ${hex(x.start)}..${hex(x.start + x.size)} overlaps ${y.what} at ${hex(y.start)}..${hex(y.start + y.size)}`,
+          `move loadAddresses.${x.key} or loadAddresses.${y.key} in boards/${board.id}/board.json`,
+        );
+      }
+    }
+  }
 }
 
 export async function buildBootImage(o: BootImageOptions): Promise<BootImage> {
@@ -86,19 +143,22 @@ export async function buildBootImage(o: BootImageOptions): Promise<BootImage> {
     const kernel = await fetchKernel(o.board);
     const timestamp = o.timestamp ?? sourceDateEpoch() ?? kernel.sourceDateEpoch;
     const { initramfs, modules, bootJsBytes } = await buildBoardInitramfs(o.board, kernel, rootJson, o.testMode ?? false, timestamp);
+    const [fitKernel, ramdisk] = await Promise.all([fitKernelImage(o.board, kernel), fitRamdisk(kernel, initramfs)]);
     const dtb = kernelDtb(await dumpMachineDtb(o.board), o.board.kernel.cmdline ?? `console=${o.board.kernel.console}`);
     const a = o.board.loadAddresses;
     const fit = buildFit({
       description: `Signet boot image for ${o.board.id} (Linux ${kernel.version})`,
       arch: FIT_ARCH[o.board.arch],
       timestamp,
-      kernel: { data: kernel.kernel, description: `Linux ${kernel.version}`, loadAddress: BigInt(a.kernel), entryAddress: BigInt(a.kernel) },
-      ramdisk: { data: initramfs, description: 'Signet initramfs', loadAddress: BigInt(a.ramdisk) },
+      kernel: { data: fitKernel.data, compression: fitKernel.compression, description: `Linux ${kernel.version}`, loadAddress: BigInt(a.kernel), entryAddress: BigInt(a.kernel) },
+      ramdisk: { data: ramdisk, description: ramdisk === initramfs ? 'Signet initramfs' : 'Signet initramfs (gzip)', loadAddress: BigInt(a.ramdisk) },
       fdt: { data: dtb, description: `${o.board.id} device tree`, loadAddress: BigInt(a.fdt) },
       keyName: FIT_KEY_NAME,
       signer,
     });
-    return { fit, keyDtb: publicKeyDtb(signer.publicKey(), FIT_KEY_NAME), initramfs, dtb, kernel, modules, timestamp, keyName: FIT_KEY_NAME, bootJsBytes };
+    const kernelSize = o.board.arch === 'arm64' ? arm64ImageSize(kernel.kernel) : kernel.kernel.length;
+    checkLoadLayout(o.board, { kernel: kernelSize, ramdisk: ramdisk.length, fdt: dtb.length, fit: fit.length });
+    return { fit, keyDtb: publicKeyDtb(signer.publicKey(), FIT_KEY_NAME), initramfs, ramdisk, fitKernel, dtb, kernel, modules, timestamp, keyName: FIT_KEY_NAME, bootJsBytes };
   } catch (e) {
     throw asSignetError(e);
   }

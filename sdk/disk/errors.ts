@@ -14,7 +14,10 @@ export type DiskErrorCode =
   | 'E_RUN_TIMEOUT' // the guest did not power off within the time given
   | 'E_BOARD_NO_QEMU' // the board cannot be emulated (no qemu section)
   | 'E_HYPERVISOR' // no runner for this board's hypervisor
-  | 'E_UBOOT_ENV'; // a U-Boot environment does not fit or holds a bad variable
+  | 'E_UBOOT_ENV' // a U-Boot environment does not fit or holds a bad variable
+  | 'E_GZIP' // gzip (Debian's gzip package) is missing or failed
+  | 'E_BOOT_BYTECODE' // the build machine's signet-host could not compile the boot stage to bytecode
+  | 'E_LOAD_OVERLAP'; // the board's loadAddresses make kernel, ramdisk, device tree or FIT overlap in RAM
 
 export class DiskError extends SignetError {
   override readonly code: DiskErrorCode;

@@ -5,12 +5,18 @@
  *
  *   /init                 signet-host for the board's arch (bootloader/native), mode 0755
  *   /signet/boot.js       the boot stage (bootloader/build.ts)
+ *   /signet/boot.dukbc    the same, compiled to Duktape bytecode by the build machine's
+ *                         signet-host (`--compile`); /init runs it instead of compiling boot.js,
+ *                         which took most of the boot stage's time under emulation
  *   /signet/modules       load order: one initramfs path per line (absent when no modules)
  *   /lib/modules/*.ko     kernel modules, loaded by /init before boot.js runs
  *   /dev/console          char 5:1, so the kernel can give /init its console
  *   /dev /proc /sys       mount points
  */
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildNativeHost } from '../../bootloader/native/build';
 import { writeCpio, normalizeCpioPath, type CpioEntry } from './cpio';
 import { DiskError } from './errors';
@@ -24,10 +30,38 @@ export interface InitramfsInput {
   modules?: { path: string; data: Uint8Array }[];
   /** mtime of every entry (default 0). */
   mtime?: number;
+  /** Add /signet/boot.dukbc, boot.js precompiled (default true). */
+  bytecode?: boolean;
+}
+
+/**
+ * Duktape bytecode for `source`, named as /init runs it (/signet/boot.js), made by the build
+ * machine's signet-host: the dump format is byte-order neutral and every target embeds the same
+ * duktape.c, so it loads on the board (tests run it on the arm64 and armhf builds). Same source,
+ * same bytes.
+ */
+export async function compileBootJs(source: string): Promise<Uint8Array> {
+  const host = await buildNativeHost('host');
+  const dir = await mkdtemp(join(tmpdir(), 'signet-dukbc-'));
+  try {
+    const js = join(dir, 'boot.js');
+    const out = join(dir, 'boot.dukbc');
+    await writeFile(js, source);
+    await new Promise<void>((resolve, reject) => {
+      execFile(host, ['--compile', js, out, '/' + INITRAMFS_BOOT_JS], (error, _stdout, stderr) => {
+        if (error) reject(new DiskError('E_BOOT_BYTECODE', `signet-host --compile failed on the boot stage: ${String(stderr).trim().split('\n')[0] || error.message}`, 'check that the boot stage is ES5 (it is built by bootloader/build.ts)', error));
+        else resolve();
+      });
+    });
+    return new Uint8Array(await readFile(out));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 export const INITRAMFS_INIT = 'init';
 export const INITRAMFS_BOOT_JS = 'signet/boot.js';
+export const INITRAMFS_BOOT_BYTECODE = 'signet/boot.dukbc';
 /** Read by bootloader/native/host.c in PID 1 mode, into a buffer of this many bytes + NUL. */
 export const INITRAMFS_MODULE_LIST = 'signet/modules';
 export const MAX_MODULE_LIST_BYTES = 8191;
@@ -39,6 +73,7 @@ export async function initramfsEntries(i: InitramfsInput): Promise<CpioEntry[]> 
   const entries: CpioEntry[] = [
     { type: 'file', path: INITRAMFS_INIT, data: host, mode: 0o755 },
     { type: 'file', path: INITRAMFS_BOOT_JS, data: enc.encode(i.bootJs) },
+    ...(i.bytecode === false ? [] : [{ type: 'file' as const, path: INITRAMFS_BOOT_BYTECODE, data: await compileBootJs(i.bootJs) }]),
     { type: 'chardev', path: 'dev/console', major: 5, minor: 1, mode: 0o600 },
   ];
   for (const m of i.modules ?? []) entries.push({ type: 'file', path: m.path, data: m.data });

@@ -10,7 +10,9 @@
  * last of slot_a, slot_b and state (xen-arm32 puts those first and the boot partition last, so
  * the head is about 17 MiB, not the whole 128 MiB). The boot stage keeps the board's offsets.
  * It is a second cpio archive appended to the boot initramfs (the kernel unpacks concatenated
- * archives in order), so the boot image's bytes do not depend on the slots.
+ * archives in order, compressed or not; an uncompressed one must start 4-byte aligned, which
+ * the FIT's gzip'd initramfs is padded for), so the boot image's bytes do not depend on the
+ * slots.
  * Writes (trial counters, confirm) land in the guest's RAM and end with the guest.
  */
 import { closeSync, openSync, readSync } from 'node:fs';

@@ -4,7 +4,8 @@
  *
  *   Xen            xen-hypervisor-4.17-armhf: /boot/xen-4.17-armhf (a zImage-style image)
  *   DomU kernel    the boot image's (linux-image-armmp, a zImage)
- *   DomU ramdisk   the boot image's initramfs (/init = Duktape host, /signet/boot.js)
+ *   DomU ramdisk   the boot image's initramfs (/init = Duktape host, /signet/boot.js and its
+ *                  bytecode; gzip'd when it comes from a FIT)
  *                  ‖ a cpio holding the head of the flash as /signet/flash.img (xen-flash.ts)
  *   device tree    the platform's, with /chosen dom0less nodes (xen-dt.ts)
  *

@@ -49,11 +49,22 @@ export interface FitImageInput {
   loadAddress?: FitAddress;
 }
 
+/**
+ * How an image's `data` is compressed (U-Boot's `compression` property). U-Boot's bootm inflates
+ * a gzip kernel to its load address (and refuses one whose inflated size exceeds
+ * CONFIG_SYS_BOOTM_LEN or overlaps the FIT); other images stay "none" here — a compressed
+ * initramfs is declared "none" because the kernel, not U-Boot, unpacks it.
+ */
+export type FitCompression = 'none' | 'gzip';
+const COMPRESSIONS: readonly FitCompression[] = ['none', 'gzip'];
+
 export interface FitKernelInput {
   data: Uint8Array;
   description?: string;
   loadAddress: FitAddress;
   entryAddress: FitAddress;
+  /** Default "none". "gzip" data must be a gzip stream (RFC 1952). */
+  compression?: FitCompression;
 }
 
 export interface BuildFitInput {
@@ -84,6 +95,12 @@ function checkInput(input: BuildFitInput): void {
   checkKeyName(input.keyName);
   for (const [name, img] of [[FIT_KERNEL, input.kernel], [FIT_RAMDISK, input.ramdisk], [FIT_FDT, input.fdt]] as const) {
     if (!(img?.data instanceof Uint8Array)) fail(`${name} data is missing — pass its bytes as a Uint8Array`);
+  }
+  const comp = input.kernel.compression ?? 'none';
+  if (!COMPRESSIONS.includes(comp)) fail(`kernel compression ${JSON.stringify(comp)} is not supported — use "none" or "gzip"`);
+  const d = input.kernel.data;
+  if (comp === 'gzip' && !(d.length >= 18 && d[0] === 0x1f && d[1] === 0x8b && d[2] === 0x08)) {
+    fail('kernel compression is "gzip" but its data is not a gzip (deflate) stream — compress it, or declare "none"');
   }
 }
 
@@ -116,7 +133,7 @@ function imageNode(
     fdtProp('arch', stringValue(arch)),
   ];
   if (os) props.push(fdtProp('os', stringValue(os)));
-  props.push(fdtProp('compression', stringValue('none')));
+  props.push(fdtProp('compression', stringValue('compression' in img && img.compression ? img.compression : 'none')));
   if (img.loadAddress !== undefined) props.push(fdtProp('load', addressValue(img.loadAddress, cells, `${name} load address`)));
   if ('entryAddress' in img) props.push(fdtProp('entry', addressValue(img.entryAddress, cells, `${name} entry address`)));
   return fdtNode(name, props, [hashNode(img.data)]);

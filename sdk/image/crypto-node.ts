@@ -1,6 +1,7 @@
 /** Node's native crypto (OpenSSL). Workstation, CI and server side only. */
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import type { ImageCrypto } from './crypto';
+import { ed25519Acceptable } from './ed25519-rules';
 
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const keyCache = new Map<string, KeyObject>();
@@ -26,7 +27,8 @@ export const nodeCrypto: ImageCrypto = {
     return { update: (c: Uint8Array) => { h.update(c); }, digest: () => new Uint8Array(h.digest()) };
   },
   ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
-    if (signature.length !== 64 || publicKey.length !== 32) return false;
+    // libsodium's encoding rules first (ed25519-rules.ts), so OpenSSL answers as the device does.
+    if (!ed25519Acceptable(signature, publicKey)) return false;
     try {
       return verify(null, message, publicKeyObject(publicKey), signature);
     } catch {

@@ -2,34 +2,31 @@
 import nacl from 'tweetnacl';
 import { Sha256, sha256 } from '../util/sha256';
 import type { ImageCrypto } from './crypto';
+import { ed25519Acceptable } from './ed25519-rules';
 
-/**
- * Build a pure-JS crypto, optionally with a faster native SHA-256 supplied by the host
- * (the boot stage's C host exposes one); ed25519 stays tweetnacl.
- */
-/** The group order L, little-endian, as in RFC 8032 §5.1.7. */
-const L = [
-  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-];
+/** A host's one-shot SHA-256 (the boot stage's C host exposes one). */
+export type NativeSha256 = (data: Uint8Array) => Uint8Array;
+/** A host's plain ed25519 verification (the C host's: libsodium). Only a returned `true` counts. */
+export type NativeEd25519Verify = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean;
 
-/**
- * RFC 8032 §5.1.7 requires S < L. tweetnacl skips this check (so a signature with S + L would
- * verify there and not under OpenSSL); we add it so both implementations agree and
- * signatures are not malleable.
- */
-function scalarIsCanonical(sig: Uint8Array): boolean {
-  for (let i = 31; i >= 0; i--) {
-    const s = sig[32 + i];
-    if (s < L[i]) return true;
-    if (s > L[i]) return false;
-  }
-  return false; // S == L
+function tweetnaclVerify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  return nacl.sign.detached.verify(message, signature, publicKey);
 }
 
-export function makePureJsCrypto(nativeSha256?: (data: Uint8Array) => Uint8Array): ImageCrypto {
+/**
+ * Build a pure-JS crypto, optionally with a faster native SHA-256 and/or a native ed25519
+ * verification supplied by the host (the boot stage's C host exposes both).
+ *
+ * Whichever ed25519 implementation runs, the rules of `ed25519-rules.ts` (S < L, no
+ * small-order R or A, canonical A) are checked first, in JS: tweetnacl skips the first (a
+ * signature with S + L would verify there and not under OpenSSL or libsodium) and all three
+ * otherwise differ only on the inputs those rules refuse, so every implementation gives the same
+ * answer on every input (tests/native-ed25519.test.ts).
+ */
+export function makePureJsCrypto(nativeSha256?: NativeSha256, nativeEd25519Verify?: NativeEd25519Verify): ImageCrypto {
+  const verify = nativeEd25519Verify || tweetnaclVerify;
   return {
-    name: nativeSha256 ? 'purejs+native-sha256' : 'purejs',
+    name: 'purejs' + (nativeSha256 ? '+native-sha256' : '') + (nativeEd25519Verify ? '+native-ed25519' : ''),
     sha256: nativeSha256 || sha256,
     sha256Stream: function () {
       if (!nativeSha256) {
@@ -50,10 +47,9 @@ export function makePureJsCrypto(nativeSha256?: (data: Uint8Array) => Uint8Array
       };
     },
     ed25519Verify: function (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
-      if (signature.length !== 64 || publicKey.length !== 32) return false;
-      if (!scalarIsCanonical(signature)) return false;
+      if (!ed25519Acceptable(signature, publicKey)) return false;
       try {
-        return nacl.sign.detached.verify(message, signature, publicKey);
+        return verify(signature, message, publicKey) === true;
       } catch (_e) {
         return false;
       }

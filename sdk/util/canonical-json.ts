@@ -30,7 +30,11 @@ export function canonicalString(v: unknown): string {
     }
     return String(v);
   }
-  if (typeof v === 'string') return '"' + v.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
+  if (typeof v === 'string') {
+    // The replacements only when needed: regex replace is slow on the device engine.
+    if (v.indexOf('\\') < 0 && v.indexOf('"') < 0) return '"' + v + '"';
+    return '"' + v.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
+  }
   if (Object.prototype.toString.call(v) === '[object Array]') {
     const a = v as unknown[];
     const parts: string[] = [];

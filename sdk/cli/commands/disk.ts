@@ -32,12 +32,14 @@ export const fit: Command = {
     if (keyDtb) writeFileAtomic(keyDtb, b.keyDtb);
     if (ctx.json) {
       ctx.out(JSON.stringify({ out, bytes: b.fit.length, keyDtb: keyDtb ?? null, kernel: b.kernel.version, kernelPackage: b.kernel.package, kernelBytes: b.kernel.kernel.length,
-        initramfsBytes: b.initramfs.length, dtbBytes: b.dtb.length, modules: b.modules, timestamp: b.timestamp, keyName: b.keyName }, null, 2));
+        kernelCompression: b.fitKernel.compression, fitKernelBytes: b.fitKernel.data.length, initramfsBytes: b.initramfs.length, ramdiskBytes: b.ramdisk.length,
+        dtbBytes: b.dtb.length, modules: b.modules, timestamp: b.timestamp, keyName: b.keyName }, null, 2));
       return;
     }
     ctx.out(`built ${out}: ${board.id} boot image, ${kib(b.fit.length)}, signed sha256,rsa2048 with key "${b.keyName}"`);
-    ctx.out(`  kernel     Linux ${b.kernel.version} (${b.kernel.package}), ${kib(b.kernel.kernel.length)}`);
-    ctx.out(`  initramfs  ${kib(b.initramfs.length)}: /init (signet-host), boot stage ${kib(b.bootJsBytes)}, modules ${b.modules.join(' ') || 'none'}`);
+    const stored = (n: number, how: string) => (how === 'none' ? '' : `, stored ${how} ${kib(n)}`);
+    ctx.out(`  kernel     Linux ${b.kernel.version} (${b.kernel.package}), ${kib(b.kernel.kernel.length)}${stored(b.fitKernel.data.length, b.fitKernel.compression)}`);
+    ctx.out(`  initramfs  ${kib(b.initramfs.length)}${stored(b.ramdisk.length, b.ramdisk === b.initramfs ? 'none' : 'gzip')}: /init (signet-host), boot stage ${kib(b.bootJsBytes)}, modules ${b.modules.join(' ') || 'none'}`);
     ctx.out(`  fdt        ${kib(b.dtb.length)}   timestamp ${b.timestamp}`);
     if (keyDtb) ctx.out(`  U-Boot key ${keyDtb} (/signature/key-${b.keyName}, required = "conf")`);
   },

@@ -1,0 +1,92 @@
+/**
+ * The encoding rules every ed25519 verifier in Signet applies before any curve arithmetic, so
+ * that all of them (Node's OpenSSL, tweetnacl, and libsodium in the boot stage's C host) give
+ * the same answer on every input, not only on honest signatures.
+ *
+ * They are libsodium's own checks (1.0.18, crypto_sign/ed25519/ref10/open.c, non-ED25519_COMPAT
+ * build, the one Debian ships), which its verifier applies in addition to RFC 8032 §5.1.7:
+ *
+ *   1. S < L (RFC 8032 requires it; tweetnacl does not check it, OpenSSL and libsodium do);
+ *   2. R is not an encoding of a point of small order (order 1, 2, 4 or 8);
+ *   3. A is canonical: its y coordinate is below p = 2^255 - 19;
+ *   4. A is not an encoding of a point of small order.
+ *
+ * Honest keys and signatures never trip 2–4 (A = [a]B and R = [r]B lie in the prime-order
+ * subgroup, encoded canonically). They refuse degenerate inputs that RFC 8032's cofactorless
+ * check would otherwise accept for *every* message, e.g. A = the identity with R = [S]B.
+ * docs/boot-state.md ("Signature rules") and tests/native-ed25519.test.ts have the details.
+ *
+ * Written for the ES5 boot-stage bundle as well: plain loops, no BigInt.
+ */
+
+/** The group order L, little-endian (RFC 8032 §5.1.7). */
+const L = [
+  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/**
+ * Encodings of the points of small order, as libsodium's ge25519_has_small_order lists them;
+ * the sign bit (bit 255) is ignored when comparing, which covers both signs of x. y = 0 and
+ * y = 1 also appear as their non-canonical forms p and p + 1.
+ */
+const SMALL_ORDER: number[][] = [
+  // y = 0 (order 4)
+  [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
+  // y = 1, the identity (order 1)
+  [0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
+  // order 8
+  [0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+   0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05],
+  // order 8
+  [0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+   0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a],
+  // y = p - 1 (order 2)
+  [0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+  // y = p, i.e. 0 (order 4), non-canonical
+  [0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+  // y = p + 1, i.e. 1 (order 1), non-canonical
+  [0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+];
+
+/** S (bytes 32..63 of the signature, little-endian) < L. */
+export function scalarIsCanonical(signature: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) {
+    const s = signature[32 + i];
+    if (s < L[i]) return true;
+    if (s > L[i]) return false;
+  }
+  return false; // S == L
+}
+
+/** The 32 bytes at `offset` encode a point of small order (sign bit ignored). */
+export function hasSmallOrder(bytes: Uint8Array, offset: number): boolean {
+  for (let k = 0; k < SMALL_ORDER.length; k++) {
+    const e = SMALL_ORDER[k];
+    let same = (bytes[offset + 31] & 0x7f) === e[31];
+    for (let j = 0; same && j < 31; j++) same = bytes[offset + j] === e[j];
+    if (same) return true;
+  }
+  return false;
+}
+
+/** The y coordinate encoded in the 32 bytes (sign bit ignored) is below p = 2^255 - 19. */
+export function pointIsCanonical(bytes: Uint8Array): boolean {
+  if ((bytes[31] & 0x7f) !== 0x7f) return true;
+  for (let i = 30; i > 0; i--) if (bytes[i] !== 0xff) return true;
+  return bytes[0] < 0xed;
+}
+
+/**
+ * True when a signature and public key of the right lengths pass rules 1–4 above; the curve
+ * equation is then left to the implementation. False for anything else, never a throw.
+ */
+export function ed25519Acceptable(signature: Uint8Array, publicKey: Uint8Array): boolean {
+  if (!signature || !publicKey || signature.length !== 64 || publicKey.length !== 32) return false;
+  return scalarIsCanonical(signature) && !hasSmallOrder(signature, 0) && pointIsCanonical(publicKey) && !hasSmallOrder(publicKey, 0);
+}
