@@ -40,6 +40,8 @@ describe('boards', () => {
     expect(problem((b) => { b.loadAddresses.fit = '5000'; })).toMatch(/loadAddresses\.fit: must be a hex address/);
     expect(problem((b) => { b.flash.blockSize = 'big'; })).toMatch(/flash\.blockSize: must be an integer/);
     expect(problem((b) => { b.serial.write = 'mmc write'; })).toMatch(/serial\.write/);
+    expect(problem((b) => { b.serial.envMode = 'sometimes'; })).toMatch(/serial\.envMode: must be one of save, check/);
+    expect(problem((b) => { b.serial.envMode = 'save'; })).toBe('valid');
   });
   it('flash layout rules: required partitions, alignment, overlap, bounds, equal slots', () => {
     expect(problem((b) => { b.flash.partitions = b.flash.partitions.filter((p: any) => p.name !== 'state').concat([{ name: 'misc', offset: 0, size: 512 }]); })).toMatch(/no "state" partition/);

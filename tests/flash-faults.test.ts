@@ -8,8 +8,11 @@
  *  - storage that does not keep what is written (the board file's write command spoils the
  *    first byte in RAM before writing): the crc32 read-back catches it and the flash fails with
  *    E_FLASH_READBACK, never reported as done;
- *  - an environment U-Boot cannot save (this emulated board's NOR flash): the disk is written
- *    and verified, but the flash fails with E_FLASH_COMMAND and the board is not reset.
+ *  - a board whose U-Boot environment would not boot the disk, where it cannot be saved
+ *    (serial.envMode "check", as this emulated board's NOR flash): refused with E_FLASH_ENV
+ *    before a byte of the disk is sent or written;
+ *  - an environment U-Boot cannot save, with a board file that says it can ("save"): the disk
+ *    is written and verified, but the flash fails with E_FLASH_COMMAND and the board is not reset.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,7 +43,7 @@ function runSignet(args: string[], env: Record<string, string> = {}): Promise<{ 
 
 const events = (stdout: string): FlashEvent[] => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as FlashEvent);
 
-describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad storage, and an environment that cannot be saved', () => {
+describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad storage, and an environment that is wrong or cannot be saved', () => {
   let work: string;
   let keys: string;
   let standIn: string;
@@ -77,7 +80,6 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
   });
 
   it.concurrent('a noisy line: recovered by retries with every byte right, or a typed failure that is never success', async () => {
-    const boards = boardsWith('boards-no-env', (b) => delete b.serial.env);
     // A board flashed before with everything but the app image and the boot state: those cross
     // the noisy line (YMODEM, 128-byte blocks), everything else is confirmed in place by crc32.
     // Every byte over this line costs seconds; the whole disk would take many minutes.
@@ -96,7 +98,7 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
       noise: { seed: 20240611, toBoard: { corruptRate: 0.006, dropRate: 0.004 }, fromBoard: { corruptRate: 0.003, dropRate: 0.002 } },
     });
     try {
-      const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json', '--no-reset', '--skip-unchanged'], { SIGNET_BOARDS: boards });
+      const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json', '--no-reset', '--skip-unchanged']);
       const evs = events(r.stdout);
       const line = rig.lineStats;
       // The line really was noisy, in both directions.
@@ -126,7 +128,6 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
 
   it.concurrent('storage that does not keep what is written: caught by the crc32 read-back, never reported as done', async () => {
     const boards = boardsWith('boards-bad-write', (b) => {
-      delete b.serial.env;
       b.serial.write = `mw.b {addr} 0x5a 1; ${b.serial.write}`;
     });
     const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
@@ -146,10 +147,32 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
     }
   }, TEST_TIMEOUT);
 
-  it.concurrent('an environment U-Boot cannot save: the disk is verified, the flash still fails and the board is not reset', async () => {
-    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
+  it.concurrent('a board whose environment would not boot the disk and cannot be saved: refused before anything is written', async () => {
+    // No factory environment: U-Boot starts with its built-in one, whose bootcmd is distro boot.
+    const rig = await UbootRig.start({ board, keyDtb });
     try {
       const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json']);
+      expectOneLineError(r, 'E_FLASH_ENV');
+      expect(r.stderr).toContain('bootcmd');
+      expect(r.stderr).toContain('nothing was written');
+      const evs = events(r.stdout);
+      expect(evs.some((e) => e.type === 'attached')).toBe(true);
+      expect(evs.some((e) => e.type === 'chunk' || e.type === 'env' || e.type === 'done')).toBe(false);
+      expect(rig.transcript).toMatch(/bootcmd=.*distro_bootcmd/);
+      expect(rig.transcript).not.toMatch(/loady|virtio write|resetting/);
+      await rig.stop();
+      expect(rig.readDisk(0, board.flash.size).every((b) => b === 0)).toBe(true);
+    } finally {
+      await rig.stop();
+      rig.cleanup();
+    }
+  }, TEST_TIMEOUT);
+
+  it.concurrent('an environment U-Boot cannot save (board file says "save"): the disk is verified, the flash still fails and the board is not reset', async () => {
+    const boards = boardsWith('boards-save-env', (b) => (b.serial.envMode = 'save'));
+    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
+    try {
+      const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json'], { SIGNET_BOARDS: boards });
       expectOneLineError(r, 'E_FLASH_COMMAND');
       expect(r.stderr).toContain('saveenv');
       const evs = events(r.stdout);

@@ -35,6 +35,12 @@ export interface Board {
     write: string; // template: {addr} {block} {count} (hex)
     read: string; // template for readback
     env?: Record<string, string>;
+    /**
+     * What `signet flash` does with `env`: "save" (default) sets it and runs saveenv; "check" is
+     * for a board whose U-Boot cannot save its environment (compiled-in or factory environment):
+     * the flasher checks the running environment already holds `env`, before writing anything.
+     */
+    envMode?: 'save' | 'check';
   };
   qemu?: { system: string; machine: string; cpu: string; memoryMb: number; firmware?: string };
 }
@@ -87,6 +93,7 @@ export const BOARD_SCHEMA: Rule = O({
     write: S(/\{addr\}.*\{block\}.*\{count\}/),
     read: S(/\{addr\}.*\{block\}.*\{count\}/),
     env: [{ t: 'map', of: S() }, 'optional'],
+    envMode: [E('save', 'check'), 'optional'],
   }),
   qemu: [O({ system: S(/^qemu-system-[a-z0-9_]+$/), machine: S(), cpu: S(), memoryMb: I(64, 65536), firmware: [S(), 'optional'] }), 'optional'],
 });

@@ -14,6 +14,11 @@ export type FlashErrorCode =
   | 'E_FLASH_TRANSFER'
   /** What the board read back from its storage differs from the image, on every attempt. */
   | 'E_FLASH_READBACK'
+  /**
+   * The board cannot save its environment (serial.envMode "check") and the one it has is not
+   * serial.env: it would not boot the disk. Found before anything was written.
+   */
+  | 'E_FLASH_ENV'
   /** U-Boot failed a storage or environment command on every attempt. */
   | 'E_FLASH_COMMAND'
   /** The console could not be driven for a chunk (line too noisy, output lost every time). */

@@ -14,7 +14,10 @@
  *               times; then the flash fails with a typed code and is never reported as done.
  *   5. verify   re-read the whole flash range by range and compare CRCs again: a stray write
  *               cannot go unnoticed. A range that differs gets its chunks rewritten.
- *   6. env      only now: board.json serial.env with setenv (read back with printenv), saveenv
+ *   6. env      only now: board.json serial.env with setenv (read back with printenv), saveenv.
+ *               A board whose U-Boot cannot save its environment (serial.envMode "check") has
+ *               it checked with printenv right after attach instead, before anything is
+ *               written: a board that would not boot the disk is refused, not flashed.
  *   7. reset
  *
  * Every command the board runs comes from board.json (addresses, RAM window, storage commands,
@@ -72,7 +75,7 @@ export type FlashEvent =
   | { type: 'chunk'; index: number; offset: number; bytes: number; kind: 'data' | 'fill'; action: 'written' | 'unchanged'; sentBytes: number }
   | { type: 'retry'; index: number; offset: number; attempt: number; code: string; message: string }
   | { type: 'progress'; phase: 'write' | 'verify'; doneBytes: number; totalBytes: number; sentBytes: number; sendTotal: number; elapsedMs: number; serialBytesPerSecond: number; etaMs: number | null }
-  | { type: 'env'; name: string; value: string }
+  | { type: 'env'; name: string; value: string; action: 'set' | 'checked' }
   | { type: 'saved' }
   | { type: 'reset' }
   | { type: 'done'; summary: FlashSummary };
@@ -100,6 +103,8 @@ export interface FlashSummary {
   /** YMODEM file bytes per second while sending. */
   serialBytesPerSecond: number;
   env: string[];
+  /** serial.envMode: the environment was set and saved, or found already in place. */
+  envMode: 'save' | 'check';
   saved: boolean;
   reset: boolean;
 }
@@ -221,6 +226,9 @@ class FlashSession {
     this.uboot = (await this.console.query('version')).output.split(/\r?\n/).find((l) => l.startsWith('U-Boot')) ?? 'U-Boot';
     this.unzip = this.o.compress !== false && !(await this.console.query('help unzip', { allowFailure: true })).output.includes('Unknown command');
     this.emit({ type: 'attached', port: this.port, uboot: this.uboot, unzip: this.unzip });
+    const env = Object.entries(s.env ?? {});
+    const envMode = s.envMode ?? 'save';
+    if (envMode === 'check') for (const [name, value] of env) await this.checkEnv(name, value);
     if (s.storageInit) await this.console.run(s.storageInit);
     this.sendTotal = this.plan.chunks.reduce((n, c) => n + this.sendSize(c), 0);
 
@@ -234,14 +242,13 @@ class FlashSession {
     for (const r of this.plan.ranges) await this.verifyRange(r);
 
     // 6. environment, only after everything is on the flash and checked
-    const env = Object.entries(s.env ?? {});
     let saved = false;
     try {
-      for (const [name, value] of env) {
+      for (const [name, value] of envMode === 'save' ? env : []) {
         await this.console.setenv(name, value);
-        this.emit({ type: 'env', name, value });
+        this.emit({ type: 'env', name, value, action: 'set' });
       }
-      if (env.length > 0) {
+      if (envMode === 'save' && env.length > 0) {
         await this.console.query(`setenv ${this.consoleVariable()}`, { allowFailure: true });
         await this.console.query('saveenv', { timeoutMs: 60_000 });
         saved = true;
@@ -284,11 +291,45 @@ class FlashSession {
       effectiveBytesPerSecond: this.plan.diskBytes / Math.max(elapsedMs / 1000, 0.001),
       serialBytesPerSecond: this.transferMs > 0 ? this.sentBytes / (this.transferMs / 1000) : 0,
       env: env.map(([k]) => k),
+      envMode,
       saved,
       reset,
     };
     this.emit({ type: 'done', summary });
     return summary;
+  }
+
+  /**
+   * serial.envMode "check": the running environment must already hold `value` for `name`
+   * (printenv), or the board would not boot what is about to be written. A different value
+   * counts only when two reads agree on it (a reply damaged on the line is read again).
+   */
+  private async checkEnv(name: string, value: string): Promise<void> {
+    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
+      throw new FlashError('E_FLASH_BOARD', `"${name}" in serial.env is not a U-Boot variable name`, 'use letters, digits and _ . : - in board.json serial.env');
+    }
+    let previous: string | undefined;
+    for (let read = 0; read < 6; read++) {
+      const out = (await this.console.query(`printenv ${name}`, { allowFailure: true })).output;
+      const line = out.split(/\r?\n/).find((l) => l.startsWith(`${name}=`));
+      const shown = line !== undefined ? line.slice(name.length + 1) : /not defined/.test(out) ? null : undefined;
+      if (shown === value) {
+        this.emit({ type: 'env', name, value, action: 'checked' });
+        return;
+      }
+      if (shown === undefined) continue;
+      const key = shown === null ? '\0' : shown;
+      if (key === previous) {
+        throw new FlashError(
+          'E_FLASH_ENV',
+          `the board's U-Boot has ${shown === null ? `no ${name}` : `${name}=${JSON.stringify(shown)}`}, the board file needs ${JSON.stringify(value)}, and this board cannot save its environment (serial.envMode "check"): it would not boot the disk`,
+          `nothing was written: put ${name} in the board's default environment (its U-Boot build or factory environment), or correct serial.env in the board file`,
+          { reason: name },
+        );
+      }
+      previous = key;
+    }
+    throw new FlashError('E_FLASH_CONSOLE', `could not read ${name} from the board's environment (printenv output lost or damaged 6 times)`, 'nothing was written: check the line to the board and run again');
   }
 
   private consoleVariable(): string {

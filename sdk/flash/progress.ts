@@ -38,7 +38,8 @@ export function summaryLine(s: FlashSummary): string {
   if (s.unchangedBytes > 0) parts.push(`${formatBytes(s.unchangedBytes)} already on the board`);
   parts.push(s.sentBytes > 0 ? `${formatBytes(s.sentBytes)} sent over serial at ${formatRate(s.serialBytesPerSecond)}` : 'nothing needed sending');
   if (s.retries > 0) parts.push(`${s.retries} chunk ${s.retries === 1 ? 'retry' : 'retries'}`);
-  const tail = [s.saved ? `environment saved (${s.env.join(', ')})` : '', s.reset ? 'board reset' : 'board left at the prompt'].filter(Boolean).join(', ');
+  const env = s.saved ? `environment saved (${s.env.join(', ')})` : s.envMode === 'check' && s.env.length > 0 ? `environment already in place (${s.env.join(', ')})` : '';
+  const tail = [env, s.reset ? 'board reset' : 'board left at the prompt'].filter(Boolean).join(', ');
   return `${parts.join(', ')}; ${tail}`;
 }
 
@@ -55,6 +56,8 @@ export function milestone(e: FlashEvent): string | undefined {
       return `attached to ${e.uboot} on ${e.port}${e.unzip ? ' (unzip: compressed transfers)' : ''}`;
     case 'retry':
       return `retry: chunk ${e.index} at 0x${e.offset.toString(16)}, attempt ${e.attempt} failed (${e.code}): ${e.message}`;
+    case 'env':
+      return e.action === 'checked' ? `environment: ${e.name} already set as the board file needs (it cannot be saved on this board)` : undefined;
     case 'saved':
       return 'environment saved';
     case 'reset':

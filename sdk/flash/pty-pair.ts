@@ -1,5 +1,5 @@
 /**
- * A linked pty pair for tests and benchmarks, made by socat (Debian package `socat`):
+ * Linked ptys for tests and benchmarks, made by socat (Debian package `socat`). A pair:
  *
  *   socat pty,raw,echo=0,link=DIR/host pty,raw,echo=0,link=DIR/device
  *
@@ -8,7 +8,8 @@
  * `device`. Node has no pty API; socat is used rather than a Python `pty.openpty()` relay
  * because it needs no interpreter on the CI machine and survives the peer closing and
  * reopening its end. We also hold each slave open ourselves so that socat never sees a
- * hangup between two peers in one run.
+ * hangup between two peers in one run. A bridge: one pty wired to a unix socket (a board's
+ * console), so a test reaches a real U-Boot through node-serialport, as over /dev/ttyUSB0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync } from 'node:fs';
@@ -28,9 +29,30 @@ const TTY_FLAGS = constants.O_RDWR | constants.O_NOCTTY;
 export async function openPtyPair(dir: string, timeoutMs = 5_000): Promise<PtyPair> {
   const host = join(dir, 'host');
   const device = join(dir, 'device');
-  const socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${host}`, `pty,raw,echo=0,link=${device}`], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const close = await startSocat([`pty,raw,echo=0,link=${host}`, `pty,raw,echo=0,link=${device}`], [host, device], timeoutMs);
+  return { host, device, close };
+}
+
+export interface PtyBridge {
+  /** A tty whose other side is the socket: open it as a serial port. */
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A tty at `dir/tty` wired to the unix socket `socketPath` (a board's console: QEMU's chardev
+ * or a relay in front of it), so the socket can be reached the way a USB serial adapter is.
+ * socat connects to the socket at once; what the board prints meanwhile waits in the tty.
+ */
+export async function openPtyBridge(dir: string, socketPath: string, timeoutMs = 5_000): Promise<PtyBridge> {
+  const path = join(dir, 'tty');
+  const close = await startSocat([`pty,raw,echo=0,link=${path}`, `unix-connect:${socketPath}`], [path], timeoutMs);
+  return { path, close };
+}
+
+/** Runs socat between two addresses until `ttys` exist, then holds each of them open until closed. */
+async function startSocat(addresses: string[], ttys: string[], timeoutMs: number): Promise<() => Promise<void>> {
+  const socat = spawn('socat', ['-d', '-d', ...addresses], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   socat.stderr!.setEncoding('utf8').on('data', (s: string) => {
     log += s;
@@ -39,12 +61,12 @@ export async function openPtyPair(dir: string, timeoutMs = 5_000): Promise<PtyPa
     socat.once('error', (err) =>
       reject(new Error(`cannot start socat: ${err.message} — install the Debian package "socat"`, { cause: err })),
     );
-    socat.once('exit', (code) => reject(new Error(`socat exited (${code}) before linking the ptys: ${log.trim()}`)));
+    socat.once('exit', (code) => reject(new Error(`socat exited (${code}) before linking ${ttys.join(' and ')}: ${log.trim()}`)));
   });
   const ready = (async () => {
     const deadline = Date.now() + timeoutMs;
-    while (!(log.includes('starting data transfer loop') && existsSync(host) && existsSync(device))) {
-      if (Date.now() > deadline) throw new Error(`socat did not link ${host} and ${device} within ${timeoutMs} ms: ${log.trim()}`);
+    while (!(log.includes('starting data transfer loop') && ttys.every((t) => existsSync(t)))) {
+      if (Date.now() > deadline) throw new Error(`socat did not link ${ttys.join(' and ')} within ${timeoutMs} ms: ${log.trim()}`);
       await new Promise((r) => setTimeout(r, 10));
     }
   })();
@@ -55,14 +77,10 @@ export async function openPtyPair(dir: string, timeoutMs = 5_000): Promise<PtyPa
     throw err;
   }
   spawnError.catch(() => {});
-  const keepOpen = [openSync(host, TTY_FLAGS), openSync(device, TTY_FLAGS)];
-  return {
-    host,
-    device,
-    async close() {
-      for (const fd of keepOpen.splice(0)) closeSync(fd);
-      await stopChild(socat);
-    },
+  const keepOpen = ttys.map((t) => openSync(t, TTY_FLAGS));
+  return async () => {
+    for (const fd of keepOpen.splice(0)) closeSync(fd);
+    await stopChild(socat);
   };
 }
 
