@@ -14,15 +14,14 @@
  *  - an environment U-Boot cannot save, with a board file that says it can ("save"): the disk
  *    is written and verified, but the flash fails with E_FLASH_COMMAND and the board is not reset.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard, type Board } from '../sdk/board';
-import { loadFitSigner } from '../sdk/disk/fit-key';
-import type { FlashEvent } from '../sdk/flash/flasher';
-import { standInBootDisk, UbootRig } from '../sdk/flash/uboot-test-rig';
-import { CLI, ROOT, expectOneLineError, signet } from './helpers/cli';
+import { UbootRig } from '../sdk/flash/uboot-test-rig';
+import { ROOT, expectOneLineError } from './helpers/cli';
+import { boardsWith as boardsIn, flashEvents as events, flashWorkspace, runSignetAsync as runSignet } from './helpers/flash';
 import { skipUnlessCi } from './helpers/tools';
 
 const board = loadBoard('qemu-virt-arm64');
@@ -30,48 +29,18 @@ const available = existsSync(board.qemu!.firmware!) && spawnSync('sh', ['-c', 'c
 const cacheRoot = process.env.SIGNET_CACHE ?? join(ROOT, '.cache', 'signet');
 const TEST_TIMEOUT = 1_800_000;
 
-function runSignet(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SIGNET_PASSPHRASE: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-const events = (stdout: string): FlashEvent[] => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as FlashEvent);
-
 describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad storage, and an environment that is wrong or cannot be saved', () => {
   let work: string;
   let keys: string;
   let standIn: string;
   let keyDtb: Uint8Array;
   const factoryEnv = { bootdelay: '1', bootcmd: board.serial.env!.bootcmd! };
-  const ok = (r: { code: number | null; stderr: string; stdout: string }) => expect(r.code, r.stderr + r.stdout).toBe(0);
-
-  /** A folder for SIGNET_BOARDS holding this board's file, changed by `edit`. */
-  const boardsWith = (name: string, edit: (b: Board) => void): string => {
-    const dir = join(work, name);
-    mkdirSync(join(dir, board.id), { recursive: true });
-    const b = JSON.parse(readFileSync(join(ROOT, 'boards', board.id, 'board.json'), 'utf8')) as Board;
-    edit(b);
-    writeFileSync(join(dir, board.id, 'board.json'), JSON.stringify(b, null, 2));
-    return dir;
-  };
+  const boardsWith = (edit: (b: Board) => void): string => boardsIn(work, board, edit);
 
   beforeAll(async () => {
     mkdirSync(cacheRoot, { recursive: true });
     work = mkdtempSync(join(cacheRoot, 'flash-faults-'));
-    keys = join(work, 'keys');
-    ok(signet(['keys', 'init', '--dir', keys]));
-    const app = join(work, 'hello.simg');
-    ok(signet(['build', '--project', join(ROOT, 'examples', 'hello'), '--version', '1.2.0', '--security-counter', '3', '--keys', keys, '--out', app, '--no-typecheck']));
-    ok(signet(['disk', app, '--board', board.id, '--keys', keys, '--out', join(work, 'disk.img'), '--key-dtb', join(work, 'key.dtb')], { timeout: 600_000 }));
-    keyDtb = new Uint8Array(readFileSync(join(work, 'key.dtb')));
-    standIn = join(work, 'stand-in.img');
-    writeFileSync(standIn, await standInBootDisk(new Uint8Array(readFileSync(join(work, 'disk.img'))), board, await loadFitSigner(keys), 'SIGNET-STAND-IN'));
+    ({ keys, keyDtb, standIn } = await flashWorkspace(work, board, 'SIGNET-STAND-IN'));
     rmSync(join(work, 'disk.img'));
   }, 900_000);
 
@@ -127,7 +96,7 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
   }, TEST_TIMEOUT);
 
   it.concurrent('storage that does not keep what is written: caught by the crc32 read-back, never reported as done', async () => {
-    const boards = boardsWith('boards-bad-write', (b) => {
+    const boards = boardsWith((b) => {
       b.serial.write = `mw.b {addr} 0x5a 1; ${b.serial.write}`;
     });
     const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
@@ -169,7 +138,7 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
   }, TEST_TIMEOUT);
 
   it.concurrent('an environment U-Boot cannot save (board file says "save"): the disk is verified, the flash still fails and the board is not reset', async () => {
-    const boards = boardsWith('boards-save-env', (b) => (b.serial.envMode = 'save'));
+    const boards = boardsWith((b) => (b.serial.envMode = 'save'));
     const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
     try {
       const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json'], { SIGNET_BOARDS: boards });

@@ -5,29 +5,19 @@
  * recording relay) sits on the port; the relay proves that nobody even connected.
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard } from '../sdk/board';
 import { UbootRig } from '../sdk/flash/uboot-test-rig';
-import { CLI, ROOT, expectOneLineError, signet } from './helpers/cli';
+import { ROOT, expectOneLineError, signet } from './helpers/cli';
+import { runSignetAsync as runSignet } from './helpers/flash';
 import { skipUnlessCi } from './helpers/tools';
 
 const board = loadBoard('qemu-virt-arm64');
 const available = existsSync(board.qemu!.firmware!) && spawnSync('sh', ['-c', 'command -v qemu-system-aarch64']).status === 0;
 const cacheRoot = process.env.SIGNET_CACHE ?? join(ROOT, '.cache', 'signet');
 const part = (name: string) => board.flash.partitions.find((p) => p.name === name)!;
-
-function runSignet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SIGNET_PASSPHRASE: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 describe.skipIf(skipUnlessCi(available))('signet flash refuses a disk that does not verify, before sending anything', () => {
   let work: string;

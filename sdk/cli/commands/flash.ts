@@ -23,6 +23,8 @@ export const flash: Command = {
   details: [
     'Before anything is sent, the disk\'s boot image (FIT) and app images are verified for the board;',
     'a disk that does not verify is refused and the port is not opened.',
+    "Then the board's U-Boot environment (board.json serial.env) is set and saved, or, on a board that",
+    'cannot save it (serial.envMode "check"), checked before anything is written.',
     'Exit status 0 only when every byte was written, read back and matched.',
   ],
   async run(ctx) {
