@@ -2,8 +2,8 @@
 // embeds it), and the engine profile in sdk/build/engine.ts is measured against it, so the list
 // of what Signet refuses stays exactly what the engine lacks. Skipped where cc or duktape-dev
 // is not installed.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,43 +11,10 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleService } from '../sdk/build/bundle';
 import { DUKTAPE_ES5, DUKTAPE_LIB_DTS } from '../sdk/build/engine';
+import { buildDuktapeRunner, hasDuktape } from './helpers/duktape';
 import { skipUnlessCi } from './helpers/tools';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-
-function hasToolchain(): boolean {
-  if (!existsSync('/usr/include/duktape.h')) return false;
-  return spawnSync('cc', ['--version']).status === 0;
-}
-
-// Evaluates each file given, in order, in one Duktape heap; `print` writes a line to stdout.
-const RUNNER_C = `
-#include <stdio.h>
-#include <stdlib.h>
-#include "duktape.h"
-static duk_ret_t print(duk_context *ctx) { printf("%s\\n", duk_safe_to_string(ctx, 0)); return 0; }
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb"); long n; char *b;
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END); n = ftell(f); fseek(f, 0, SEEK_SET);
-  b = malloc(n + 1); if (fread(b, 1, n, f) != (size_t) n) { fclose(f); return NULL; }
-  b[n] = 0; fclose(f); return b;
-}
-int main(int argc, char **argv) {
-  duk_context *ctx = duk_create_heap_default(); int i;
-  duk_push_c_function(ctx, print, 1); duk_put_global_string(ctx, "print");
-  for (i = 1; i < argc; i++) {
-    char *src = slurp(argv[i]);
-    if (!src) { fprintf(stderr, "cannot read %s\\n", argv[i]); return 2; }
-    duk_push_string(ctx, argv[i]);
-    if (duk_pcompile_string_filename(ctx, 0, src) != 0 || duk_pcall(ctx, 0) != 0) {
-      fprintf(stderr, "%s\\n", duk_safe_to_stacktrace(ctx, -1)); return 1;
-    }
-    duk_pop(ctx); free(src);
-  }
-  duk_destroy_heap(ctx); return 0;
-}
-`;
 
 const HOST_PRELUDE = `var __signet_host = {
   board: 'qemu-virt-arm64', version: '1.0.0',
@@ -55,14 +22,12 @@ const HOST_PRELUDE = `var __signet_host = {
   confirm: function () { print('app[CONFIRM]'); }
 };`;
 
-describe.skipIf(skipUnlessCi(hasToolchain()))('on Duktape 2.7', () => {
+describe.skipIf(skipUnlessCi(hasDuktape()))('on Duktape 2.7', () => {
   let dir: string;
   let runner: string;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'signet-duk-'));
-    writeFileSync(join(dir, 'run.c'), RUNNER_C);
-    runner = join(dir, 'run');
-    execFileSync('cc', ['-O1', '-o', runner, join(dir, 'run.c'), '-lduktape', '-lm']);
+    runner = buildDuktapeRunner(dir);
   });
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });

@@ -1,11 +1,12 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bundleService } from '../sdk/build/bundle';
 import { appSource, SMALL_FLASH_BYTES, SMALL_LAYOUT } from './helpers/boot';
+import { buildDuktapeRunner, hasDuktape } from './helpers/duktape';
 import { makeImage } from './helpers/fixtures';
 import { nowSeconds, TestRepo } from './helpers/tuf-repo';
 import { otaWorld, type OtaWorld } from './helpers/tuf-repo-world';
@@ -132,38 +133,6 @@ describe('agent: check in, refresh, download, verify, stage, report', () => {
 // engine the guest embeds — and on Node, with the same output.
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-
-function hasDuktape(): boolean {
-  return existsSync('/usr/include/duktape.h') && spawnSync('cc', ['--version']).status === 0;
-}
-
-const RUNNER_C = `
-#include <stdio.h>
-#include <stdlib.h>
-#include "duktape.h"
-static duk_ret_t print(duk_context *ctx) { printf("%s\\n", duk_safe_to_string(ctx, 0)); return 0; }
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb"); long n; char *b;
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END); n = ftell(f); fseek(f, 0, SEEK_SET);
-  b = malloc(n + 1); if (fread(b, 1, n, f) != (size_t) n) { fclose(f); return NULL; }
-  b[n] = 0; fclose(f); return b;
-}
-int main(int argc, char **argv) {
-  duk_context *ctx = duk_create_heap_default(); int i;
-  duk_push_c_function(ctx, print, 1); duk_put_global_string(ctx, "print");
-  for (i = 1; i < argc; i++) {
-    char *src = slurp(argv[i]);
-    if (!src) { fprintf(stderr, "cannot read %s\\n", argv[i]); return 2; }
-    duk_push_string(ctx, argv[i]);
-    if (duk_pcompile_string_filename(ctx, 0, src) != 0 || duk_pcall(ctx, 0) != 0) {
-      fprintf(stderr, "%s\\n", duk_safe_to_stacktrace(ctx, -1)); return 1;
-    }
-    duk_pop(ctx); free(src);
-  }
-  duk_destroy_heap(ctx); return 0;
-}
-`;
 
 /** A device program: in-memory flash and fetcher, the real agent and boot stage. */
 function deviceMain(): string {
@@ -293,9 +262,7 @@ describe('on the device engine (duktape-es5)', () => {
   });
 
   it.skipIf(!hasDuktape())('runs an update, and refuses a tampered target, on Duktape 2.7 as on Node', async () => {
-    const runner = join(dir, 'run');
-    writeFileSync(join(dir, 'run.c'), RUNNER_C);
-    execFileSync('cc', ['-O1', '-o', runner, join(dir, 'run.c'), '-lduktape', '-lm']);
+    const runner = buildDuktapeRunner(dir);
     const proj = mkdtempSync(join(dir, 'proj-'));
     writeFileSync(join(proj, 'main.ts'), deviceMain());
     const b = await bundleService({ projectDir: proj, entry: 'main.ts', engine: 'duktape-es5', typecheck: false });
