@@ -113,6 +113,24 @@ export async function buildDisk(o: DiskOptions): Promise<DiskResult> {
   }
 }
 
+/**
+ * Opens a disk image file read-only (E_DISK_NOT_A_DISK if it cannot be opened), runs `read` on
+ * its descriptor and closes it, whatever `read` does.
+ */
+export function withDiskFile<T>(path: string, read: (fd: number) => T): T {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (cause) {
+    throw new DiskError('E_DISK_NOT_A_DISK', `cannot open ${path}`, 'pass a disk image made by `signet disk`', cause);
+  }
+  try {
+    return read(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Reads `length` bytes at `offset` of an open file, exactly. */
 function readAt(fd: number, offset: number, length: number): Uint8Array {
   const b = new Uint8Array(length);
@@ -136,13 +154,7 @@ export interface DiskBootImage {
  * the board's offsets) and the FIT in its boot partition.
  */
 export function readDiskBootImage(path: string, board: Board): DiskBootImage {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (cause) {
-    throw new DiskError('E_DISK_NOT_A_DISK', `cannot open ${path}`, 'pass a disk image made by `signet disk`', cause);
-  }
-  try {
+  return withDiskFile(path, (fd) => {
     const size = fstatSync(fd).size;
     if (size !== board.flash.size) {
       throw new DiskError('E_DISK_NOT_A_DISK', `${path} is ${size} bytes, the flash of ${board.id} is ${board.flash.size}`, `make it with \`signet disk --board ${board.id}\``);
@@ -161,7 +173,5 @@ export function readDiskBootImage(path: string, board: Board): DiskBootImage {
     const total = header.totalSize;
     if (total > bootPart.size) throw new DiskError('E_DISK_NOT_A_DISK', `the FIT in ${path} claims ${total} bytes, more than its partition`, 'rebuild the disk with `signet disk`');
     return { fit: readAt(fd, bootPart.offset, total), boot: { offset: bootPart.offset, size: bootPart.size } };
-  } finally {
-    closeSync(fd);
-  }
+  });
 }

@@ -12,42 +12,19 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Board } from '../board';
 import { decodeFdt, findNode, getProp, readString } from '../fit/fdt';
 import { verifyFit, requiredConfKeys } from '../fit/fit-verify';
 import { mergePublicKeyIntoDtb, readPublicKeysFromDtb } from '../fit/keydtb';
 import { readDiskBootImage } from './disk';
 import { DiskError, asSignetError } from './errors';
 import { boardFirmware, checkQemuInstalled, dumpMachineDtb, GuestConsole, machineArgs } from './qemu';
+import type { GuestRunOptions, StartedGuest } from './run';
 import { encodeUbootEnv } from './uboot-env';
 
 /** Debian's qemu_arm64 U-Boot: CONFIG_ENV_IS_IN_FLASH at the start of pflash bank 1. */
 export const UBOOT_ENV_SIZE = 0x40000;
 /** QEMU virt's pflash banks are 64 MiB each and the backing file must be exactly that. */
 export const VIRT_PFLASH_BANK_BYTES = 64 * 1024 * 1024;
-
-export interface Arm64BootOptions {
-  board: Board;
-  disk: string;
-  /** Kernel args `-- --halt`: the boot stage powers the guest off after the app. */
-  halt?: boolean;
-  /** Direct kernel boot instead of U-Boot. */
-  direct?: boolean;
-  /** The public-key DTB (from `signet fit --key-dtb`): required for U-Boot, optional for direct. */
-  keyDtb?: Uint8Array;
-  /** U-Boot's autoboot delay in seconds (default 0; tests that type commands use more). */
-  bootdelay?: number;
-  onOutput?: (chunk: string) => void;
-  /** More QEMU options (tests: `-device loader` to put extra images in RAM). */
-  extraArgs?: string[];
-}
-
-export interface StartedGuest {
-  guest: GuestConsole;
-  mode: 'uboot' | 'direct';
-  /** Removes the temp files (control DTB, environment, extracted images). */
-  cleanup(): void;
-}
 
 /** Kernel, initramfs and device tree of a boot image, and its signed command line (/chosen/bootargs). */
 function fitParts(fit: Uint8Array): { kernel: Uint8Array; ramdisk: Uint8Array; fdt: Uint8Array; bootargs: string } {
@@ -66,7 +43,7 @@ function fitParts(fit: Uint8Array): { kernel: Uint8Array; ramdisk: Uint8Array; f
 
 const hex = (n: number | bigint) => '0x' + n.toString(16);
 
-export async function startArm64(o: Arm64BootOptions): Promise<StartedGuest> {
+export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
   try {
     const system = checkQemuInstalled(o.board);
     const { fit, boot } = readDiskBootImage(o.disk, o.board);

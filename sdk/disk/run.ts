@@ -7,10 +7,9 @@
  */
 import type { Board, Hypervisor } from '../board/schema';
 import { DiskError } from './errors';
-import type { StartedGuest } from './run-arm64';
+import type { GuestConsole } from './qemu';
 
-export type { StartedGuest } from './run-arm64';
-
+/** What every starter takes. */
 export interface GuestRunOptions {
   board: Board;
   disk: string;
@@ -18,13 +17,24 @@ export interface GuestRunOptions {
   halt?: boolean;
   /** kvm: QEMU loads the FIT's kernel, initramfs and device tree itself (no U-Boot). */
   direct?: boolean;
-  /** The FIT public-key DTB: U-Boot's control DTB gets it; direct boots check the FIT with it. */
+  /**
+   * The FIT public-key DTB (from `signet fit --key-dtb`): U-Boot's control DTB gets it (required
+   * for a U-Boot boot); direct boots check the FIT with it when it is given.
+   */
   keyDtb?: Uint8Array;
-  /** U-Boot's autoboot delay in seconds (default 0). */
+  /** U-Boot's autoboot delay in seconds (default 0; tests that type commands use more). */
   bootdelay?: number;
   onOutput?: (chunk: string) => void;
-  /** More QEMU options (tests). */
+  /** More QEMU options (tests: e.g. `-device loader` to put extra images in RAM). */
   extraArgs?: string[];
+}
+
+/** What every starter returns: the running guest. */
+export interface StartedGuest {
+  guest: GuestConsole;
+  mode: 'uboot' | 'direct';
+  /** Removes the run's temp files (e.g. control DTB, environment, extracted images). */
+  cleanup(): void;
 }
 
 type Starter = (o: GuestRunOptions) => Promise<StartedGuest>;

@@ -15,14 +15,14 @@
  * slots.
  * Writes (trial counters, confirm) land in the guest's RAM and end with the guest.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { readSync } from 'node:fs';
 import type { Board } from '../board';
-import { partition } from '../board';
 import { decodeLayout } from '../image/format';
 import { decodeManifest } from '../image/manifest';
 import { SimFlash } from '../../bootloader/src/block-sim';
-import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision';
+import { provisionFlash } from '../../bootloader/src/provision';
 import { writeCpio } from './cpio';
+import { flashLayout, withDiskFile } from './disk';
 import { DiskError } from './errors';
 import { XenError } from './xen-errors';
 
@@ -33,17 +33,9 @@ export const DOMU_FLASH_CPIO_PATH = 'signet/flash.img';
 /** The head of the flash must fit the guest's RAM twice (initrd, then its unpacked copy) with room to spare. */
 const MAX_SHARE_OF_GUEST_RAM = 0.25;
 
-export function flashLayoutOf(board: Board): FlashLayout {
-  const p = (name: string) => {
-    const x = partition(board, name);
-    return { offset: x.offset, size: x.size };
-  };
-  return { slot_a: p('slot_a'), slot_b: p('slot_b'), state: p('state') };
-}
-
 /** Bytes of the flash the DomU gets: up to the end of the last partition the boot stage uses. */
 export function domUFlashBytes(board: Board): number {
-  const l = flashLayoutOf(board);
+  const l = flashLayout(board);
   const size = Math.max(...[l.slot_a, l.slot_b, l.state].map((p) => p.offset + p.size));
   const guestRam = (board.xen?.domUMemoryMb ?? 0) * 1024 * 1024;
   if (size > guestRam * MAX_SHARE_OF_GUEST_RAM) {
@@ -63,7 +55,7 @@ function claimedCounter(image: Uint8Array): number {
 
 /** A factory-fresh flash head: the app image in slot A, slot B blank, the state initialised. */
 export function domUFlashFromApp(board: Board, appImage: Uint8Array): Uint8Array {
-  const layout = flashLayoutOf(board);
+  const layout = flashLayout(board);
   if (appImage.length > layout.slot_a.size) {
     throw new DiskError('E_DISK_TOO_LARGE', `the app image is ${appImage.length} bytes, slot_a of ${board.id} holds ${layout.slot_a.size}`, 'make the app smaller or the slot larger in board.json');
   }
@@ -77,13 +69,7 @@ export function domUFlashFromApp(board: Board, appImage: Uint8Array): Uint8Array
 export function domUFlashFromDiskFile(board: Board, path: string): Uint8Array {
   const size = domUFlashBytes(board);
   const out = new Uint8Array(size);
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (cause) {
-    throw new DiskError('E_DISK_NOT_A_DISK', `cannot open ${path}`, 'pass a disk image made by `signet disk`', cause);
-  }
-  try {
+  withDiskFile(path, (fd) => {
     let got = 0;
     while (got < size) {
       const n = readSync(fd, out, got, size - got, got);
@@ -92,9 +78,7 @@ export function domUFlashFromDiskFile(board: Board, path: string): Uint8Array {
       }
       got += n;
     }
-  } finally {
-    closeSync(fd);
-  }
+  });
   return out;
 }
 

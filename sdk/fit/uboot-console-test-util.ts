@@ -1,13 +1,10 @@
 // Test helper: real U-Boot (Debian's qemu_arm64 build) in QEMU, its serial
-// console on a unix socket. A unix socket applies back-pressure and never
-// drops bytes, unlike a pty. Deliberately minimal — the real console driver
-// for `signet flash` lives in sdk/flash.
+// console a GuestConsole from sdk/disk/qemu.ts (a unix socket, which applies
+// back-pressure and never drops bytes, unlike a pty). Deliberately minimal —
+// the real console driver for `signet flash` lives in sdk/flash.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { GuestConsole } from '../disk/qemu';
 
 export const UBOOT_QEMU_ARM64 = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
 export const QEMU_AARCH64 = 'qemu-system-aarch64';
@@ -25,131 +22,37 @@ export interface QemuUbootOptions {
   ubootBin?: string;
 }
 
+/** U-Boot's console: a GuestConsole (socket, waiting, shutdown) with U-Boot's prompt helpers. */
 export class UbootConsole {
-  readonly #qemu: ChildProcess;
-  readonly #socket: net.Socket;
-  #text = '';
-  #cursor = 0;
-  #waiters = new Set<() => void>();
-  #exit: Promise<number | null>;
-  #exited = false;
-  #qemuStderr = '';
-  readonly #socketDir: string;
+  readonly #guest: GuestConsole;
 
-  private constructor(qemu: ChildProcess, socket: net.Socket, exit: Promise<number | null>, socketDir: string) {
-    this.#qemu = qemu;
-    this.#socket = socket;
-    this.#exit = exit;
-    this.#socketDir = socketDir;
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      this.#text += chunk;
-      for (const w of this.#waiters) w();
-    });
-    socket.on('error', () => undefined);
-    qemu.stderr?.on('data', (d: Buffer) => (this.#qemuStderr += d.toString()));
-    void exit.then(() => {
-      this.#exited = true;
-      for (const w of this.#waiters) w();
-    });
+  private constructor(guest: GuestConsole) {
+    this.#guest = guest;
   }
 
   /** Starts QEMU paused on the console socket, then connects to it. */
   static async start(options: QemuUbootOptions): Promise<UbootConsole> {
-    // Own short directory: unix socket paths are limited to ~108 bytes.
-    const socketDir = mkdtempSync(join(tmpdir(), 'signet-uboot-'));
-    const sock = join(socketDir, 'console.sock');
     const args = [
       ...QEMU_VIRT_ARGS,
       '-bios', options.ubootBin ?? UBOOT_QEMU_ARM64,
       ...(options.dtb ? ['-dtb', options.dtb] : []),
       ...(options.loads ?? []).flatMap((l) => ['-device', `loader,file=${l.file},addr=0x${l.addr.toString(16)},force-raw=on`]),
-      '-display', 'none',
-      '-monitor', 'none',
-      '-chardev', `socket,id=s0,path=${sock},server=on,wait=on`,
-      '-serial', 'chardev:s0',
     ];
-    const qemu = spawn(QEMU_AARCH64, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    const exit = new Promise<number | null>((resolve) => {
-      qemu.on('exit', (code) => resolve(code));
-      qemu.on('error', () => resolve(null));
-    });
-    let exited = false;
-    void exit.then(() => (exited = true));
-    let stderr = '';
-    qemu.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (exited) {
-        rmSync(socketDir, { recursive: true, force: true });
-        throw new Error(`QEMU exited before opening its console socket: ${stderr.trim()}`);
-      }
-      if (existsSync(sock)) {
-        const socket = await new Promise<net.Socket | undefined>((resolve) => {
-          const s = net.createConnection(sock);
-          s.once('connect', () => resolve(s));
-          s.once('error', () => resolve(undefined));
-        });
-        if (socket) return new UbootConsole(qemu, socket, exit, socketDir);
-      }
-      if (Date.now() > deadline) {
-        qemu.kill('SIGKILL');
-        rmSync(socketDir, { recursive: true, force: true });
-        throw new Error(`QEMU did not open ${sock} within 30 s: ${stderr.trim()}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    return new UbootConsole(await GuestConsole.start({ system: QEMU_AARCH64, args }));
   }
 
   /** Everything the console has printed so far. */
   get transcript(): string {
-    return this.#text;
+    return this.#guest.transcript;
   }
 
-  /**
-   * Waits until `pattern` appears after the last match and returns the text
-   * up to and including it. Rejects with the transcript tail if QEMU exits or
-   * `timeoutMs` passes first (a liveness bound, not a timing assertion).
-   */
+  /** GuestConsole.waitFor, with a 60 s default bound. */
   waitFor(pattern: string | RegExp, timeoutMs = 60_000): Promise<string> {
-    const find = (): { end: number } | undefined => {
-      const rest = this.#text.slice(this.#cursor);
-      if (typeof pattern === 'string') {
-        const i = rest.indexOf(pattern);
-        return i < 0 ? undefined : { end: this.#cursor + i + pattern.length };
-      }
-      const m = new RegExp(pattern.source, pattern.flags.replace('g', '')).exec(rest);
-      return m ? { end: this.#cursor + m.index + m[0].length } : undefined;
-    };
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const hit = find();
-        if (hit) {
-          done();
-          const out = this.#text.slice(this.#cursor, hit.end);
-          this.#cursor = hit.end;
-          resolve(out);
-        } else if (this.#exited) {
-          done();
-          reject(new Error(`QEMU exited while waiting for ${String(pattern)}; console tail:\n${this.#text.slice(-2000)}\n${this.#qemuStderr}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out waiting for ${String(pattern)}; console tail:\n${this.#text.slice(-2000)}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-      };
-      this.#waiters.add(check);
-      check();
-    });
+    return this.#guest.waitFor(pattern, timeoutMs);
   }
 
   send(text: string): void {
-    this.#socket.write(text, 'latin1');
+    this.#guest.send(text);
   }
 
   /** Interrupts the autoboot countdown and waits for the `=> ` prompt. */
@@ -168,13 +71,8 @@ export class UbootConsole {
     return this.waitFor(until, timeoutMs);
   }
 
-  async close(): Promise<void> {
-    this.#socket.destroy();
-    if (!this.#exited) this.#qemu.kill('SIGTERM');
-    const killTimer = setTimeout(() => this.#qemu.kill('SIGKILL'), 5_000);
-    await this.#exit;
-    clearTimeout(killTimer);
-    rmSync(this.#socketDir, { recursive: true, force: true });
+  close(): Promise<void> {
+    return this.#guest.close();
   }
 }
 
