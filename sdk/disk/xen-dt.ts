@@ -21,7 +21,7 @@
  * Written and read with our own FDT codec (sdk/fit/fdt.ts); no dtc at run time.
  */
 import {
-  concatBytes,
+  cellsValue,
   decodeFdt,
   encodeFdt,
   ensureChild,
@@ -31,10 +31,11 @@ import {
   getProp,
   readStringList,
   readU32,
-  stringListValue,
+  stringListProp,
+  stringProp,
   stringValue,
-  u32Value,
-  u64Value,
+  u32Prop,
+  u64Prop,
   type Fdt,
   type FdtNode,
 } from '../fit/fdt';
@@ -77,10 +78,6 @@ export interface MemoryRange {
 }
 
 const U32_LIMIT = 2 ** 32;
-
-function cellsValue(values: number[], cells: 1 | 2): Uint8Array {
-  return concatBytes(values.map((v) => (cells === 1 ? u32Value(v) : u64Value(BigInt(v)))));
-}
 
 function readCells(value: Uint8Array, cells: number, what: string): number[] {
   if (cells !== 1 && cells !== 2) {
@@ -160,8 +157,8 @@ export function hex(n: number): string {
 }
 
 function moduleNode(compatible: string, m: XenBootModule, cells: 1 | 2, bootargs?: string): FdtNode {
-  const props = [fdtProp('compatible', stringListValue([compatible, MULTIBOOT_MODULE])), fdtProp('reg', cellsValue([m.address, m.size], cells))];
-  if (bootargs !== undefined) props.push(fdtProp('bootargs', stringValue(bootargs)));
+  const props = [stringListProp('compatible', [compatible, MULTIBOOT_MODULE]), fdtProp('reg', cellsValue([m.address, m.size], cells))];
+  if (bootargs !== undefined) props.push(stringProp('bootargs', bootargs));
   return fdtNode(`module@${m.address.toString(16)}`, props);
 }
 
@@ -190,13 +187,9 @@ export function addDom0less(fdt: Fdt, cfg: Dom0lessConfig): void {
   const cells: 1 | 2 = all.every((x) => end(x.m) <= U32_LIMIT) ? 1 : 2;
 
   chosen.properties = chosen.properties.filter((p) => !(VOLATILE_CHOSEN_PROPERTIES as readonly string[]).includes(p.name));
-  for (const [name, value] of [
-    ['#address-cells', u32Value(cells)],
-    ['#size-cells', u32Value(cells)],
-    ['xen,xen-bootargs', stringValue(cfg.xenBootargs)],
-  ] as const) {
-    chosen.properties = chosen.properties.filter((p) => p.name !== name);
-    chosen.properties.push(fdtProp(name, value));
+  for (const prop of [u32Prop('#address-cells', cells), u32Prop('#size-cells', cells), stringProp('xen,xen-bootargs', cfg.xenBootargs)]) {
+    chosen.properties = chosen.properties.filter((p) => p.name !== prop.name);
+    chosen.properties.push(prop);
   }
   for (const d of cfg.domUs) {
     if (!/^[A-Za-z0-9_-]{1,31}$/.test(d.name) || chosen.children.some((c) => c.name === d.name)) {
@@ -206,11 +199,11 @@ export function addDom0less(fdt: Fdt, cfg: Dom0lessConfig): void {
       throw new XenError('E_XEN_DTB', `${d.name} asks for ${d.memoryKb} KiB and ${d.cpus} CPUs`, 'give at least 4 MiB and one CPU');
     }
     const props = [
-      fdtProp('compatible', stringValue(XEN_DOMAIN_COMPATIBLE)),
-      fdtProp('#address-cells', u32Value(cells)),
-      fdtProp('#size-cells', u32Value(cells)),
-      fdtProp('memory', u64Value(BigInt(d.memoryKb))),
-      fdtProp('cpus', u32Value(d.cpus)),
+      stringProp('compatible', XEN_DOMAIN_COMPATIBLE),
+      u32Prop('#address-cells', cells),
+      u32Prop('#size-cells', cells),
+      u64Prop('memory', BigInt(d.memoryKb)),
+      u32Prop('cpus', d.cpus),
     ];
     if (d.vpl011) props.push(fdtProp('vpl011', new Uint8Array(0)));
     const children = [moduleNode(MULTIBOOT_KERNEL, d.kernel, cells, d.kernel.bootargs)];

@@ -231,6 +231,37 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/**
+ * Each value as `cells` big-endian u32 cells (1: a u32, 2: a u64), back to back: a cell array
+ * such as `reg` or a load address, whose cells per value #address-cells / #size-cells set.
+ */
+export function cellsValue(values: readonly (number | bigint)[], cells: 1 | 2): Uint8Array {
+  return concatBytes(values.map((v) => (cells === 1 ? u32Value(Number(v)) : u64Value(BigInt(v)))));
+}
+
+// ---------------------------------------------------------------------------
+// Property builders: fdtProp with the value encoded as above
+
+/** `name = "s"`. */
+export function stringProp(name: string, s: string): FdtProperty {
+  return fdtProp(name, stringValue(s));
+}
+
+/** `name = "a", "b", ...`. */
+export function stringListProp(name: string, list: readonly string[]): FdtProperty {
+  return fdtProp(name, stringListValue(list));
+}
+
+/** `name = <n>`: one u32 cell. */
+export function u32Prop(name: string, n: number): FdtProperty {
+  return fdtProp(name, u32Value(n));
+}
+
+/** `name = /bits/ 64 <n>`: one u64 (two cells). */
+export function u64Prop(name: string, n: bigint): FdtProperty {
+  return fdtProp(name, u64Value(n));
+}
+
 // ---------------------------------------------------------------------------
 // Header
 

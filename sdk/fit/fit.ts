@@ -5,15 +5,15 @@
 
 import { FitError } from './errors';
 import {
+  cellsValue,
   decodeFdtHeader,
   encodeFdt,
   fdtNode,
   fdtProp,
   newFdt,
-  stringListValue,
-  stringValue,
-  u32Value,
-  u64Value,
+  stringListProp,
+  stringProp,
+  u32Prop,
   type Fdt,
   type FdtNode,
 } from './fdt';
@@ -108,13 +108,13 @@ function addressValue(addr: FitAddress, cells: 1 | 2, what: string): Uint8Array 
   const n = BigInt(addr);
   const max = cells === 1 ? 0xffffffffn : 0xffffffffffffffffn;
   if (n < 0n || n > max) fail(`${what} 0x${n.toString(16)} does not fit in ${cells} address cell(s) — pass addressCells: 2 for addresses above 4 GiB`);
-  return cells === 1 ? u32Value(Number(n)) : u64Value(n);
+  return cellsValue([n], cells);
 }
 
 function hashNode(data: Uint8Array): FdtNode {
   // Property order as in mkimage output: libfdt inserts a new property at the
   // start of its node, so the computed value lands before the .its's algo.
-  return fdtNode(FIT_HASH_NODE, [fdtProp('value', sha256([data])), fdtProp('algo', stringValue(FIT_HASH_ALGO))]);
+  return fdtNode(FIT_HASH_NODE, [fdtProp('value', sha256([data])), stringProp('algo', FIT_HASH_ALGO)]);
 }
 
 function imageNode(
@@ -127,13 +127,13 @@ function imageNode(
   defaultDescription: string,
 ): FdtNode {
   const props = [
-    fdtProp('description', stringValue(img.description ?? defaultDescription)),
+    stringProp('description', img.description ?? defaultDescription),
     fdtProp('data', img.data),
-    fdtProp('type', stringValue(type)),
-    fdtProp('arch', stringValue(arch)),
+    stringProp('type', type),
+    stringProp('arch', arch),
   ];
-  if (os) props.push(fdtProp('os', stringValue(os)));
-  props.push(fdtProp('compression', stringValue('compression' in img && img.compression ? img.compression : 'none')));
+  if (os) props.push(stringProp('os', os));
+  props.push(stringProp('compression', 'compression' in img && img.compression ? img.compression : 'none'));
   if (img.loadAddress !== undefined) props.push(fdtProp('load', addressValue(img.loadAddress, cells, `${name} load address`)));
   if ('entryAddress' in img) props.push(fdtProp('entry', addressValue(img.entryAddress, cells, `${name} entry address`)));
   return fdtNode(name, props, [hashNode(img.data)]);
@@ -153,33 +153,33 @@ function fitTree(input: BuildFitInput, signature: Uint8Array, hashedStrings: num
   // (each new property inserted first by libfdt), then the .its's own three.
   const signatureNode = fdtNode(FIT_SIG_NODE, [
     // [0] is a legacy offset that must stay 0; [1] is how much of the strings block is signed.
-    fdtProp('hashed-strings', new Uint8Array([...u32Value(0), ...u32Value(hashedStrings)])),
-    fdtProp('hashed-nodes', stringListValue(hashedNodes)),
-    fdtProp('timestamp', u32Value(input.timestamp)),
-    fdtProp('signer-name', stringValue(FIT_SIGNER_NAME)),
+    fdtProp('hashed-strings', cellsValue([0, hashedStrings], 1)),
+    stringListProp('hashed-nodes', hashedNodes),
+    u32Prop('timestamp', input.timestamp),
+    stringProp('signer-name', FIT_SIGNER_NAME),
     fdtProp('value', signature),
-    fdtProp('algo', stringValue(FIT_SIGN_ALGO)),
-    fdtProp('key-name-hint', stringValue(input.keyName)),
-    fdtProp('sign-images', stringListValue(FIT_SIGN_IMAGES)),
+    stringProp('algo', FIT_SIGN_ALGO),
+    stringProp('key-name-hint', input.keyName),
+    stringListProp('sign-images', FIT_SIGN_IMAGES),
   ]);
   const conf = fdtNode(
     FIT_CONFIG_NAME,
     [
-      fdtProp('description', stringValue(input.configDescription ?? input.description)),
-      fdtProp(FIT_KERNEL, stringValue(FIT_KERNEL)),
-      fdtProp(FIT_FDT, stringValue(FIT_FDT)),
-      fdtProp(FIT_RAMDISK, stringValue(FIT_RAMDISK)),
+      stringProp('description', input.configDescription ?? input.description),
+      stringProp(FIT_KERNEL, FIT_KERNEL),
+      stringProp(FIT_FDT, FIT_FDT),
+      stringProp(FIT_RAMDISK, FIT_RAMDISK),
     ],
     [signatureNode],
   );
-  const configurations = fdtNode('configurations', [fdtProp('default', stringValue(FIT_CONFIG_NAME))], [conf]);
+  const configurations = fdtNode('configurations', [stringProp('default', FIT_CONFIG_NAME)], [conf]);
   return newFdt(
     fdtNode(
       '',
       [
-        fdtProp('timestamp', u32Value(input.timestamp)),
-        fdtProp('description', stringValue(input.description)),
-        fdtProp('#address-cells', u32Value(cells)),
+        u32Prop('timestamp', input.timestamp),
+        stringProp('description', input.description),
+        u32Prop('#address-cells', cells),
       ],
       [images, configurations],
     ),

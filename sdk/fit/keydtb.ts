@@ -25,9 +25,9 @@ import {
   readString,
   readU32,
   readU64,
-  stringValue,
-  u32Value,
-  u64Value,
+  stringProp,
+  u32Prop,
+  u64Prop,
   type DecodeOptions,
   type FdtNode,
 } from './fdt';
@@ -77,14 +77,14 @@ export function publicKeyNode(key: RsaPublicKey, keyName: string, required: KeyR
   // rsa_add_verify_data() sets these in the reverse order; libfdt inserts each
   // new property first, so this is the order they have in mkimage's output.
   return fdtNode(`${KEY_NODE_PREFIX}${keyName}`, [
-    fdtProp('required', stringValue(required)),
-    fdtProp('algo', stringValue(FIT_SIGN_ALGO)),
+    stringProp('required', required),
+    stringProp('algo', FIT_SIGN_ALGO),
     fdtProp('rsa,r-squared', p.rSquared),
     fdtProp('rsa,modulus', p.modulus),
-    fdtProp('rsa,exponent', u64Value(p.exponent)),
-    fdtProp('rsa,n0-inverse', u32Value(p.n0Inverse)),
-    fdtProp('rsa,num-bits', u32Value(p.numBits)),
-    fdtProp('key-name-hint', stringValue(keyName)),
+    u64Prop('rsa,exponent', p.exponent),
+    u32Prop('rsa,n0-inverse', p.n0Inverse),
+    u32Prop('rsa,num-bits', p.numBits),
+    stringProp('key-name-hint', keyName),
   ]);
 }
 
