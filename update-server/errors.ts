@@ -3,7 +3,7 @@
  * as JSON (`{ "error": { "code", "message", "hint" } }`) so clients branch on the code, and the
  * CLI prints the same one line a local error would.
  */
-import { SignetError } from '../sdk/util/errors';
+import { CodedError } from '../sdk/util/errors';
 
 export type ServerErrorCode =
   | 'E_AUTH_NO_CERT' // no client certificate
@@ -40,14 +40,10 @@ const TABLE: Record<ServerErrorCode, [number, string]> = {
   E_SERVER_TLS: [500, 'run `signet server keys` to issue a server certificate, or put vendor-ca.key in --keys for the first start'],
 };
 
-export class ServerError extends SignetError {
-  override readonly code: ServerErrorCode;
+export class ServerError extends CodedError<ServerErrorCode> {
   readonly status: number;
   constructor(code: ServerErrorCode, message: string, cause?: unknown) {
-    super(code, message, TABLE[code][1], cause);
-    Object.setPrototypeOf(this, ServerError.prototype);
-    this.code = code;
+    super('ServerError', code, message, TABLE[code][1], cause);
     this.status = TABLE[code][0];
-    this.name = 'ServerError';
   }
 }

@@ -1,5 +1,5 @@
 /** What can go wrong while building the native host. */
-import { SignetError } from '../../sdk/util/errors';
+import { unhintedError } from '../../sdk/util/errors';
 export type NativeBuildErrorCode =
   | 'E_NATIVE_TARGET' // unknown build target
   | 'E_NATIVE_CC_MISSING' // the (cross) compiler for the target is not installed
@@ -8,13 +8,4 @@ export type NativeBuildErrorCode =
   | 'E_NATIVE_SOURCE_MISSING' // host.c is not where the SDK expects it
   | 'E_NATIVE_COMPILE'; // the compiler or linker failed
 
-export class NativeBuildError extends SignetError {
-  override readonly code: NativeBuildErrorCode;
-
-  constructor(code: NativeBuildErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, '', options?.cause);
-    Object.setPrototypeOf(this, new.target.prototype);
-    this.code = code;
-    this.name = new.target.name;
-  }
-}
+export class NativeBuildError extends unhintedError<NativeBuildErrorCode>('NativeBuildError') {}

@@ -1,5 +1,5 @@
 /** Why the boot stage refused, fell back, or would not stage an update. Closed set. */
-import { SignetError } from '../../sdk/util/errors';
+import { CodedError } from '../../sdk/util/errors';
 
 export type BootErrorCode =
   | 'E_STATE_CORRUPT' // no valid copy of the boot state: rebuilt from what verifies
@@ -13,13 +13,9 @@ export type BootErrorCode =
   | 'E_APP_CRASHED' // the app threw before confirming
   | 'E_POWER_CUT'; // the flash test double cut power (tests only)
 
-export class BootError extends SignetError {
-  override readonly code: BootErrorCode;
+export class BootError extends CodedError<BootErrorCode> {
   constructor(code: BootErrorCode, message: string, cause?: unknown) {
-    super(code, message, '', cause);
-    if (Object.setPrototypeOf) Object.setPrototypeOf(this, BootError.prototype);
-    this.code = code;
-    this.name = 'BootError';
+    super('BootError', code, message, '', cause);
   }
 }
 

@@ -1,5 +1,5 @@
 /** What can go wrong while fetching packages from Debian's archive. */
-import { SignetError } from '../util/errors';
+import { unhintedError } from '../util/errors';
 export type DebianErrorCode =
   | 'E_DEB_MISSING' // apt does not know the package (lists not updated, architecture not enabled)
   | 'E_DEB_NOT_META' // the package given to resolveMeta does not point at a kernel image
@@ -7,13 +7,4 @@ export type DebianErrorCode =
   | 'E_DEB_DOWNLOAD' // apt-get download failed or delivered something unexpected
   | 'E_DEB_EXTRACT'; // dpkg-deb -x failed
 
-export class DebianError extends SignetError {
-  override readonly code: DebianErrorCode;
-
-  constructor(code: DebianErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, '', options?.cause);
-    Object.setPrototypeOf(this, new.target.prototype);
-    this.code = code;
-    this.name = new.target.name;
-  }
-}
+export class DebianError extends unhintedError<DebianErrorCode>('DebianError') {}

@@ -2,7 +2,7 @@
  * The closed set of reasons a service does not build. The CLI prints `error[CODE]: message — hint`;
  * callers branch on `code`, never on the message.
  */
-import { SignetError } from '../util/errors';
+import { CodedError } from '../util/errors';
 
 export type BuildErrorCode =
   | 'E_BUILD' // esbuild failed for a reason other than resolution
@@ -44,14 +44,10 @@ export interface BuildErrorDetails {
   diagnostics?: string[];
 }
 
-export class BuildError extends SignetError {
-  override readonly code: BuildErrorCode;
+export class BuildError extends CodedError<BuildErrorCode> {
   readonly details: BuildErrorDetails;
   constructor(code: BuildErrorCode, message: string, details?: BuildErrorDetails, cause?: unknown) {
-    super(code, message, HINTS[code], cause);
-    if (Object.setPrototypeOf) Object.setPrototypeOf(this, BuildError.prototype);
-    this.code = code;
-    this.name = 'BuildError';
+    super('BuildError', code, message, HINTS[code], cause);
     this.details = details || {};
   }
 }

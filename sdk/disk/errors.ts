@@ -1,5 +1,5 @@
 /** What can go wrong while building or booting a board's boot image and disk image. Closed set. */
-import { SignetError, isSignetError } from '../util/errors';
+import { CodedError, SignetError, isSignetError } from '../util/errors';
 
 export type DiskErrorCode =
   | 'E_DISK_LAYOUT' // the board's flash layout cannot hold a GPT or the images given
@@ -19,13 +19,9 @@ export type DiskErrorCode =
   | 'E_BOOT_BYTECODE' // the build machine's signet-host could not compile the boot stage to bytecode
   | 'E_LOAD_OVERLAP'; // the board's loadAddresses make kernel, ramdisk, device tree or FIT overlap in RAM
 
-export class DiskError extends SignetError {
-  override readonly code: DiskErrorCode;
+export class DiskError extends CodedError<DiskErrorCode> {
   constructor(code: DiskErrorCode, message: string, hint: string, cause?: unknown) {
-    super(code, message, hint, cause);
-    Object.setPrototypeOf(this, DiskError.prototype);
-    this.code = code;
-    this.name = 'DiskError';
+    super('DiskError', code, message, hint, cause);
   }
 }
 

@@ -1,5 +1,5 @@
 /** What can go wrong while preparing or booting a Xen dom0less guest. Closed set. */
-import { SignetError } from '../util/errors';
+import { CodedError } from '../util/errors';
 
 export type XenErrorCode =
   | 'E_XEN_PACKAGE' // the Xen package does not hold exactly one hypervisor image
@@ -9,12 +9,8 @@ export type XenErrorCode =
   | 'E_XEN_INPUT' // neither or both of an app image and a disk image were given, or root.json is missing
   | 'E_XEN_GUEST'; // the guest booted but did not run its app
 
-export class XenError extends SignetError {
-  override readonly code: XenErrorCode;
+export class XenError extends CodedError<XenErrorCode> {
   constructor(code: XenErrorCode, message: string, hint: string, cause?: unknown) {
-    super(code, message, hint, cause);
-    Object.setPrototypeOf(this, XenError.prototype);
-    this.code = code;
-    this.name = 'XenError';
+    super('XenError', code, message, hint, cause);
   }
 }

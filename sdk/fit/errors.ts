@@ -1,6 +1,6 @@
 // Everything that can go wrong in sdk/fit. Callers branch on `code` or on the
 // class, never on message text. Messages are one line: what was wrong — what to do.
-import { SignetError } from '../util/errors';
+import { unhintedError } from '../util/errors';
 
 export type FdtErrorCode =
   | 'E_FDT_BAD_MAGIC'
@@ -18,16 +18,7 @@ export type FdtErrorCode =
   | 'E_FDT_BAD_VALUE'
   | 'E_FDT_NOT_FOUND';
 
-export class FdtError extends SignetError {
-  override readonly code: FdtErrorCode;
-
-  constructor(code: FdtErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, '', options?.cause);
-    Object.setPrototypeOf(this, new.target.prototype);
-    this.code = code;
-    this.name = new.target.name;
-  }
-}
+export class FdtError extends unhintedError<FdtErrorCode>('FdtError') {}
 
 export type FitErrorCode =
   // building
@@ -50,13 +41,4 @@ export type FitErrorCode =
   // public-key device tree
   | 'E_FIT_BAD_KEY';
 
-export class FitError extends SignetError {
-  override readonly code: FitErrorCode;
-
-  constructor(code: FitErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, '', options?.cause);
-    Object.setPrototypeOf(this, new.target.prototype);
-    this.code = code;
-    this.name = new.target.name;
-  }
-}
+export class FitError extends unhintedError<FitErrorCode>('FitError') {}

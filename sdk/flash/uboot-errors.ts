@@ -1,5 +1,5 @@
 /** What can go wrong while driving a U-Boot console. Closed set; callers branch on `code`. */
-import { SignetError } from '../util/errors';
+import { CodedError } from '../util/errors';
 
 export type UbootErrorCode =
   /** No U-Boot prompt answered within the attach time (board off, running Linux, wrong port or baud). */
@@ -19,16 +19,12 @@ export type UbootErrorCode =
   /** The byte link failed underneath (closed, write error); `cause` holds the TransportError. */
   | 'E_UBOOT_LINK';
 
-export class UbootError extends SignetError {
-  override readonly code: UbootErrorCode;
+export class UbootError extends CodedError<UbootErrorCode> {
   /** The last part of the console transcript, for whoever debugs the failure (not printed by the CLI). */
   readonly transcript: string;
 
   constructor(code: UbootErrorCode, message: string, hint: string, options: { cause?: unknown; transcript?: string } = {}) {
-    super(code, message, hint, options.cause);
-    Object.setPrototypeOf(this, UbootError.prototype);
-    this.code = code;
-    this.name = 'UbootError';
+    super('UbootError', code, message, hint, options.cause);
     this.transcript = options.transcript ?? '';
   }
 }

@@ -3,7 +3,7 @@
  * (`boot[FALLBACK] slot=b reason=E_SIGNATURE`), the OTA agent reports them, the CLI prints
  * them; nobody branches on message text.
  */
-import { SignetError } from '../util/errors';
+import { hintedError } from '../util/errors';
 
 export type ImageErrorCode =
   | 'E_TRUNCATED' // fewer bytes than the header says
@@ -48,12 +48,4 @@ const HINTS: Record<ImageErrorCode, string> = {
   E_ROOT: 'check the root metadata file (`--root`)',
 };
 
-export class ImageError extends SignetError {
-  override readonly code: ImageErrorCode;
-  constructor(code: ImageErrorCode, message: string, cause?: unknown) {
-    super(code, message, HINTS[code], cause);
-    if (Object.setPrototypeOf) Object.setPrototypeOf(this, ImageError.prototype);
-    this.code = code;
-    this.name = 'ImageError';
-  }
-}
+export class ImageError extends hintedError<ImageErrorCode>('ImageError', HINTS) {}

@@ -1,5 +1,5 @@
 /** What can go wrong issuing or loading a device, admin or server identity (X.509). */
-import { SignetError } from '../util/errors';
+import { hintedError } from '../util/errors';
 
 export type IdentityErrorCode =
   | 'E_IDENTITY_ARGS' // a bad device id, host name or lifetime
@@ -14,12 +14,4 @@ const HINTS: Record<IdentityErrorCode, string> = {
   E_CA_FILE: 'pass --keys with vendor-ca.crt and vendor-ca.key from `signet keys init`',
 };
 
-export class IdentityError extends SignetError {
-  override readonly code: IdentityErrorCode;
-  constructor(code: IdentityErrorCode, message: string, cause?: unknown) {
-    super(code, message, HINTS[code], cause);
-    Object.setPrototypeOf(this, IdentityError.prototype);
-    this.code = code;
-    this.name = 'IdentityError';
-  }
-}
+export class IdentityError extends hintedError<IdentityErrorCode>('IdentityError', HINTS) {}

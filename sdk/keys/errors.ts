@@ -1,4 +1,4 @@
-import { SignetError } from '../util/errors';
+import { hintedError } from '../util/errors';
 
 export type KeyErrorCode =
   | 'E_KEY_FILE' // missing, unreadable or not a key of the expected kind
@@ -13,12 +13,4 @@ const HINTS: Record<KeyErrorCode, string> = {
   E_KEY_ARGS: 'use 1 ≤ --threshold ≤ --count ≤ 16',
 };
 
-export class KeyError extends SignetError {
-  override readonly code: KeyErrorCode;
-  constructor(code: KeyErrorCode, message: string, cause?: unknown) {
-    super(code, message, HINTS[code], cause);
-    Object.setPrototypeOf(this, KeyError.prototype);
-    this.code = code;
-    this.name = 'KeyError';
-  }
-}
+export class KeyError extends hintedError<KeyErrorCode>('KeyError', HINTS) {}

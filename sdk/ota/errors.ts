@@ -1,5 +1,5 @@
 /** What can go wrong with TUF metadata. A closed set; callers branch on `code`. */
-import { isSignetError, SignetError } from '../util/errors';
+import { hintedError, isSignetError, SignetError } from '../util/errors';
 
 export type MetadataErrorCode =
   | 'E_META_FORMAT' // not TUF metadata of the expected shape
@@ -24,15 +24,7 @@ const HINTS: Record<MetadataErrorCode, string> = {
   E_META_MISMATCH: 'the repository serves files that do not belong together; re-publish so snapshot and timestamp match',
 };
 
-export class MetadataError extends SignetError {
-  override readonly code: MetadataErrorCode;
-  constructor(code: MetadataErrorCode, message: string, cause?: unknown) {
-    super(code, message, HINTS[code], cause);
-    if (Object.setPrototypeOf) Object.setPrototypeOf(this, MetadataError.prototype);
-    this.code = code;
-    this.name = 'MetadataError';
-  }
-}
+export class MetadataError extends hintedError<MetadataErrorCode>('MetadataError', HINTS) {}
 
 /**
  * What can go wrong moving bytes and deciding about a target on the device (fetcher, TUF
@@ -85,15 +77,7 @@ const OTA_HINTS: Record<OtaErrorCode, string> = {
   E_INTERNAL: 'this is a bug in Signet; please report it',
 };
 
-export class OtaError extends SignetError {
-  override readonly code: OtaErrorCode;
-  constructor(code: OtaErrorCode, message: string, cause?: unknown) {
-    super(code, message, OTA_HINTS[code], cause);
-    if (Object.setPrototypeOf) Object.setPrototypeOf(this, OtaError.prototype);
-    this.code = code;
-    this.name = 'OtaError';
-  }
-}
+export class OtaError extends hintedError<OtaErrorCode>('OtaError', OTA_HINTS) {}
 
 /** Every failure as a SignetError with a code: anything else becomes E_INTERNAL. */
 export function asSignetError(e: unknown): SignetError {

@@ -1,5 +1,5 @@
 /** What can go wrong writing a TUF repository (publishing a release). Callers branch on `code`. */
-import { SignetError } from '../util/errors';
+import { hintedError } from '../util/errors';
 
 export type RepositoryErrorCode =
   | 'E_REPO_TARGET_CHANGED' // a published target name would point at different bytes
@@ -16,12 +16,4 @@ const HINTS: Record<RepositoryErrorCode, string> = {
   E_REPO_ONLINE_KEY: 'give the server snapshot.key and timestamp.key from the same `signet keys init` as root.json',
 };
 
-export class RepositoryError extends SignetError {
-  override readonly code: RepositoryErrorCode;
-  constructor(code: RepositoryErrorCode, message: string, cause?: unknown) {
-    super(code, message, HINTS[code], cause);
-    if (Object.setPrototypeOf) Object.setPrototypeOf(this, RepositoryError.prototype);
-    this.code = code;
-    this.name = 'RepositoryError';
-  }
-}
+export class RepositoryError extends hintedError<RepositoryErrorCode>('RepositoryError', HINTS) {}
