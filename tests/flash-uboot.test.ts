@@ -15,7 +15,9 @@
  *     image byte for byte and U-Boot verifies and starts the flashed FIT.
  *  3. Re-flashing: the boot image already on the board; `--skip-unchanged` confirms it by crc32
  *     and sends the rest; the board boots the app again.
- *  4. `signet console`.
+ *  4. Ctrl-C in the middle of a transfer: a typed error, exit 130, the board not reset; running
+ *     again with `--skip-unchanged` keeps what was written and completes the disk.
+ *  5. `signet console`.
  *
  * flash-faults.test.ts covers a noisy line, bad storage, a board whose environment does not
  * match, and a failed saveenv. Timeouts are liveness bounds, not assertions.
@@ -27,8 +29,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard } from '../sdk/board';
 import { openPtyBridge } from '../sdk/flash/pty-pair';
 import { UbootRig } from '../sdk/flash/uboot-test-rig';
-import { CLI, ROOT } from './helpers/cli';
-import { expectAppBooted, expectFlashedAfterBoot, expectOk as ok, flashEvents as events, flashSummary as summaryOf, flashWorkspace, runSignetAsync as runSignet } from './helpers/flash';
+import { CLI, ROOT, expectOneLineError } from './helpers/cli';
+import { expectAppBooted, expectFlashedAfterBoot, expectOk as ok, flashEvents as events, flashSummary as summaryOf, flashWorkspace, runSignetAsync as runSignet, spawnSignet } from './helpers/flash';
 import { skipUnlessCi } from './helpers/tools';
 
 const board = loadBoard('qemu-virt-arm64');
@@ -79,6 +81,43 @@ describe.skipIf(skipUnlessCi(available))('signet flash with real U-Boot in QEMU'
       expectAppBooted(await rig.waitFor('hello from signet', BOOT_TIMEOUT));
       await rig.stop();
       expectFlashedAfterBoot(rig.readDisk(0, board.flash.size), disk, board);
+    } finally {
+      await rig.stop();
+      rig.cleanup();
+    }
+  }, FULL_TIMEOUT);
+
+  it.concurrent('Ctrl-C during a transfer: the board is left at its prompt, not reset, and --skip-unchanged resumes', async () => {
+    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
+    try {
+      const run = spawnSignet(['flash', realDisk, '--board', board.id, '--port', rig.address, '--keys', keys, '--json']);
+      const sending = () => events(run.stdout()).some((e) => e.type === 'progress' && e.sentBytes > 256 * 1024);
+      for (let waited = 0; !sending(); waited += 100) {
+        if (run.child.exitCode !== null || waited > BOOT_TIMEOUT) throw new Error(`the flash ended or never sent data:\n${run.stdout().slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      run.child.kill('SIGINT');
+      const r = await run.done;
+      expectOneLineError(r, 'E_FLASH_INTERRUPTED');
+      expect(r.code).toBe(130);
+      expect(r.stderr).toContain('--skip-unchanged');
+      const first = events(r.stdout);
+      expect(first.some((e) => e.type === 'done' || e.type === 'reset' || (e.type === 'env' && e.action === 'set'))).toBe(false);
+      const written = first.flatMap((e) => (e.type === 'chunk' && e.action === 'written' ? [e.index] : []));
+      expect(written.length).toBeGreaterThan(0);
+      expect(rig.transcript).not.toContain('resetting');
+
+      // Resumed: what was written before the interrupt is confirmed in place, not sent again.
+      const again = await runSignet(['flash', realDisk, '--board', board.id, '--port', rig.address, '--keys', keys, '--json', '--skip-unchanged', '--no-reset']);
+      ok(again);
+      const second = events(again.stdout);
+      const unchanged = new Set(second.flatMap((e) => (e.type === 'chunk' && e.action === 'unchanged' ? [e.index] : [])));
+      for (const i of written) expect(unchanged.has(i), `chunk ${i}`).toBe(true);
+      const s = summaryOf(second);
+      expect(s).toMatchObject({ writtenBytes: board.flash.size - s.unchangedBytes, reset: false });
+      expect(s.writtenBytes).toBeGreaterThan(0);
+      await rig.stop();
+      expect(Buffer.compare(rig.readDisk(0, board.flash.size), readFileSync(realDisk))).toBe(0);
     } finally {
       await rig.stop();
       rig.cleanup();

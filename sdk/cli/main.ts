@@ -56,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (isSignetError(e)) {
       err(e.line());
-      return e.code === 'E_USAGE' ? 2 : 1;
+      return e.code === 'E_USAGE' ? 2 : e.code.endsWith('_INTERRUPTED') ? 130 : 1;
     }
     if (process.env.SIGNET_DEBUG) err(String((e as Error)?.stack ?? e));
     const msg = (e as Error)?.message ?? String(e);

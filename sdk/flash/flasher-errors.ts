@@ -1,5 +1,5 @@
 /** What can go wrong in `signet flash`. Closed set; callers branch on `code` (and `reason`). */
-import { SignetError } from '../util/errors';
+import { CodedError } from '../util/errors';
 
 export type FlashErrorCode =
   /** The disk image does not verify for this board (`reason` says why). Nothing was sent. */
@@ -21,6 +21,8 @@ export type FlashErrorCode =
   | 'E_FLASH_ENV'
   /** U-Boot failed a storage or environment command on every attempt. */
   | 'E_FLASH_COMMAND'
+  /** Stopped by the user (Ctrl-C): the board is left at its prompt, not reset. */
+  | 'E_FLASH_INTERRUPTED'
   /** The console could not be driven for a chunk (line too noisy, output lost every time). */
   | 'E_FLASH_CONSOLE';
 
@@ -33,15 +35,11 @@ export interface FlashErrorDetails {
   attempts?: number;
 }
 
-export class FlashError extends SignetError {
-  override readonly code: FlashErrorCode;
+export class FlashError extends CodedError<FlashErrorCode> {
   readonly details: FlashErrorDetails;
 
   constructor(code: FlashErrorCode, message: string, hint: string, details: FlashErrorDetails = {}, cause?: unknown) {
-    super(code, message, hint, cause);
-    Object.setPrototypeOf(this, FlashError.prototype);
-    this.code = code;
-    this.name = 'FlashError';
+    super('FlashError', code, message, hint, cause);
     this.details = details;
   }
 

@@ -57,6 +57,13 @@ export interface FlashOptions {
   /** How long to wait for a U-Boot prompt (default 60 s). */
   attachTimeoutMs?: number;
   onEvent?: (event: FlashEvent) => void;
+  /**
+   * Stops the flash (Ctrl-C): a YMODEM transfer under way is cancelled at once (CAN), a board
+   * command is let finish; the board is left at its prompt, never reset, and the flash fails
+   * with E_FLASH_INTERRUPTED. What was already written and verified stays: `--skip-unchanged`
+   * resumes.
+   */
+  signal?: AbortSignal;
   onConsole?: UbootConsoleOptions['onConsole'];
   /** Overrides for the console driver (tests). */
   console?: Partial<UbootConsoleOptions>;
@@ -134,9 +141,11 @@ export async function flashDisk(o: FlashOptions): Promise<FlashSummary> {
 
     const ownLink = typeof o.port === 'string';
     const link = typeof o.port === 'string' ? await openTransport(o.port, { baud: o.baud ?? s.baud }).catch((e) => Promise.reject(asSignetError(e))) : o.port;
+    const session = new FlashSession(link, disk, plan, o, started);
     try {
-      return await new FlashSession(link, disk, plan, o, started).run();
+      return await session.run();
     } catch (e) {
+      if (o.signal?.aborted) throw await session.interrupted(e);
       throw asSignetError(e);
     } finally {
       if (ownLink) await link.close().catch(() => undefined);
@@ -233,13 +242,20 @@ class FlashSession {
     this.sendTotal = this.plan.chunks.reduce((n, c) => n + this.sendSize(c), 0);
 
     // 4. chunks
-    for (const c of this.plan.chunks) await this.flashChunk(c, this.o.skipUnchanged === true);
+    for (const c of this.plan.chunks) {
+      this.stopIfAsked();
+      await this.flashChunk(c, this.o.skipUnchanged === true);
+    }
 
     // 5. the whole flash again
     this.phase = 'verify';
     this.phaseStartedAt = Date.now();
     this.doneBytes = 0;
-    for (const r of this.plan.ranges) await this.verifyRange(r);
+    for (const r of this.plan.ranges) {
+      this.stopIfAsked();
+      await this.verifyRange(r);
+    }
+    this.stopIfAsked();
 
     // 6. environment, only after everything is on the flash and checked
     let saved = false;
@@ -299,6 +315,26 @@ class FlashSession {
     return summary;
   }
 
+  private stopIfAsked(): void {
+    if (this.o.signal?.aborted) throw new Interrupted();
+  }
+
+  /**
+   * The error for a flash stopped by the caller. The board is brought back to its prompt if it
+   * answers within a few seconds (a cancelled `loady` may still be draining) — never reset.
+   */
+  async interrupted(cause: unknown): Promise<FlashError> {
+    await Promise.race([this.console.resync().catch(() => undefined), new Promise((r) => setTimeout(r, 8_000).unref())]);
+    const done = this.writtenBytes + this.unchangedBytes;
+    return new FlashError(
+      'E_FLASH_INTERRUPTED',
+      `interrupted ${this.phase === 'write' ? `after ${done} of ${this.plan.diskBytes} bytes were written and verified` : 'during the final verification'}; the board was not reset`,
+      'the flash is NOT complete and the board may not boot: run the same signet flash again, with --skip-unchanged to keep what is already on the board',
+      { bytes: done },
+      cause,
+    );
+  }
+
   /**
    * serial.envMode "check": the running environment must already hold `value` for `name`
    * (printenv), or the board would not boot what is about to be written. A different value
@@ -347,6 +383,7 @@ class FlashSession {
     let lastError: unknown;
     let smallBlocks = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
+      this.stopIfAsked();
       try {
         if (skipUnchanged && attempt === 1 && (await this.readBackMatches(c.offset, c.bytes, c.crc, c.kind === 'fill' ? c.fill! : -1))) {
           this.sendTotal -= this.sendSize(c);
@@ -415,6 +452,7 @@ class FlashSession {
           this.sentBytes = base + n;
           this.progress(false);
         },
+        signal: this.o.signal,
       };
       try {
         const r = await sendYmodem(this.link, { name: `${this.o.board.id}-${c.offset.toString(16)}.bin${gz ? '.gz' : ''}`, data: payload }, options);
@@ -539,6 +577,13 @@ class FlashSession {
       serialBytesPerSecond: rate,
       etaMs,
     });
+  }
+}
+
+/** The caller's signal, seen between steps. */
+class Interrupted extends Error {
+  constructor() {
+    super('interrupted');
   }
 }
 

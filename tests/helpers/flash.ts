@@ -1,5 +1,5 @@
 /** Shared by the tests that flash a real U-Boot in QEMU (tests/flash-*.test.ts). */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -9,17 +9,25 @@ import type { FlashEvent, FlashSummary } from '../../sdk/flash/flasher';
 import { standInBootDisk } from '../../sdk/flash/uboot-test-rig';
 import { CLI, ROOT, signet, type CliResult } from './cli';
 
-/** The CLI as a child process, without blocking this process (the rig's relay lives here). */
-export function runSignetAsync(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SIGNET_PASSPHRASE: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+export interface RunningSignet {
+  child: ChildProcess;
+  /** stdout so far. */
+  stdout(): string;
+  done: Promise<CliResult>;
 }
+
+/** The CLI as a child process, without blocking this process (the rig's relay lives here). */
+export function spawnSignet(args: string[], env: Record<string, string> = {}): RunningSignet {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SIGNET_PASSPHRASE: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<CliResult>((resolve) => child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? -1 : 0), stdout, stderr })));
+  return { child, stdout: () => stdout, done };
+}
+
+export const runSignetAsync = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => spawnSignet(args, env).done;
 
 /** `signet flash --json` output as events. */
 export const flashEvents = (stdout: string): FlashEvent[] => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as FlashEvent);

@@ -25,7 +25,8 @@ export const flash: Command = {
     'a disk that does not verify is refused and the port is not opened.',
     "Then the board's U-Boot environment (board.json serial.env) is set and saved, or, on a board that",
     'cannot save it (serial.envMode "check"), checked before anything is written.',
-    'Exit status 0 only when every byte was written, read back and matched.',
+    'Exit status 0 only when every byte was written, read back and matched. Ctrl-C stops the flash',
+    'with the board at its prompt (exit 130); run it again with --skip-unchanged to resume.',
   ],
   async run(ctx) {
     const disk = onePositional(ctx, 'disk image');
@@ -47,8 +48,15 @@ export const flash: Command = {
         ? progress.ttyReporter(process.stderr)
         : progress.plainReporter(ctx.out);
     const verbose = ctx.values.verbose === true;
+    // Ctrl-C (or SIGTERM) stops between board commands and cancels a transfer under way; a
+    // second one kills the process outright (the handlers are installed once).
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     try {
       const summary = await flashDisk({
+        signal: stop.signal,
         disk,
         board,
         trust: keys ? { keys } : { root: root!, keyDtb: keyDtb! },
@@ -65,6 +73,8 @@ export const flash: Command = {
       reporter.close();
       if (!ctx.json) ctx.out(progress.summaryLine(summary));
     } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       reporter.close();
     }
   },
