@@ -42,6 +42,8 @@ describe('boards', () => {
     expect(problem((b) => { b.serial.write = 'mmc write'; })).toMatch(/serial\.write/);
     expect(problem((b) => { b.serial.envMode = 'sometimes'; })).toMatch(/serial\.envMode: must be one of save, check/);
     expect(problem((b) => { b.serial.envMode = 'save'; })).toBe('valid');
+    expect(problem((b) => { b.serial.env.bootcmd = "echo 'hi'"; })).toMatch(/serial\.env\.bootcmd/);
+    expect(problem((b) => { b.serial.env['boot cmd'] = 'x'; })).toMatch(/serial\.env\.boot cmd: not an allowed name/);
   });
   it('flash layout rules: required partitions, alignment, overlap, bounds, equal slots', () => {
     expect(problem((b) => { b.flash.partitions = b.flash.partitions.filter((p: any) => p.name !== 'state').concat([{ name: 'misc', offset: 0, size: 512 }]); })).toMatch(/no "state" partition/);

@@ -51,7 +51,7 @@ type Rule =
   | { t: 'hex' }
   | { t: 'object'; fields: Record<string, { rule: Rule; optional?: boolean }> }
   | { t: 'list'; of: Rule; min: number; max: number }
-  | { t: 'map'; of: Rule };
+  | { t: 'map'; of: Rule; key?: RegExp };
 
 const S = (re?: RegExp): Rule => ({ t: 'string', re });
 const E = (...values: string[]): Rule => ({ t: 'string', enum: values });
@@ -92,7 +92,9 @@ export const BOARD_SCHEMA: Rule = O({
     storageInit: [S(), 'optional'],
     write: S(/\{addr\}.*\{block\}.*\{count\}/),
     read: S(/\{addr\}.*\{block\}.*\{count\}/),
-    env: [{ t: 'map', of: S() }, 'optional'],
+    // Typed into U-Boot inside single quotes (sdk/flash/uboot.ts isQuotable): checked when the
+    // board file is read, not after a whole disk went over the line.
+    env: [{ t: 'map', key: /^[A-Za-z0-9_.:-]{1,64}$/, of: S(/^[^'\r\n\0\x03\x18]{0,512}$/) }, 'optional'],
     envMode: [E('save', 'check'), 'optional'],
   }),
   qemu: [O({ system: S(/^qemu-system-[a-z0-9_]+$/), machine: S(), cpu: S(), memoryMb: I(64, 65536), firmware: [S(), 'optional'] }), 'optional'],
@@ -122,7 +124,9 @@ export function schemaErrors(v: unknown, rule: Rule = BOARD_SCHEMA, path = ''): 
     }
     case 'map': {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) return [`${here}: must be an object`];
-      return Object.entries(v).flatMap(([k, x]) => schemaErrors(x, rule.of, `${path}.${k}`));
+      return Object.entries(v).flatMap(([k, x]) =>
+        rule.key && !rule.key.test(k) ? [`${path}.${k}: not an allowed name (${rule.key})`] : schemaErrors(x, rule.of, `${path}.${k}`),
+      );
     }
     case 'object': {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) return [`${here}: must be an object`];
