@@ -19,9 +19,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard, type Board } from '../sdk/board';
-import { UbootRig } from '../sdk/flash/uboot-test-rig';
 import { ROOT, expectOneLineError } from './helpers/cli';
-import { boardsWith as boardsIn, flashEvents as events, flashWorkspace, runSignetAsync as runSignet } from './helpers/flash';
+import { boardsWith as boardsIn, flashEvents as events, flashWorkspace, runSignetAsync as runSignet, withRig } from './helpers/flash';
 import { skipUnlessCi } from './helpers/tools';
 
 const board = loadBoard('qemu-virt-arm64');
@@ -55,7 +54,7 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
     const image = readFileSync(standIn);
     const slotA = board.flash.partitions.find((p) => p.name === 'slot_a')!;
     const state = board.flash.partitions.find((p) => p.name === 'state')!;
-    const rig = await UbootRig.start({
+    await withRig({
       board,
       keyDtb,
       env: factoryEnv,
@@ -65,8 +64,7 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
         { offset: state.offset + state.size, bytes: image.subarray(state.offset + state.size) },
       ],
       noise: { seed: 20240611, toBoard: { corruptRate: 0.006, dropRate: 0.004 }, fromBoard: { corruptRate: 0.003, dropRate: 0.002 } },
-    });
-    try {
+    }, async (rig) => {
       const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json', '--no-reset', '--skip-unchanged']);
       const evs = events(r.stdout);
       const line = rig.lineStats;
@@ -89,18 +87,14 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
         expect(evs.some((e) => e.type === 'done')).toBe(false);
         expect(r.stdout).not.toMatch(/"type":"(saved|reset)"/);
       }
-    } finally {
-      await rig.stop();
-      rig.cleanup();
-    }
+    });
   }, TEST_TIMEOUT);
 
   it.concurrent('storage that does not keep what is written: caught by the crc32 read-back, never reported as done', async () => {
     const boards = boardsWith((b) => {
       b.serial.write = `mw.b {addr} 0x5a 1; ${b.serial.write}`;
     });
-    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
-    try {
+    await withRig({ board, keyDtb, env: factoryEnv }, async (rig) => {
       const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--attempts', '2', '--json'], { SIGNET_BOARDS: boards });
       expectOneLineError(r, 'E_FLASH_READBACK');
       expect(r.stderr).toContain('the flash is NOT complete');
@@ -110,16 +104,12 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
       // U-Boot read back something other than what was staged, and was never reset.
       expect(rig.transcript).toMatch(/blocks written: OK/);
       expect(rig.transcript).not.toContain('resetting');
-    } finally {
-      await rig.stop();
-      rig.cleanup();
-    }
+    });
   }, TEST_TIMEOUT);
 
   it.concurrent('a board whose environment would not boot the disk and cannot be saved: refused before anything is written', async () => {
     // No factory environment: U-Boot starts with its built-in one, whose bootcmd is distro boot.
-    const rig = await UbootRig.start({ board, keyDtb });
-    try {
+    await withRig({ board, keyDtb }, async (rig) => {
       const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json']);
       expectOneLineError(r, 'E_FLASH_ENV');
       expect(r.stderr).toContain('bootcmd');
@@ -131,16 +121,12 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
       expect(rig.transcript).not.toMatch(/loady|virtio write|resetting/);
       await rig.stop();
       expect(rig.readDisk(0, board.flash.size).every((b) => b === 0)).toBe(true);
-    } finally {
-      await rig.stop();
-      rig.cleanup();
-    }
+    });
   }, TEST_TIMEOUT);
 
   it.concurrent('an environment U-Boot cannot save (board file says "save"): the disk is verified, the flash still fails and the board is not reset', async () => {
     const boards = boardsWith((b) => (b.serial.envMode = 'save'));
-    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
-    try {
+    await withRig({ board, keyDtb, env: factoryEnv }, async (rig) => {
       const r = await runSignet(['flash', standIn, '--board', board.id, '--port', rig.address, '--keys', keys, '--json'], { SIGNET_BOARDS: boards });
       expectOneLineError(r, 'E_FLASH_COMMAND');
       expect(r.stderr).toContain('saveenv');
@@ -151,9 +137,6 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
       expect(rig.transcript).not.toContain('resetting');
       await rig.stop();
       expect(Buffer.compare(rig.readDisk(0, board.flash.size), readFileSync(standIn))).toBe(0);
-    } finally {
-      await rig.stop();
-      rig.cleanup();
-    }
+    });
   }, TEST_TIMEOUT);
 });

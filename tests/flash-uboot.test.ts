@@ -28,9 +28,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard } from '../sdk/board';
 import { openPtyBridge } from '../sdk/flash/pty-pair';
-import { UbootRig } from '../sdk/flash/uboot-test-rig';
 import { CLI, ROOT, expectOneLineError } from './helpers/cli';
-import { expectAppBooted, expectFlashedAfterBoot, expectOk as ok, flashEvents as events, flashSummary as summaryOf, flashWorkspace, runSignetAsync as runSignet, spawnSignet } from './helpers/flash';
+import { expectAppBooted, expectFlashedAfterBoot, expectOk as ok, flashEvents as events, flashSummary as summaryOf, flashWorkspace, runSignetAsync as runSignet, spawnSignet, withRig } from './helpers/flash';
 import { skipUnlessCi } from './helpers/tools';
 
 const board = loadBoard('qemu-virt-arm64');
@@ -64,8 +63,7 @@ describe.skipIf(skipUnlessCi(available))('signet flash with real U-Boot in QEMU'
 
   it.concurrent('the real chain on an empty board: every byte of the disk over the line, then U-Boot, Linux, the boot stage and the app', async () => {
     const disk = readFileSync(realDisk);
-    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
-    try {
+    await withRig({ board, keyDtb, env: factoryEnv }, async (rig) => {
       const r = await runSignet(['flash', realDisk, '--board', board.id, '--port', rig.address, '--keys', keys, '--json']);
       ok(r);
       const evs = events(r.stdout);
@@ -81,15 +79,11 @@ describe.skipIf(skipUnlessCi(available))('signet flash with real U-Boot in QEMU'
       expectAppBooted(await rig.waitFor('hello from signet', BOOT_TIMEOUT));
       await rig.stop();
       expectFlashedAfterBoot(rig.readDisk(0, board.flash.size), disk, board);
-    } finally {
-      await rig.stop();
-      rig.cleanup();
-    }
+    });
   }, FULL_TIMEOUT);
 
   it.concurrent('Ctrl-C during a transfer: the board is left at its prompt, not reset, and --skip-unchanged resumes', async () => {
-    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
-    try {
+    await withRig({ board, keyDtb, env: factoryEnv }, async (rig) => {
       const run = spawnSignet(['flash', realDisk, '--board', board.id, '--port', rig.address, '--keys', keys, '--json']);
       const sending = () => events(run.stdout()).some((e) => e.type === 'progress' && e.sentBytes > 256 * 1024);
       for (let waited = 0; !sending(); waited += 100) {
@@ -118,57 +112,52 @@ describe.skipIf(skipUnlessCi(available))('signet flash with real U-Boot in QEMU'
       expect(s.writtenBytes).toBeGreaterThan(0);
       await rig.stop();
       expect(Buffer.compare(rig.readDisk(0, board.flash.size), readFileSync(realDisk))).toBe(0);
-    } finally {
-      await rig.stop();
-      rig.cleanup();
-    }
+    });
   }, FULL_TIMEOUT);
 
   it.concurrent('through a tty (node-serialport, as /dev/ttyUSB0): every byte sent and read back, then U-Boot verifies and starts the flashed FIT', async () => {
-    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
-    const tty = await openPtyBridge(mkdtempSync(join(work, 'tty-')), rig.address.slice('unix:'.length));
-    try {
-      const r = await runSignet(['flash', standIn, '--board', board.id, '--port', tty.path, '--keys', keys, '--json']);
-      ok(r);
-      const evs = events(r.stdout);
-      expect(evs[0]).toMatchObject({ type: 'verified', board: board.id, slotA: { name: 'hello', version: '1.2.0', securityCounter: 3 }, slotB: null });
-      expect(evs.find((e) => e.type === 'attached')).toMatchObject({ port: tty.path, uboot: expect.stringContaining('U-Boot 2023.01'), unzip: true });
-      expect(evs.find((e) => e.type === 'env')).toMatchObject({ name: 'bootcmd', value: board.serial.env!.bootcmd, action: 'checked' });
-      const s = summaryOf(evs);
-      expect(s).toMatchObject({ port: tty.path, diskBytes: board.flash.size, writtenBytes: board.flash.size, unchangedBytes: 0, reset: true, envMode: 'check', saved: false });
-      expect(s.sentBytes).toBeGreaterThan(0);
-      expect(s.effectiveBytesPerSecond).toBeGreaterThan(0);
-      const chunks = evs.filter((e) => e.type === 'chunk');
-      expect(chunks.every((c) => c.type === 'chunk' && c.action === 'written')).toBe(true);
-      expect(chunks.some((c) => c.type === 'chunk' && c.kind === 'data' && c.sentBytes > 0)).toBe(true);
+    await withRig({ board, keyDtb, env: factoryEnv }, async (rig) => {
+      const tty = await openPtyBridge(mkdtempSync(join(work, 'tty-')), rig.address.slice('unix:'.length));
+      try {
+        const r = await runSignet(['flash', standIn, '--board', board.id, '--port', tty.path, '--keys', keys, '--json']);
+        ok(r);
+        const evs = events(r.stdout);
+        expect(evs[0]).toMatchObject({ type: 'verified', board: board.id, slotA: { name: 'hello', version: '1.2.0', securityCounter: 3 }, slotB: null });
+        expect(evs.find((e) => e.type === 'attached')).toMatchObject({ port: tty.path, uboot: expect.stringContaining('U-Boot 2023.01'), unzip: true });
+        expect(evs.find((e) => e.type === 'env')).toMatchObject({ name: 'bootcmd', value: board.serial.env!.bootcmd, action: 'checked' });
+        const s = summaryOf(evs);
+        expect(s).toMatchObject({ port: tty.path, diskBytes: board.flash.size, writtenBytes: board.flash.size, unchangedBytes: 0, reset: true, envMode: 'check', saved: false });
+        expect(s.sentBytes).toBeGreaterThan(0);
+        expect(s.effectiveBytesPerSecond).toBeGreaterThan(0);
+        const chunks = evs.filter((e) => e.type === 'chunk');
+        expect(chunks.every((c) => c.type === 'chunk' && c.action === 'written')).toBe(true);
+        expect(chunks.some((c) => c.type === 'chunk' && c.kind === 'data' && c.sentBytes > 0)).toBe(true);
 
-      // What U-Boot did, from its own console: loady, storage writes and read-backs, crc32, reset.
-      const session = rig.transcript;
-      expect(session).toMatch(/## Total Size\s+= 0x[0-9a-f]+ = \d+ Bytes/);
-      expect(session).toMatch(/virtio write: device 0 block # \d+, count \d+ \.\.\. \d+ blocks written: OK/);
-      expect(session).toMatch(/virtio read: device 0 block # \d+, count \d+ \.\.\. \d+ blocks read: OK/);
-      expect(session.indexOf('resetting')).toBeGreaterThan(session.lastIndexOf('crc32 for'));
+        // What U-Boot did, from its own console: loady, storage writes and read-backs, crc32, reset.
+        const session = rig.transcript;
+        expect(session).toMatch(/## Total Size\s+= 0x[0-9a-f]+ = \d+ Bytes/);
+        expect(session).toMatch(/virtio write: device 0 block # \d+, count \d+ \.\.\. \d+ blocks written: OK/);
+        expect(session).toMatch(/virtio read: device 0 block # \d+, count \d+ \.\.\. \d+ blocks read: OK/);
+        expect(session.indexOf('resetting')).toBeGreaterThan(session.lastIndexOf('crc32 for'));
 
-      // After the reset: U-Boot's bootcmd reads the flashed boot partition and verifies it.
-      const boot = await rig.waitFor(STAND_IN_BANNER, BOOT_TIMEOUT);
-      expect(boot).toMatch(/Verifying Hash Integrity \.\.\. sha256,rsa2048:fit\+ OK/);
-      expect(boot).toContain('Starting kernel ...');
-      await rig.stop();
-      const flashed = rig.readDisk(0, board.flash.size);
-      expect(Buffer.compare(flashed, readFileSync(standIn))).toBe(0);
-    } finally {
-      await tty.close();
-      await rig.stop();
-      rig.cleanup();
-    }
+        // After the reset: U-Boot's bootcmd reads the flashed boot partition and verifies it.
+        const boot = await rig.waitFor(STAND_IN_BANNER, BOOT_TIMEOUT);
+        expect(boot).toMatch(/Verifying Hash Integrity \.\.\. sha256,rsa2048:fit\+ OK/);
+        expect(boot).toContain('Starting kernel ...');
+        await rig.stop();
+        const flashed = rig.readDisk(0, board.flash.size);
+        expect(Buffer.compare(flashed, readFileSync(standIn))).toBe(0);
+      } finally {
+        await tty.close();
+      }
+    });
   }, TEST_TIMEOUT);
 
   it.concurrent('re-flashing: boot image already on the board, the rest flashed, the boot stage runs the app', async () => {
     const disk = readFileSync(realDisk);
     const boot = part('boot');
     const fitBytes = disk.readUInt32BE(boot.offset + 4); // FDT totalsize
-    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv, preload: [{ offset: boot.offset, bytes: disk.subarray(boot.offset, boot.offset + fitBytes) }] });
-    try {
+    await withRig({ board, keyDtb, env: factoryEnv, preload: [{ offset: boot.offset, bytes: disk.subarray(boot.offset, boot.offset + fitBytes) }] }, async (rig) => {
       const r = await runSignet(
         ['flash', realDisk, '--board', board.id, '--port', rig.address, '--root', join(keys, 'root.json'), '--key-dtb', keyDtbPath, '--skip-unchanged', '--json'],
       );
@@ -181,15 +170,11 @@ describe.skipIf(skipUnlessCi(available))('signet flash with real U-Boot in QEMU'
       expectAppBooted(await rig.waitFor('hello from signet', BOOT_TIMEOUT));
       await rig.stop();
       expectFlashedAfterBoot(rig.readDisk(0, board.flash.size), disk, board);
-    } finally {
-      await rig.stop();
-      rig.cleanup();
-    }
+    });
   }, TEST_TIMEOUT);
 
   it.concurrent('signet console: a plain terminal to the board; Ctrl-] quits', async () => {
-    const rig = await UbootRig.start({ board, keyDtb, env: factoryEnv });
-    try {
+    await withRig({ board, keyDtb, env: factoryEnv }, async (rig) => {
       const p = spawn(process.execPath, [CLI, 'console', '--port', rig.address], { stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       const seen = (text: string) =>
@@ -216,9 +201,6 @@ describe.skipIf(skipUnlessCi(available))('signet flash with real U-Boot in QEMU'
       expect(await exited).toBe(0);
       expect(out).toContain('U-Boot 2023.01');
       expect(rig.bytesFromHost).toBe(' version\r'.length); // exactly what was typed, Ctrl-] not sent
-    } finally {
-      await rig.stop();
-      rig.cleanup();
-    }
+    });
   }, TEST_TIMEOUT);
 });

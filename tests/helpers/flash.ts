@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import type { Board } from '../../sdk/board';
 import { loadFitSigner } from '../../sdk/disk/fit-key';
 import type { FlashEvent, FlashSummary } from '../../sdk/flash/flasher';
-import { standInBootDisk } from '../../sdk/flash/uboot-test-rig';
+import { standInBootDisk, UbootRig, type UbootRigOptions } from '../../sdk/flash/uboot-test-rig';
 import { CLI, ROOT, signet, type CliResult } from './cli';
 
 export interface RunningSignet {
@@ -28,6 +28,17 @@ export function spawnSignet(args: string[], env: Record<string, string> = {}): R
 }
 
 export const runSignetAsync = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => spawnSignet(args, env).done;
+
+/** An emulated board for the length of `body`; stopped and removed afterwards, whatever happens. */
+export async function withRig<T>(options: UbootRigOptions, body: (rig: UbootRig) => Promise<T>): Promise<T> {
+  const rig = await UbootRig.start(options);
+  try {
+    return await body(rig);
+  } finally {
+    await rig.stop();
+    rig.cleanup();
+  }
+}
 
 /** `signet flash --json` output as events. */
 export const flashEvents = (stdout: string): FlashEvent[] => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as FlashEvent);
