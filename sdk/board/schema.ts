@@ -3,6 +3,8 @@
  * laid out and how to talk to its serial console. Data, not code; checked here against one
  * schema with errors that name the file and the JSON path. Unknown fields are errors.
  */
+import { UBOOT_QUOTABLE, UBOOT_VARIABLE_NAME } from '../flash/uboot-syntax';
+
 export type Arch = 'arm64' | 'armhf';
 export type Hypervisor = 'kvm' | 'xen';
 
@@ -92,9 +94,9 @@ export const BOARD_SCHEMA: Rule = O({
     storageInit: [S(), 'optional'],
     write: S(/\{addr\}.*\{block\}.*\{count\}/),
     read: S(/\{addr\}.*\{block\}.*\{count\}/),
-    // Typed into U-Boot inside single quotes (sdk/flash/uboot.ts isQuotable): checked when the
-    // board file is read, not after a whole disk went over the line.
-    env: [{ t: 'map', key: /^[A-Za-z0-9_.:-]{1,64}$/, of: S(/^[^'\r\n\0\x03\x18]{0,512}$/) }, 'optional'],
+    // Typed into U-Boot inside single quotes by the console driver, under the same rules: checked
+    // when the board file is read, not after a whole disk went over the line.
+    env: [{ t: 'map', key: UBOOT_VARIABLE_NAME, of: S(UBOOT_QUOTABLE) }, 'optional'],
     envMode: [E('save', 'check'), 'optional'],
   }),
   qemu: [O({ system: S(/^qemu-system-[a-z0-9_]+$/), machine: S(), cpu: S(), memoryMb: I(64, 65536), firmware: [S(), 'optional'] }), 'optional'],

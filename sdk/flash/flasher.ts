@@ -31,6 +31,7 @@ import { FlashError } from './flasher-errors';
 import { fastCrc32, planFlash, type FlashChunk, type FlashPlan, type VerifyRange } from './flasher-plan';
 import { openTransport, type Transport } from './transport';
 import { UbootConsole, UbootError, type UbootConsoleOptions } from './uboot';
+import { UBOOT_VARIABLE_NAME } from './uboot-syntax';
 import { sendYmodem, YmodemError, type YmodemSendOptions } from './ymodem';
 
 export { FlashError } from './flasher-errors';
@@ -242,10 +243,7 @@ class FlashSession {
     this.sendTotal = this.plan.chunks.reduce((n, c) => n + this.sendSize(c), 0);
 
     // 4. chunks
-    for (const c of this.plan.chunks) {
-      this.stopIfAsked();
-      await this.flashChunk(c, this.o.skipUnchanged === true);
-    }
+    for (const c of this.plan.chunks) await this.flashChunk(c, this.o.skipUnchanged === true); // each attempt checks the signal
 
     // 5. the whole flash again
     this.phase = 'verify';
@@ -341,7 +339,7 @@ class FlashSession {
    * counts only when two reads agree on it (a reply damaged on the line is read again).
    */
   private async checkEnv(name: string, value: string): Promise<void> {
-    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
+    if (!UBOOT_VARIABLE_NAME.test(name)) {
       throw new FlashError('E_FLASH_BOARD', `"${name}" in serial.env is not a U-Boot variable name`, 'use letters, digits and _ . : - in board.json serial.env');
     }
     let previous: string | undefined;

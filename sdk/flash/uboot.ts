@@ -21,9 +21,11 @@
 import type { Transport } from './transport';
 import { TransportError } from './transport-errors';
 import { UbootError } from './uboot-errors';
+import { isQuotable, UBOOT_VARIABLE_NAME } from './uboot-syntax';
 
 export { UbootError } from './uboot-errors';
 export type { UbootErrorCode } from './uboot-errors';
+export { isQuotable } from './uboot-syntax';
 
 const CTRL_C = '\x03';
 /** Five CANs cancel a YMODEM receive that is still waiting; at a prompt they are Ctrl-X (erase line). */
@@ -87,10 +89,6 @@ export function ubootFailureLine(output: string): string | undefined {
   return undefined;
 }
 
-/** True when `text` can be put between single quotes on a U-Boot (hush) command line verbatim. */
-export function isQuotable(text: string): boolean {
-  return !/['\r\n\0\x03\x18]/.test(text) && text.length <= 512;
-}
 
 function latin1(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
@@ -219,7 +217,7 @@ export class UbootConsole {
 
   /** Sets a variable and reads it back (`printenv`): what is saved must be exactly what was asked. */
   async setenv(name: string, value: string): Promise<void> {
-    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
+    if (!UBOOT_VARIABLE_NAME.test(name)) {
       throw new UbootError('E_UBOOT_VALUE', `"${name}" is not a U-Boot variable name`, 'use letters, digits and _ . : - in board.json serial.env');
     }
     if (!isQuotable(value)) {
