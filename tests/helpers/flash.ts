@@ -23,7 +23,8 @@ export function spawnSignet(args: string[], env: Record<string, string> = {}): R
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<CliResult>((resolve) => child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? -1 : 0), stdout, stderr })));
+  // 'close', not 'exit': only then has all of the child's output arrived.
+  const done = new Promise<CliResult>((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr })));
   return { child, stdout: () => stdout, done };
 }
 
