@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openPtyPair, spawnOnTty, type PtyPair } from '../sdk/flash/pty-pair';
+import { openPtyPair, spawnOnTty, type PtyPair } from '../tests/helpers/pty-pair';
 import { openTransport } from '../sdk/flash/transport';
 import { sendYmodem, type YmodemSendResult } from '../sdk/flash/ymodem';
 import type { Figures } from './_lib';

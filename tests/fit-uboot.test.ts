@@ -16,7 +16,7 @@ import { verifyFit } from '../sdk/fit/fit-verify';
 import { mergePublicKeyIntoDtb } from '../sdk/fit/keydtb';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
 import { gzipDeterministic } from '../sdk/disk/gzip';
-import { dummyArm64Kernel, dumpQemuVirtDtb, UBOOT_QEMU_ARM64, UbootConsole } from '../sdk/fit/uboot-console-test-util';
+import { dummyArm64Kernel, dumpQemuVirtDtb, UBOOT_QEMU_ARM64, UbootConsole } from './helpers/uboot-console';
 import { skipUnlessCi } from './helpers/tools';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard } from '../sdk/board';
-import { UbootRig } from '../sdk/flash/uboot-test-rig';
+import { UbootRig } from './helpers/uboot-rig';
 import { ROOT, expectOneLineError, signet } from './helpers/cli';
 import { runSignetAsync as runSignet } from './helpers/flash';
 import { skipUnlessCi } from './helpers/tools';

@@ -27,7 +27,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard } from '../sdk/board';
-import { openPtyBridge } from '../sdk/flash/pty-pair';
+import { openPtyBridge } from './helpers/pty-pair';
 import { CLI, ROOT, expectOneLineError } from './helpers/cli';
 import { expectAppBooted, expectFlashedAfterBoot, expectOk as ok, flashEvents as events, flashSummary as summaryOf, flashWorkspace, runSignetAsync as runSignet, spawnSignet, withRig } from './helpers/flash';
 import { skipUnlessCi } from './helpers/tools';

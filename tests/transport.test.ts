@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openPtyPair, type PtyPair } from '../sdk/flash/pty-pair';
+import { openPtyPair, type PtyPair } from './helpers/pty-pair';
 import { openTransport, TransportError, type Transport } from '../sdk/flash/transport';
-import { MockTransport } from '../sdk/flash/transport-mock';
+import { MockTransport } from './helpers/transport-mock';
 
 async function expectTransportError(p: Promise<unknown>, code: string): Promise<TransportError> {
   const err = await p.then(

@@ -6,7 +6,7 @@
  * markers, hangs, a dead line.
  */
 import { describe, expect, test } from 'vitest';
-import { MockTransport } from '../sdk/flash/transport-mock';
+import { MockTransport } from './helpers/transport-mock';
 import { isQuotable, UbootConsole, UbootError, ubootFailureLine, type UbootConsoleOptions } from '../sdk/flash/uboot';
 
 type Handler = (args: string[], fake: FakeUboot) => { output?: string; status?: number; hang?: boolean } | void;

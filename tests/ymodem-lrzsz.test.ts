@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openPtyPair, spawnOnTty, type PtyPair } from '../sdk/flash/pty-pair';
+import { openPtyPair, spawnOnTty, type PtyPair } from './helpers/pty-pair';
 import { openTransport, type Transport } from '../sdk/flash/transport';
 import { sendYmodem, YmodemError, type YmodemFile, type YmodemSendOptions } from '../sdk/flash/ymodem';
 

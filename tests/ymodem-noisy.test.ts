@@ -8,10 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NoisyLineProxy, seededRandom, type NoisyLineOptions } from '../sdk/flash/noisy-proxy';
-import { openPtyPair, spawnOnTty } from '../sdk/flash/pty-pair';
+import { NoisyLineProxy, seededRandom, type NoisyLineOptions } from './helpers/noisy-proxy';
+import { openPtyPair, spawnOnTty } from './helpers/pty-pair';
 import { openTransport } from '../sdk/flash/transport';
-import { MockTransport } from '../sdk/flash/transport-mock';
+import { MockTransport } from './helpers/transport-mock';
 import { sendYmodem, YmodemError, type YmodemSendOptions } from '../sdk/flash/ymodem';
 
 let root: string;

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { crc16Xmodem } from '../sdk/flash/crc16';
-import { MockTransport } from '../sdk/flash/transport-mock';
+import { MockTransport } from './helpers/transport-mock';
 import { sendYmodem, YmodemError, type YmodemEvent, type YmodemSendOptions } from '../sdk/flash/ymodem';
 import {
   ACK,

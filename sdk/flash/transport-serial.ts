@@ -14,7 +14,7 @@
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { isatty, ReadStream } from 'node:tty';
 import { SerialPort } from 'serialport';
-import { BufferedTransport } from './transport';
+import { BufferedTransport } from './transport-buffered';
 import { TransportError } from './transport-errors';
 
 export interface SerialTransportOptions {

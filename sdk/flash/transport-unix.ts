@@ -3,7 +3,7 @@
  * wired to a board UART. Addressed as `unix:/tmp/s0.sock` through `openTransport`.
  */
 import { createConnection, type Socket } from 'node:net';
-import { BufferedTransport } from './transport';
+import { BufferedTransport } from './transport-buffered';
 import { TransportError } from './transport-errors';
 
 export class UnixSocketTransport extends BufferedTransport {

@@ -18,7 +18,7 @@
  * Lost output (no marker) is detected by silence and a Ctrl-C probe, and reported as
  * E_UBOOT_LOST_OUTPUT: the outcome is unknown and the caller repeats the (idempotent) step.
  */
-import type { Transport } from './transport';
+import type { Transport } from './transport-types';
 import { TransportError } from './transport-errors';
 import { UbootError } from './uboot-errors';
 import { isQuotable, UBOOT_VARIABLE_NAME } from './uboot-syntax';

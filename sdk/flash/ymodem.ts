@@ -12,7 +12,7 @@
  * Every step waits for the receiver: one frame in flight, no streaming (that would be
  * YMODEM-g, which neither peer asks for).
  */
-import type { Transport } from './transport';
+import type { Transport } from './transport-types';
 import { TransportError } from './transport-errors';
 import { YmodemError, type YmodemErrorDetails } from './ymodem-errors';
 import {

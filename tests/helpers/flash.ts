@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import type { Board } from '../../sdk/board';
 import { loadFitSigner } from '../../sdk/disk/fit-key';
 import type { FlashEvent, FlashSummary } from '../../sdk/flash/flasher';
-import { standInBootDisk, UbootRig, type UbootRigOptions } from '../../sdk/flash/uboot-test-rig';
+import { standInBootDisk, UbootRig, type UbootRigOptions } from './uboot-rig';
 import { CLI, ROOT, signet, type CliResult } from './cli';
 
 export interface RunningSignet {

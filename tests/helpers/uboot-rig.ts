@@ -16,14 +16,14 @@ import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readSync, 
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { partition, type Board } from '../board';
-import { boardFirmware, checkQemuInstalled, dumpMachineDtb, machineArgs } from '../disk/qemu';
-import { UBOOT_ENV_SIZE, VIRT_PFLASH_BANK_BYTES } from '../disk/run-arm64';
-import { encodeUbootEnv } from '../disk/uboot-env';
-import { buildFit } from '../fit/fit';
-import { mergePublicKeyIntoDtb, readPublicKeysFromDtb } from '../fit/keydtb';
-import type { RsaSigner } from '../fit/signer';
-import { dummyArm64Kernel } from '../fit/uboot-console-test-util';
+import { partition, type Board } from '../../sdk/board';
+import { boardFirmware, checkQemuInstalled, dumpMachineDtb, machineArgs } from '../../sdk/disk/qemu';
+import { UBOOT_ENV_SIZE, VIRT_PFLASH_BANK_BYTES } from '../../sdk/disk/run-arm64';
+import { encodeUbootEnv } from '../../sdk/disk/uboot-env';
+import { buildFit } from '../../sdk/fit/fit';
+import { mergePublicKeyIntoDtb, readPublicKeysFromDtb } from '../../sdk/fit/keydtb';
+import type { RsaSigner } from '../../sdk/fit/signer';
+import { dummyArm64Kernel } from './uboot-console';
 import { seededRandom, type LineNoise } from './noisy-proxy';
 
 export interface UbootRigOptions {

@@ -4,7 +4,7 @@
 // the real console driver for `signet flash` lives in sdk/flash.
 
 import { spawn } from 'node:child_process';
-import { GuestConsole } from '../disk/qemu';
+import { GuestConsole } from '../../sdk/disk/qemu';
 
 export const UBOOT_QEMU_ARM64 = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
 export const QEMU_AARCH64 = 'qemu-system-aarch64';

@@ -9,8 +9,9 @@
  *
  * The proxy owns the wrapped link: it is the link's only reader and closes it on close().
  */
-import { BufferedTransport, type Transport } from './transport';
-import { TransportError } from './transport-errors';
+import { BufferedTransport } from '../../sdk/flash/transport-buffered';
+import { TransportError } from '../../sdk/flash/transport-errors';
+import type { Transport } from '../../sdk/flash/transport-types';
 
 export interface LineNoise {
   /** Probability that a byte is replaced by a different value. */

@@ -5,8 +5,8 @@
  *   const link = new MockTransport();
  *   link.onWrite((bytes) => { if (bytes[0] === SOH) link.emitData([ACK]); });
  */
-import { BufferedTransport } from './transport';
-import { TransportError } from './transport-errors';
+import { BufferedTransport } from '../../sdk/flash/transport-buffered';
+import { TransportError } from '../../sdk/flash/transport-errors';
 
 export class MockTransport extends BufferedTransport {
   readonly address: string;
