@@ -140,7 +140,7 @@ describe('k-of-n threshold', () => {
   it('the same key twice counts once, and signing twice is refused', async () => {
     const [a] = ks23.targets.map((k) => k.signer);
     const one = await makeImage({ signers: [a] });
-    await expect(addSignature(one, a)).rejects.toMatchObject({ code: 'E_SIG_BLOCK' });
+    await expect(addSignature(one, a)).rejects.toMatchObject({ code: 'E_ALREADY_SIGNED' });
     // Forge a duplicate entry by hand: the verifier must not count it twice.
     const layout = decodeLayout(one);
     const { encodeImage } = await import('../sdk/image/format');

@@ -58,7 +58,8 @@ function main(): void {
     // (freshness matters for updates, which the OTA agent checks).
     root = verifyTrustedRoot(utf8Encode(cfg.root), crypto, null);
   } catch (e) {
-    log('boot[RECOVERY] reason=' + errorCode(e) + ' what=root');
+    // E_ROOT, the image format's verdict for an unusable trust anchor; detail= says why.
+    log('boot[RECOVERY] reason=E_ROOT what=root detail=' + errorCode(e));
     halt();
     return;
   }

@@ -8,8 +8,7 @@
  * ES5-safe: it runs unchanged on Node and on Duktape inside the guest.
  */
 import type { ImageCrypto } from '../../sdk/image/crypto';
-import { ImageError } from '../../sdk/image/errors';
-import { decodeHeader, imageSizeFrom, sigBlockOffset, SIG_BLOCK_HEADER_SIZE, HEADER_SIZE } from '../../sdk/image/format';
+import { checkHeaderCaps, checkImageFitsSlot, decodeHeader, imageSizeFrom, sigBlockOffset, SIG_BLOCK_HEADER_SIZE, HEADER_SIZE } from '../../sdk/image/format';
 import { verifyImage, type VerifiedImage } from '../../sdk/image/verify';
 import { verifyRootUpdate, type RootSigned } from '../../sdk/ota/metadata';
 import { bytesEqual } from '../../sdk/util/bytes';
@@ -54,10 +53,10 @@ export function readSlotImage(dev: BlockDevice): Uint8Array {
   const head = readBytes(dev, 0, HEADER_SIZE);
   if (isErased(head)) throw new BootError('E_SLOT_EMPTY', 'slot holds no image');
   const h = decodeHeader(head);
-  const sigOff = sigBlockOffset(h);
-  if (sigOff + SIG_BLOCK_HEADER_SIZE > size) throw new ImageError('E_SIZE_CAP', 'image header describes more than the slot holds');
-  const total = imageSizeFrom(h, readBytes(dev, sigOff, SIG_BLOCK_HEADER_SIZE), size);
-  if (total > size) throw new ImageError('E_SIZE_CAP', 'image is larger than the slot');
+  // The same slot rules as verifyImage's `slotBytes` (docs/image-format.md §5 step 1–2).
+  checkHeaderCaps(h, undefined, size);
+  const total = imageSizeFrom(h, readBytes(dev, sigBlockOffset(h), SIG_BLOCK_HEADER_SIZE));
+  checkImageFitsSlot(total, size);
   return readBytes(dev, 0, total);
 }
 
@@ -139,7 +138,7 @@ export class BootStage {
       minSecurityCounter: floor,
       now: this.env.now(),
       crypto: this.env.crypto,
-      maxPayloadBytes: slotBytes(dev),
+      slotBytes: slotBytes(dev),
     });
     return { slot, trial: false, image, app: image.payloads[0].bytes };
   }
@@ -324,10 +323,10 @@ export class BootStage {
     const dev = this.env.slots[target];
     const opts = {
       root: this.trustedRoot(), board: this.env.board, minSecurityCounter: s.securityFloor,
-      now: this.env.now(), crypto: this.env.crypto, maxPayloadBytes: slotBytes(dev),
+      now: this.env.now(), crypto: this.env.crypto, slotBytes: slotBytes(dev),
     };
-    const verified = verifyImage(bytes, opts); // refuses before anything is written
-    if (bytes.length > slotBytes(dev)) throw new BootError('E_SLOT_TOO_SMALL', 'image of ' + bytes.length + ' bytes does not fit the slot');
+    // Refuses before anything is written; an image larger than the slot is E_SIZE_CAP, as at boot.
+    const verified = verifyImage(bytes, opts);
 
     if (slotStatus(s, target) !== 'empty') {
       const n = withSlotStatus(s, target, 'empty');

@@ -46,7 +46,7 @@ export async function addSignature(image: Uint8Array, signer: Signer): Promise<U
   if (!keyid || keyid.length !== 32) throw new ImageError('E_SIG_BLOCK', 'signer key id is not 32 bytes of hex');
   for (const s of layout.signatures) {
     if (toHex(s.keyid) === signer.keyid) {
-      throw new ImageError('E_SIG_BLOCK', 'image is already signed by key ' + signer.keyid.slice(0, 16));
+      throw new ImageError('E_ALREADY_SIGNED', 'this key (' + signer.keyid.slice(0, 16) + ') has already signed the image');
     }
   }
   const signature = await signer.sign(layout.signedBytes);

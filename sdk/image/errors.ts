@@ -21,8 +21,10 @@ export type ImageErrorCode =
   | 'E_BOARD' // built for another board
   | 'E_EXPIRED' // past its expiry time
   | 'E_ROLLBACK' // security counter below the minimum
-  | 'E_ROOT'; // the trust root given to the verifier is unusable
+  | 'E_ROOT' // the trust root given to the verifier is unusable
+  | 'E_ALREADY_SIGNED'; // signing, not verifying: this key has already signed the image
 
+/** The closed set of verification verdicts (docs/image-format.md §5); signing adds E_ALREADY_SIGNED. */
 export const IMAGE_ERROR_CODES: readonly ImageErrorCode[] = [
   'E_TRUNCATED', 'E_MAGIC', 'E_VERSION', 'E_HEADER', 'E_SIZE_CAP', 'E_SIG_BLOCK', 'E_TRAILING_DATA',
   'E_MANIFEST', 'E_SIGNATURE', 'E_UNKNOWN_KEY', 'E_THRESHOLD', 'E_DIGEST', 'E_BOARD', 'E_EXPIRED',
@@ -46,6 +48,7 @@ const HINTS: Record<ImageErrorCode, string> = {
   E_EXPIRED: 'the image is past its expiry; build and sign a new release',
   E_ROLLBACK: 'the image is older than what the device accepts; publish one with a higher --security-counter',
   E_ROOT: 'check the root metadata file (`--root`)',
+  E_ALREADY_SIGNED: 'nothing to do: each key signs once; add another targets key to reach the threshold',
 };
 
 export class ImageError extends hintedError<ImageErrorCode>('ImageError', HINTS) {}

@@ -173,14 +173,42 @@ export function imageSizeFrom(h: ImageHeader, sigHeader: Uint8Array, maxPayload?
   return sigBlockOffset(h) + SIG_BLOCK_HEADER_SIZE + count * SIG_ENTRY_SIZE;
 }
 
-/** Split an image into its parts, checking every size. No cryptography here. */
-export function decodeLayout(b: Uint8Array, maxPayload?: number): ImageLayout {
+/**
+ * The caps a verifier imposes beyond the format's, judged from the header alone (before any
+ * read whose size comes from it): a tighter payload cap, and the slot the image must fit —
+ * the header, manifest, payload and signature-block header must fit it.
+ */
+export function checkHeaderCaps(h: ImageHeader, maxPayload?: number, slotBytes?: number): void {
+  if (maxPayload !== undefined && h.payloadSize > maxPayload) {
+    throw new ImageError('E_SIZE_CAP', 'payload size ' + h.payloadSize + ' exceeds the cap of ' + maxPayload + ' bytes');
+  }
+  if (slotBytes !== undefined && sigBlockOffset(h) + SIG_BLOCK_HEADER_SIZE > slotBytes) {
+    throw new ImageError('E_SIZE_CAP', 'the header describes an image of at least ' + (sigBlockOffset(h) + SIG_BLOCK_HEADER_SIZE) + ' bytes, the slot holds ' + slotBytes);
+  }
+}
+
+/** The whole image must fit the slot (after the signature count is known). */
+export function checkImageFitsSlot(total: number, slotBytes?: number): void {
+  if (slotBytes !== undefined && total > slotBytes) {
+    throw new ImageError('E_SIZE_CAP', 'the image is ' + total + ' bytes, the slot holds ' + slotBytes);
+  }
+}
+
+/**
+ * Split an image into its parts, checking every size. No cryptography here. Order
+ * (docs/image-format.md §5 steps 1–2): header and its caps, the verifier's caps (payload,
+ * slot), length up to the signature-block header, the signature-block header, the slot
+ * again with the signature count, then the exact length.
+ */
+export function decodeLayout(b: Uint8Array, maxPayload?: number, slotBytes?: number): ImageLayout {
   const header = decodeHeader(b);
+  checkHeaderCaps(header, maxPayload, slotBytes);
   const sigOff = sigBlockOffset(header);
   if (b.length < sigOff + SIG_BLOCK_HEADER_SIZE) {
     throw new ImageError('E_TRUNCATED', 'file is ' + b.length + ' bytes but the header describes at least ' + (sigOff + SIG_BLOCK_HEADER_SIZE));
   }
   const total = imageSizeFrom(header, b.subarray(sigOff, sigOff + SIG_BLOCK_HEADER_SIZE), maxPayload);
+  checkImageFitsSlot(total, slotBytes);
   if (b.length < total) throw new ImageError('E_TRUNCATED', 'file is ' + b.length + ' bytes, the image is ' + total);
   if (b.length > total) throw new ImageError('E_TRAILING_DATA', (b.length - total) + ' bytes follow the end of the image');
   const signatures: SignatureEntry[] = [];

@@ -6,6 +6,7 @@
  */
 import { asciiDecode, isUint, utf8Encode } from '../util/bytes';
 import { canonicalString } from '../util/canonical-json';
+import { parseStrictJson } from '../util/strict-json';
 import { ImageError } from './errors';
 
 export type PayloadType = 'app' | 'asset';
@@ -39,23 +40,48 @@ export interface Manifest {
 
 export const APP_PAYLOAD_NAME = 'app.js';
 export const MAX_PAYLOADS = 64;
-export const MAX_DEPENDENCIES = 4096;
+/**
+ * Reachable within the manifest cap: the smallest entry, `{"bytes":0,"kind":"app","name":"a"}`
+ * plus its comma, is 36 bytes, and 1024 of them take 36 KiB of the 64 KiB manifest.
+ */
+export const MAX_DEPENDENCIES = 1024;
+/** Every string in the manifest is at most this many characters. */
+export const MAX_STRING = 256;
 const MAX_TIME = 0xffffffffff; // year 36812: any real timestamp fits, nonsense does not
 const MAX_U32 = 0xffffffff;
 
 export const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 export const BOARD_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 export const SERVICE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-const PAYLOAD_NAME = /^[A-Za-z0-9._-][A-Za-z0-9._\/-]{0,127}$/;
-const ENGINE = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** One segment of a payload name: no `.` or `..` (checked in safePayloadName). */
+const PAYLOAD_SEGMENT = /^[A-Za-z0-9._-]+$/;
+export const MAX_PAYLOAD_NAME = 128;
+export const ENGINE = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** A dependency name is a label (a module path as the bundler names it), never a file path. */
+export const DEPENDENCY_NAME = /^[\x21-\x7e][\x20-\x7e]{0,255}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 type Check = (v: unknown) => string | null; // null = fine, else what is wrong
 
 function str(re: RegExp, what: string): Check {
   return function (v) {
-    return typeof v === 'string' && v.length <= 256 && re.test(v) ? null : 'must be ' + what;
+    return typeof v === 'string' && v.length <= MAX_STRING && re.test(v) ? null : 'must be ' + what;
   };
+}
+
+/**
+ * A payload name is a relative path someone may write to disk: 1–128 characters, segments
+ * separated by single `/`, each segment of [A-Za-z0-9._-] and neither `.` nor `..`. So no
+ * leading or trailing `/`, no `//`, no backslash, no control character, no way out of the
+ * folder it is written under.
+ */
+export function safePayloadName(v: unknown): boolean {
+  if (typeof v !== 'string' || v.length < 1 || v.length > MAX_PAYLOAD_NAME) return false;
+  const segs = v.split('/');
+  for (let i = 0; i < segs.length; i++) {
+    if (!PAYLOAD_SEGMENT.test(segs[i]) || segs[i] === '.' || segs[i] === '..') return false;
+  }
+  return true;
 }
 function uint(max: number): Check {
   return function (v) {
@@ -87,14 +113,16 @@ interface FieldSpec {
 }
 
 const PAYLOAD_FIELDS: FieldSpec[] = [
-  { name: 'name', required: true, check: str(PAYLOAD_NAME, 'a file name of 1-128 characters [A-Za-z0-9._/-]') },
+  { name: 'name', required: true, check: function (v) {
+    return safePayloadName(v) ? null : 'must be a relative path of 1-128 characters: segments of [A-Za-z0-9._-] joined by single "/", none "." or ".."';
+  } },
   { name: 'type', required: true, check: oneOf(['app', 'asset']) },
   { name: 'size', required: true, check: uint(MAX_U32) },
   { name: 'sha256', required: true, check: str(HEX64, '64 lowercase hex digits') },
 ];
 
 const DEPENDENCY_FIELDS: FieldSpec[] = [
-  { name: 'name', required: true, check: str(/^[\x21-\x7e][\x20-\x7e]{0,255}$/, 'printable ASCII of 1-256 characters') },
+  { name: 'name', required: true, check: str(DEPENDENCY_NAME, 'printable ASCII of 1-256 characters, not starting with a space') },
   { name: 'kind', required: true, check: oneOf(['app', 'sdk', 'third-party']) },
   { name: 'bytes', required: true, check: uint(MAX_U32) },
 ];
@@ -167,9 +195,9 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   if (text === null) throw new ImageError('E_MANIFEST', 'manifest contains bytes outside printable ASCII');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseStrictJson(text);
   } catch (e) {
-    throw new ImageError('E_MANIFEST', 'manifest is not valid JSON', e);
+    throw new ImageError('E_MANIFEST', 'manifest is not strict JSON: ' + (e as Error).message, e);
   }
   const m = validateManifest(parsed);
   if (canonicalString(m) !== text) throw new ImageError('E_MANIFEST', 'manifest is not in canonical form');

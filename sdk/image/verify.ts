@@ -4,8 +4,10 @@
  * stage, the OTA agent, `signet verify` and `signet flash` all run exactly this code.
  *
  * Steps, in order (docs/image-format.md §Verification):
- *   1. layout    header fields, caps, exact length (decodeLayout)
- *   2. signature ≥ threshold distinct trusted `targets` keys sign header+manifest
+ *   1. layout    header fields, caps (format's and slot's), exact length (decodeLayout)
+ *   1b. root     the trust anchor is usable (E_ROOT); after the layout, so that a bad root
+ *                never hides what is wrong with the image's structure
+ *   2. signature ≥ threshold distinct trusted `targets` public keys sign header+manifest
  *   3. manifest  canonical, known fields only, well-typed
  *   4. board     manifest.board === board
  *   5. expiry    manifest.expires > now (only when a clock is available)
@@ -14,6 +16,7 @@
  * Authenticity comes before any use of manifest content; policy before the costly hashing.
  */
 import { bytesEqual, fromHex, toHex } from '../util/bytes';
+import { isSignetError } from '../util/errors';
 import type { RootSigned } from '../ota/metadata';
 import type { ImageCrypto } from './crypto';
 import { ImageError } from './errors';
@@ -21,16 +24,22 @@ import { decodeLayout, type ImageHeader } from './format';
 import { decodeManifest, type Manifest } from './manifest';
 
 export interface VerifyOptions {
-  /** The verified root metadata (`signed` part) whose `targets` role signs images. */
-  root: RootSigned;
+  /**
+   * The verified root metadata (`signed` part) whose `targets` role signs images, or a
+   * function that verifies and returns it: called after the layout checks, and whatever it
+   * throws becomes E_ROOT (the image format's closed set of verdicts).
+   */
+  root: RootSigned | (() => RootSigned);
   board: string;
   /** The lowest security counter accepted (the device's floor). Default 0. */
   minSecurityCounter?: number;
   /** Unix seconds now, or null/undefined where the device has no trustworthy clock. */
   now?: number | null;
   crypto: ImageCrypto;
-  /** A tighter payload cap than the format's (e.g. the slot size). */
+  /** A tighter payload cap than the format's. */
   maxPayloadBytes?: number;
+  /** The slot the image must fit (board's slot size): the whole image, E_SIZE_CAP if not. */
+  slotBytes?: number;
 }
 
 export interface SignatureCheck {
@@ -47,16 +56,32 @@ export interface VerifiedImage {
   totalSize: number;
 }
 
+function resolveRoot(r: VerifyOptions['root']): RootSigned {
+  if (typeof r !== 'function') return r;
+  try {
+    return r();
+  } catch (e) {
+    if (e instanceof ImageError) throw e;
+    const code = isSignetError(e) ? e.code : 'invalid';
+    const msg = e && typeof (e as Error).message === 'string' ? (e as Error).message : String(e);
+    throw new ImageError('E_ROOT', 'root metadata refused (' + code + '): ' + msg, e);
+  }
+}
+
 export function verifyImage(bytes: Uint8Array, opts: VerifyOptions): VerifiedImage {
   const crypto = opts.crypto;
   // 1. layout
-  const layout = decodeLayout(bytes, opts.maxPayloadBytes);
+  const layout = decodeLayout(bytes, opts.maxPayloadBytes, opts.slotBytes);
 
-  // 2. signatures
-  const role = opts.root && opts.root.roles && opts.root.roles.targets;
-  if (!role || !(role.threshold >= 1)) throw new ImageError('E_ROOT', 'root metadata has no usable targets role');
+  // 1b. the trust anchor
+  const root = resolveRoot(opts.root);
+  const role = root && root.roles && root.roles.targets;
+  if (!role || !(role.threshold >= 1) || !root.keys) throw new ImageError('E_ROOT', 'root metadata has no usable targets role');
+
+  // 2. signatures: each distinct trusted public key counts once, whatever key id names it
   const checks: SignatureCheck[] = [];
   const seen: Record<string, boolean> = {};
+  const seenKey: Record<string, boolean> = {};
   let valid = 0;
   let invalid = 0;
   let known = 0;
@@ -67,12 +92,18 @@ export function verifyImage(bytes: Uint8Array, opts: VerifyOptions): VerifiedIma
       continue;
     }
     seen[keyid] = true;
-    const key = role.keyids.indexOf(keyid) >= 0 ? opts.root.keys[keyid] : undefined;
-    const pub = key ? fromHex(key.keyval.public) : null;
+    const key = role.keyids.indexOf(keyid) >= 0 && Object.prototype.hasOwnProperty.call(root.keys, keyid) ? root.keys[keyid] : undefined;
+    const pub = key && key.keyval ? fromHex(key.keyval.public) : null;
     if (!pub) {
       checks.push({ keyid, status: 'unknown-key' });
       continue;
     }
+    const pubHex = '$' + toHex(pub);
+    if (seenKey[pubHex]) {
+      checks.push({ keyid, status: 'duplicate' });
+      continue;
+    }
+    seenKey[pubHex] = true;
     known++;
     if (crypto.ed25519Verify(layout.signatures[i].signature, layout.signedBytes, pub)) {
       valid++;

@@ -5,6 +5,7 @@
  */
 import { fromHex, toHex, utf8Decode } from '../util/bytes';
 import { canonicalBytes } from '../util/canonical-json';
+import { parseStrictJson } from '../util/strict-json';
 import type { ImageCrypto } from '../image/crypto';
 import { MetadataError } from './errors';
 
@@ -79,15 +80,20 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && Object.prototype.toString.call(v) !== '[object Array]';
 }
 
+function isPosInt(v: unknown): v is number {
+  return typeof v === 'number' && v >= 1 && Math.floor(v) === v && v <= 9007199254740991;
+}
+
 /** Parse UTF-8 JSON bytes of an envelope; E_META_FORMAT for anything that is not one. */
 export function parseEnvelope(bytes: Uint8Array): Envelope<unknown> {
   const text = utf8Decode(bytes);
   if (text === null) throw new MetadataError('E_META_FORMAT', 'metadata is not valid UTF-8');
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    // Strict: duplicate keys, floats and integers beyond 2^53 - 1 are refused (util/strict-json.ts).
+    v = parseStrictJson(text);
   } catch (e) {
-    throw new MetadataError('E_META_FORMAT', 'metadata is not valid JSON', e);
+    throw new MetadataError('E_META_FORMAT', 'metadata is not strict JSON: ' + (e as Error).message, e);
   }
   if (!isObject(v) || !isObject(v.signed) || Object.prototype.toString.call(v.signatures) !== '[object Array]') {
     throw new MetadataError('E_META_FORMAT', 'metadata must be an object with "signed" and "signatures"');
@@ -95,16 +101,43 @@ export function parseEnvelope(bytes: Uint8Array): Envelope<unknown> {
   return v as unknown as Envelope<unknown>;
 }
 
+/** The fields root metadata's `signed` object has; any other is refused (fail closed). */
+const ROOT_FIELDS = ['_type', 'consistent_snapshot', 'expires', 'keys', 'roles', 'spec_version', 'version'];
+const SPEC = /^1\.\d{1,4}(\.\d{1,4})?$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+function onlyFields(o: Record<string, unknown>, allowed: string[], what: string, code: 'E_META_FORMAT' | 'E_META_KEY'): void {
+  const names = Object.keys(o);
+  for (let i = 0; i < names.length; i++) {
+    if (allowed.indexOf(names[i]) < 0) throw new MetadataError(code, what + ' has a field this verifier does not know: ' + JSON.stringify(names[i]));
+  }
+}
+
+/**
+ * A key object must be exactly `{"keytype":"ed25519","keyval":{"public":<64 hex>},"scheme":"ed25519"}`:
+ * no other field (`keyid_hash_algorithms`, `keyval.private`, …). Extra fields would give one
+ * public key many key ids (the id hashes the whole object), and a private part has no business
+ * in metadata. Returns the raw public key.
+ */
+export function checkKeyObject(k: unknown, what: string): Uint8Array {
+  if (!isObject(k) || k.keytype !== 'ed25519' || k.scheme !== 'ed25519' || !isObject(k.keyval) ||
+      typeof k.keyval.public !== 'string' || !HEX64.test(k.keyval.public)) {
+    throw new MetadataError('E_META_KEY', what + ' is not an ed25519 key this verifier supports');
+  }
+  onlyFields(k, ['keytype', 'keyval', 'scheme'], what, 'E_META_KEY');
+  onlyFields(k.keyval, ['public'], what + ' keyval', 'E_META_KEY');
+  return fromHex(k.keyval.public) as Uint8Array;
+}
+
 /** Check the shape of root metadata, fail closed on anything we do not understand. */
 export function checkRootShape(s: unknown, crypto: ImageCrypto): RootSigned {
   if (!isObject(s)) throw new MetadataError('E_META_FORMAT', 'root "signed" is not an object');
   if (s._type !== 'root') throw new MetadataError('E_META_TYPE', 'expected root metadata, got _type ' + JSON.stringify(s._type));
-  if (typeof s.spec_version !== 'string' || !/^1\.\d+(\.\d+)?$/.test(s.spec_version)) {
+  if (typeof s.spec_version !== 'string' || !SPEC.test(s.spec_version)) {
     throw new MetadataError('E_META_SPEC', 'unsupported TUF spec_version ' + JSON.stringify(s.spec_version));
   }
-  if (typeof s.version !== 'number' || s.version < 1 || Math.floor(s.version) !== s.version) {
-    throw new MetadataError('E_META_FORMAT', 'root version must be a positive integer');
-  }
+  onlyFields(s, ROOT_FIELDS, 'root metadata', 'E_META_FORMAT');
+  if (!isPosInt(s.version)) throw new MetadataError('E_META_FORMAT', 'root version must be an integer from 1 to 2^53 - 1');
   if (typeof s.expires !== 'string' || isNaN(parseUtc(s.expires))) {
     throw new MetadataError('E_META_FORMAT', 'root expires must be YYYY-MM-DDTHH:MM:SSZ');
   }
@@ -112,30 +145,35 @@ export function checkRootShape(s: unknown, crypto: ImageCrypto): RootSigned {
   if (!isObject(s.keys) || !isObject(s.roles)) throw new MetadataError('E_META_FORMAT', 'root needs "keys" and "roles" objects');
   const keys = s.keys as Record<string, unknown>;
   const keyNames = Object.keys(keys);
+  const publics: Record<string, string> = {};
   for (let i = 0; i < keyNames.length; i++) {
-    const k = keys[keyNames[i]];
-    if (!isObject(k) || k.keytype !== 'ed25519' || k.scheme !== 'ed25519' || !isObject(k.keyval) ||
-        typeof k.keyval.public !== 'string' || !/^[0-9a-f]{64}$/.test(k.keyval.public)) {
-      throw new MetadataError('E_META_KEY', 'key ' + keyNames[i] + ' is not an ed25519 key this verifier supports');
-    }
-    if (keyIdOf(k as unknown as PublicKey, crypto) !== keyNames[i]) {
+    const raw = checkKeyObject(keys[keyNames[i]], 'key ' + keyNames[i]);
+    if (keyIdOf(keys[keyNames[i]] as PublicKey, crypto) !== keyNames[i]) {
       throw new MetadataError('E_META_KEY', 'key id ' + keyNames[i] + ' does not match its key');
     }
+    // With the closed key shape this cannot happen; it is the rule that matters, so check it.
+    const pub = toHex(raw);
+    if (publics['$' + pub]) throw new MetadataError('E_META_KEY', 'public key ' + pub.slice(0, 16) + '… is listed under two key ids');
+    publics['$' + pub] = keyNames[i];
   }
   const roles = s.roles as Record<string, unknown>;
+  onlyFields(roles, TOP_LEVEL_ROLES, 'root roles', 'E_META_FORMAT');
   for (let i = 0; i < TOP_LEVEL_ROLES.length; i++) {
     const r = roles[TOP_LEVEL_ROLES[i]];
-    if (!isObject(r) || Object.prototype.toString.call(r.keyids) !== '[object Array]' ||
-        typeof r.threshold !== 'number' || r.threshold < 1 || Math.floor(r.threshold) !== r.threshold) {
+    if (!isObject(r) || Object.prototype.toString.call(r.keyids) !== '[object Array]' || !isPosInt(r.threshold)) {
       throw new MetadataError('E_META_FORMAT', 'root role "' + TOP_LEVEL_ROLES[i] + '" needs keyids and a threshold ≥ 1');
     }
+    onlyFields(r, ['keyids', 'threshold'], 'root role "' + TOP_LEVEL_ROLES[i] + '"', 'E_META_FORMAT');
     const ids = r.keyids as unknown[];
+    const seen: Record<string, boolean> = {};
     for (let j = 0; j < ids.length; j++) {
       if (typeof ids[j] !== 'string' || !Object.prototype.hasOwnProperty.call(keys, ids[j] as string)) {
         throw new MetadataError('E_META_KEY', 'role "' + TOP_LEVEL_ROLES[i] + '" names key ' + String(ids[j]) + ' that root does not list');
       }
+      if (seen['$' + ids[j]]) throw new MetadataError('E_META_KEY', 'role "' + TOP_LEVEL_ROLES[i] + '" lists key ' + ids[j] + ' twice');
+      seen['$' + ids[j]] = true;
     }
-    if (r.threshold > ids.length) {
+    if ((r.threshold as number) > ids.length) {
       throw new MetadataError('E_META_FORMAT', 'role "' + TOP_LEVEL_ROLES[i] + '" threshold ' + r.threshold + ' exceeds its ' + ids.length + ' keys');
     }
   }
@@ -143,9 +181,10 @@ export function checkRootShape(s: unknown, crypto: ImageCrypto): RootSigned {
 }
 
 /**
- * Count distinct keys of `role` (as defined in `trusted`) with a valid signature over the
- * canonical bytes of `envelope.signed`, and refuse below the threshold. Signatures by other
- * keys are ignored, as the spec says.
+ * Count distinct *public keys* of `role` (as defined in `trusted`) with a valid signature over
+ * the canonical bytes of `envelope.signed`, and refuse below the threshold. A key is counted
+ * once however many key ids or signature entries name it. Signatures by other keys are
+ * ignored, as the spec says.
  */
 export function checkThreshold(envelope: Envelope<unknown>, trusted: RootSigned, role: RoleName, crypto: ImageCrypto): number {
   const r = trusted.roles[role];
@@ -155,17 +194,18 @@ export function checkThreshold(envelope: Envelope<unknown>, trusted: RootSigned,
   for (let i = 0; i < envelope.signatures.length; i++) {
     const s = envelope.signatures[i] as unknown;
     if (!isObject(s) || typeof s.keyid !== 'string' || typeof s.sig !== 'string') continue;
-    if (counted[s.keyid] || r.keyids.indexOf(s.keyid) < 0) continue;
+    if (r.keyids.indexOf(s.keyid) < 0 || !Object.prototype.hasOwnProperty.call(trusted.keys, s.keyid)) continue;
     const key = trusted.keys[s.keyid];
+    if (counted['$' + key.keyval.public]) continue;
     const pub = fromHex(key.keyval.public);
     const sig = fromHex(s.sig);
     if (pub && sig && crypto.ed25519Verify(sig, message, pub)) {
-      counted[s.keyid] = true;
+      counted['$' + key.keyval.public] = true;
       valid++;
     }
   }
   if (valid < r.threshold) {
-    throw new MetadataError('E_META_THRESHOLD', role + ' metadata has ' + valid + ' valid signature(s), needs ' + r.threshold);
+    throw new MetadataError('E_META_THRESHOLD', role + ' metadata has ' + valid + ' valid signature(s) by distinct keys, needs ' + r.threshold);
   }
   return valid;
 }
