@@ -292,6 +292,82 @@ describe('signet-host (host build)', () => {
   });
 });
 
+describe('signet-host event loop (libuv, signet_native.uv)', () => {
+  it('runs timers in order of due time, then start order, and exits when no handle is left', () => {
+    const r = runScript(
+      `var uv = n.uv, k = 0;
+       uv.timerStart(function (e) { n.print('b ' + e); }, 20, 0);
+       uv.timerStart(function (e) { n.print('a ' + e); }, 10, 0);
+       uv.timerStart(function (e) { if (e === 'timeout') n.print('c'); }, 20, 0);
+       var iv = uv.timerStart(function (e) { if (e === 'timeout' && ++k === 3) { n.print('interval x3'); uv.close(iv); } }, 1, 1);
+       var off = uv.timerStart(function (e) { n.print('off ' + e); }, 5, 0);
+       uv.close(off);
+       n.print('script returned');`,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.lines).toEqual(['script returned', 'off close', 'interval x3', 'a timeout', 'a close', 'b timeout', 'c', 'b close']);
+  });
+
+  it('serves TCP (listen, accept, read, write, half-close, close) and UDP to itself on loopback', () => {
+    const r = runScript(
+      `var uv = n.uv, enc = new TextEncoder(), dec = new TextDecoder();
+       var srv = uv.tcpListen(function (ev, id) {
+         if (ev !== 'connection') return;
+         uv.setHandler(id, function (ev, d) {
+           if (ev === 'data') uv.write(id, d);
+           else if (ev === 'end') uv.shutdown(id);
+           else if (ev === 'shutdown') uv.close(id);
+         });
+         uv.readStart(id);
+       }, '127.0.0.1', 0, 16);
+       var addr = uv.address(srv);
+       var got = '';
+       var c = uv.tcpConnect(function (ev, a) {
+         if (ev === 'connect') { n.print('connect ' + a + ' ' + uv.remoteAddress(c).port === addr.port); uv.readStart(c); uv.write(c, enc.encode('ping ')); uv.write(c, enc.encode('pong')); uv.shutdown(c); }
+         else if (ev === 'data') got += dec.decode(a);
+         else if (ev === 'end') { n.print('echo ' + got); uv.close(c); uv.close(srv); }
+       }, '127.0.0.1', addr.port);
+       var u = uv.udpBind(function (ev, b, from, port) {
+         if (ev === 'message') { n.print('udp ' + dec.decode(b) + ' from ' + from + (port === uv.address(u).port ? ' (itself)' : '')); uv.close(u); }
+       }, '127.0.0.1', 0);
+       uv.udpSend(u, enc.encode('datagram'), '127.0.0.1', uv.address(u).port);
+       try { uv.tcpListen(function () {}, '127.0.0.1', addr.port, 1); } catch (e) { n.print('second listen: ' + e.code); }
+       try { uv.tcpConnect(function () {}, 'localhost', 1); } catch (e) { n.print(e.name); }`,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.lines.slice(0, 2)).toEqual(['second listen: EADDRINUSE', 'TypeError']);
+    expect([...r.lines.slice(2)].sort()).toEqual(['echo ping pong', 'false', 'udp datagram from 127.0.0.1 (itself)'].sort());
+  });
+
+  it('a peer refusing the connection is a connect event with the libuv code; a stale id is a TypeError', () => {
+    const r = runScript(
+      `var uv = n.uv;
+       var s = uv.tcpListen(function () {}, '127.0.0.1', 0, 1), port = uv.address(s).port;
+       uv.close(s);
+       var c = uv.tcpConnect(function (ev, code) { n.print(ev + ' ' + code); if (ev === 'connect') { uv.close(c); } }, '127.0.0.1', port);
+       try { uv.readStart(s); } catch (e) { n.print(e.name); }`,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.lines).toEqual(['TypeError', 'connect ECONNREFUSED', 'close undefined']);
+  });
+
+  it('reports an exception thrown in a handler with its file and line, keeps the loop running, exits 70', () => {
+    const r = runScript(
+      `var uv = n.uv;
+       uv.timerStart(function (e) {
+         if (e === 'timeout') throw new Error('handler failed');
+       }, 1, 0);
+       uv.timerStart(function (e) { if (e === 'timeout') n.print('later timer still fired'); }, 20, 0);`,
+    );
+    expect(r.status).toBe(70);
+    expect(r.lines).toEqual(['later timer still fired']);
+    // Line 5 of the file: the PRELUDE takes two lines.
+    expect(r.stderr).toMatch(/^host\[ERROR\] uncaught in a 'timeout' handler at .*script-\d+\.js:5: Error: handler failed\n\s+at /);
+  });
+});
+
 // ELF header fields, read by hand so the check does not trust the build.
 function elfInfo(path: string) {
   const b = readFileSync(path);

@@ -1,13 +1,14 @@
 /**
- * Builds signet-host (host.c + Duktape + libsodium) for the machine we run on
+ * Builds signet-host (host.c + Duktape + libsodium + libuv) for the machine we run on
  * or, with a Debian cross compiler, as a static binary for a board's initramfs.
  *
  * The engine source is Debian's duktape-dev (`/usr/share/duktape/duktape.c`)
- * and ed25519 verification Debian's libsodium-dev for the target's
- * architecture (`libsodium.a` and its headers), both fetched with fetchDeb,
- * never the system include or library folders. Outputs are cached under
+ * ed25519 verification Debian's libsodium-dev and the event loop Debian's
+ * libuv1-dev for the target's architecture (`libsodium.a`, `libuv_a.a` and
+ * their headers), all fetched with fetchDeb, never the system include or
+ * library folders. Outputs are cached under
  * `<cache>/native/<target>-<hash>/signet-host`, the hash covering host.c, the
- * engine source, the libsodium package and archive, the compiler's identity
+ * engine source, the library packages and archives, the compiler's identity
  * and every flag; the engine object (the slow part) is cached on its own so
  * editing host.c relinks in a second.
  */
@@ -70,12 +71,15 @@ export function nativeTargetSpec(target: NativeTarget): NativeTargetSpec {
 const CFLAGS = ['-O2', '-std=gnu99', '-D_FILE_OFFSET_BITS=64'];
 /** Static everywhere: the initramfs has no libc, and host tests run it chrooted as PID 1. */
 const LDFLAGS = ['-static', '-s'];
-const LIBS = ['-lm'];
+/** libuv wants threads (its thread pool is only started for file and DNS work, which we do not use). */
+const LIBS = ['-lm', '-lpthread'];
 
 const ENGINE_FILES = ['duktape.c', 'duktape.h', 'duk_config.h'] as const;
 
 /** Debian's package with libsodium's static archive and headers, fetched for the target's arch. */
 export const SODIUM_PACKAGE = 'libsodium-dev';
+/** Debian's package with libuv's static archive (libuv_a.a) and headers: the event loop. */
+export const UV_PACKAGE = 'libuv1-dev';
 
 /** The Debian architecture whose libraries a target links. */
 export function nativeTargetDebianArch(target: NativeTarget): DebianArch {
@@ -137,30 +141,37 @@ async function engineDir(cacheDir: string): Promise<string> {
   return dir;
 }
 
-interface Sodium {
-  /** Folder holding sodium.h and sodium/. */
+/** A static library from a Debian -dev package of the target's architecture. */
+interface StaticLib {
+  /** Folder holding its headers. */
   include: string;
-  /** The static archive, usr/lib/<triple>/libsodium.a. */
+  /** The static archive, usr/lib/<triple>/<archive>. */
   archive: string;
   /** What identifies it in the cache hash: the package stamp (version, .deb SHA-256). */
   stamp: Buffer;
 }
 
-async function sodium(target: NativeTarget, cacheDir: string): Promise<Sodium> {
+/** The static libraries host.c links, in link order: package, archive file, a header that must be there. */
+const STATIC_LIBS = [
+  { pkg: SODIUM_PACKAGE, archive: 'libsodium.a', header: 'sodium.h' },
+  { pkg: UV_PACKAGE, archive: 'libuv_a.a', header: 'uv.h' },
+] as const;
+
+async function staticLib(target: NativeTarget, cacheDir: string, want: (typeof STATIC_LIBS)[number]): Promise<StaticLib> {
   const arch = nativeTargetDebianArch(target);
-  const root = await fetchDeb(SODIUM_PACKAGE, arch, { cacheDir, acceptCached: true });
+  const root = await fetchDeb(want.pkg, arch, { cacheDir, acceptCached: true });
   const include = join(root, 'usr', 'include');
   const libRoot = join(root, 'usr', 'lib');
   let archives: string[] = [];
   try {
-    archives = (await readdir(libRoot)).map((d) => join(libRoot, d, 'libsodium.a')).filter((f) => existsSync(f));
+    archives = (await readdir(libRoot)).map((d) => join(libRoot, d, want.archive)).filter((f) => existsSync(f));
   } catch {
     // reported below
   }
-  if (archives.length !== 1 || !existsSync(join(include, 'sodium.h'))) {
+  if (archives.length !== 1 || !existsSync(join(include, want.header))) {
     throw new NativeBuildError(
       'E_NATIVE_LIB_MISSING',
-      `Debian's ${SODIUM_PACKAGE}:${arch} has ${archives.length} usr/lib/*/libsodium.a (expected 1) or no usr/include/sodium.h — delete ${root} and retry`,
+      `Debian's ${want.pkg}:${arch} has ${archives.length} usr/lib/*/${want.archive} (expected 1) or no usr/include/${want.header} — delete ${root} and retry`,
     );
   }
   return { include, archive: archives[0]!, stamp: await readFile(join(root, '.signet-deb.json')) };
@@ -206,13 +217,15 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
   const cc = await compilerId(spec);
   const engine = await engineDir(cacheDir);
   const engineSources = await Promise.all(ENGINE_FILES.map((f) => readFile(join(engine, f))));
-  const lib = await sodium(target, cacheDir);
+  const libs = await Promise.all(STATIC_LIBS.map((l) => staticLib(target, cacheDir, l)));
   const hostC = hostSourcePath();
   const hostSource = await readFile(hostC);
 
   const nativeDir = join(cacheDir, 'native');
   const engineKey = digest([cc, ...CFLAGS, ...engineSources]);
-  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, hostSource, ...engineSources, '--', lib.stamp, await readFile(lib.archive)]);
+  const libParts: Buffer[] = [];
+  for (const l of libs) libParts.push(l.stamp, await readFile(l.archive));
+  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, hostSource, ...engineSources, '--', ...libParts]);
   const outDir = join(nativeDir, `${target}-${outKey}`);
   const binary = join(outDir, 'signet-host');
   if (existsSync(binary)) return binary;
@@ -225,14 +238,14 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
     const include = `-I${engine}`;
     const hostObj = join(tmp, 'host.o');
     await Promise.all([
-      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, `-I${lib.include}`, '-c', hostC, '-o', hostObj], spec),
+      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, ...libs.map((l) => `-I${l.include}`), '-c', hostC, '-o', hostObj], spec),
       existsSync(engineObj)
         ? Promise.resolve()
         : run(spec.cc, [...CFLAGS, include, '-c', join(engine, 'duktape.c'), '-o', join(tmp, 'duktape.o')], spec).then(() =>
             rename(join(tmp, 'duktape.o'), engineObj),
           ),
     ]);
-    await run(spec.cc, [...LDFLAGS, '-o', join(tmp, 'signet-host'), hostObj, engineObj, lib.archive, ...LIBS], spec);
+    await run(spec.cc, [...LDFLAGS, '-o', join(tmp, 'signet-host'), hostObj, engineObj, ...libs.map((l) => l.archive), ...LIBS], spec);
     await rm(hostObj);
     await chmod(tmp, 0o755); // mkdtemp made it private
     await publish(tmp, outDir);

@@ -4,7 +4,7 @@ export type NativeBuildErrorCode =
   | 'E_NATIVE_TARGET' // unknown build target
   | 'E_NATIVE_CC_MISSING' // the (cross) compiler for the target is not installed
   | 'E_NATIVE_ENGINE_MISSING' // duktape-dev did not contain the engine source
-  | 'E_NATIVE_LIB_MISSING' // libsodium-dev did not contain libsodium.a and sodium.h
+  | 'E_NATIVE_LIB_MISSING' // a -dev package (libsodium-dev, libuv1-dev) lacked its static archive or header
   | 'E_NATIVE_SOURCE_MISSING' // host.c is not where the SDK expects it
   | 'E_NATIVE_COMPILE'; // the compiler or linker failed
 

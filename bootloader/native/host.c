@@ -9,8 +9,11 @@
  *
  * The script sees one global object, signet_native; see README.md beside
  * this file. Duktape's default configuration is kept; the engine source comes
- * from Debian's duktape-dev package, and ed25519 verification from Debian's
- * libsodium-dev (libsodium.a, linked statically; bootloader/native/build.ts).
+ * from Debian's duktape-dev package, ed25519 verification from Debian's
+ * libsodium-dev (libsodium.a) and the event loop (timers, TCP, UDP) from
+ * Debian's libuv1-dev (libuv_a.a), both linked statically
+ * (bootloader/native/build.ts). When the script returns, the host runs the
+ * event loop until no handle keeps it alive.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,9 +33,15 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include "duktape.h"
 #include <sodium.h>
+#include <uv.h>
 
 /* <linux/fs.h> clashes with <sys/mount.h> on glibc 2.36; this is its value. */
 #ifndef BLKGETSIZE64
@@ -499,6 +508,630 @@ static duk_ret_t n_exit(duk_context *ctx) {
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Event loop: libuv timers, TCP and UDP (signet_native.uv)                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Every libuv handle the script opens is a small record in a slot table; the
+ * script sees an id (slot + 65536 * generation, so a stale id never reaches a
+ * reused slot). Each handle has one JS handler, kept in the heap stash until
+ * libuv has closed the handle, called as handler(event, ...args). The JS side
+ * (sdk/runtime) builds the Node-like API on these events:
+ *
+ *   timer: 'timeout'
+ *   tcp:   'connection' id | 'connect' [code, message] | 'data' bytes | 'end'
+ *          | 'written' [code, message] | 'shutdown' [code, message] | 'error' code, message
+ *   udp:   'message' bytes, address, port | 'sent' [code, message] | 'error' code, message
+ *   all:   'close' (last event; the id is invalid afterwards)
+ *
+ * An exception thrown by a handler is reported (host[ERROR] with the handler's
+ * file and line, then the stack) and the loop goes on; in host mode the exit
+ * status becomes 70.
+ */
+#define UV_SLOT_BITS 16
+#define UV_MAX_SLOTS (1u << UV_SLOT_BITS)
+#define UV_READ_BUFFER 65536
+#define UV_STASH_KEY "uvHandlers"
+
+enum { UVH_TIMER = 1, UVH_TCP, UVH_UDP };
+
+typedef struct uvh {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_timer_t timer;
+        uv_tcp_t tcp;
+        uv_udp_t udp;
+    } u;
+    double id;
+    int kind;
+    int closing;
+    int oneshot; /* timer without repeat: closed after it fires */
+} uvh;
+
+typedef struct {
+    uv_write_t req;
+    uvh *h;
+    /* the bytes follow */
+} uv_write_ctx;
+
+typedef struct {
+    uv_udp_send_t req;
+    uvh *h;
+} uv_send_ctx;
+
+static duk_context *g_ctx;
+static uvh **g_uv_slots;
+static uint32_t *g_uv_gens;
+static uint32_t g_uv_cap;
+static int g_uv_running;
+static int g_uncaught_in_loop;
+static char g_uv_readbuf[UV_READ_BUFFER];
+
+static duk_ret_t report_error(duk_context *ctx, void *udata);
+
+static uvh *uvh_new(duk_context *ctx, int kind) {
+    uint32_t i;
+    uvh *h;
+    for (i = 0; i < g_uv_cap && g_uv_slots[i] != NULL; i++) {}
+    if (i == g_uv_cap) {
+        uint32_t ncap = g_uv_cap ? g_uv_cap * 2 : 64;
+        uvh **ns;
+        uint32_t *ng;
+        if (ncap > UV_MAX_SLOTS) (void)duk_range_error(ctx, "uv: all %u handles in use", UV_MAX_SLOTS);
+        ns = (uvh **)realloc(g_uv_slots, ncap * sizeof(*ns));
+        if (ns == NULL) (void)duk_range_error(ctx, "uv: out of memory");
+        g_uv_slots = ns;
+        ng = (uint32_t *)realloc(g_uv_gens, ncap * sizeof(*ng));
+        if (ng == NULL) (void)duk_range_error(ctx, "uv: out of memory");
+        g_uv_gens = ng;
+        memset(g_uv_slots + g_uv_cap, 0, (ncap - g_uv_cap) * sizeof(*ns));
+        memset(g_uv_gens + g_uv_cap, 0, (ncap - g_uv_cap) * sizeof(*ng));
+        g_uv_cap = ncap;
+    }
+    h = (uvh *)calloc(1, sizeof(*h));
+    if (h == NULL) (void)duk_range_error(ctx, "uv: out of memory");
+    g_uv_gens[i]++;
+    h->id = (double)g_uv_gens[i] * UV_MAX_SLOTS + i;
+    h->kind = kind;
+    h->u.handle.data = h;
+    g_uv_slots[i] = h;
+    return h;
+}
+
+static uvh *uvh_lookup(double id) {
+    uint32_t i;
+    if (!(id >= 0) || floor(id) != id || id > MAX_SAFE_INTEGER) return NULL;
+    i = (uint32_t)fmod(id, (double)UV_MAX_SLOTS);
+    if (i >= g_uv_cap || g_uv_slots[i] == NULL || g_uv_slots[i]->id != id) return NULL;
+    return g_uv_slots[i];
+}
+
+/* The open (not closing) handle with the id at idx, of one of the kinds in mask. */
+static uvh *require_uvh(duk_context *ctx, duk_idx_t idx, int kind_mask) {
+    double id = duk_require_number(ctx, idx);
+    uvh *h = uvh_lookup(id);
+    if (h == NULL || h->closing || !((1 << h->kind) & kind_mask)) (void)duk_type_error(ctx, "uv: invalid or closed handle %.0f", id);
+    return h;
+}
+
+static void stash_handlers(duk_context *ctx) {
+    duk_push_global_stash(ctx);
+    if (!duk_get_prop_string(ctx, -1, UV_STASH_KEY)) {
+        duk_pop(ctx);
+        duk_push_object(ctx);
+        duk_dup_top(ctx);
+        duk_put_prop_string(ctx, -3, UV_STASH_KEY);
+    }
+    duk_remove(ctx, -2);
+}
+
+static void set_handler(duk_context *ctx, uvh *h, duk_idx_t fn_idx) {
+    fn_idx = duk_normalize_index(ctx, fn_idx);
+    stash_handlers(ctx);
+    duk_push_number(ctx, h->id);
+    duk_dup(ctx, fn_idx);
+    duk_put_prop(ctx, -3);
+    duk_pop(ctx);
+}
+
+static void drop_handler(duk_context *ctx, uvh *h) {
+    stash_handlers(ctx);
+    duk_push_number(ctx, h->id);
+    duk_del_prop(ctx, -2);
+    duk_pop(ctx);
+}
+
+/* "host[ERROR] uncaught in a <event> handler at <file>:<line>: <String(err)>", then the stack. */
+static duk_ret_t report_callback_error(duk_context *ctx, void *udata) {
+    const char *event = (const char *)udata;
+    int fd = g_is_pid1 ? 1 : 2;
+    char where[320];
+    where[0] = '\0';
+    if (duk_is_object(ctx, 0)) {
+        const char *file;
+        double line;
+        duk_get_prop_string(ctx, 0, "fileName");
+        duk_get_prop_string(ctx, 0, "lineNumber");
+        file = duk_is_string(ctx, -2) ? duk_get_string(ctx, -2) : NULL;
+        line = duk_is_number(ctx, -1) ? duk_get_number(ctx, -1) : 0;
+        if (file != NULL) snprintf(where, sizeof(where), " at %s:%.0f", file, line);
+        duk_pop_2(ctx);
+    }
+    duk_push_sprintf(ctx, "host[ERROR] uncaught in a '%s' handler%s: ", event, where);
+    duk_dup(ctx, 0);
+    duk_safe_to_string(ctx, -1);
+    duk_concat(ctx, 2);
+    write_line(fd, "", duk_get_string(ctx, -1));
+    duk_pop(ctx);
+    if (duk_is_error(ctx, 0)) {
+        duk_get_prop_string(ctx, 0, "stack");
+        if (duk_is_string(ctx, -1)) {
+            const char *nl = strchr(duk_get_string(ctx, -1), '\n');
+            if (nl != NULL) write_line(fd, "", nl + 1);
+        }
+        duk_pop(ctx);
+    }
+    return 0;
+}
+
+/* Pushes h's handler and the event name; returns 0 (nothing pushed) if it has none. */
+static int emit_begin(uvh *h, const char *event) {
+    duk_context *ctx = g_ctx;
+    stash_handlers(ctx);
+    duk_push_number(ctx, h->id);
+    duk_get_prop(ctx, -2);
+    duk_remove(ctx, -2);
+    if (!duk_is_function(ctx, -1)) {
+        duk_pop(ctx);
+        return 0;
+    }
+    duk_push_string(ctx, event);
+    return 1;
+}
+
+/* Calls the handler pushed by emit_begin with `nargs` more values; reports a throw. */
+static void emit_end(const char *event, duk_idx_t nargs) {
+    duk_context *ctx = g_ctx;
+    if (duk_pcall(ctx, nargs + 1) != DUK_EXEC_SUCCESS) {
+        g_uncaught_in_loop = 1;
+        if (duk_safe_call(ctx, report_callback_error, (void *)event, 1, 1) != DUK_EXEC_SUCCESS) {
+            write_line(g_is_pid1 ? 1 : 2, "host[ERROR] ", "(error while reporting an error)");
+        }
+    }
+    duk_pop(ctx);
+}
+
+static void emit0(uvh *h, const char *event) {
+    if (emit_begin(h, event)) emit_end(event, 0);
+}
+
+/* event(code, message) for a libuv error, event() for status 0. */
+static void emit_status(uvh *h, const char *event, int status) {
+    if (!emit_begin(h, event)) return;
+    if (status < 0) {
+        duk_push_string(g_ctx, uv_err_name(status));
+        duk_push_string(g_ctx, uv_strerror(status));
+        emit_end(event, 2);
+    } else {
+        emit_end(event, 0);
+    }
+}
+
+static void on_uv_close(uv_handle_t *handle) {
+    uvh *h = (uvh *)handle->data;
+    uint32_t i = (uint32_t)fmod(h->id, (double)UV_MAX_SLOTS);
+    emit0(h, "close");
+    drop_handler(g_ctx, h);
+    g_uv_slots[i] = NULL;
+    free(h);
+}
+
+static void uvh_close(uvh *h) {
+    if (h->closing) return;
+    h->closing = 1;
+    uv_close(&h->u.handle, on_uv_close);
+}
+
+/* Throws an Error whose .code is libuv's name for rc (EADDRINUSE...). */
+static duk_ret_t throw_uv(duk_context *ctx, int rc, const char *what) {
+    duk_push_error_object(ctx, DUK_ERR_ERROR, "%s: %s (%s)", what, uv_strerror(rc), uv_err_name(rc));
+    duk_push_string(ctx, uv_err_name(rc));
+    duk_put_prop_string(ctx, -2, "code");
+    return duk_throw(ctx);
+}
+
+/* A numeric IPv4 or IPv6 address and a port; no name lookups. */
+static void require_sockaddr(duk_context *ctx, duk_idx_t host_idx, duk_idx_t port_idx, struct sockaddr_storage *out) {
+    const char *host = duk_require_string(ctx, host_idx);
+    int port = (int)require_uint(ctx, port_idx, 65535, "port");
+    memset(out, 0, sizeof(*out));
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0) return;
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0) return;
+    (void)duk_type_error(ctx, "'%s' is not a numeric IPv4 or IPv6 address", host);
+}
+
+/* Pushes { address, port, family } for a socket address. */
+static void push_sockaddr(duk_context *ctx, const struct sockaddr *sa) {
+    char name[64] = "";
+    int port = 0;
+    const char *family = "IPv4";
+    if (sa->sa_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)sa, name, sizeof(name));
+        port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+        family = "IPv6";
+    } else {
+        uv_ip4_name((const struct sockaddr_in *)sa, name, sizeof(name));
+        port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    }
+    duk_push_object(ctx);
+    duk_push_string(ctx, name);
+    duk_put_prop_string(ctx, -2, "address");
+    duk_push_int(ctx, port);
+    duk_put_prop_string(ctx, -2, "port");
+    duk_push_string(ctx, family);
+    duk_put_prop_string(ctx, -2, "family");
+}
+
+static void require_handler(duk_context *ctx, duk_idx_t idx) {
+    if (!duk_is_function(ctx, idx)) (void)duk_type_error(ctx, "uv: the handler must be a function");
+}
+
+/* --- timers --- */
+
+static void on_timer(uv_timer_t *t) {
+    uvh *h = (uvh *)t->data;
+    emit0(h, "timeout");
+    if (h->oneshot) uvh_close(h);
+}
+
+/* timerStart(handler, timeoutMs, repeatMs) -> id. repeatMs 0: one shot, closed after it fires. */
+static duk_ret_t n_uv_timer_start(duk_context *ctx) {
+    double timeout, repeat;
+    uvh *h;
+    require_handler(ctx, 0);
+    timeout = require_uint(ctx, 1, MAX_SAFE_INTEGER, "timer timeout");
+    repeat = require_uint(ctx, 2, MAX_SAFE_INTEGER, "timer repeat");
+    h = uvh_new(ctx, UVH_TIMER);
+    uv_timer_init(uv_default_loop(), &h->u.timer);
+    set_handler(ctx, h, 0);
+    h->oneshot = repeat == 0;
+    uv_update_time(uv_default_loop()); /* the loop's clock is cached; the script may have run long */
+    uv_timer_start(&h->u.timer, on_timer, (uint64_t)timeout, (uint64_t)repeat);
+    duk_push_number(ctx, h->id);
+    return 1;
+}
+
+/* --- TCP --- */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+    (void)handle;
+    (void)suggested;
+    /* One buffer serves every stream: read callbacks run one at a time and
+     * copy what they got into a new Uint8Array before returning. */
+    buf->base = g_uv_readbuf;
+    buf->len = sizeof(g_uv_readbuf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    uvh *h = (uvh *)stream->data;
+    if (nread > 0) {
+        if (!emit_begin(h, "data")) return;
+        memcpy(push_uint8array(g_ctx, (duk_size_t)nread), buf->base, (size_t)nread);
+        emit_end("data", 1);
+    } else if (nread == UV_EOF) {
+        uv_read_stop(stream);
+        emit0(h, "end");
+    } else if (nread < 0) {
+        uv_read_stop(stream);
+        emit_status(h, "error", (int)nread);
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    uvh *h = (uvh *)server->data;
+    uvh *c;
+    int rc;
+    if (status < 0) {
+        emit_status(h, "error", status);
+        return;
+    }
+    c = uvh_new(g_ctx, UVH_TCP);
+    uv_tcp_init(uv_default_loop(), &c->u.tcp);
+    rc = uv_accept(server, &c->u.stream);
+    if (rc < 0) {
+        uvh_close(c);
+        emit_status(h, "error", rc);
+        return;
+    }
+    if (!emit_begin(h, "connection")) {
+        uvh_close(c);
+        return;
+    }
+    duk_push_number(g_ctx, c->id);
+    emit_end("connection", 1);
+}
+
+/* tcpListen(handler, host, port, backlog) -> id. The handler gets 'connection' with the new
+ * connection's id, whose handler is set with setHandler before readStart. */
+static duk_ret_t n_uv_tcp_listen(duk_context *ctx) {
+    struct sockaddr_storage sa;
+    int backlog, rc;
+    uvh *h;
+    require_handler(ctx, 0);
+    require_sockaddr(ctx, 1, 2, &sa);
+    backlog = (int)require_uint(ctx, 3, 65535, "backlog");
+    h = uvh_new(ctx, UVH_TCP);
+    uv_tcp_init(uv_default_loop(), &h->u.tcp);
+    set_handler(ctx, h, 0);
+    rc = uv_tcp_bind(&h->u.tcp, (const struct sockaddr *)&sa, 0);
+    if (rc == 0) rc = uv_listen(&h->u.stream, backlog > 0 ? backlog : 128, on_connection);
+    if (rc < 0) {
+        drop_handler(ctx, h); /* the call throws: no events for a handle the script never got */
+        uvh_close(h);
+        duk_push_sprintf(ctx, "listen %s:%d", duk_get_string(ctx, 1), duk_get_int(ctx, 2));
+        return throw_uv(ctx, rc, duk_get_string(ctx, -1));
+    }
+    duk_push_number(ctx, h->id);
+    return 1;
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+    uvh *h = (uvh *)req->data;
+    free(req);
+    emit_status(h, "connect", status);
+}
+
+/* tcpConnect(handler, host, port) -> id; the handler gets 'connect' (with code, message on failure). */
+static duk_ret_t n_uv_tcp_connect(duk_context *ctx) {
+    struct sockaddr_storage sa;
+    uv_connect_t *req;
+    int rc;
+    uvh *h;
+    require_handler(ctx, 0);
+    require_sockaddr(ctx, 1, 2, &sa);
+    req = (uv_connect_t *)malloc(sizeof(*req));
+    if (req == NULL) return duk_range_error(ctx, "uv: out of memory");
+    h = uvh_new(ctx, UVH_TCP);
+    uv_tcp_init(uv_default_loop(), &h->u.tcp);
+    set_handler(ctx, h, 0);
+    req->data = h;
+    rc = uv_tcp_connect(req, &h->u.tcp, (const struct sockaddr *)&sa, on_connect);
+    if (rc < 0) {
+        free(req);
+        drop_handler(ctx, h); /* the call throws: no events for a handle the script never got */
+        uvh_close(h);
+        duk_push_sprintf(ctx, "connect %s:%d", duk_get_string(ctx, 1), duk_get_int(ctx, 2));
+        return throw_uv(ctx, rc, duk_get_string(ctx, -1));
+    }
+    duk_push_number(ctx, h->id);
+    return 1;
+}
+
+static duk_ret_t n_uv_set_handler(duk_context *ctx) {
+    uvh *h = require_uvh(ctx, 0, (1 << UVH_TIMER) | (1 << UVH_TCP) | (1 << UVH_UDP));
+    require_handler(ctx, 1);
+    set_handler(ctx, h, 1);
+    return 0;
+}
+
+static duk_ret_t n_uv_read_start(duk_context *ctx) {
+    uvh *h = require_uvh(ctx, 0, 1 << UVH_TCP);
+    int rc = uv_read_start(&h->u.stream, on_alloc, on_read);
+    if (rc < 0 && rc != UV_EALREADY) return throw_uv(ctx, rc, "readStart");
+    return 0;
+}
+
+static duk_ret_t n_uv_read_stop(duk_context *ctx) {
+    uvh *h = require_uvh(ctx, 0, 1 << UVH_TCP);
+    uv_read_stop(&h->u.stream);
+    return 0;
+}
+
+static void on_write(uv_write_t *req, int status) {
+    uv_write_ctx *w = (uv_write_ctx *)req;
+    uvh *h = w->h;
+    free(w);
+    emit_status(h, "written", status);
+}
+
+/* write(id, bytes): queued in order; the handler gets one 'written' per call, in order. */
+static duk_ret_t n_uv_write(duk_context *ctx) {
+    uvh *h = require_uvh(ctx, 0, 1 << UVH_TCP);
+    duk_size_t len;
+    const void *p = duk_require_buffer_data(ctx, 1, &len);
+    uv_write_ctx *w;
+    uv_buf_t buf;
+    int rc;
+    if (len > MAX_IO_LENGTH) return duk_range_error(ctx, "write: %lu bytes is too many", (unsigned long)len);
+    w = (uv_write_ctx *)malloc(sizeof(*w) + len);
+    if (w == NULL) return duk_range_error(ctx, "write: out of memory");
+    w->h = h;
+    if (len > 0) memcpy(w + 1, p, len);
+    buf = uv_buf_init((char *)(w + 1), (unsigned int)len);
+    rc = uv_write(&w->req, &h->u.stream, &buf, 1, on_write);
+    if (rc < 0) {
+        free(w);
+        return throw_uv(ctx, rc, "write");
+    }
+    duk_push_number(ctx, (double)h->u.stream.write_queue_size);
+    return 1;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+    uvh *h = (uvh *)req->data;
+    free(req);
+    emit_status(h, "shutdown", status);
+}
+
+/* shutdown(id): half-close after queued writes; the handler gets 'shutdown'. */
+static duk_ret_t n_uv_shutdown(duk_context *ctx) {
+    uvh *h = require_uvh(ctx, 0, 1 << UVH_TCP);
+    uv_shutdown_t *req = (uv_shutdown_t *)malloc(sizeof(*req));
+    int rc;
+    if (req == NULL) return duk_range_error(ctx, "shutdown: out of memory");
+    req->data = h;
+    rc = uv_shutdown(req, &h->u.stream, on_shutdown);
+    if (rc < 0) {
+        free(req);
+        return throw_uv(ctx, rc, "shutdown");
+    }
+    return 0;
+}
+
+static duk_ret_t n_uv_no_delay(duk_context *ctx) {
+    uvh *h = require_uvh(ctx, 0, 1 << UVH_TCP);
+    int rc = uv_tcp_nodelay(&h->u.tcp, duk_to_boolean(ctx, 1));
+    if (rc < 0) return throw_uv(ctx, rc, "setNoDelay");
+    return 0;
+}
+
+/* address(id) / remoteAddress(id) -> { address, port, family } */
+static duk_ret_t uv_name(duk_context *ctx, int peer) {
+    uvh *h = require_uvh(ctx, 0, (1 << UVH_TCP) | (1 << UVH_UDP));
+    struct sockaddr_storage sa;
+    int len = sizeof(sa), rc;
+    memset(&sa, 0, sizeof(sa));
+    if (h->kind == UVH_UDP) rc = peer ? UV_ENOTSUP : uv_udp_getsockname(&h->u.udp, (struct sockaddr *)&sa, &len);
+    else rc = peer ? uv_tcp_getpeername(&h->u.tcp, (struct sockaddr *)&sa, &len) : uv_tcp_getsockname(&h->u.tcp, (struct sockaddr *)&sa, &len);
+    if (rc < 0) return throw_uv(ctx, rc, peer ? "remoteAddress" : "address");
+    push_sockaddr(ctx, (const struct sockaddr *)&sa);
+    return 1;
+}
+
+static duk_ret_t n_uv_address(duk_context *ctx) { return uv_name(ctx, 0); }
+static duk_ret_t n_uv_remote_address(duk_context *ctx) { return uv_name(ctx, 1); }
+
+/* --- UDP --- */
+
+static void on_udp_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags) {
+    uvh *h = (uvh *)udp->data;
+    (void)flags;
+    if (nread < 0) {
+        emit_status(h, "error", (int)nread);
+        return;
+    }
+    if (addr == NULL) return; /* nothing more to read now */
+    if (!emit_begin(h, "message")) return;
+    memcpy(push_uint8array(g_ctx, (duk_size_t)nread), buf->base, (size_t)nread);
+    push_sockaddr(g_ctx, addr);
+    duk_get_prop_string(g_ctx, -1, "address");
+    duk_get_prop_string(g_ctx, -2, "port");
+    duk_remove(g_ctx, -3);
+    emit_end("message", 3);
+}
+
+/* udpBind(handler, host, port) -> id, receiving at once: 'message' bytes, address, port. */
+static duk_ret_t n_uv_udp_bind(duk_context *ctx) {
+    struct sockaddr_storage sa;
+    int rc;
+    uvh *h;
+    require_handler(ctx, 0);
+    require_sockaddr(ctx, 1, 2, &sa);
+    h = uvh_new(ctx, UVH_UDP);
+    uv_udp_init(uv_default_loop(), &h->u.udp);
+    set_handler(ctx, h, 0);
+    rc = uv_udp_bind(&h->u.udp, (const struct sockaddr *)&sa, 0);
+    if (rc == 0) rc = uv_udp_recv_start(&h->u.udp, on_alloc, on_udp_recv);
+    if (rc < 0) {
+        drop_handler(ctx, h); /* the call throws: no events for a handle the script never got */
+        uvh_close(h);
+        duk_push_sprintf(ctx, "bind udp %s:%d", duk_get_string(ctx, 1), duk_get_int(ctx, 2));
+        return throw_uv(ctx, rc, duk_get_string(ctx, -1));
+    }
+    duk_push_number(ctx, h->id);
+    return 1;
+}
+
+static void on_udp_send(uv_udp_send_t *req, int status) {
+    uv_send_ctx *s = (uv_send_ctx *)req;
+    uvh *h = s->h;
+    free(s);
+    emit_status(h, "sent", status);
+}
+
+/* udpSend(id, bytes, host, port): one datagram; the handler gets one 'sent' per call, in order. */
+static duk_ret_t n_uv_udp_send(duk_context *ctx) {
+    uvh *h = require_uvh(ctx, 0, 1 << UVH_UDP);
+    struct sockaddr_storage sa;
+    duk_size_t len;
+    const void *p = duk_require_buffer_data(ctx, 1, &len);
+    uv_send_ctx *s;
+    uv_buf_t buf;
+    int rc;
+    require_sockaddr(ctx, 2, 3, &sa);
+    if (len > 65535) return duk_range_error(ctx, "udpSend: %lu bytes do not fit a datagram", (unsigned long)len);
+    s = (uv_send_ctx *)malloc(sizeof(*s) + len);
+    if (s == NULL) return duk_range_error(ctx, "udpSend: out of memory");
+    s->h = h;
+    if (len > 0) memcpy(s + 1, p, len);
+    buf = uv_buf_init((char *)(s + 1), (unsigned int)len);
+    rc = uv_udp_send(&s->req, &h->u.udp, &buf, 1, (const struct sockaddr *)&sa, on_udp_send);
+    if (rc < 0) {
+        free(s);
+        return throw_uv(ctx, rc, "udpSend");
+    }
+    return 0;
+}
+
+/* --- every kind --- */
+
+/* close(id): the handler's last event is 'close'. Closing twice is a no-op. */
+static duk_ret_t n_uv_close(duk_context *ctx) {
+    uvh *h = uvh_lookup(duk_require_number(ctx, 0));
+    if (h != NULL) uvh_close(h);
+    return 0;
+}
+
+/* ref(id, bool): whether the handle keeps the loop (and so the host) running. */
+static duk_ret_t n_uv_ref(duk_context *ctx) {
+    uvh *h = require_uvh(ctx, 0, (1 << UVH_TIMER) | (1 << UVH_TCP) | (1 << UVH_UDP));
+    if (duk_to_boolean(ctx, 1)) uv_ref(&h->u.handle);
+    else uv_unref(&h->u.handle);
+    return 0;
+}
+
+static duk_ret_t n_uv_now(duk_context *ctx) {
+    duk_push_number(ctx, (double)uv_now(uv_default_loop()));
+    return 1;
+}
+
+/* Runs the loop until no handle keeps it alive. Not from inside a handler. */
+static void run_loop(void) {
+    g_uv_running = 1;
+    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+    g_uv_running = 0;
+}
+
+static duk_ret_t n_uv_run(duk_context *ctx) {
+    if (g_uv_running) return duk_error(ctx, DUK_ERR_ERROR, "uv.run: the loop is already running");
+    run_loop();
+    duk_push_boolean(ctx, g_uncaught_in_loop);
+    return 1;
+}
+
+static const duk_function_list_entry uv_functions[] = {
+    { "timerStart", n_uv_timer_start, 3 },
+    { "tcpListen", n_uv_tcp_listen, 4 },
+    { "tcpConnect", n_uv_tcp_connect, 3 },
+    { "setHandler", n_uv_set_handler, 2 },
+    { "readStart", n_uv_read_start, 1 },
+    { "readStop", n_uv_read_stop, 1 },
+    { "write", n_uv_write, 2 },
+    { "shutdown", n_uv_shutdown, 1 },
+    { "setNoDelay", n_uv_no_delay, 2 },
+    { "address", n_uv_address, 1 },
+    { "remoteAddress", n_uv_remote_address, 1 },
+    { "udpBind", n_uv_udp_bind, 3 },
+    { "udpSend", n_uv_udp_send, 4 },
+    { "close", n_uv_close, 1 },
+    { "ref", n_uv_ref, 2 },
+    { "now", n_uv_now, 0 },
+    { "run", n_uv_run, 0 },
+    { NULL, NULL, 0 }
+};
+
 static const duk_function_list_entry native_functions[] = {
     { "print", n_print, DUK_VARARGS },
     { "blockOpen", n_block_open, 2 },
@@ -534,6 +1167,9 @@ static void register_native(duk_context *ctx, char **args, int nargs) {
     duk_put_prop_string(ctx, -2, "isPid1");
     duk_push_string(ctx, HOST_ARCH);
     duk_put_prop_string(ctx, -2, "arch");
+    duk_push_object(ctx);
+    duk_put_function_list(ctx, -1, uv_functions);
+    duk_put_prop_string(ctx, -2, "uv");
     duk_put_global_string(ctx, "signet_native");
 }
 
@@ -767,6 +1403,7 @@ int main(int argc, char **argv) {
     }
 
     ctx = duk_create_heap(NULL, NULL, NULL, NULL, fatal_handler);
+    g_ctx = ctx;
     if (ctx == NULL) {
         write_line(2, "host[ERROR] ", "cannot create the Duktape heap");
         if (g_is_pid1) host_shutdown(0);
@@ -798,7 +1435,10 @@ int main(int argc, char **argv) {
         flush_stdio();
         return EXIT_UNCAUGHT;
     }
+    duk_pop(ctx);
+    /* The script has set up its timers and sockets: serve until none is left. */
+    run_loop();
     duk_destroy_heap(ctx);
-    host_exit(0);
+    host_exit(g_uncaught_in_loop && !g_is_pid1 ? EXIT_UNCAUGHT : 0);
     return 0;
 }

@@ -98,13 +98,20 @@ function main(): void {
     /** Install API for root rotation: newer root envelopes, oldest first. */
     installRoots: function (links: Uint8Array[]) { return stage.installRootChain(links).version; },
     exit: function (code: number) { log('boot[APP-EXIT] code=' + code); halt(); },
+    /** The event loop the runtime's timers and sockets use (sdk/runtime/binding.ts). */
+    uv: n.uv,
   };
   (Function('return this')() as { __signet_host: unknown }).__signet_host = host;
   try {
     n.evalScript(source, 'app.js');
   } catch (e) {
     log('boot[APP-ERROR] slot=' + choice.slot + ' reason=' + errorCode(e));
+    halt();
+    return;
   }
+  // The app has set up its timers and sockets: serve until none is left. A handler that
+  // throws is reported by the host (host[ERROR] with file and line) and the loop goes on.
+  if (n.uv) n.uv.run();
   halt();
 }
 

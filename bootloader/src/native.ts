@@ -3,6 +3,7 @@
  * `signet_native`. On Node, `node-host.ts` provides the same object so that the *same* ES5
  * bundle runs on both engines (the differential test compares their logs and flash).
  */
+import type { UvBinding } from '../../sdk/runtime/binding';
 import type { BlockDevice } from './block';
 
 export interface SignetNative {
@@ -31,6 +32,8 @@ export interface SignetNative {
   args: string[];
   isPid1: boolean;
   arch: string;
+  /** The event loop (libuv): timers, TCP, UDP. Absent on hosts without one (node-host.ts). */
+  uv?: UvBinding;
 }
 
 /** A device node or disk-image file through the native block calls. */
