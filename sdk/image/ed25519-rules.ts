@@ -30,7 +30,7 @@ const L = [
  * the sign bit (bit 255) is ignored when comparing, which covers both signs of x. y = 0 and
  * y = 1 also appear as their non-canonical forms p and p + 1.
  */
-const SMALL_ORDER: number[][] = [
+export const SMALL_ORDER_ENCODINGS: readonly (readonly number[])[] = [
   // y = 0 (order 4)
   [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
@@ -66,8 +66,8 @@ export function scalarIsCanonical(signature: Uint8Array): boolean {
 
 /** The 32 bytes at `offset` encode a point of small order (sign bit ignored). */
 export function hasSmallOrder(bytes: Uint8Array, offset: number): boolean {
-  for (let k = 0; k < SMALL_ORDER.length; k++) {
-    const e = SMALL_ORDER[k];
+  for (let k = 0; k < SMALL_ORDER_ENCODINGS.length; k++) {
+    const e = SMALL_ORDER_ENCODINGS[k];
     let same = (bytes[offset + 31] & 0x7f) === e[31];
     for (let j = 0; same && j < 31; j++) same = bytes[offset + j] === e[j];
     if (same) return true;

@@ -254,7 +254,7 @@ export async function generateVectors(): Promise<{ files: Map<string, Uint8Array
   const goodRootText = new TextDecoder().decode(await signedRoot(rootSigned(() => {})));
   files.set('root-float.json', utf8Encode(goodRootText.replace('"version":1', '"version":1.0')));
   files.set('root-big-integer.json', utf8Encode(goodRootText.replace('"version":1', '"version":9007199254740993')));
-  files.set('root-duplicate-key.json', utf8Encode(goodRootText.replace('"version":1', '"version":1,"version":2')));
+  files.set('root-duplicate-key.json', utf8Encode(goodRootText.replace('"version":1', '"version":2,"version":1')));
   files.set('root-not-json.json', utf8Encode(goodRootText.slice(0, 40)));
 
   const c = (file: string, expect: string, note: string, over: Partial<VectorCase> = {}): VectorCase => ({
