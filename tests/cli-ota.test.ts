@@ -4,7 +4,7 @@
  * a trial boot and confirms; a revoked device is refused.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,8 +38,9 @@ beforeAll(async () => {
     server.on('exit', (c) => reject(new Error(`server exited ${c}: ${out}`)));
   });
   ok(['device', 'enroll', '--admin', '--id', 'admin', '--keys', at('keys'), '--out', at('admin')]);
-  ok(['device', 'enroll', '--id', 'tv-0001', '--keys', at('keys'), '--out', at('devices/tv-0001')]);
-  ok(['device', 'enroll', '--id', 'tv-0002', '--keys', at('keys'), '--out', at('devices/tv-0002')]);
+  ok(['device', 'enroll', '--id', 'tv-0001', '--board', 'qemu-virt-arm64', '--keys', at('keys'), '--out', at('devices/tv-0001')]);
+  ok(['device', 'enroll', '--id', 'tv-0002', '--board', 'qemu-virt-arm64', '--keys', at('keys'), '--out', at('devices/tv-0002')]);
+  ok(['device', 'enroll', '--id', 'router-1', '--board', 'xen-arm32', '--keys', at('keys'), '--out', at('devices/router-1')]);
 }, 180_000);
 
 afterAll(() => {
@@ -69,6 +70,21 @@ describe('signet server / publish / rollout / device simulate', () => {
 
     const st = signet(['rollout', 'status', '--server', url, '--admin', at('admin')]);
     expect(st.stdout).toMatch(/confirmed 1, failed 0/);
+  });
+
+  it('a device is enrolled for one board: without --board, or claiming another board, it is refused', () => {
+    expectOneLineError(signet(['device', 'enroll', '--id', 'tv-0009', '--keys', at('keys'), '--out', at('devices/tv-0009')]), 'E_IDENTITY_BOARD');
+    expectOneLineError(signet(['device', 'enroll', '--id', 'tv-0009', '--board', 'no-such-board', '--keys', at('keys'), '--out', at('devices/tv-0009')]), 'E_BOARD_UNKNOWN');
+    expectOneLineError(signet(['device', 'enroll', '--id', 'tv-0009', '--board', 'qemu-virt-arm64', '--channel', 'Beta!', '--keys', at('keys'), '--out', at('devices/tv-0009')]), 'E_IDENTITY_BOARD');
+    const info = JSON.parse(readFileSync(at('devices/router-1/identity.json'), 'utf8'));
+    expect(info).toMatchObject({ id: 'router-1', role: 'device', board: 'xen-arm32', channel: 'stable' });
+    // router-1's certificate says xen-arm32: simulating a qemu-virt-arm64 board with it is refused.
+    const r = simulate('router-1', ['--factory', at('app-1.2.0.simg')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^error\[E_FETCH_REFUSED\]: .*HTTP 403/m);
+    // Refused before anything was written: the server does not know router-1.
+    const list = signet(['device', 'list', '--server', url, '--admin', at('admin'), '--json']);
+    expect(JSON.parse(list.stdout).devices.map((d: { id: string }) => d.id)).not.toContain('router-1');
   });
 
   it('a revoked device is refused, and a device without flash needs --factory', () => {

@@ -31,14 +31,14 @@ async function checkin(d: Identity, body: Record<string, unknown>) {
 beforeAll(async () => {
   work = tempDir('signet-dashboard-');
   k = await makeRepoKeys(work);
-  srv = await startTestServer(k, join(work, 'data'));
+  srv = await startTestServer(k, join(work, 'data'), { openLocal: true });
   const admin = await enroll(k, work, 'ops', true);
   await publishImage(k, srv.url, admin, await releaseImage(k, { version: '1.3.0', securityCounter: 4 }), work);
   await publishImage(k, srv.url, admin, await releaseImage(k, { version: '2.0.0', securityCounter: 4, board: 'xen-arm32' }), work);
 
   // A fleet: 12 arm64 devices on 1.2.0, 5 xen devices on 1.9.0, 2 arm64 already on 1.3.0.
   const tvs = quickDevices(k, Array.from({ length: 14 }, (_, i) => `tv-${String(i + 1).padStart(4, '0')}`));
-  const routers = quickDevices(k, Array.from({ length: 5 }, (_, i) => `router-${i + 1}`));
+  const routers = quickDevices(k, Array.from({ length: 5 }, (_, i) => `router-${i + 1}`), { board: 'xen-arm32' });
   for (const d of tvs.slice(0, 12)) await checkin(d, { board: 'qemu-virt-arm64', version: '1.2.0' });
   for (const d of tvs.slice(12)) await checkin(d, { board: 'qemu-virt-arm64', version: '1.3.0', status: 'confirmed' });
   for (const d of routers) await checkin(d, { board: 'xen-arm32', version: '1.9.0' });

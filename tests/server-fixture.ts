@@ -56,6 +56,9 @@ export interface TestServer {
 export async function startTestServer(k: RepoKeys, dataDir: string, opts: {
   clock?: () => number;
   wrapStorage?: (s: SqliteStorage) => Storage;
+  /** `signet server --open-local`: the dashboard and metrics open to loopback clients. */
+  openLocal?: boolean;
+  blobGraceS?: number;
 } = {}): Promise<TestServer> {
   const sk = (f: string) => readFileSync(join(k.serverKeys, f), 'utf8');
   const sqlite = await SqliteStorage.open(dataDir);
@@ -66,6 +69,8 @@ export async function startTestServer(k: RepoKeys, dataDir: string, opts: {
     snapshotSigners: [await loadSigner(join(k.serverKeys, 'snapshot.key'))],
     timestampSigners: [await loadSigner(join(k.serverKeys, 'timestamp.key'))],
     clock: opts.clock,
+    openLocal: opts.openLocal,
+    blobGraceS: opts.blobGraceS,
   });
   const listening = await listenHttps(app, { certPem: sk('server.crt'), keyPem: sk('server.key'), caPem: sk('vendor-ca.crt') }, { port: 0 });
   return {
@@ -77,20 +82,25 @@ export async function startTestServer(k: RepoKeys, dataDir: string, opts: {
   };
 }
 
-export async function enroll(k: RepoKeys, work: string, id: string, admin = false): Promise<Identity> {
+export const DEFAULT_TEST_BOARD = 'qemu-virt-arm64';
+
+/** `signet device enroll` as a library call; devices are enrolled for `board` (default qemu-virt-arm64). */
+export async function enroll(k: RepoKeys, work: string, id: string, admin = false, bind: { board?: string; channel?: string } = {}): Promise<Identity> {
   const out = join(work, 'ids', id);
-  await enrollIdentity({ id, keysDir: k.keys, outDir: out, admin });
+  await enrollIdentity({ id, keysDir: k.keys, outDir: out, admin, ...(admin ? {} : { board: bind.board ?? DEFAULT_TEST_BOARD, channel: bind.channel }) });
   return loadIdentity(out);
 }
 
 /** Many device identities sharing one RSA key (issuing is fast; key generation is not). */
-export function quickDevices(k: RepoKeys, ids: string[]): Identity[] {
-  const first = issueCertificate({ caCertPem: k.ca.certPem, caKeyPem: k.ca.keyPem, commonName: ids[0], role: 'device', days: 30 });
+export function quickDevices(k: RepoKeys, ids: string[], bind: { board?: string; channel?: string } = {}): Identity[] {
+  const board = bind.board ?? DEFAULT_TEST_BOARD;
+  const channel = bind.channel ?? 'stable';
+  const first = issueCertificate({ caCertPem: k.ca.certPem, caKeyPem: k.ca.keyPem, commonName: ids[0], role: 'device', days: 30, board, channel });
   const keyPem = first.keyPem!;
   const publicKeyPem = createPublicKey(keyPem).export({ format: 'pem', type: 'spki' }) as string;
   return ids.map((id, i) => {
-    const c = i === 0 ? first : issueCertificate({ caCertPem: k.ca.certPem, caKeyPem: k.ca.keyPem, commonName: id, role: 'device', days: 30, publicKeyPem });
-    return { id, role: 'device', serial: c.serial, notAfter: c.notAfter.toISOString(), certPem: c.certPem, keyPem, caPem: k.ca.certPem };
+    const c = i === 0 ? first : issueCertificate({ caCertPem: k.ca.certPem, caKeyPem: k.ca.keyPem, commonName: id, role: 'device', days: 30, publicKeyPem, board, channel });
+    return { id, role: 'device', serial: c.serial, notAfter: c.notAfter.toISOString(), board, channel, certPem: c.certPem, keyPem, caPem: k.ca.certPem };
   });
 }
 

@@ -117,8 +117,11 @@ describe('a staged rollout', () => {
     expect(await checkin(d, { version: '1.3.0' })).toEqual({ offer: null, reason: 'up-to-date' });
     expect(await checkin(d, { version: '2.0.0' })).toEqual({ offer: null, reason: 'newer' });
     expect(await checkin(d, { securityCounter: 9 })).toEqual({ offer: null, reason: 'counter-below-floor' });
-    expect(await checkin(d, { channel: 'beta' })).toEqual({ offer: null, reason: 'no-rollout' });
-    expect(await checkin(d, { board: 'xen-arm32' })).toEqual({ offer: null, reason: 'no-rollout' });
+    // Devices enrolled for another channel or board are not in this rollout.
+    const [beta] = quickDevices(k, ['tv-beta'], { channel: 'beta' });
+    const [router] = quickDevices(k, ['router-1'], { board: 'xen-arm32' });
+    expect(await checkin(beta, { channel: 'beta' })).toEqual({ offer: null, reason: 'no-rollout' });
+    expect(await checkin(router, { board: 'xen-arm32' })).toEqual({ offer: null, reason: 'no-rollout' });
     expect((await checkin(d)).offer).not.toBeNull();
   });
 
@@ -175,7 +178,7 @@ describe('a staged rollout', () => {
     const devices = (await adminCall('/api/v1/devices')).json().devices;
     expect(devices.find((d: { id: string }) => d.id === f.id).lastError).toBe('E_SIGNATURE');
 
-    const metrics = (await call(srv.url + '/metrics', { ca: k.ca.certPem })).body.toString();
+    const metrics = (await call(srv.url + '/metrics', { ca: k.ca.certPem, id: admin })).body.toString();
     expect(metrics).toContain(`signet_rollout_state{rollout="${id}",board="${BOARD}",channel="stable",version="1.3.0",state="halted"} 1`);
     expect(metrics).toMatch(/^signet_rollout_halts_total 1$/m);
     expect(metrics).toMatch(/^signet_update_failures_total 2$/m);

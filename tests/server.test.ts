@@ -171,8 +171,9 @@ describe('repository over HTTPS', () => {
     expect(parseRange('items=0-1', 10)).toBeNull();
   });
 
-  it('exposes Prometheus metrics and the dashboard to loopback without a certificate', async () => {
-    const m = await call(srv.url + '/metrics', { ca: k.ca.certPem });
+  it('exposes Prometheus metrics and the dashboard to an admin certificate (loopback needs one too unless --open-local)', async () => {
+    expect((await call(srv.url + '/metrics', { ca: k.ca.certPem })).status).toBe(401);
+    const m = await call(srv.url + '/metrics', { ca: k.ca.certPem, id: admin });
     expect(m.status).toBe(200);
     const text = m.body.toString();
     expect(text).toMatch(/^signet_checkins_total [1-9]\d*$/m);
@@ -180,7 +181,7 @@ describe('repository over HTTPS', () => {
     expect(text).toMatch(/^signet_download_bytes_total\{kind="target"\} [1-9]\d*$/m);
     expect(text).toMatch(/^signet_refusals_total\{code="E_AUTH_NO_CERT"\} [1-9]\d*$/m);
     expect(text).toMatch(/^signet_devices\{board="qemu-virt-arm64",version="1.2.0"\} \d+$/m);
-    const d = await call(srv.url + '/dashboard', { ca: k.ca.certPem });
+    const d = await call(srv.url + '/dashboard', { ca: k.ca.certPem, id: admin });
     expect(d.status).toBe(200);
     expect(d.headers['content-security-policy']).toContain("default-src 'none'");
   });

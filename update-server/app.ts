@@ -12,7 +12,7 @@ import { errorResponse, json, readBody, readJson, type AppRequest, type AppRespo
 import { Metrics, renderMetrics } from './metrics';
 import { Repository } from './repository';
 import { Rollouts } from './rollouts';
-import type { Storage } from './storage';
+import type { AuditAction, Storage } from './storage';
 
 export interface UpdateServerOptions {
   storage: Storage;
@@ -22,8 +22,15 @@ export interface UpdateServerOptions {
   timestampSigners: Signer[];
   /** Unix seconds; tests pass a fake clock. */
   clock?: () => number;
-  /** Serve /dashboard and /metrics to loopback clients without a certificate (default true). */
+  /**
+   * Serve /dashboard and /metrics to loopback clients without a certificate (default false:
+   * any reverse proxy or socat on the same host would pass that exemption on to the network).
+   */
   openLocal?: boolean;
+  /** Unreferenced blobs younger than this are kept (an upload waiting for its publish). Default 1 h. */
+  blobGraceS?: number;
+  /** How often tick() collects unreferenced blobs (seconds). Default 1 h. */
+  blobCollectEveryS?: number;
   snapshotExpiresS?: number;
   timestampExpiresS?: number;
   limits?: Partial<Limits>;
@@ -52,6 +59,8 @@ export interface UpdateServer {
   readonly storage: Storage;
 }
 
+export const DEFAULT_BLOB_GRACE_S = 3600;
+
 const SHA256 = /^[0-9a-f]{64}$/;
 
 type Handler = (req: AppRequest, params: string[]) => Promise<AppResponse>;
@@ -59,7 +68,48 @@ interface Route {
   method: string;
   pattern: RegExp;
   who: CallerRole | 'any' | 'local-or-admin' | 'public';
+  /** Admin writes: the one media type the body must have (default application/json). */
+  accepts?: string;
   run: Handler;
+}
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
+
+/**
+ * Cross-site request forgery: an admin's browser holding an admin certificate must not let
+ * another site's page (a form POST, a no-cors fetch) drive an admin action. Browsers say where
+ * a request comes from in Sec-Fetch-Site (allowed: `same-origin`, and `none` for what the
+ * user typed) and Origin (when sent, it must be this server's own https origin, as the
+ * browser reached it in Host). Clients that are not browsers (the signet CLI) send neither.
+ */
+export function refuseCrossSite(headers: AppRequest['headers']): void {
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    throw new ServerError('E_CROSS_SITE', `refused an admin write from another site (Sec-Fetch-Site: ${site.slice(0, 40)})`);
+  }
+  const origin = headers.origin;
+  if (origin === undefined) return;
+  const own = originOf('https://' + (headers.host ?? ''));
+  if (own === null || originOf(origin) !== own) {
+    throw new ServerError('E_CROSS_SITE', `refused an admin write from origin ${origin.slice(0, 100)}`);
+  }
+}
+
+function originOf(u: string): string | null {
+  try {
+    const url = new URL(u);
+    return url.origin === 'null' ? null : url.origin;
+  } catch {
+    return null;
+  }
+}
+
+/** The body's media type must be `want` (parameters such as charset=utf-8 aside). */
+export function requireMediaType(headers: AppRequest['headers'], want: string): void {
+  const got = (headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (got !== want) {
+    throw new ServerError('E_MEDIA_TYPE', `this admin endpoint takes Content-Type: ${want}, not ${got ? JSON.stringify(got.slice(0, 80)) : 'none'}`);
+  }
 }
 
 export async function createUpdateServer(o: UpdateServerOptions): Promise<UpdateServer> {
@@ -74,13 +124,31 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
   await repository.init(o.rootBytes);
   const fleet = new Fleet(storage, repository, metrics, clock);
   const rollouts = new Rollouts(storage, repository, clock);
-  const openLocal = o.openLocal ?? true;
+  const openLocal = o.openLocal ?? false;
+  const blobGraceS = o.blobGraceS ?? DEFAULT_BLOB_GRACE_S;
+  const collectEveryS = o.blobCollectEveryS ?? 3600;
+  let lastCollect = 0;
+
+  /** One audit record per admin action, written once the action succeeded. */
+  const audit = (req: AppRequest, action: AuditAction, subject: string, detail: Record<string, unknown> = {}) =>
+    storage.audit({ at: clock(), actor: (req as Authed).caller.id, action, subject, detail });
+
+  /** Remove blobs no metadata names, past their grace period; a failure is logged by the next run. */
+  const collectBlobs = async () => {
+    const removed = await repository.collectBlobs(blobGraceS);
+    for (const b of removed) await storage.audit({ at: clock(), actor: 'server', action: 'blob.collect', subject: b.sha256, detail: { length: b.length } });
+    metrics.blobsCollected += removed.length;
+    return removed;
+  };
 
   const metadataFile: Handler = async (_req, [file]) => {
     const bytes = await repository.metadataFile(file);
     if (!bytes) throw new ServerError('E_NOT_FOUND', 'no metadata ' + file);
-    metrics.downloads.metadata++;
-    metrics.downloadBytes.metadata += bytes.length;
+    // A HEAD moves no bytes: it is not a download.
+    if (_req.method !== 'HEAD') {
+      metrics.downloads.metadata++;
+      metrics.downloadBytes.metadata += bytes.length;
+    }
     return {
       status: 200,
       headers: { 'content-type': 'application/json', 'cache-control': file === 'timestamp.json' ? 'no-cache' : 'public, max-age=3600' },
@@ -104,8 +172,10 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
     const useRange = range && (!req.headers['if-range'] || req.headers['if-range'] === headers.etag);
     const [start, end] = useRange ? [range.start, range.end] : [0, st.length - 1];
     const length = st.length === 0 ? 0 : end - start + 1;
-    metrics.downloads.target++;
-    metrics.downloadBytes.target += length;
+    if (req.method !== 'HEAD') {
+      metrics.downloads.target++;
+      metrics.downloadBytes.target += length;
+    }
     if (useRange) headers['content-range'] = `bytes ${start}-${end}/${st.length}`;
     return {
       status: useRange ? 206 : 200,
@@ -137,7 +207,7 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
       },
     },
     {
-      method: 'PUT', pattern: /^\/api\/v1\/blobs\/([0-9a-f]{64})$/, who: 'admin',
+      method: 'PUT', pattern: /^\/api\/v1\/blobs\/([0-9a-f]{64})$/, who: 'admin', accepts: 'application/octet-stream',
       run: async (req, [sha]) => {
         const len = Number(req.headers['content-length']);
         if (!SHA256.test(sha)) throw new ServerError('E_BAD_REQUEST', 'not a SHA-256');
@@ -145,6 +215,7 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
         if (len > limits.target) throw new ServerError('E_TOO_LARGE', `target of ${len} bytes exceeds the ${limits.target}-byte limit`);
         const r = await repository.uploadBlob(sha, len, req.body);
         metrics.uploadBytes += len;
+        await audit(req, 'blob.upload', sha, { length: len, stored: r === 'stored' });
         return json(r === 'stored' ? 201 : 200, { sha256: sha, length: len, stored: r === 'stored' });
       },
     },
@@ -153,33 +224,50 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
       run: async (req) => {
         const r = await repository.publish(await readBody(req.body, limits.metadata));
         metrics.publishes++;
+        await audit(req, 'publish', 'targets v' + r.targetsVersion, { targetsVersion: r.targetsVersion, added: r.added.map((a) => ({ name: a.name, sha256: a.sha256 })) });
+        // A publish can leave blobs unreferenced (an upload it did not name): collect what is past its grace.
+        await collectBlobs().catch(() => undefined);
         return json(200, r);
       },
     },
     {
       method: 'POST', pattern: /^\/api\/v1\/root$/, who: 'admin',
-      run: async (req) => json(200, await repository.updateRoot(await readBody(req.body, limits.metadata))),
+      run: async (req) => {
+        const r = await repository.updateRoot(await readBody(req.body, limits.metadata));
+        await audit(req, 'root.update', 'root v' + r.version, { version: r.version });
+        return json(200, r);
+      },
     },
     { method: 'GET', pattern: /^\/api\/v1\/rollouts$/, who: 'admin', run: async () => json(200, { rollouts: await rollouts.list() }) },
     {
       method: 'POST', pattern: /^\/api\/v1\/rollouts$/, who: 'admin',
-      run: async (req) => json(201, await rollouts.create(await readJson(req.body, limits.json))),
+      run: async (req) => {
+        const r = await rollouts.create(await readJson(req.body, limits.json));
+        await audit(req, 'rollout.create', r.id, { board: r.board, channel: r.channel, version: r.version, target: r.target, percent: r.percent, haltFailureRate: r.haltFailureRate });
+        return json(201, r);
+      },
     },
     { method: 'GET', pattern: /^\/api\/v1\/rollouts\/(r\d{1,9})$/, who: 'admin', run: async (_r, [id]) => json(200, await rollouts.status(id)) },
     {
       method: 'POST', pattern: /^\/api\/v1\/rollouts\/(r\d{1,9})\/(pause|resume|promote)$/, who: 'admin',
       run: async (req, [id, action]) => {
-        if (action === 'pause') return json(200, await rollouts.pause(id));
-        if (action === 'resume') return json(200, await rollouts.resume(id));
-        return json(200, await rollouts.promote(id, await readJson(req.body, limits.json, true)));
+        // Every admin write carries a JSON object, `{}` when it has no parameters: an empty body is refused.
+        const body = await readJson(req.body, limits.json);
+        const before = await rollouts.status(id);
+        const r = action === 'pause' ? await rollouts.pause(id) : action === 'resume' ? await rollouts.resume(id) : await rollouts.promote(id, body);
+        await audit(req, ('rollout.' + action) as AuditAction, id, action === 'promote' ? { from: before.percent, percent: r.percent } : { from: before.state, state: r.state });
+        return json(200, r);
       },
     },
     { method: 'GET', pattern: /^\/api\/v1\/devices$/, who: 'admin', run: async () => json(200, { devices: await fleet.devices(), revoked: await storage.revocations() }) },
     {
       method: 'POST', pattern: /^\/api\/v1\/devices\/([A-Za-z0-9._-]{1,64})\/revoke$/, who: 'admin',
       run: async (req, [id]) => {
-        const body = await readJson(req.body, limits.json, true);
-        return json(200, await fleet.revoke(id, typeof body.reason === 'string' ? body.reason : ''));
+        const body = await readJson(req.body, limits.json);
+        if (typeof body.reason !== 'string' || !body.reason.trim()) throw new ServerError('E_BAD_REQUEST', '"reason" must say why the identity is revoked');
+        const r = await fleet.revoke(id, body.reason);
+        await audit(req, 'device.revoke', id, { reason: r.reason });
+        return json(200, r);
       },
     },
     {
@@ -209,6 +297,7 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
       rollouts: await rollouts.list(),
       devices: await storage.devices(500),
       revocations: await storage.revocations(),
+      audit: await storage.auditLog({ limit: 100 }),
       repository: {
         root: await versions('root'), targets: await versions('targets'), snapshot: await versions('snapshot'),
         timestamp: await versions('timestamp'), targetCount: t ? Object.keys(t.signed.targets).length : 0,
@@ -229,6 +318,10 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
         } else if (r.who !== 'public') {
           (req as Authed).caller = await authenticate(req, storage, r.who);
         }
+        if (r.who === 'admin' && WRITE_METHODS.has(req.method)) {
+          refuseCrossSite(req.headers);
+          requireMediaType(req.headers, r.accepts ?? 'application/json');
+        }
         return await r.run(req, m.slice(1));
       }
       throw allowed ? new ServerError('E_METHOD', `${req.method} is not allowed on ${req.path}`) : new ServerError('E_NOT_FOUND', 'no such endpoint ' + req.path.slice(0, 200));
@@ -244,6 +337,11 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
     handle,
     tick: async () => {
       await repository.refresh();
+      const now = Math.floor(Date.now() / 1000);
+      if (now - lastCollect >= collectEveryS) {
+        lastCollect = now;
+        await collectBlobs();
+      }
     },
     repository,
     fleet,

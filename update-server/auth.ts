@@ -13,6 +13,19 @@ export interface Caller {
   id: string;
   role: CallerRole;
   serial: string | null;
+  /**
+   * Devices: the board and channel bound into the certificate at enrollment (OU `board:<id>`,
+   * `channel:<name>`); null when the certificate carries none (enrolled before binding) or
+   * several (ambiguous), which the fleet refuses.
+   */
+  board: string | null;
+  channel: string | null;
+}
+
+/** The one value of an OU `<prefix>:<value>`, or null when there is none or more than one. */
+function bound(ous: string[], prefix: string): string | null {
+  const v = ous.filter((o) => o.startsWith(prefix + ':'));
+  return v.length === 1 ? v[0].slice(prefix.length + 1) : null;
 }
 
 export async function authenticate(req: AppRequest, storage: Storage, need: CallerRole | 'any'): Promise<Caller> {
@@ -20,6 +33,7 @@ export async function authenticate(req: AppRequest, storage: Storage, need: Call
   if (!c.present) throw new ServerError('E_AUTH_NO_CERT', 'no client certificate presented');
   if (!c.authorized) throw new ServerError('E_AUTH_BAD_CERT', 'client certificate refused (' + (c.authorizationError ?? 'not issued by the vendor CA') + ')');
   if (!c.commonName) throw new ServerError('E_AUTH_BAD_CERT', 'client certificate has no subject CN');
+  // OU values: the role, and for devices `board:…` / `channel:…`.
   const role: CallerRole | null = c.roles.includes('admin') ? 'admin' : c.roles.includes('device') ? 'device' : null;
   if (!role) throw new ServerError('E_AUTH_BAD_CERT', 'client certificate has no Signet role (OU=device or OU=admin)');
   const revoked = await storage.revocation(c.commonName);
@@ -27,7 +41,7 @@ export async function authenticate(req: AppRequest, storage: Storage, need: Call
   if (need !== 'any' && role !== need) {
     throw new ServerError('E_AUTH_ROLE', `${c.commonName} is a${role === 'admin' ? 'n admin' : ' device'}; this endpoint is for ${need}s`);
   }
-  return { id: c.commonName, role, serial: c.serial ?? null };
+  return { id: c.commonName, role, serial: c.serial ?? null, board: bound(c.roles, 'board'), channel: bound(c.roles, 'channel') };
 }
 
 export function isLoopback(address: string): boolean {

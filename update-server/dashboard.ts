@@ -3,8 +3,8 @@
  * value escaped. Fleet by board and version, rollouts with progress and failure rate, devices
  * with their last check-in and last error.
  */
-import type { RolloutStatus } from './rollouts';
-import type { DeviceRecord, FleetRow, RevocationRecord } from './storage';
+import type { RolloutStatus } from './types';
+import type { AuditRecord, DeviceRecord, FleetRow, RevocationRecord } from './storage';
 
 export interface DashboardData {
   now: number;
@@ -12,6 +12,8 @@ export interface DashboardData {
   rollouts: RolloutStatus[];
   devices: DeviceRecord[];
   revocations: RevocationRecord[];
+  /** The most recent admin actions, oldest first. */
+  audit: AuditRecord[];
   repository: { root: number; targets: number; snapshot: number; timestamp: number; targetCount: number };
 }
 
@@ -84,6 +86,30 @@ ${devices.map((d) => `<tr data-device="${h(d.id)}"${revoked.has(d.id) ? ' class=
 </tbody></table>`;
 }
 
+/** What an audit record's detail says, in a few words. */
+export function describeAudit(r: AuditRecord): string {
+  const d = r.detail;
+  switch (r.action) {
+    case 'rollout.create': return `${d.board}/${d.channel} ${d.version} at ${d.percent}% (halts above ${d.haltFailureRate})`;
+    case 'rollout.promote': return `${d.from}% → ${d.percent}%`;
+    case 'rollout.pause': case 'rollout.resume': return `${d.from} → ${d.state}`;
+    case 'rollout.halt': return String(d.reason);
+    case 'device.revoke': return `reason: ${d.reason}`;
+    case 'device.enroll': return `${d.board}/${d.channel}, certificate ${String(d.serial ?? '').slice(0, 16)}`;
+    case 'publish': return ((d.added as { name: string }[] | undefined) ?? []).map((a) => a.name).join(', ') || 'no new target';
+    case 'blob.upload': return `${d.length} bytes${d.stored ? '' : ' (already held)'}`;
+    case 'blob.collect': return `${d.length} bytes, named by no metadata`;
+    default: return JSON.stringify(d);
+  }
+}
+
+function auditSection(audit: AuditRecord[]): string {
+  if (!audit.length) return '<p class="none">No admin actions yet.</p>';
+  return `<table id="audit"><thead><tr><th>when</th><th>who</th><th>action</th><th>subject</th><th>detail</th></tr></thead><tbody>
+${[...audit].reverse().map((r) => `<tr data-action="${h(r.action)}"><td>${iso(r.at)}</td><td>${h(r.actor)}</td><td>${h(r.action)}</td><td>${h(r.subject)}</td><td>${h(describeAudit(r))}</td></tr>`).join('\n')}
+</tbody></table>`;
+}
+
 export function renderDashboard(d: DashboardData): string {
   const total = d.fleet.reduce((a, r) => a + r.count, 0);
   const active = d.rollouts.filter((r) => r.state === 'active').length;
@@ -119,6 +145,7 @@ th{font-weight:600;color:#556;font-size:12px}td.num{text-align:right;font-varian
 <section id="fleet"><h2>Fleet by board and version</h2>${fleetSection(d.fleet)}</section>
 <section id="rollout-section"><h2>Rollouts</h2>${rolloutsSection(d.rollouts)}</section>
 <section id="device-section"><h2>Devices</h2>${devicesSection(d.now, d.devices, revoked)}</section>
+<section id="audit-section"><h2>Audit log <small>(newest first; all of it: <code>signet server audit</code>)</small></h2>${auditSection(d.audit)}</section>
 </main></body></html>
 `;
 }

@@ -13,7 +13,12 @@ export type ServerErrorCode =
   | 'E_NOT_FOUND'
   | 'E_METHOD'
   | 'E_BAD_REQUEST' // a body or parameter that is not what the endpoint takes
+  | 'E_MEDIA_TYPE' // an admin write whose Content-Type is not the one the endpoint takes
+  | 'E_CROSS_SITE' // an admin write a browser sent from another site (Sec-Fetch-Site / Origin)
+  | 'E_DEVICE_BOARD' // a device claiming a board or channel its certificate was not enrolled for
+  | 'E_BLOB_NOT_IMAGE' // an uploaded blob that is not a Signet image for a known board
   | 'E_TOO_LARGE' // a body beyond the endpoint's cap
+  | 'E_RATE_LIMITED' // a device checking in or reporting faster than its token bucket allows
   | 'E_RANGE' // an unsatisfiable Range header
   | 'E_UPLOAD_MISMATCH' // uploaded bytes do not have the announced length or hash
   | 'E_CONFLICT' // someone else changed the repository meanwhile
@@ -30,7 +35,12 @@ const TABLE: Record<ServerErrorCode, [number, string]> = {
   E_NOT_FOUND: [404, 'check the path; metadata and targets are named as in docs/ota-protocol.md'],
   E_METHOD: [405, 'check the HTTP method (docs/ota-protocol.md §2)'],
   E_BAD_REQUEST: [400, 'send the body docs/ota-protocol.md §2 describes'],
+  E_MEDIA_TYPE: [415, 'send admin writes with Content-Type: application/json (blob uploads: application/octet-stream)'],
+  E_CROSS_SITE: [403, 'admin actions are taken with the signet CLI or from a page of this server, never from another site'],
+  E_DEVICE_BOARD: [403, 'check in with the board and channel the device was enrolled for, or enroll it again: `signet device enroll --id ID --board BOARD`'],
+  E_BLOB_NOT_IMAGE: [422, 'upload a signed Signet app image (.simg) for a board this server knows'],
   E_TOO_LARGE: [413, 'stay within the size limits in docs/update-server.md'],
+  E_RATE_LIMITED: [429, 'wait the Retry-After seconds; a device checks in every few minutes, not many times a second'],
   E_RANGE: [416, 'ask for a byte range inside the file'],
   E_UPLOAD_MISMATCH: [422, 'upload the exact image bytes named by their SHA-256 and length'],
   E_CONFLICT: [409, 'fetch the current state and try again'],

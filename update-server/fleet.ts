@@ -8,29 +8,11 @@ import type { Caller } from './auth';
 import { ServerError } from './errors';
 import type { Metrics } from './metrics';
 import type { Repository } from './repository';
-import { haltReason, whyNoOffer, type NoOfferReason } from './rollout';
+import { haltReason, whyNoOffer } from './rollout';
+import { CHANNEL, DEFAULT_CHANNEL, ERROR_CODE, type CheckinResult } from './types';
 import { REPORT_STATUSES, type DeviceRecord, type RolloutRecord, type Storage, type UpdateStatus } from './storage';
 
-export const CHANNEL = /^[a-z0-9][a-z0-9-]{0,31}$/;
-export const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,47}$/;
-export const DEFAULT_CHANNEL = 'stable';
-
-export interface Offer {
-  target: string;
-  version: string;
-  securityCounter: number;
-  length: number;
-  sha256: string;
-  rollout: string;
-  /** Where to fetch it: `/tuf/targets/<path>` (the consistent-snapshot name). */
-  path: string;
-}
-
-export interface CheckinResult {
-  offer: Offer | null;
-  /** Why there is no offer (advice for logs; the device decides nothing from it). */
-  reason?: NoOfferReason;
-}
+export { CHANNEL, DEFAULT_CHANNEL, ERROR_CODE, type CheckinResult, type Offer } from './types';
 
 function str(body: Record<string, unknown>, key: string, re: RegExp, what: string, optional = false): string | null {
   const v = body[key];
@@ -58,10 +40,19 @@ export class Fleet {
     const version = str(body, 'version', SEMVER, 'a semantic version')!;
     const securityCounter = uint(body, 'securityCounter');
     const slot = str(body, 'slot', /^[a-z]$/, 'a slot letter ("a" or "b")')!;
-    const channel = str(body, 'channel', CHANNEL, 'a channel name', true) ?? DEFAULT_CHANNEL;
+    const claimed = str(body, 'channel', CHANNEL, 'a channel name', true);
     const status = str(body, 'status', /^[a-z][a-z-]{0,31}$/, 'a status word', true);
     const code = str(body, 'code', ERROR_CODE, 'an error code like E_DIGEST', true);
+    // Before anything is written: the board and channel are the certificate's, not the body's.
+    const { channel } = this.checkBinding(caller, board, claimed);
     const now = this.clock();
+    // Enrollment happens offline (the vendor CA signs the certificate): the server learns of it
+    // when a certificate first checks in, and records that as the device's enrollment.
+    const before = await this.storage.device(caller.id);
+    if (!before || before.certSerial !== caller.serial) {
+      await this.storage.audit({ at: now, actor: 'vendor-ca', action: 'device.enroll', subject: caller.id,
+        detail: { board: caller.board, channel, serial: caller.serial, ...(before ? { previousSerial: before.certSerial } : {}) } });
+    }
     const device = await this.storage.recordCheckin({
       id: caller.id, board, version, securityCounter, slot, channel, status, code, certSerial: caller.serial, at: now,
     });
@@ -100,8 +91,13 @@ export class Fleet {
     const status = body.status as UpdateStatus;
     if (!REPORT_STATUSES.includes(status)) throw new ServerError('E_BAD_REQUEST', `"status" must be one of ${REPORT_STATUSES.join(', ')}`);
     const code = str(body, 'code', ERROR_CODE, 'an error code like E_DIGEST', true);
+    const bound = this.checkBinding(caller, str(body, 'board', BOARD_ID, 'a board id', true), str(body, 'channel', CHANNEL, 'a channel name', true));
     const rollout = await this.storage.rollout(rolloutId);
     if (!rollout) throw new ServerError('E_NOT_FOUND', 'no rollout ' + rolloutId);
+    // A report moves a rollout's counts (and can halt it): only devices of its board and channel.
+    if (rollout.board !== bound.board || rollout.channel !== bound.channel) {
+      throw new ServerError('E_DEVICE_BOARD', `${caller.id} is enrolled for ${bound.board}/${bound.channel}; rollout ${rolloutId} is for ${rollout.board}/${rollout.channel}`);
+    }
     if (rollout.target !== target) throw new ServerError('E_BAD_REQUEST', `rollout ${rolloutId} is for ${rollout.target}, not ${target}`);
     // Only devices the rollout offered its target to may move its counts.
     const prev = await this.storage.rolloutDevice(rolloutId, caller.id);
@@ -119,9 +115,28 @@ export class Fleet {
       if (reason) {
         current = await this.storage.updateRollout(rolloutId, { state: 'halted', reason, at: now });
         this.metrics.halts++;
+        await this.storage.audit({ at: now, actor: 'server', action: 'rollout.halt', subject: rolloutId, detail: { reason, lastReport: caller.id } });
       }
     }
     return { ok: true, rollout: current };
+  }
+
+  /**
+   * The board and channel bound to the caller's certificate at enrollment; a claim of another
+   * is refused (E_DEVICE_BOARD), as is a certificate enrolled before binding (fail closed).
+   */
+  private checkBinding(caller: Caller, board: string | null, channel: string | null): { board: string; channel: string } {
+    if (!caller.board) {
+      throw new ServerError('E_DEVICE_BOARD', `the certificate of ${caller.id} names no board (enrolled before boards were bound to devices); enroll it again with --board`);
+    }
+    const boundChannel = caller.channel ?? DEFAULT_CHANNEL;
+    if (board !== null && board !== caller.board) {
+      throw new ServerError('E_DEVICE_BOARD', `${caller.id} is enrolled for board ${caller.board}, not ${board}`);
+    }
+    if (channel !== null && channel !== boundChannel) {
+      throw new ServerError('E_DEVICE_BOARD', `${caller.id} is enrolled for channel ${boundChannel}, not ${channel}`);
+    }
+    return { board: caller.board, channel: boundChannel };
   }
 
   async devices(limit = 1000): Promise<DeviceRecord[]> {

@@ -3,7 +3,7 @@
  * the process, as Prometheus expects of counters; rollout and fleet gauges are read from
  * storage at scrape time.
  */
-import type { RolloutStatus } from './rollouts';
+import type { RolloutStatus } from './types';
 import type { FleetRow, RolloutState } from './storage';
 import { ROLLOUT_STATES } from './storage';
 
@@ -18,6 +18,7 @@ export class Metrics {
   reports: Record<string, number> = {};
   refusals: Record<string, number> = {};
   uploadBytes = 0;
+  blobsCollected = 0;
 }
 
 function esc(v: string): string {
@@ -37,7 +38,7 @@ export function renderMetrics(m: Metrics, rollouts: RolloutStatus[], fleet: Flee
   };
   metric('signet_checkins_total', 'counter', 'Device check-ins.', [[{}, m.checkins]]);
   metric('signet_offers_total', 'counter', 'Updates offered to a device for the first time in a rollout.', [[{}, m.offers]]);
-  metric('signet_downloads_total', 'counter', 'Successful GETs of TUF metadata and targets.',
+  metric('signet_downloads_total', 'counter', 'Successful GETs of TUF metadata and targets (HEAD requests not counted).',
     [[{ kind: 'metadata' }, m.downloads.metadata], [{ kind: 'target' }, m.downloads.target]]);
   metric('signet_download_bytes_total', 'counter', 'Bytes served for metadata and targets.',
     [[{ kind: 'metadata' }, m.downloadBytes.metadata], [{ kind: 'target' }, m.downloadBytes.target]]);
@@ -47,6 +48,7 @@ export function renderMetrics(m: Metrics, rollouts: RolloutStatus[], fleet: Flee
   metric('signet_rollout_halts_total', 'counter', 'Rollouts halted by their failure-rate rule.', [[{}, m.halts]]);
   metric('signet_publishes_total', 'counter', 'Releases published.', [[{}, m.publishes]]);
   metric('signet_upload_bytes_total', 'counter', 'Target bytes uploaded.', [[{}, m.uploadBytes]]);
+  metric('signet_blobs_collected_total', 'counter', 'Uploaded blobs removed because no metadata named them.', [[{}, m.blobsCollected]]);
   metric('signet_refusals_total', 'counter', 'Requests refused, by error code.',
     Object.keys(m.refusals).sort().map((c) => [{ code: c }, m.refusals[c]] as [Record<string, string>, number]));
   const rl = (r: RolloutStatus) => ({ rollout: r.id, board: r.board, channel: r.channel, version: r.version });

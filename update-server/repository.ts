@@ -16,6 +16,7 @@ import {
 } from '../sdk/ota/repository';
 import { RepositoryError } from '../sdk/ota/repository-errors';
 import { checkSnapshotShape, checkTargetsShape, checkTimestampShape, type TargetsSigned } from '../sdk/ota/roles';
+import { checkBlob, checkedHead } from './blob-check';
 import { ServerError } from './errors';
 import type { MetadataRecord, Storage, TargetRecord } from './storage';
 
@@ -112,9 +113,33 @@ export class Repository {
     return this.targetsCache.value;
   }
 
-  /** Step 1 of a publish: the image bytes, content-addressed. */
+  /**
+   * Step 1 of a publish: the image bytes, content-addressed. Only an image a device could be
+   * offered is kept (blob-check.ts): its head is checked as it arrives, the whole before it
+   * becomes visible.
+   */
   uploadBlob(sha256: string, length: number, body: AsyncIterable<Uint8Array>): Promise<'stored' | 'existed'> {
-    return this.storage.blobs.put(sha256, length, body);
+    return this.storage.blobs.put(sha256, length, checkedHead(body, length), (bytes) => checkBlob(bytes, { root: this.root, now: this.o.clock() }));
+  }
+
+  /**
+   * Remove blobs that no targets metadata names and that were stored (or uploaded again) more
+   * than `graceS` seconds ago, so an upload waiting for its publish is never raced. Runs with
+   * the writers (a publish commits either before it, naming the blob, or after it, finding it
+   * gone only if it was older than the grace period). File ages are wall-clock.
+   */
+  collectBlobs(graceS: number): Promise<{ sha256: string; length: number }[]> {
+    return this.exclusive(async () => {
+      const keep = await this.storage.referencedBlobs();
+      const before = Math.floor(Date.now() / 1000) - graceS;
+      const removed: { sha256: string; length: number }[] = [];
+      for (const b of await this.storage.blobs.list()) {
+        if (keep.has(b.sha256) || b.storedAt > before) continue;
+        await this.storage.blobs.remove(b.sha256);
+        removed.push({ sha256: b.sha256, length: b.length });
+      }
+      return removed;
+    });
   }
 
   /** Step 2: vendor-signed targets metadata naming the uploaded blobs; the server adds snapshot and timestamp. */

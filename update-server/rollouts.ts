@@ -7,19 +7,12 @@
  */
 import { BOARD_ID, SEMVER } from '../sdk/image/manifest';
 import { ServerError } from './errors';
-import { CHANNEL, DEFAULT_CHANNEL } from './fleet';
+import { CHANNEL, DEFAULT_CHANNEL, type RolloutStatus } from './types';
 import type { Repository } from './repository';
 import { failureRate } from './rollout';
-import type { RolloutCounts, RolloutRecord, Storage } from './storage';
+import type { RolloutRecord, Storage } from './storage';
 
-export interface RolloutStatus extends RolloutRecord {
-  counts: RolloutCounts;
-  failureRate: number;
-  /** Devices of this board and channel that have checked in. */
-  eligible: number;
-  /** About how many of them the percentage covers. */
-  expected: number;
-}
+export type { RolloutStatus } from './types';
 
 export const DEFAULT_MIN_DEVICES = 3;
 

@@ -8,16 +8,20 @@
  * certificate on first start). A root-*.key or targets-*.key in it stops the server: those
  * keys sign releases and trust, and a server is the machine most exposed to the network.
  */
-import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { issueServerTls, loadVendorCa, type ServerTls } from '../sdk/keys/device';
 import { loadSigner } from '../sdk/keys/keyfile';
 import { envOrPromptPassphrase, type PassphraseSource } from '../sdk/keys/passphrase';
-import { createDirAtomic, writeFileAtomic } from '../sdk/util/fs-atomic';
+import { MAX_ROOT_BYTES } from '../sdk/ota/root-file';
+import { MAX_PEM_FILE, readInputFile, readInputText } from '../sdk/util/files';
+import { createDirAtomic, outputFolderState, writeFileAtomic } from '../sdk/util/fs-atomic';
 import { createUpdateServer, type UpdateServer } from './app';
 import { ServerError } from './errors';
+import { openAccessLog, type AccessLog, type AccessLogSink } from './access-log';
 import { listenHttps, type Listening } from './http-node';
-import { SqliteStorage } from './storage-sqlite';
+import type { ServerLimits } from './limits';
+import { prepareDataDir, SqliteStorage } from './storage-sqlite';
 
 export const DEFAULT_HOSTS = ['localhost', '127.0.0.1', '::1'];
 const OFFLINE_KEY = /^(root|targets)(-\d+)?\.key$|^fit\.key$/;
@@ -35,6 +39,12 @@ export interface StartOptions {
   timestampExpiresS?: number;
   /** How often to check whether the timestamp needs re-signing (ms). */
   tickMs?: number;
+  /** Overrides of the connection and rate limits (limits.ts, `--limit NAME=VALUE`). */
+  limits?: Partial<ServerLimits>;
+  /** Where the access log goes (default stderr; `file` is <data>/access.log). */
+  accessLog?: AccessLogSink;
+  /** Log and survive an exception nothing else caught (`signet server` sets it; tests do not). */
+  safetyNet?: boolean;
 }
 
 export interface Running {
@@ -63,11 +73,11 @@ export function checkServerKeysDir(keysDir: string): void {
 }
 
 async function serverTls(o: StartOptions): Promise<{ tls: ServerTls; created: boolean }> {
-  const caPem = readFileSync(join(o.keysDir, 'vendor-ca.crt'), 'utf8');
+  const caPem = readInputText(join(o.keysDir, 'vendor-ca.crt'), MAX_PEM_FILE, 'certificate');
   const inKeys = [join(o.keysDir, 'server.crt'), join(o.keysDir, 'server.key')];
   const inData = [join(o.dataDir, 'tls', 'server.crt'), join(o.dataDir, 'tls', 'server.key')];
   for (const [crt, key] of [inKeys, inData]) {
-    if (existsSync(crt) && existsSync(key)) return { tls: { certPem: readFileSync(crt, 'utf8'), keyPem: readFileSync(key, 'utf8'), caPem }, created: false };
+    if (existsSync(crt) && existsSync(key)) return { tls: { certPem: readInputText(crt, MAX_PEM_FILE, 'certificate'), keyPem: readInputText(key, MAX_PEM_FILE, 'key file'), caPem }, created: false };
   }
   if (!existsSync(join(o.keysDir, 'vendor-ca.key'))) {
     throw new ServerError('E_SERVER_TLS', `no server certificate in ${o.keysDir} or ${join(o.dataDir, 'tls')}, and no vendor-ca.key to issue one`);
@@ -85,7 +95,8 @@ export async function startServer(o: StartOptions): Promise<Running> {
   const passphrases = o.passphrases ?? envOrPromptPassphrase;
   const snapshot = await loadSigner(join(o.keysDir, 'snapshot.key'), passphrases);
   const timestamp = await loadSigner(join(o.keysDir, 'timestamp.key'), passphrases);
-  const rootBytes = new Uint8Array(readFileSync(join(o.keysDir, 'root.json')));
+  const rootBytes = readInputFile(join(o.keysDir, 'root.json'), MAX_ROOT_BYTES, 'root metadata file (root.json)');
+  prepareDataDir(o.dataDir); // 0700 before the TLS key can be written into it
   const { tls, created } = await serverTls(o);
   const storage = await SqliteStorage.open(o.dataDir);
   let app: UpdateServer;
@@ -98,8 +109,20 @@ export async function startServer(o: StartOptions): Promise<Running> {
     await storage.close();
     throw e;
   }
-  const listening = await listenHttps(app, tls, { port: o.port, host: o.bind ?? '127.0.0.1' }).catch(async (e) => {
+  let accessLog: AccessLog;
+  try {
+    accessLog = openAccessLog(o.accessLog ?? 'stderr', o.dataDir);
+  } catch (e) {
     await storage.close();
+    throw e;
+  }
+  if (o.safetyNet) installSafetyNet();
+  const listening = await listenHttps(app, tls, {
+    port: o.port, host: o.bind ?? '127.0.0.1', limits: o.limits, accessLog,
+    onServerError: (e) => logEvent('listener-error', e),
+  }).catch(async (e) => {
+    await storage.close();
+    await accessLog.close();
     throw new ServerError('E_SERVER_CONFIG', `cannot listen on port ${o.port}: ${(e as Error).message}`, e);
   });
   const timer = setInterval(() => {
@@ -112,8 +135,36 @@ export async function startServer(o: StartOptions): Promise<Running> {
       clearInterval(timer);
       await listening.close();
       await storage.close();
+      await accessLog.close();
     },
   };
+}
+
+/** One JSON line on stderr about something that went wrong outside any request. */
+function logEvent(event: string, e: unknown): void {
+  try {
+    const err = e as { name?: unknown; code?: unknown; message?: unknown };
+    process.stderr.write(JSON.stringify({
+      time: new Date().toISOString(), event, name: String(err?.name ?? typeof e), code: err?.code === undefined ? undefined : String(err.code),
+      message: String(err?.message ?? e).slice(0, 500),
+    }) + '\n');
+  } catch {
+    // nothing left to report to
+  }
+}
+
+let safetyNetInstalled = false;
+
+/**
+ * The net under the adapter's own error handling: one connection must never end the process.
+ * An exception or rejection nothing caught is logged as one line and the server goes on (each
+ * request's state is its own; the database's is transactional).
+ */
+function installSafetyNet(): void {
+  if (safetyNetInstalled) return;
+  safetyNetInstalled = true;
+  process.on('uncaughtException', (e) => logEvent('uncaught-exception', e));
+  process.on('unhandledRejection', (e) => logEvent('unhandled-rejection', e));
 }
 
 export interface ServerKeysOptions {
@@ -128,7 +179,7 @@ export interface ServerKeysOptions {
  * the CA certificate) and issue its TLS certificate there, so the CA key stays offline too.
  */
 export async function prepareServerKeys(o: ServerKeysOptions): Promise<{ outDir: string; files: string[] }> {
-  if (existsSync(o.outDir) && readdirSync(o.outDir).length > 0) {
+  if (outputFolderState(o.outDir) === 'not-empty') {
     throw new ServerError('E_SERVER_CONFIG', `${o.outDir} already exists and is not empty`);
   }
   for (const need of ['snapshot.key', 'timestamp.key', 'root.json', 'vendor-ca.crt', 'vendor-ca.key']) {

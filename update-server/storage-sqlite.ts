@@ -7,17 +7,18 @@
  * may already have seen is never lost on power failure and never re-signed differently.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MetadataRole } from '../sdk/ota/repository';
 import { BlobFolder } from './blob-folder';
 import { ServerError } from './errors';
 import {
-  emptyCounts, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord, type RevocationRecord, type RolloutCounts,
+  emptyCounts, type AuditRecord, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord, type RevocationRecord, type RolloutCounts,
   type RolloutDeviceRecord, type RolloutRecord, type RolloutState, type Storage, type TargetRecord, type UpdateStatus,
 } from './storage';
 
-const SCHEMA_VERSION = 1;
+/** 2: the audit table (a v1 file is upgraded in place on open). */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS metadata (
@@ -41,6 +42,10 @@ CREATE TABLE IF NOT EXISTS rollout_devices (
   rollout_id TEXT NOT NULL, device_id TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL, code TEXT,
   updated_at INTEGER NOT NULL, PRIMARY KEY (rollout_id, device_id));
 CREATE INDEX IF NOT EXISTS rollout_devices_target ON rollout_devices (device_id, target, status);
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+  subject TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 `;
 
 interface RolloutRow {
@@ -68,13 +73,70 @@ function deviceOf(r: DeviceRow): DeviceRecord {
   };
 }
 
+/**
+ * The data folder is the server's alone, whatever the umask: the folder 0700, the database
+ * and its WAL/SHM 0600 (SQLite gives those the database file's mode, so the file is made 0600
+ * before SQLite opens it). An existing folder with wider modes is fixed on start, not refused:
+ * the server owns it, and every later start then finds it right.
+ */
+export function prepareDataDir(dataDir: string): void {
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    if (!lstatSync(dataDir).isDirectory()) throw new Error('not a folder');
+    chmodSync(dataDir, 0o700);
+    const db = join(dataDir, 'signet.db');
+    if (!existsSync(db)) closeSync(openSync(db, 'a', 0o600));
+    for (const f of ['signet.db', 'signet.db-wal', 'signet.db-shm', 'tls']) {
+      const p = join(dataDir, f);
+      if (existsSync(p)) chmodSync(p, lstatSync(p).isDirectory() ? 0o700 : 0o600);
+    }
+    const key = join(dataDir, 'tls', 'server.key');
+    if (existsSync(key)) chmodSync(key, 0o600);
+  } catch (e) {
+    throw new ServerError('E_SERVER_CONFIG', `cannot prepare the data folder ${dataDir}: ${(e as Error).message}`, e);
+  }
+}
+
+const AUDIT_SQL = 'SELECT * FROM (SELECT * FROM audit WHERE at >= ? ORDER BY seq DESC LIMIT ?) ORDER BY seq';
+
+function auditRows(st: Database.Statement, filter: { since?: number; limit?: number }): AuditRecord[] {
+  const rows = st.all(filter.since ?? 0, filter.limit ?? 1_000_000) as { seq: number; at: number; actor: string; action: string; subject: string; detail: string }[];
+  return rows.map((r) => ({ seq: r.seq, at: r.at, actor: r.actor, action: r.action as AuditRecord['action'], subject: r.subject, detail: JSON.parse(r.detail) }));
+}
+
+/**
+ * The audit log of a data folder, read-only (`signet server audit`): works while the server
+ * runs (WAL readers do not block it) and changes nothing.
+ */
+export function readAuditLog(dataDir: string, filter: { since?: number; limit?: number } = {}): AuditRecord[] {
+  const file = join(dataDir, 'signet.db');
+  if (!existsSync(file)) throw new ServerError('E_SERVER_CONFIG', `no database in ${dataDir} (signet.db is missing)`);
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true, timeout: 5000 });
+  } catch (e) {
+    throw new ServerError('E_SERVER_CONFIG', `cannot open the database in ${dataDir}: ${(e as Error).message}`, e);
+  }
+  try {
+    if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").get()) {
+      throw new ServerError('E_SERVER_CONFIG', `the database in ${dataDir} has no audit log yet; start this version of signet server on it once`);
+    }
+    return auditRows(db.prepare(AUDIT_SQL), filter);
+  } catch (e) {
+    if (e instanceof ServerError) throw e;
+    throw new ServerError('E_SERVER_CONFIG', `cannot read the audit log in ${dataDir}: ${(e as Error).message}`, e);
+  } finally {
+    db.close();
+  }
+}
+
 export class SqliteStorage implements Storage {
   readonly blobs: BlobFolder;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
 
   private constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true });
+    prepareDataDir(dataDir);
     this.blobs = new BlobFolder(join(dataDir, 'blobs'));
     try {
       this.db = new Database(join(dataDir, 'signet.db'), { timeout: 5000 });
@@ -260,6 +322,19 @@ export class SqliteStorage implements Storage {
 
   async hasFailed(deviceId: string, target: string): Promise<boolean> {
     return !!this.stmt("SELECT 1 FROM rollout_devices WHERE device_id = ? AND target = ? AND status = 'failed' LIMIT 1").get(deviceId, target);
+  }
+
+  async referencedBlobs(): Promise<Set<string>> {
+    return new Set((this.stmt('SELECT DISTINCT sha256 FROM targets').all() as { sha256: string }[]).map((r) => r.sha256));
+  }
+
+  async audit(r: Omit<AuditRecord, 'seq'>): Promise<void> {
+    this.stmt('INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)')
+      .run(r.at, r.actor, r.action, r.subject, JSON.stringify(r.detail));
+  }
+
+  async auditLog(filter: { since?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+    return auditRows(this.stmt(AUDIT_SQL), filter);
   }
 
   async close(): Promise<void> {

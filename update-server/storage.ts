@@ -97,13 +97,35 @@ export interface FleetRow {
   count: number;
 }
 
+/**
+ * One admin action (or one thing the server did on its own, actor `server`), kept for good:
+ * who did what to which subject, when. `detail` is a small JSON object (reason, percent, …).
+ */
+export interface AuditRecord {
+  seq: number;
+  at: number;
+  /** The certificate CN of the admin, `vendor-ca` for an enrollment, or `server`. */
+  actor: string;
+  action: AuditAction;
+  /** What it was done to: a rollout id, a device id, a target name, a blob hash. */
+  subject: string;
+  detail: Record<string, unknown>;
+}
+
+export type AuditAction =
+  | 'rollout.create' | 'rollout.pause' | 'rollout.resume' | 'rollout.promote' | 'rollout.halt'
+  | 'device.enroll' | 'device.revoke' | 'blob.upload' | 'blob.collect' | 'publish' | 'root.update';
+
 /** Target bytes by SHA-256. A blob becomes visible only complete, hashed and durable. */
 export interface BlobStore {
   /**
    * Stream `length` bytes in; they become readable under `sha256` only once they hashed to
    * it and are on disk (E_UPLOAD_MISMATCH otherwise, and nothing is left behind).
    */
-  put(sha256: string, length: number, body: AsyncIterable<Uint8Array>): Promise<'stored' | 'existed'>;
+  put(sha256: string, length: number, body: AsyncIterable<Uint8Array>, check?: BlobCheck): Promise<'stored' | 'existed'>;
+  /** Every stored blob with when it was stored (unix seconds; an upload of held bytes renews it). */
+  list(): Promise<{ sha256: string; length: number; storedAt: number }[]>;
+  remove(sha256: string): Promise<void>;
   stat(sha256: string): Promise<{ length: number } | null>;
   /** Bytes [start, end] inclusive. */
   read(sha256: string, start: number, end: number): AsyncIterable<Uint8Array>;
@@ -111,6 +133,12 @@ export interface BlobStore {
   /** Remove what interrupted uploads left; called on start. */
   recover(): Promise<{ removed: number }>;
 }
+
+/**
+ * Called with the complete, hashed bytes of a new blob before it becomes visible; throwing
+ * refuses the upload and nothing is kept.
+ */
+export type BlobCheck = (bytes: Uint8Array) => void | Promise<void>;
 
 export interface Storage {
   readonly blobs: BlobStore;
@@ -145,6 +173,13 @@ export interface Storage {
   rolloutCounts(rolloutId: string): Promise<RolloutCounts>;
   /** Has this device ever reported `failed` for this target, in any rollout? */
   hasFailed(deviceId: string, target: string): Promise<boolean>;
+
+  /** Every target sha256 any stored targets metadata names (blobs the collector must keep). */
+  referencedBlobs(): Promise<Set<string>>;
+
+  audit(r: Omit<AuditRecord, 'seq'>): Promise<void>;
+  /** Oldest first, from `since` (unix seconds) on, at most `limit` (the newest ones). */
+  auditLog(filter?: { since?: number; limit?: number }): Promise<AuditRecord[]>;
 
   close(): Promise<void>;
 }

@@ -21,6 +21,13 @@ export interface IssueOptions {
   now?: Date;
   /** SPKI PEM of an existing RSA key; a new RSA-2048 key is made when absent. */
   publicKeyPem?: string;
+  /**
+   * Device certificates: the board (and channel) the device was enrolled for, carried as
+   * further OU values `board:<id>` and `channel:<name>` so the server binds them to the
+   * identity without a database lookup (docs/ota-protocol.md §2).
+   */
+  board?: string;
+  channel?: string;
   /** Server certificates: DNS names and IP addresses for subjectAltName. */
   dnsNames?: string[];
   ipAddresses?: string[];
@@ -66,9 +73,13 @@ export function issueCertificate(o: IssueOptions): IssuedCert {
   cert.serialNumber = serial();
   cert.validity.notBefore = new Date(now.getTime() - 60_000);
   cert.validity.notAfter = new Date(now.getTime() + o.days * 86400_000);
+  const bound: object[] = [];
+  if (o.board !== undefined) bound.push({ shortName: 'OU', value: 'board:' + o.board });
+  if (o.channel !== undefined) bound.push({ shortName: 'OU', value: 'channel:' + o.channel });
   cert.setSubject([
     { name: 'commonName', value: o.commonName },
     { shortName: 'OU', value: o.role },
+    ...bound,
     { name: 'organizationName', value: 'Signet vendor' },
   ]);
   cert.setIssuer(ca.subject.attributes);

@@ -6,16 +6,21 @@
  * authenticate the server) and `identity.json`; it is written under a temp name and renamed,
  * so a failed enrolment leaves nothing behind.
  */
-import { createPrivateKey } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { join } from 'node:path';
-import { createDirAtomic, writeFileAtomic } from '../util/fs-atomic';
+import { loadBoard } from '../board';
+import { FileError, MAX_PEM_FILE, readInputText } from '../util/files';
+import { createDirAtomic, outputFolderState, writeFileAtomic } from '../util/fs-atomic';
 import { IdentityError } from './device-errors';
 import { issueCertificate, type CertRole } from './device-x509';
+import { parseServerHosts } from './host-names';
 import { isEncryptedPem } from './keyfile';
 import { envOrPromptPassphrase, type PassphraseSource } from './passphrase';
 
 export const IDENTITY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A rollout channel name; a device is enrolled for one (default `stable`). */
+export const CHANNEL_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+export const DEFAULT_DEVICE_CHANNEL = 'stable';
 export const DEFAULT_DEVICE_DAYS = 3650;
 export const DEFAULT_ADMIN_DAYS = 365;
 
@@ -26,6 +31,9 @@ export interface IdentityInfo {
   role: 'device' | 'admin';
   serial: string;
   notAfter: string;
+  /** Devices: the board and channel bound into the certificate at enrollment. */
+  board?: string;
+  channel?: string;
 }
 
 export interface Identity extends IdentityInfo {
@@ -46,8 +54,8 @@ export async function loadVendorCa(keysDir: string, passphrases: PassphraseSourc
   let certPem: string;
   let keyPem: string;
   try {
-    certPem = readFileSync(crtPath, 'utf8');
-    keyPem = readFileSync(keyPath, 'utf8');
+    certPem = readInputText(crtPath, MAX_PEM_FILE, 'certificate');
+    keyPem = readInputText(keyPath, MAX_PEM_FILE, 'key file');
   } catch (e) {
     throw new IdentityError('E_CA_FILE', 'cannot read ' + crtPath + ' and ' + keyPath, e);
   }
@@ -65,6 +73,10 @@ export interface EnrollOptions {
   keysDir: string;
   outDir: string;
   admin?: boolean;
+  /** Devices only, required: the board the device is (a check-in claiming another is refused). */
+  board?: string;
+  /** Devices only: the rollout channel (default `stable`). */
+  channel?: string;
   days?: number;
   now?: Date;
   passphrases?: PassphraseSource;
@@ -74,14 +86,14 @@ export async function enrollIdentity(o: EnrollOptions): Promise<IdentityInfo & {
   if (!IDENTITY_ID.test(o.id)) throw new IdentityError('E_IDENTITY_ARGS', 'bad identity id ' + JSON.stringify(o.id));
   const days = o.days ?? (o.admin ? DEFAULT_ADMIN_DAYS : DEFAULT_DEVICE_DAYS);
   if (!Number.isInteger(days) || days < 1 || days > 36500) throw new IdentityError('E_IDENTITY_ARGS', 'certificate lifetime must be 1–36500 days');
-  if (existsSync(o.outDir) && readdirSync(o.outDir).length > 0) {
+  if (outputFolderState(o.outDir) === 'not-empty') {
     throw new IdentityError('E_IDENTITY_EXISTS', o.outDir + ' already exists and is not empty');
   }
+  const bound = boundBoard(o);
   const ca = await loadVendorCa(o.keysDir, o.passphrases);
   const role: CertRole = o.admin ? 'admin' : 'device';
-  const issued = issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: o.id, role, days, now: o.now });
-  const info: IdentityInfo = { id: o.id, role, serial: issued.serial, notAfter: issued.notAfter.toISOString() };
-  if (existsSync(o.outDir)) rmdirSync(o.outDir);
+  const issued = issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: o.id, role, days, now: o.now, ...bound });
+  const info: IdentityInfo = { id: o.id, role, serial: issued.serial, notAfter: issued.notAfter.toISOString(), ...bound };
   await createDirAtomic(o.outDir, (tmp) => {
     writeFileAtomic(join(tmp, IDENTITY_FILES.cert), issued.certPem);
     writeFileAtomic(join(tmp, IDENTITY_FILES.key), issued.keyPem!, 0o600);
@@ -91,13 +103,27 @@ export async function enrollIdentity(o: EnrollOptions): Promise<IdentityInfo & {
   return { ...info, outDir: o.outDir };
 }
 
+/** The board and channel a device identity is bound to; admins have none. */
+function boundBoard(o: EnrollOptions): { board?: string; channel?: string } {
+  if (o.admin) {
+    if (o.board !== undefined || o.channel !== undefined) throw new IdentityError('E_IDENTITY_BOARD', 'an admin identity has no board or channel; drop --board/--channel');
+    return {};
+  }
+  if (o.board === undefined) throw new IdentityError('E_IDENTITY_BOARD', `device ${o.id} needs --board: a device is enrolled for one board`);
+  // The board must be one this SDK knows (boards/ or $SIGNET_BOARDS): E_BOARD_UNKNOWN otherwise.
+  loadBoard(o.board);
+  const channel = o.channel ?? DEFAULT_DEVICE_CHANNEL;
+  if (!CHANNEL_NAME.test(channel)) throw new IdentityError('E_IDENTITY_BOARD', `bad channel ${JSON.stringify(channel)}: lower-case letters, digits and "-", up to 32`);
+  return { board: o.board, channel };
+}
+
 /** Load an identity folder written by enrollIdentity (for mutual TLS). */
 export function loadIdentity(dir: string): Identity {
   const read = (name: string) => {
     try {
-      return readFileSync(join(dir, name), 'utf8');
+      return readInputText(join(dir, name), MAX_PEM_FILE, name);
     } catch (e) {
-      throw new IdentityError('E_IDENTITY_FILE', 'cannot read ' + join(dir, name), e);
+      throw new IdentityError('E_IDENTITY_FILE', 'cannot read ' + join(dir, name) + (e instanceof FileError ? ': ' + e.message : ''), e);
     }
   };
   let info: IdentityInfo;
@@ -110,7 +136,31 @@ export function loadIdentity(dir: string): Identity {
   if (!info || typeof info.id !== 'string' || (info.role !== 'device' && info.role !== 'admin')) {
     throw new IdentityError('E_IDENTITY_FILE', join(dir, IDENTITY_FILES.info) + ' does not describe an identity');
   }
-  return { ...info, certPem: read(IDENTITY_FILES.cert), keyPem: read(IDENTITY_FILES.key), caPem: read(IDENTITY_FILES.ca) };
+  const id = { ...info, certPem: read(IDENTITY_FILES.cert), keyPem: read(IDENTITY_FILES.key), caPem: read(IDENTITY_FILES.ca) };
+  checkIdentityKeys(dir, id);
+  return id;
+}
+
+/** The certificates parse and the key is the certificate's: TLS would otherwise fail later with an OpenSSL message. */
+function checkIdentityKeys(dir: string, id: Identity): void {
+  const cert = (name: string, pem: string) => {
+    try {
+      return new X509Certificate(pem);
+    } catch (e) {
+      throw new IdentityError('E_IDENTITY_FILE', join(dir, name) + ' is not a PEM certificate', e);
+    }
+  };
+  const leaf = cert(IDENTITY_FILES.cert, id.certPem);
+  cert(IDENTITY_FILES.ca, id.caPem);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: id.keyPem, format: 'pem' });
+  } catch (e) {
+    throw new IdentityError('E_IDENTITY_KEY', join(dir, IDENTITY_FILES.key) + ' is not a readable unencrypted private key', e);
+  }
+  if (!leaf.checkPrivateKey(key)) {
+    throw new IdentityError('E_IDENTITY_MISMATCH', join(dir, IDENTITY_FILES.key) + ' is not the key of ' + join(dir, IDENTITY_FILES.cert));
+  }
 }
 
 export interface ServerTls {
@@ -121,13 +171,7 @@ export interface ServerTls {
 
 /** The update server's TLS certificate, for the given host names and IP addresses. */
 export function issueServerTls(ca: VendorCa, hosts: string[], now?: Date, days = 825): ServerTls {
-  const ips: string[] = [];
-  const dns: string[] = [];
-  for (const h of hosts) {
-    if (/^\d{1,3}(\.\d{1,3}){3}$/.test(h) || h.includes(':')) ips.push(h);
-    else if (/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(h)) dns.push(h);
-    else throw new IdentityError('E_IDENTITY_ARGS', 'bad host name ' + JSON.stringify(h));
-  }
+  const { dnsNames: dns, ipAddresses: ips } = parseServerHosts(hosts);
   const issued = issueCertificate({
     caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: dns[0] ?? ips[0] ?? 'localhost', role: 'server', days, now,
     dnsNames: dns, ipAddresses: ips,

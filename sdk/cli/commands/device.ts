@@ -8,22 +8,31 @@ export const deviceEnroll: Command = {
   summary: 'issue a device (or, with --admin, an admin) key and X.509 certificate from the vendor CA for mutual TLS',
   options: {
     id: { type: 'string', valueName: 'id', description: 'device id (the certificate CN), e.g. tv-0001' },
+    board: { type: 'string', valueName: 'id', description: 'the board the device is (required for devices; bound into its certificate)' },
+    channel: { type: 'string', valueName: 'name', description: 'the rollout channel the device follows (default stable; bound into its certificate)' },
     keys: { type: 'string', valueName: 'folder', description: 'folder with vendor-ca.crt and vendor-ca.key' },
     out: { type: 'string', valueName: 'folder', description: 'identity folder to write (default devices/<id>, or ./admin with --admin)' },
     admin: { type: 'boolean', description: 'an admin identity (publish, rollouts, revocation) instead of a device' },
     days: { type: 'string', valueName: 'n', description: 'certificate lifetime (default 3650 for devices, 365 for admins)' },
     ...JSON_OPTION,
   },
-  details: ['Writes client.crt, client.key (0600), vendor-ca.crt and identity.json. The key is RSA-2048.'],
+  details: [
+    'Writes client.crt, client.key (0600), vendor-ca.crt and identity.json. The key is RSA-2048.',
+    'The server refuses check-ins and reports that claim another board or channel (E_DEVICE_BOARD); to move a device, enroll it again.',
+  ],
   async run(ctx) {
     const id = need(ctx, 'id');
     const admin = ctx.values.admin === true;
     const r = await enrollIdentity({
       id, keysDir: need(ctx, 'keys'), outDir: (ctx.values.out as string | undefined) ?? (admin ? 'admin' : `devices/${id}`), admin,
+      board: ctx.values.board as string | undefined, channel: ctx.values.channel as string | undefined,
       days: intOption(ctx, 'days', 1, 36500),
     });
     if (ctx.json) ctx.out(JSON.stringify(r, null, 2));
-    else ctx.out(`enrolled ${r.role} ${r.id} in ${r.outDir} (certificate serial ${r.serial.slice(0, 16)}…, valid until ${r.notAfter})`);
+    else {
+      const bound = r.board ? ` for ${r.board}/${r.channel}` : '';
+      ctx.out(`enrolled ${r.role} ${r.id}${bound} in ${r.outDir} (certificate serial ${r.serial.slice(0, 16)}…, valid until ${r.notAfter})`);
+    }
   },
 };
 
@@ -32,14 +41,15 @@ export const deviceRevoke: Command = {
   summary: 'put a device (or admin) id on the server\'s revocation list: every request with its certificate is refused',
   options: {
     id: { type: 'string', valueName: 'id', description: 'the id to revoke' },
-    reason: { type: 'string', valueName: 'text', description: 'why (shown in refusals and on the dashboard)' },
+    reason: { type: 'string', valueName: 'text', description: 'why (required; shown in refusals, on the dashboard and in the audit log)' },
     ...ADMIN_OPTIONS,
     ...JSON_OPTION,
   },
   async run(ctx) {
     const id = need(ctx, 'id');
+    const reason = need(ctx, 'reason');
     const r = await adminClientFor(ctx.values.server as string | undefined, ctx.values.admin as string | undefined)
-      .json<{ id: string; reason: string }>('POST', `/api/v1/devices/${encodeURIComponent(id)}/revoke`, { reason: (ctx.values.reason as string | undefined) ?? '' });
+      .json<{ id: string; reason: string }>('POST', `/api/v1/devices/${encodeURIComponent(id)}/revoke`, { reason });
     if (ctx.json) ctx.out(JSON.stringify(r));
     else ctx.out(`revoked ${r.id}: ${r.reason}`);
   },

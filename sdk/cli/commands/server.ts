@@ -1,5 +1,34 @@
+import { describeAudit } from '../../../update-server/dashboard';
+import { readAuditLog } from '../../../update-server/storage-sqlite';
 import { prepareServerKeys, startServer } from '../../../update-server/start';
-import { intOption, JSON_OPTION, need, type Command } from '../command';
+import { ACCESS_LOG_SINKS, type AccessLogSink } from '../../../update-server/access-log';
+import { parseLimitArgs } from '../../../update-server/limits';
+import { parseServerHosts } from '../../keys/host-names';
+import { intOption, JSON_OPTION, need, UsageError, type Command, type RunContext } from '../command';
+
+/** `--host` values, checked before anything is read or started (E_HOST_NAME). */
+function hostsOption(ctx: RunContext): string[] | undefined {
+  const hosts = ctx.values.host as string[] | undefined;
+  if (hosts) parseServerHosts(hosts);
+  return hosts;
+}
+
+/** `--limit NAME=VALUE`, checked before anything is read or started. */
+function limitsOption(ctx: RunContext) {
+  try {
+    return parseLimitArgs((ctx.values.limit as string[] | undefined) ?? []);
+  } catch (e) {
+    throw new UsageError((e as Error).message, 'see "Threat model and limits" in docs/update-server.md');
+  }
+}
+
+function accessLogOption(ctx: RunContext): AccessLogSink | undefined {
+  const v = ctx.values['access-log'] as string | undefined;
+  if (v !== undefined && !(ACCESS_LOG_SINKS as readonly string[]).includes(v)) {
+    throw new UsageError(`--access-log must be one of ${ACCESS_LOG_SINKS.join(', ')}`, 'stderr is the default');
+  }
+  return v as AccessLogSink | undefined;
+}
 
 export const server: Command = {
   path: ['server'],
@@ -10,7 +39,9 @@ export const server: Command = {
     port: { type: 'string', valueName: 'n', description: 'TCP port (default 8443; 0 picks a free one)' },
     bind: { type: 'string', valueName: 'address', description: 'address to listen on (default 127.0.0.1)' },
     host: { type: 'string', multiple: true, valueName: 'name', description: 'name for a certificate issued on first start (repeatable; default localhost, 127.0.0.1, ::1)' },
-    'no-open-local': { type: 'boolean', description: 'require an admin certificate for /dashboard and /metrics on loopback too' },
+    'open-local': { type: 'boolean', description: 'serve /dashboard and /metrics to loopback clients without a certificate (off by default: any local proxy would pass it on)' },
+    limit: { type: 'string', multiple: true, valueName: 'name=n', description: 'change one connection or rate limit, e.g. device-rate-per-s=5 (repeatable; names and defaults in docs/update-server.md)' },
+    'access-log': { type: 'string', valueName: 'sink', description: 'one JSON line per request to stderr (default), file (<data>/access.log) or off' },
     ...JSON_OPTION,
   },
   details: [
@@ -24,8 +55,11 @@ export const server: Command = {
       keysDir: need(ctx, 'keys'),
       port: intOption(ctx, 'port', 0, 65535) ?? 8443,
       bind: ctx.values.bind as string | undefined,
-      hosts: ctx.values.host as string[] | undefined,
-      openLocal: ctx.values['no-open-local'] !== true,
+      hosts: hostsOption(ctx),
+      openLocal: ctx.values['open-local'] === true,
+      limits: limitsOption(ctx),
+      accessLog: accessLogOption(ctx),
+      safetyNet: true,
     });
     if (ctx.json) ctx.out(JSON.stringify({ url: running.url, port: running.listening.port, tlsCreated: running.tlsCreated }));
     else {
@@ -55,8 +89,43 @@ export const serverKeys: Command = {
   },
   details: ['Nothing offline is copied: no root, targets, FIT or CA private key.'],
   async run(ctx) {
-    const r = await prepareServerKeys({ keysDir: need(ctx, 'keys'), outDir: need(ctx, 'out'), hosts: ctx.values.host as string[] | undefined });
+    const r = await prepareServerKeys({ keysDir: need(ctx, 'keys'), outDir: need(ctx, 'out'), hosts: hostsOption(ctx) });
     if (ctx.json) ctx.out(JSON.stringify(r));
     else ctx.out(`wrote ${r.files.join(', ')} to ${r.outDir}`);
+  },
+};
+
+/** `--since`: an ISO 8601 date or time (UTC unless it says), unix seconds, or an age like 30m, 12h, 7d. */
+export function parseSince(v: string, nowS = Math.floor(Date.now() / 1000)): number {
+  const age = /^(\d{1,6})([smhd])$/.exec(v);
+  if (age) return nowS - Number(age[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[age[2] as 's' | 'm' | 'h' | 'd'];
+  if (/^\d{1,12}$/.test(v)) return Number(v);
+  if (/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(v)) {
+    const t = Date.parse(/[T ]/.test(v) && !/(Z|[+-]\d{2}:?\d{2})$/.test(v) ? v.replace(' ', 'T') + 'Z' : v);
+    if (Number.isFinite(t)) return Math.floor(t / 1000);
+  }
+  throw new UsageError(`--since must be a date (2026-01-31 or 2026-01-31T12:00Z), unix seconds, or an age like 30m, 12h, 7d; got "${v.slice(0, 60)}"`);
+}
+
+export const serverAudit: Command = {
+  path: ['server', 'audit'],
+  summary: 'print the audit log: who created, paused, resumed or promoted a rollout, revoked or enrolled a device, published what',
+  options: {
+    data: { type: 'string', valueName: 'folder', description: 'the server\'s data folder (read-only; the server may be running)' },
+    since: { type: 'string', valueName: 'when', description: 'only records from then on: 2026-01-31, 2026-01-31T12:00Z, unix seconds, or an age (30m, 12h, 7d)' },
+    ...JSON_OPTION,
+  },
+  details: ['One line per record, oldest first: time, who, action, subject, detail. --json prints the records as an array.'],
+  async run(ctx) {
+    const since = typeof ctx.values.since === 'string' ? parseSince(ctx.values.since) : undefined;
+    const records = readAuditLog(need(ctx, 'data'), { since });
+    if (ctx.json) {
+      ctx.out(JSON.stringify(records, null, 2));
+      return;
+    }
+    if (!records.length) ctx.out('no audit records' + (since !== undefined ? ' since ' + new Date(since * 1000).toISOString() : ''));
+    for (const r of records) {
+      ctx.out(`${new Date(r.at * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z')}  ${r.actor.padEnd(16)} ${r.action.padEnd(16)} ${r.subject.padEnd(16)} ${describeAudit(r)}`);
+    }
   },
 };
