@@ -164,8 +164,9 @@ describe('19: the doc and the code say the same thing', () => {
   const doc = readFileSync(join(__dirname, '..', 'docs', 'image-format.md'), 'utf8');
 
   it('a bad root does not hide a bad image: structure first, then the root', () => {
-    expectOneLineError(verifyCli(vec('bad-magic.simg'), vec('root-float.json')), 'E_MAGIC');
-    expectOneLineError(verifyCli(vec('trailing.simg'), vec('root-duplicate-key.json')), 'E_TRAILING_DATA');
+    expectOneLineError(verifyCli(vec('bad-magic.simg'), vec('root-signed-by-stranger.json')), 'E_MAGIC');
+    expectOneLineError(verifyCli(vec('trailing.simg'), vec('root-spec-2.json')), 'E_TRAILING_DATA');
+    expectOneLineError(verifyCli(vec('header-over-slot.simg'), join(work, 'no-such-root.json')), 'E_SIZE_CAP');
   });
 
   it('root problems are E_ROOT (the doc\'s code), with the underlying reason in the message', () => {
