@@ -50,8 +50,10 @@ export const DEFAULT_LIMITS: Limits = {
 
 export interface UpdateServer {
   handle(req: AppRequest): Promise<AppResponse>;
-  /** Periodic work: re-sign the timestamp before it expires. */
+  /** Periodic work: re-sign the timestamp before it expires; collect unreferenced blobs hourly. */
   tick(): Promise<void>;
+  /** Remove blobs no metadata names that are past their grace period (also run after each publish). */
+  collectBlobs(): Promise<{ sha256: string; length: number }[]>;
   readonly repository: Repository;
   readonly fleet: Fleet;
   readonly rollouts: Rollouts;
@@ -343,6 +345,7 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
         await collectBlobs();
       }
     },
+    collectBlobs,
     repository,
     fleet,
     rollouts,
