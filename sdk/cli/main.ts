@@ -60,6 +60,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (process.env.SIGNET_DEBUG) err(String((e as Error)?.stack ?? e));
     const msg = (e as Error)?.message ?? String(e);
+    const errno = e as NodeJS.ErrnoException;
+    if (typeof errno?.code === 'string' && /^E[A-Z0-9]+$/.test(errno.code) && typeof errno.syscall === 'string') {
+      // A file system error no layer turned into its own code: the machine's, not Signet's.
+      err(`error[E_IO]: ${msg.split('\n')[0]} — check the path, its permissions and free space`);
+      return 1;
+    }
     err(`error[E_INTERNAL]: ${msg.split('\n')[0]} — this is a bug in Signet; rerun with SIGNET_DEBUG=1 and report it`);
     return 70;
   }

@@ -13,14 +13,14 @@
  * build time, every other input is content, and gzip is GNU gzip -9 -n; two builds give
  * identical bytes.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildBootStage } from '../../bootloader/build';
 import type { Board } from '../board';
 import { buildFit, type FitArch, type FitCompression } from '../fit/fit';
 import { publicKeyDtb } from '../fit/keydtb';
 import { nodeCrypto } from '../image/crypto-node';
-import { loadTrustedRootFile } from '../ota/root-file';
+import { loadTrustedRootFile, MAX_ROOT_BYTES } from '../ota/root-file';
+import { readInputFile } from '../util/files';
 import { asSignetError, DiskError } from './errors';
 import { FIT_KEY_NAME, loadFitSigner } from './fit-key';
 import { gzipDeterministic, isGzip } from './gzip';
@@ -138,7 +138,7 @@ export async function buildBootImage(o: BootImageOptions): Promise<BootImage> {
     const rootPath = join(o.keysDir, 'root.json');
     // Fail early on a root that would leave every device in recovery.
     loadTrustedRootFile(rootPath, nodeCrypto, Math.floor(Date.now() / 1000));
-    const rootJson = readFileSync(rootPath, 'utf8');
+    const rootJson = new TextDecoder().decode(readInputFile(rootPath, MAX_ROOT_BYTES, 'root metadata file (root.json)'));
     const signer = await loadFitSigner(o.keysDir);
     const kernel = await fetchKernel(o.board);
     const timestamp = o.timestamp ?? sourceDateEpoch() ?? kernel.sourceDateEpoch;

@@ -5,7 +5,7 @@
  * the board before anything is written; the file appears atomically (temp file + rename).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileBlockDevice } from '../../bootloader/src/block-file';
 import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision';
@@ -15,7 +15,7 @@ import { nodeCrypto } from '../image/crypto-node';
 import { readImageFile } from '../image/file';
 import { verifyImage, type VerifiedImage } from '../image/verify';
 import { loadTrustedRootFile } from '../ota/root-file';
-import { tempPathFor } from '../util/fs-atomic';
+import { writeOutputWith } from '../util/fs-atomic';
 import { buildBootImage, type BootImage } from './boot-image';
 import { asSignetError, DiskError } from './errors';
 import { decodeGpt, encodeGpt, type GptLayout } from './gpt';
@@ -84,29 +84,24 @@ export async function buildDisk(o: DiskOptions): Promise<DiskResult> {
     // Both slots provisioned as good: the device starts at the lower counter so either boots.
     const counterA = a.image.manifest.securityCounter;
     const securityFloor = b ? Math.min(counterA, b.image.manifest.securityCounter) : counterA;
-    const tmp = tempPathFor(o.out);
-    let fd = -1;
-    try {
-      fd = openSync(tmp, 'wx', 0o644);
-      ftruncateSync(fd, board.flash.size); // sparse: unwritten space reads as zeros
-      writeAll(fd, gpt.primary.bytes, gpt.primary.offset);
-      writeAll(fd, gpt.backup.bytes, gpt.backup.offset);
-      writeAll(fd, boot.fit, bootPart.offset);
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = -1;
+    // Built in a temp file, then renamed over a regular --out (or copied into a device or FIFO).
+    writeOutputWith(o.out, (tmp) => {
+      const fd = openSync(tmp, 'r+');
+      try {
+        ftruncateSync(fd, board.flash.size); // sparse: unwritten space reads as zeros
+        writeAll(fd, gpt.primary.bytes, gpt.primary.offset);
+        writeAll(fd, gpt.backup.bytes, gpt.backup.offset);
+        writeAll(fd, boot.fit, bootPart.offset);
+      } finally {
+        closeSync(fd);
+      }
       const dev = new FileBlockDevice(tmp, board.flash.blockSize, true);
       try {
         provisionFlash(dev, flashLayout(board), { slotA: a.bytes, slotB: b?.bytes, securityFloor });
       } finally {
         dev.close();
       }
-      renameSync(tmp, o.out);
-    } catch (e) {
-      if (fd >= 0) closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw e;
-    }
+    });
     return { out: o.out, bytes: board.flash.size, gpt: gpt.layout, boot, slotA: a.image.manifest, slotB: b?.image.manifest, securityFloor };
   } catch (e) {
     throw asSignetError(e);

@@ -4,10 +4,9 @@
  * prompt, as for every other key). Node's crypto decrypts; sdk/fit's node-forge adapter signs.
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ForgeRsaSigner } from '../fit/rsa';
-import { isEncryptedPem } from '../keys/keyfile';
+import { isEncryptedPem, readKeyFile } from '../keys/keyfile';
 import { envOrPromptPassphrase, type PassphraseSource } from '../keys/passphrase';
 import { DiskError } from './errors';
 
@@ -19,9 +18,9 @@ export async function loadFitSigner(keysDir: string, passphrases: PassphraseSour
   const path = join(keysDir, FIT_KEY_FILE);
   let pem: string;
   try {
-    pem = readFileSync(path, 'utf8');
+    pem = readKeyFile(path, 'FIT key');
   } catch (cause) {
-    throw new DiskError('E_FIT_KEY', `cannot read ${path}`, 'pass the folder written by `signet keys init` with --keys', cause);
+    throw new DiskError('E_FIT_KEY', (cause as Error).message, 'pass the folder written by `signet keys init` with --keys', cause);
   }
   let key: KeyObject;
   try {

@@ -5,9 +5,9 @@
  * closure and is never returned.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { nodeCrypto } from '../image/crypto-node';
 import { keyIdOf, publicKeyObject, type PublicKey, type Signer } from '../ota/metadata';
+import { FileError, MAX_PEM_FILE, readInputText } from '../util/files';
 import { writeFileAtomic } from '../util/fs-atomic';
 import { KeyError } from './errors';
 import { envOrPromptPassphrase, type PassphraseSource } from './passphrase';
@@ -56,14 +56,22 @@ export function isEncryptedPem(pem: string): boolean {
   return pem.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----');
 }
 
+/**
+ * A PEM key or certificate file, read in bounded memory (a regular file of at most
+ * MAX_PEM_FILE bytes: not /dev/zero, a FIFO or a huge file), as E_KEY_FILE when it is not.
+ */
+export function readKeyFile(path: string, what = 'key file'): string {
+  try {
+    return readInputText(path, MAX_PEM_FILE, what);
+  } catch (e) {
+    if (e instanceof FileError) throw new KeyError('E_KEY_FILE', e.message, e);
+    throw e;
+  }
+}
+
 /** Load an ed25519 private key file as a Signer, asking for the passphrase only if needed. */
 export async function loadSigner(path: string, passphrases: PassphraseSource = envOrPromptPassphrase): Promise<Signer> {
-  let pem: string;
-  try {
-    pem = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new KeyError('E_KEY_FILE', 'cannot read key file ' + path, e);
-  }
+  const pem = readKeyFile(path, 'key file');
   if (!pem.includes('PRIVATE KEY-----')) throw new KeyError('E_KEY_FILE', path + ' is not a PEM private key');
   let key: KeyObject;
   if (isEncryptedPem(pem)) {

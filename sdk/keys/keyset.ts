@@ -3,12 +3,11 @@
  * releases, the online snapshot/timestamp keys (they go to the update server), a signed TUF
  * root.json, a vendor CA and an RSA-2048 key for U-Boot FIT signatures.
  */
-import { existsSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatUtc, SPEC_VERSION, type RootSigned } from '../ota/metadata';
 import { signEnvelope } from '../ota/sign';
 import { canonicalString } from '../util/canonical-json';
-import { createDirAtomic, writeFileAtomic } from '../util/fs-atomic';
+import { createDirAtomic, outputFolderState, writeFileAtomic } from '../util/fs-atomic';
 import { KeyError } from './errors';
 import { generateEd25519, writePrivateKeyFile, type Ed25519KeyPair } from './keyfile';
 import { createVendorCa, encryptPem, generateFitKey } from './x509';
@@ -31,13 +30,20 @@ export interface KeysInitResult {
 
 export const MAX_KEYS = 16;
 
+/**
+ * One turn of the event loop, so that a Ctrl-C (or SIGTERM, SIGHUP) during the slow steps is
+ * handled now: the temp folder with the new private keys is removed and the command ends,
+ * instead of the signal waiting until every key is written.
+ */
+const signalsMayArrive = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export async function initKeys(opts: KeysInitOptions): Promise<KeysInitResult> {
   const k = opts.threshold ?? 1;
   const n = opts.count ?? Math.max(1, k);
   if (!Number.isInteger(k) || !Number.isInteger(n) || k < 1 || n < k || n > MAX_KEYS) {
     throw new KeyError('E_KEY_ARGS', `cannot make a ${k}-of-${n} key set`);
   }
-  if (existsSync(opts.dir) && readdirSync(opts.dir).length > 0) {
+  if (outputFolderState(opts.dir) === 'not-empty') {
     throw new KeyError('E_KEYS_EXIST', opts.dir + ' already exists and is not empty');
   }
   const now = opts.now ?? new Date();
@@ -52,15 +58,16 @@ export async function initKeys(opts: KeysInitOptions): Promise<KeysInitResult> {
   const [timestampKey] = make(1);
 
   const fill = async (tmp: string) => {
-    const writeKey = (name: string, kp: Ed25519KeyPair) => {
+    const writeKey = async (name: string, kp: Ed25519KeyPair) => {
       writePrivateKeyFile(join(tmp, name + '.key'), kp.privatePem(opts.passphrase));
       writeFileAtomic(join(tmp, name + '.pub'), JSON.stringify(kp.publicKey, null, 2) + '\n');
       files.push(name + '.key', name + '.pub');
+      await signalsMayArrive();
     };
-    rootKeys.forEach((kp, i) => writeKey(`root-${i + 1}`, kp));
-    targetsKeys.forEach((kp, i) => writeKey(`targets-${i + 1}`, kp));
-    writeKey('snapshot', snapshotKey);
-    writeKey('timestamp', timestampKey);
+    for (const [i, kp] of rootKeys.entries()) await writeKey(`root-${i + 1}`, kp);
+    for (const [i, kp] of targetsKeys.entries()) await writeKey(`targets-${i + 1}`, kp);
+    await writeKey('snapshot', snapshotKey);
+    await writeKey('timestamp', timestampKey);
 
     const all = [...rootKeys, ...targetsKeys, snapshotKey, timestampKey];
     const keys: RootSigned['keys'] = {};
@@ -84,16 +91,18 @@ export async function initKeys(opts: KeysInitOptions): Promise<KeysInitResult> {
     writeFileAtomic(join(tmp, 'root.json'), JSON.stringify(JSON.parse(canonicalString(env)), null, 2) + '\n');
     files.push('root.json');
 
+    await signalsMayArrive();
     const ca = createVendorCa((opts.vendorName ?? 'Signet vendor') + ' CA', 3650, now);
     writeFileAtomic(join(tmp, 'vendor-ca.crt'), ca.certPem);
     writePrivateKeyFile(join(tmp, 'vendor-ca.key'), opts.passphrase ? encryptPem(ca.keyPem, opts.passphrase) : ca.keyPem);
+    await signalsMayArrive();
     const fit = generateFitKey();
     writePrivateKeyFile(join(tmp, 'fit.key'), opts.passphrase ? encryptPem(fit, opts.passphrase) : fit);
     files.push('vendor-ca.crt', 'vendor-ca.key', 'fit.key');
   };
 
-  // An existing empty folder is replaced, so that a failure half-way leaves nothing behind.
-  if (existsSync(opts.dir)) rmdirSync(opts.dir);
+  // Built under a temp name (an existing empty folder is replaced), so that a failure or a
+  // signal half-way leaves no private key behind.
   await createDirAtomic(opts.dir, fill);
   return { dir: opts.dir, files: files.sort(), root };
 }

@@ -3,12 +3,14 @@
  * flash file, the real agent over mutual TLS) that boots, checks in, updates through a trial
  * boot and confirms — what a vendor runs to try a release end to end without hardware.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { partition, type Board } from '../board';
-import { readImageFile } from '../image/file';
+import { readImageFile, verifyImageFile } from '../image/file';
 import { SignetError } from '../util/errors';
+import { readInputFile } from '../util/files';
 import { loadIdentity } from '../keys/device';
+import { MAX_ROOT_BYTES } from './root-file';
 import type { FlashLayout } from '../../bootloader/src/provision';
 import { SimulatedDevice, type BootOutcome } from './device';
 import type { UpdateResult } from './agent';
@@ -49,13 +51,22 @@ export async function simulateDevice(o: SimulateOptions): Promise<SimulateResult
     id: id.id,
     board: o.board.id,
     layout,
-    rootBytes: new Uint8Array(readFileSync(o.rootPath)),
+    rootBytes: readInputFile(o.rootPath, MAX_ROOT_BYTES, 'root metadata file (root.json)'),
     serverUrl: o.server,
     tls: { ca: id.caPem, cert: id.certPem, key: id.keyPem },
   };
   const fresh = !existsSync(join(o.dir, 'flash.img'));
-  const dev = fresh
-    ? SimulatedDevice.provision({ ...common, factoryImage: readImageFile(requireFactory(o.factory)), flashBytes: bytes })
+  let factoryImage: Uint8Array | undefined;
+  if (fresh) {
+    // The device's own decision on the factory image (root, board, slot size, signatures,
+    // expiry) before a byte of flash or TUF state is written: a bad image fails here, with its
+    // own code, and leaves the folder as it was.
+    const path = requireFactory(o.factory);
+    verifyImageFile(path, { rootPath: o.rootPath, board: o.board.id, slotBytes: layout.slot_a.size });
+    factoryImage = readImageFile(path, layout.slot_a.size);
+  }
+  const dev = factoryImage
+    ? SimulatedDevice.provision({ ...common, factoryImage, flashBytes: bytes })
     : new SimulatedDevice(common);
   let shown = 0;
   const flush = () => {
@@ -63,6 +74,11 @@ export async function simulateDevice(o: SimulateOptions): Promise<SimulateResult
   };
   const first = await dev.boot();
   flush();
+  if (!first.slot) {
+    dev.shutdown();
+    throw new SignetError('E_DEVICE_NO_APP', `the simulated device in ${o.dir} has no app that verifies: its boot stage went to recovery`,
+      `remove ${join(o.dir, 'flash.img')} and ${join(o.dir, 'tuf')}, then run again with --factory app.simg`);
+  }
   const update = await dev.checkForUpdate();
   flush();
   let after: BootOutcome | undefined;

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { loadBoard } from '../../board';
 import { buildBootImage } from '../../disk/boot-image';
 import { buildDisk } from '../../disk/disk';
@@ -6,8 +5,9 @@ import { asSignetError } from '../../disk/errors';
 import { FIT_KEY_NAME, loadFitSigner } from '../../disk/fit-key';
 import { runDisk } from '../../disk/run';
 import { publicKeyDtb } from '../../fit/keydtb';
+import { MAX_KEY_DTB_FILE, readInputFile } from '../../util/files';
 import { writeFileAtomic } from '../../util/fs-atomic';
-import { intOption, JSON_OPTION, need, onePositional, UsageError, type Command } from '../command';
+import { intOption, JSON_OPTION, need, onePositional, type Command } from '../command';
 
 const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
 
@@ -29,7 +29,7 @@ export const fit: Command = {
     const b = await buildBootImage({ board, keysDir: need(ctx, 'keys'), testMode: ctx.values['app-test-mode'] === true });
     writeFileAtomic(out, b.fit);
     const keyDtb = ctx.values['key-dtb'] as string | undefined;
-    if (keyDtb) writeFileAtomic(keyDtb, b.keyDtb);
+    if (keyDtb !== undefined) writeFileAtomic(keyDtb, b.keyDtb);
     if (ctx.json) {
       ctx.out(JSON.stringify({ out, bytes: b.fit.length, keyDtb: keyDtb ?? null, kernel: b.kernel.version, kernelPackage: b.kernel.package, kernelBytes: b.kernel.kernel.length,
         kernelCompression: b.fitKernel.compression, fitKernelBytes: b.fitKernel.data.length, initramfsBytes: b.initramfs.length, ramdiskBytes: b.ramdisk.length,
@@ -72,7 +72,7 @@ export const disk: Command = {
       testMode: ctx.values['app-test-mode'] === true,
     });
     const keyDtb = ctx.values['key-dtb'] as string | undefined;
-    if (keyDtb) writeFileAtomic(keyDtb, r.boot.keyDtb);
+    if (keyDtb !== undefined) writeFileAtomic(keyDtb, r.boot.keyDtb);
     if (ctx.json) {
       ctx.out(JSON.stringify({ out, bytes: r.bytes, board: board.id, diskGuid: r.gpt.diskGuid, partitions: r.gpt.partitions, bootImageBytes: r.boot.fit.length,
         slotA: { name: r.slotA.name, version: r.slotA.version, securityCounter: r.slotA.securityCounter },
@@ -115,12 +115,13 @@ export const run: Command = {
     const timeout = intOption(ctx, 'timeout', 1, 86400);
     const keysDir = ctx.values.keys as string | undefined;
     let keyDtb: Uint8Array | undefined;
-    try {
-      if (ctx.values['key-dtb']) keyDtb = new Uint8Array(readFileSync(ctx.values['key-dtb'] as string));
-      else if (keysDir) keyDtb = publicKeyDtb((await loadFitSigner(keysDir)).publicKey(), FIT_KEY_NAME);
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ENOENT') throw new UsageError(`cannot read ${String(ctx.values['key-dtb'])}`, 'pass the file written by `signet fit --key-dtb`');
-      throw asSignetError(e);
+    if (ctx.values['key-dtb'] !== undefined) keyDtb = readInputFile(ctx.values['key-dtb'] as string, MAX_KEY_DTB_FILE, 'U-Boot key DTB (from `signet fit --key-dtb`)');
+    else if (keysDir) {
+      try {
+        keyDtb = publicKeyDtb((await loadFitSigner(keysDir)).publicKey(), FIT_KEY_NAME);
+      } catch (e) {
+        throw asSignetError(e);
+      }
     }
     const direct = ctx.values.direct === true || keyDtb === undefined;
     const stdin = process.stdin;

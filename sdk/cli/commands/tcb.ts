@@ -22,7 +22,7 @@ export const tcb: Command = {
     const path = onePositional(ctx, 'image file');
     const { report } = reportOf(path);
     const diff = ctx.values.vs ? diffTcb(reportOf(ctx.values.vs as string).report, report) : undefined;
-    if (ctx.values.html) writeFileAtomic(ctx.values.html as string, renderTcbHtml(report, diff));
+    if (ctx.values.html !== undefined) writeFileAtomic(ctx.values.html as string, renderTcbHtml(report, diff));
     if (ctx.json) ctx.out(JSON.stringify({ report, diff }, null, 2));
     else ctx.out(formatTcbText(report, diff));
   },
