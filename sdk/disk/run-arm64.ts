@@ -18,7 +18,7 @@ import { mergePublicKeyIntoDtb, readPublicKeysFromDtb } from '../fit/keydtb';
 import { readDiskBootImage } from './disk';
 import { DiskError, asSignetError } from './errors';
 import { boardFirmware, checkQemuInstalled, dumpMachineDtb, GuestConsole, machineArgs } from './qemu';
-import type { GuestRunOptions, StartedGuest } from './run';
+import type { GuestRunOptions, StartedGuest } from './run-types';
 import { encodeUbootEnv } from './uboot-env';
 
 /** Debian's qemu_arm64 U-Boot: CONFIG_ENV_IS_IN_FLASH at the start of pflash bank 1. */

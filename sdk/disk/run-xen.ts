@@ -19,7 +19,7 @@ import { buildRelease } from '../image/release';
 import { initKeys } from '../keys/keyset';
 import { asSignetError } from './errors';
 import { checkQemuInstalled, GuestConsole } from './qemu';
-import type { GuestRunOptions, StartedGuest } from './run';
+import type { GuestRunOptions, StartedGuest } from './run-types';
 import { checkXenBoard, fetchXen, guestForApp, guestFromDisk, prepareXenBoot, type XenBootPlan, type XenGuestImages } from './xen';
 import { XenError } from './xen-errors';
 import { domUFlashFromApp, domUFlashFromDiskFile } from './xen-flash';

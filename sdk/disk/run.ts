@@ -5,37 +5,11 @@
  *   kvm  → run-arm64.ts startArm64 (QEMU virt: U-Boot verified boot, or --direct)
  *   xen  → run-xen.ts startXen (Xen dom0less under QEMU, the guest as a DomU; the Xen/arm32 work)
  */
-import type { Board, Hypervisor } from '../board/schema';
+import type { Hypervisor } from '../board/schema';
 import { DiskError } from './errors';
-import type { GuestConsole } from './qemu';
+import type { GuestRunOptions, StartedGuest } from './run-types';
 
-/** What every starter takes. */
-export interface GuestRunOptions {
-  board: Board;
-  disk: string;
-  /** Kernel args `-- --halt`: the boot stage powers the guest off after the app. */
-  halt?: boolean;
-  /** kvm: QEMU loads the FIT's kernel, initramfs and device tree itself (no U-Boot). */
-  direct?: boolean;
-  /**
-   * The FIT public-key DTB (from `signet fit --key-dtb`): U-Boot's control DTB gets it (required
-   * for a U-Boot boot); direct boots check the FIT with it when it is given.
-   */
-  keyDtb?: Uint8Array;
-  /** U-Boot's autoboot delay in seconds (default 0; tests that type commands use more). */
-  bootdelay?: number;
-  onOutput?: (chunk: string) => void;
-  /** More QEMU options (tests: e.g. `-device loader` to put extra images in RAM). */
-  extraArgs?: string[];
-}
-
-/** What every starter returns: the running guest. */
-export interface StartedGuest {
-  guest: GuestConsole;
-  mode: 'uboot' | 'direct';
-  /** Removes the run's temp files (e.g. control DTB, environment, extracted images). */
-  cleanup(): void;
-}
+export type { GuestRunOptions, StartedGuest } from './run-types';
 
 type Starter = (o: GuestRunOptions) => Promise<StartedGuest>;
 
