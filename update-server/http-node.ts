@@ -91,17 +91,21 @@ function clientCert(socket: TLSSocket): ClientCert {
   }
 }
 
+/** RFC 3986 pchar (unreserved, pct-encoded, sub-delims, ":", "@") and "/" for the path; the query also takes "?". */
+const ORIGIN_FORM = /^(?:\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*)+(?:\?(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)?$/;
+
 /**
- * The path and query of a request target (RFC 9112 §3.2): origin-form (`/path?query`) or
- * absolute-form (`https://host/path?query`, host ignored). Anything else (`*`, an authority,
- * a URL that does not parse) is a 400. The path is resolved against a fixed origin, so dot
- * segments are removed as before and nothing the client sends can become a host.
+ * The path and query of a request target (RFC 9112 §3.2): origin-form (`/path?query`, only the
+ * characters RFC 3986 allows there) or absolute-form (`https://host/path?query`, host ignored).
+ * Anything else is a 400: `*`, an authority, a URL that does not parse, and a path starting
+ * with `//`, which URL parsers read as a host. Dot segments are removed against a fixed
+ * origin, so nothing the client sends can become a host.
  */
 export function parseTarget(target: string): { path: string; query: URLSearchParams } {
   let url: URL;
   try {
-    if (target.startsWith('/')) url = new URL('https://server.invalid' + target);
-    else if (/^https?:\/\//i.test(target)) url = new URL(target);
+    if (target.startsWith('/') && !target.startsWith('//') && ORIGIN_FORM.test(target)) url = new URL('https://server.invalid' + target);
+    else if (/^https?:\/\/[^/?#]*(\/[^/]|\/?$|\?)/i.test(target) && !/[^\x21-\x7e]/.test(target)) url = new URL(target);
     else throw new Error('not origin-form or absolute-form');
   } catch (e) {
     throw new ServerError('E_BAD_REQUEST', 'the request target is not a path (origin-form or an http(s) URL)', e);

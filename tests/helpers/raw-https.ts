@@ -29,9 +29,10 @@ export interface ConnectOptions {
 /** A TLS connection with the handshake done (rejects when the server hangs up first). */
 export function connectTls(port: number, o: ConnectOptions = {}): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
+    const tcp = netConnect({ port, host: o.host ?? '127.0.0.1', localAddress: o.localAddress });
+    tcp.on('error', () => undefined); // reported by the TLS socket
     const s = tlsConnect({
-      port, host: o.host ?? '127.0.0.1', localAddress: o.localAddress, rejectUnauthorized: false,
-      cert: o.id?.certPem, key: o.id?.keyPem, servername: 'localhost', ...o.tls,
+      socket: tcp, rejectUnauthorized: false, cert: o.id?.certPem, key: o.id?.keyPem, servername: 'localhost', ...o.tls,
     }, () => resolve(s));
     s.once('error', reject);
     s.once('close', () => reject(new Error('closed during the handshake')));
@@ -91,20 +92,21 @@ export interface Exchange {
  * Send `bytes` on `socket` and collect responses until `expect` of them came (then close it
  * ourselves), or the server closed the connection, or `boundMs` passed (a hang).
  */
-export function exchangeOn(socket: Socket, bytes: Buffer | string, expect: number, o: { heads?: boolean[]; boundMs?: number } = {}): Promise<Exchange> {
+export function exchangeOn(socket: Socket, bytes: Buffer | string, expect: number, o: { heads?: boolean[]; boundMs?: number; keepOpen?: boolean } = {}): Promise<Exchange> {
   return new Promise((resolve) => {
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     const responses: RawResponse[] = [];
     let settled = false;
     const finish = (closed: boolean, hung = false) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.destroy();
+      socket.removeListener('data', onData);
+      if (!o.keepOpen || closed || hung) socket.destroy();
       resolve({ responses, closed, hung });
     };
     const timer = setTimeout(() => finish(false, true), o.boundMs ?? 20_000);
-    socket.on('data', (d: Buffer) => {
+    const onData = (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       try {
         const r = parseResponses(buf, o.heads, responses.length);
@@ -114,7 +116,8 @@ export function exchangeOn(socket: Socket, bytes: Buffer | string, expect: numbe
         buf = Buffer.alloc(0);
       }
       if (responses.length >= expect) finish(false);
-    });
+    };
+    socket.on('data', onData);
     socket.on('error', () => finish(true));
     socket.on('close', () => finish(true));
     if (socket.destroyed) finish(true);
