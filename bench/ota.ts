@@ -207,11 +207,11 @@ export async function run(): Promise<Figures> {
     await adminClient.json('POST', '/api/v1/rollouts', { board: 'qemu-virt-arm64', version: '1.3.0', percent: 50, haltFailureRate: 0.5 });
 
     // 200 devices, each with its own certificate (one shared RSA key: issuing is the cheap part).
-    const first = issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: 'dev-0', role: 'device', days: 2 });
+    const first = issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: 'dev-0', role: 'device', days: 2, board: 'qemu-virt-arm64', channel: 'stable' });
     const publicKeyPem = createPublicKey(first.keyPem!).export({ format: 'pem', type: 'spki' }) as string;
     const clients: Client[] = [];
     for (let i = 0; i < DEVICES; i++) {
-      const cert = i === 0 ? first.certPem : issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: 'dev-' + i, role: 'device', days: 2, publicKeyPem }).certPem;
+      const cert = i === 0 ? first.certPem : issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: 'dev-' + i, role: 'device', days: 2, publicKeyPem, board: 'qemu-virt-arm64', channel: 'stable' }).certPem;
       clients.push({ agent: new Agent({ keepAlive: true, maxSockets: 1, cert, key: first.keyPem, ca: ca.certPem }) });
     }
     checkDeadline();
