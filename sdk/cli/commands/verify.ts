@@ -20,7 +20,7 @@ function floorOption(ctx: RunContext): number | undefined {
 
 export const verify: Command = {
   path: ['verify'],
-  summary: 'decide whether an app image may run on a board: signatures, threshold, board, expiry, security counter, digests',
+  summary: 'decide whether an app image may run on a board, as its boot stage would: slot size, root, signatures, threshold, board, expiry, security counter, digests',
   args: '<image.simg>',
   options: {
     root: { type: 'string', valueName: 'root.json', description: 'trusted root metadata' },
