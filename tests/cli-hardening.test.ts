@@ -132,7 +132,11 @@ describe('finding 10: outputs that are not regular files are never replaced', ()
     expect(existsSync(at('no'))).toBe(false);
   });
 
-  it('/dev/full: E_OUT_NO_SPACE, and the device stays', () => {
+  it('/dev/full: E_OUT_NO_SPACE, and the device stays (a private twin first, then /dev/full)', () => {
+    const full = at('full');
+    expect(spawnSync('mknod', [full, 'c', '1', '7']).status).toBe(0);
+    expectOneLineError(signet(['tcb', at('app.simg'), '--html', full]), 'E_OUT_NO_SPACE');
+    expect(isCharDev(full)).toBe(true);
     expectOneLineError(signet(['tcb', at('app.simg'), '--html', '/dev/full']), 'E_OUT_NO_SPACE');
     expect(lstatSync('/dev/full').isCharacterDevice()).toBe(true);
   });
@@ -396,6 +400,8 @@ describe('finding 17: output folders that cannot be created are refused at once'
     expectOneLineError(signet(['keys', 'init', '--dir', '/proc/nope/keys'], HANG_GUARD), 'E_OUT_FOLDER');
     expectOneLineError(signet(['server', 'keys', '--keys', at('keys'), '--out', '/proc/nope/srv'], HANG_GUARD), 'E_OUT_FOLDER');
     expectOneLineError(signet(['device', 'enroll', '--admin', '--id', 'a', '--keys', at('keys'), '--out', '/proc/nope/adm'], HANG_GUARD), 'E_OUT_FOLDER');
+    ok(['server', 'keys', '--keys', at('keys'), '--out', at('srv-17')]);
+    expectOneLineError(signet(['server', '--data', '/proc/nope/data', '--keys', at('srv-17'), '--port', '0'], HANG_GUARD), 'E_SERVER_CONFIG');
     const deep = at(Array.from({ length: 40 }, (_, i) => `d${i}`).join('/') + '/x.html');
     expectOneLineError(signet(['tcb', at('app.simg'), '--html', deep], HANG_GUARD), 'E_OUT_FOLDER');
     expect(existsSync(at('d0'))).toBe(false);

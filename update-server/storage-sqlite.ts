@@ -7,8 +7,9 @@
  * may already have seen is never lost on power failure and never re-signed differently.
  */
 import Database from 'better-sqlite3';
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, lstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureOutputFolder } from '../sdk/util/fs-atomic';
 import type { MetadataRole } from '../sdk/ota/repository';
 import { BlobFolder } from './blob-folder';
 import { ServerError } from './errors';
@@ -81,7 +82,7 @@ function deviceOf(r: DeviceRow): DeviceRecord {
  */
 export function prepareDataDir(dataDir: string): void {
   try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    ensureOutputFolder(dataDir, 0o700); // one bounded step at a time: a recursive mkdir loops under /proc
     if (!lstatSync(dataDir).isDirectory()) throw new Error('not a folder');
     chmodSync(dataDir, 0o700);
     const db = join(dataDir, 'signet.db');

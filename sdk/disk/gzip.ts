@@ -9,7 +9,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fs-atomic';
 import { cacheDir } from '../util/paths';
@@ -63,7 +63,6 @@ export async function gzipDeterministic(data: Uint8Array): Promise<Uint8Array> {
     if (isGzip(cached)) return cached;
   }
   const gz = await runGzip(data);
-  mkdirSync(join(cacheDir(), 'gzip'), { recursive: true });
   writeFileAtomic(path, gz);
   return gz;
 }

@@ -2,9 +2,9 @@
  * A `MetadataStore` in a folder on Node (simulated devices, a Linux guest with a writable
  * partition): one file per name, replaced atomically (temp file, fsync, rename).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../util/fs-atomic';
+import { ensureOutputFolder, writeFileAtomic } from '../util/fs-atomic';
 import type { MetadataStore } from './client';
 
 const SAFE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
@@ -14,7 +14,7 @@ export class DirMetadataStore implements MetadataStore {
 
   constructor(dir: string) {
     this.dir = dir;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    ensureOutputFolder(dir, 0o700);
   }
 
   private path(name: string): string {

@@ -7,8 +7,9 @@
  *
  * Tests, benches and `signet` demos use it; it is Node-only (files, sockets) and never bundled.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureOutputFolder } from '../util/fs-atomic';
 import { PartitionDevice, readBytes } from '../../bootloader/src/block';
 import { FileBlockDevice } from '../../bootloader/src/block-file';
 import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision';
@@ -82,7 +83,7 @@ export class SimulatedDevice {
 
   /** Factory provisioning: a fresh flash with the factory image in slot A. */
   static provision(o: ProvisionDeviceOptions): SimulatedDevice {
-    mkdirSync(o.dir, { recursive: true });
+    ensureOutputFolder(o.dir);
     const path = join(o.dir, FLASH_FILE);
     writeFileSync(path, new Uint8Array(o.flashBytes).fill(0xff));
     const dev = new FileBlockDevice(path, o.sectorSize ?? 512);

@@ -115,8 +115,9 @@ function describeNode(st: Stats): string {
 /**
  * Create `dir` and its missing parents, one at a time and at most MAX_NEW_FOLDERS of them.
  * Each mkdir's own answer decides, so a file system that refuses (e.g. /proc) ends it at once.
+ * `mode` (before the umask) is for the folders it creates.
  */
-export function ensureOutputFolder(dir: string): void {
+export function ensureOutputFolder(dir: string, mode = 0o777): void {
   const missing: string[] = [];
   let d = resolve(dir);
   for (;;) {
@@ -141,7 +142,7 @@ export function ensureOutputFolder(dir: string): void {
   }
   for (const m of missing) {
     try {
-      mkdirSync(m);
+      mkdirSync(m, { mode });
     } catch (e) {
       // Someone else made it meanwhile: fine if it is a folder.
       if ((e as NodeJS.ErrnoException).code === 'EEXIST' && statSync(m, { throwIfNoEntry: false })?.isDirectory()) continue;
