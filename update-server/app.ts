@@ -135,7 +135,7 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
   const audit = (req: AppRequest, action: AuditAction, subject: string, detail: Record<string, unknown> = {}) =>
     storage.audit({ at: clock(), actor: (req as Authed).caller.id, action, subject, detail });
 
-  /** Remove blobs no metadata names, past their grace period; a failure is logged by the next run. */
+  /** Remove blobs no metadata names, past their grace period (each removal is audited). */
   const collectBlobs = async () => {
     const removed = await repository.collectBlobs(blobGraceS);
     for (const b of removed) await storage.audit({ at: clock(), actor: 'server', action: 'blob.collect', subject: b.sha256, detail: { length: b.length } });
@@ -143,11 +143,11 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
     return removed;
   };
 
-  const metadataFile: Handler = async (_req, [file]) => {
+  const metadataFile: Handler = async (req, [file]) => {
     const bytes = await repository.metadataFile(file);
     if (!bytes) throw new ServerError('E_NOT_FOUND', 'no metadata ' + file);
     // A HEAD moves no bytes: it is not a download.
-    if (_req.method !== 'HEAD') {
+    if (req.method !== 'HEAD') {
       metrics.downloads.metadata++;
       metrics.downloadBytes.metadata += bytes.length;
     }
