@@ -120,7 +120,7 @@ describe('admin writes from a real browser holding an admin certificate', () => 
   it('a no-cors fetch from another origin cannot revoke a device', async () => {
     const page = await context.newPage();
     await page.goto(evilUrl + '/fetch-revoke');
-    await page.waitForFunction(() => document.title === 'sent' || document.title === 'failed');
+    await page.waitForFunction("document.title === 'sent' || document.title === 'failed'");
     expect((await adminGet('/api/v1/devices')).revoked).toEqual([]);
     expect((await call(srv.url + '/api/v1/checkin', { ca: k.ca.certPem, id: device, body: { board: 'qemu-virt-arm64', version: '1.2.0', securityCounter: 3, slot: 'a' } })).status).toBe(200);
     await page.close();
@@ -168,8 +168,9 @@ describe('admin writes over plain HTTPS', () => {
 
   it('refuses Sec-Fetch-Site other than same-origin or none, and an Origin other than its own, with 403', async () => {
     const json = { 'content-type': 'application/json' };
-    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'https://evil.example' },
-      { origin: 'null' }, { origin: srv.url.replace('https:', 'http:') }, { origin: 'https://127.0.0.1:1' }]) {
+    const refused: Record<string, string>[] = [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'https://evil.example' },
+      { origin: 'null' }, { origin: srv.url.replace('https:', 'http:') }, { origin: 'https://127.0.0.1:1' }];
+    for (const headers of refused) {
       const r = await post(pause(), { body: Buffer.from('{}'), headers: { ...json, ...headers } });
       expect(r.status, JSON.stringify(headers)).toBe(403);
       expect(r.json().error.code).toBe('E_CROSS_SITE');
