@@ -81,7 +81,8 @@ describe('signet server / publish / rollout / device simulate', () => {
     // router-1's certificate says xen-arm32: simulating a qemu-virt-arm64 board with it is refused.
     const r = simulate('router-1', ['--factory', at('app-1.2.0.simg')]);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/^error\[E_FETCH_REFUSED\]: .*HTTP 403/m);
+    expectOneLineError(r, 'E_FETCH_REFUSED');
+    expect(r.stderr).toContain('answered HTTP 403 (E_DEVICE_BOARD: router-1 is enrolled for board xen-arm32, not qemu-virt-arm64)');
     // Refused before anything was written: the server does not know router-1.
     const list = signet(['device', 'list', '--server', url, '--admin', at('admin'), '--json']);
     expect(JSON.parse(list.stdout).devices.map((d: { id: string }) => d.id)).not.toContain('router-1');

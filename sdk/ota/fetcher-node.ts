@@ -120,7 +120,7 @@ export class NodeFetcher implements Fetcher {
       } else if (status === 416) {
         return finish(new OtaError('E_FETCH_RANGE', req.url + ': the server refused the range from ' + offset + ' (416)'));
       } else if (status >= 400 && status <= 499) {
-        return finish(new OtaError('E_FETCH_REFUSED', req.url + ' answered HTTP ' + status));
+        return refused(res, status);
       } else if (status < 200 || status > 299 || status === 206) {
         return finish(new OtaError('E_FETCH_HTTP', req.url + ' answered HTTP ' + status));
       }
@@ -170,6 +170,22 @@ export class NodeFetcher implements Fetcher {
       });
     };
 
+    // A refusal: the line a person reads names the server's own code when it gave one
+    // (E_DEVICE_BOARD, E_AUTH_REVOKED, ...), read from at most 4 KiB of its answer.
+    const refused = (res: http.IncomingMessage, status: number): void => {
+      const parts: Buffer[] = [];
+      let n = 0;
+      const end = () => finish(new OtaError('E_FETCH_REFUSED', req.url + ' answered HTTP ' + status + serverReason(Buffer.concat(parts))));
+      res.on('data', (buf: Buffer) => {
+        parts.push(buf);
+        n += buf.length;
+        if (n >= 4096) end();
+      });
+      res.on('end', end);
+      res.on('error', end);
+      res.on('close', end);
+    };
+
     let responded = false;
     let retried = false;
     const send = (): void => {
@@ -197,5 +213,17 @@ export class NodeFetcher implements Fetcher {
     };
     send();
     return { abort: () => finish(new OtaError('E_FETCH_NETWORK', req.url + ': aborted')) };
+  }
+}
+
+/** ` (E_CODE: message)` from a Signet server's JSON error body, or nothing. */
+function serverReason(body: Buffer): string {
+  try {
+    const e = (JSON.parse(body.subarray(0, 4096).toString('utf8')) as { error?: { code?: unknown; message?: unknown } }).error;
+    if (!e || typeof e.code !== 'string' || !/^E_[A-Z0-9_]{1,48}$/.test(e.code)) return '';
+    const msg = typeof e.message === 'string' ? ': ' + e.message.replace(/[\x00-\x1f\x7f]+/g, ' ').slice(0, 200) : '';
+    return ' (' + e.code + msg + ')';
+  } catch {
+    return '';
   }
 }
