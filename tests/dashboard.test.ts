@@ -106,6 +106,12 @@ describe('dashboard in headless Chromium', () => {
     expect(await page.locator('#devices tr[data-device="router-1"] td').nth(6).textContent()).toMatch(/s ago$/);
     expect(await page.locator('#devices tbody tr').count()).toBe(19);
 
+    // The audit log: who created the rollouts, newest first.
+    const audit = page.locator('#audit tbody tr');
+    expect(await audit.first().getAttribute('data-action')).toBe('rollout.create');
+    expect(await page.locator('#audit tr[data-action="rollout.create"] td').nth(1).textContent()).toBe('ops');
+    expect(await page.locator('#audit tr[data-action="rollout.halt"] td').nth(1).textContent()).toBe('server');
+
     // The page runs no script at all (its CSP forbids it) and loads nothing else.
     expect(await page.locator('script').count()).toBe(0);
     expect(problems).toEqual([]);

@@ -5,11 +5,13 @@
  * database; `signet server audit` prints them (text and --json, --since) and the dashboard
  * shows them. HEAD requests are not counted as downloads.
  */
+import Database from 'better-sqlite3';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Identity } from '../sdk/keys/device';
 import { parseSince } from '../sdk/cli/commands/server';
+import { SqliteStorage } from '../update-server/storage-sqlite';
 import { expectOneLineError } from './helpers/cli';
 import { call, enroll, makeRepoKeys, releaseImage, signetAsync, startTestServer, tempDir, type RepoKeys, type TestServer } from './server-fixture';
 
@@ -115,6 +117,25 @@ describe('audit log', () => {
     const section = html.slice(html.indexOf('id="audit"'));
     expect(section).toContain('<td>alice</td><td>device.revoke</td><td>tv-0001</td><td>reason: stolen from the lab</td>');
     expect(section.indexOf('device.revoke')).toBeLessThan(section.indexOf('rollout.create'));
+  });
+});
+
+describe('a database from before the audit log (schema 1)', () => {
+  it('is upgraded in place when the server opens it; until then `server audit` says so in one line', async () => {
+    const dir = join(work, 'v1-data');
+    await (await SqliteStorage.open(dir)).close();
+    const db = new Database(join(dir, 'signet.db'));
+    db.exec('DROP TABLE audit');
+    db.pragma('user_version = 1');
+    db.close();
+    expectOneLineError(await signetAsync(['server', 'audit', '--data', dir]), 'E_SERVER_CONFIG');
+    const s = await SqliteStorage.open(dir);
+    await s.audit({ at: 1, actor: 'ops', action: 'device.revoke', subject: 'tv-9', detail: { reason: 'r' } });
+    await s.close();
+    const check = new Database(join(dir, 'signet.db'), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(2);
+    check.close();
+    expect(JSON.parse((await ok(['server', 'audit', '--data', dir, '--json'])).stdout)).toMatchObject([{ actor: 'ops', subject: 'tv-9' }]);
   });
 });
 
