@@ -6,7 +6,6 @@ export type BootErrorCode =
   | 'E_TRIAL_EXHAUSTED' // a trial slot used all its tries without confirm()
   | 'E_NO_BOOTABLE_SLOT' // neither slot verifies: recovery
   | 'E_SLOT_EMPTY' // the slot holds no image
-  | 'E_SLOT_TOO_SMALL' // the image does not fit the slot
   | 'E_STAGE_READBACK' // what was written does not read back as the verified image
   | 'E_STAGE_BUSY' // an update is already waiting for its trial boot
   | 'E_NOT_TRIAL' // confirm() when not running a trial slot
