@@ -45,6 +45,11 @@ export function boardLayout(board: Board): { layout: FlashLayout; bytes: number 
 
 export async function simulateDevice(o: SimulateOptions): Promise<SimulateResult> {
   const id = loadIdentity(o.dir);
+  // The identity was enrolled for one board; the server would refuse any other (E_DEVICE_BOARD).
+  if (id.board !== undefined && id.board !== o.board.id) {
+    throw new SignetError('E_DEVICE_BOARD', `${id.id} (${o.dir}) is enrolled for board ${id.board}, not ${o.board.id}`,
+      `pass --board ${id.board}, or enroll a device for ${o.board.id}: signet device enroll --id ID --board ${o.board.id}`);
+  }
   const { layout, bytes } = boardLayout(o.board);
   const common = {
     dir: o.dir,
