@@ -217,23 +217,26 @@ log(pad('7', 3) + ' ' + legacy.twice(21));
 });
 
 describe('refusing what the engine cannot run', () => {
-  it('refuses async/await (lowered onto Promise) with E_ENGINE_FEATURE naming Promise and the module', async () => {
+  it('runs async/await on duktape-es5 with the runtime\'s Promise, injected only where Promise is used', async () => {
     const dir = project({
-      'src/main.ts': "import { log } from 'signet/runtime';\n\nasync function main(): Promise<void> {\n  await null;\n  log('done');\n}\nmain();\n",
+      'src/main.ts': "import { log } from 'signet/runtime';\n\nasync function main(): Promise<void> {\n  await null;\n  log('done');\n}\nmain();\nlog('first');\n",
     });
     for (const typecheck of [true, false]) {
-      const e = await failure(bundleService({ projectDir: dir, entry: 'src/main.ts', engine: 'duktape-es5', typecheck }));
-      expect(e.code).toBe('E_ENGINE_FEATURE');
-      expect(e.details.feature).toBe('Promise');
-      expect(e.details.module).toBe('src/main.ts');
-      expect(e.message).toMatch(/^src\/main\.ts:3:\d+: Promise is not available on duktape-es5/);
+      const r = await bundleService({ projectDir: dir, entry: 'src/main.ts', engine: 'duktape-es5', typecheck });
+      expect(isEs5(r.code)).toBe(true);
+      expect(r.modules.map((m) => m.name)).toContain('signet/runtime/promise.ts');
+      // No engine Promise is used: the bundle runs where there is none (Node's is deleted first).
+      expect(run('delete globalThis.Promise;\n' + r.code)).toEqual(['first', 'done']);
     }
-    // The same source is fine for the node engine: the refusal is about the engine, not the code.
+    // Node has its own: nothing is injected for the node engine, nor where Promise is not used.
     const ok = await bundleService({ projectDir: dir, entry: 'src/main.ts', engine: 'node' });
-    expect(run(ok.code)).toEqual(['done']);
+    expect(ok.modules.map((m) => m.name)).not.toContain('signet/runtime/promise.ts');
+    expect(run(ok.code)).toEqual(['first', 'done']);
+    const plain = await bundleService({ projectDir: project({ 'src/main.ts': "import { log } from 'signet/runtime';\nlog('x');\n" }), entry: 'src/main.ts', engine: 'duktape-es5' });
+    expect(plain.modules.map((m) => m.name)).toEqual([BUNDLE_WRAPPER_NAME, 'signet/runtime/index.ts', 'src/main.ts']);
   });
 
-  it('refuses Map and new Promise with the line of the use', async () => {
+  it('refuses Map and WeakMap with the line of the use', async () => {
     const dir = project({
       'src/main.ts': "import { log } from 'signet/runtime';\n\nconst seen = new Map<string, number>();\nseen.set('a', 1);\nlog(String(seen.size));\n",
     });
@@ -242,11 +245,11 @@ describe('refusing what the engine cannot run', () => {
     expect(e.details).toMatchObject({ feature: 'Map', module: 'src/main.ts', file: 'src/main.ts', line: 3 });
 
     const dir2 = project({
-      'src/lib.ts': "export function later(f: () => void): void {\n  new Promise<void>((resolve) => resolve()).then(f);\n}\n",
+      'src/lib.ts': "export function later(f: () => void): void {\n  new WeakMap<object, number>().set(f, 1);\n}\n",
       'src/main.ts': "import { later } from './lib';\nimport { log } from 'signet/runtime';\nlater(() => log('x'));\n",
     });
     const e2 = await failure(bundleService({ projectDir: dir2, entry: 'src/main.ts', engine: 'duktape-es5', typecheck: false }));
-    expect(e2.details).toMatchObject({ feature: 'Promise', module: 'src/lib.ts', line: 2 });
+    expect(e2.details).toMatchObject({ feature: 'WeakMap', module: 'src/lib.ts', line: 2 });
   });
 
   it('allows a global that is only probed with typeof, and a local that shadows a missing global', async () => {

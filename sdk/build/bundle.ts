@@ -122,6 +122,9 @@ function signetPlugin(ctx: BuildContext, lower: boolean): esbuild.Plugin {
       return { errors: [{ text: 'two files share the module name "' + named.name + '": ' + known.abs + ' and ' + abs }] };
     }
     ctx.files.set(key, { abs, name: named.name, kind: named.kind });
+    // The runtime's modules only define things, so one the app does not use is left out whole
+    // (TypeScript's lowered classes look like calls with side effects to esbuild).
+    if (named.kind === 'sdk' && named.name.startsWith('signet/runtime/')) return { path: named.name, namespace: named.kind, sideEffects: false };
     return { path: named.name, namespace: named.kind };
   };
   return {
@@ -159,7 +162,7 @@ function signetPlugin(ctx: BuildContext, lower: boolean): esbuild.Plugin {
         }
         if (r.external || r.namespace !== 'file') return { path: r.path, namespace: r.namespace, external: r.external };
         const out = record(r.path);
-        out.sideEffects = r.sideEffects;
+        if (out.sideEffects !== false) out.sideEffects = r.sideEffects;
         return out;
       });
       build.onLoad({ filter: /.*/, namespace: EMPTY_NAMESPACE }, () => ({ contents: '', loader: 'js' }));
@@ -299,6 +302,9 @@ export async function bundleService(opts: BundleOptions): Promise<BundleResult> 
       define: opts.define,
       // ES module semantics are strict, and the type check assumed them; keep them in the script.
       banner: { js: '"use strict";' },
+      // What the engine lacks and the runtime provides (Promise, so async/await runs; the
+      // timer functions): each free use becomes an import of sdk/runtime/globals.ts.
+      inject: lower ? [join(ctx.sdk, 'runtime', 'globals.ts')] : undefined,
       logLevel: 'silent',
       plugins: [signetPlugin(ctx, lower)],
     });

@@ -330,3 +330,24 @@ interface TextDecoder {
 }
 declare var TextDecoder: { new (label?: string): TextDecoder };
 `;
+
+/**
+ * Globals the runtime provides where the engine has none (sdk/runtime/globals.ts, injected by
+ * the bundler for every free use): the timer functions and queueMicrotask. Promise is declared
+ * by TypeScript's ES2015 promise lib, which the type check already loads.
+ */
+export const RUNTIME_GLOBALS_DTS = `
+interface SignetTimeout {
+  ref(): this;
+  unref(): this;
+  hasRef(): boolean;
+  close(): this;
+}
+declare function setTimeout(callback: (...args: any[]) => void, ms?: number, ...args: any[]): SignetTimeout;
+declare function setInterval(callback: (...args: any[]) => void, ms?: number, ...args: any[]): SignetTimeout;
+declare function setImmediate(callback: (...args: any[]) => void, ...args: any[]): SignetTimeout;
+declare function clearTimeout(timer: SignetTimeout | undefined | null): void;
+declare function clearInterval(timer: SignetTimeout | undefined | null): void;
+declare function clearImmediate(timer: SignetTimeout | undefined | null): void;
+declare function queueMicrotask(job: () => void): void;
+`;

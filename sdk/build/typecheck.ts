@@ -8,10 +8,11 @@ import type TS from 'typescript';
 import { ts } from './typescript';
 import { join, resolve } from 'node:path';
 import { BuildError } from './errors';
-import { DUKTAPE_LIB_DTS, type EngineProfile } from './engine';
+import { DUKTAPE_LIB_DTS, RUNTIME_GLOBALS_DTS, type EngineProfile } from './engine';
 import { nameModule } from './modules';
 
 const ENGINE_DTS = '/__signet__/engine-duktape-es5.d.ts';
+const RUNTIME_DTS = '/__signet__/runtime-globals.d.ts';
 const LIBS = ['lib.es5.d.ts', 'lib.es2015.promise.d.ts', 'lib.es2015.collection.d.ts', 'lib.es2015.symbol.d.ts'];
 const MAX_LISTED = 20;
 
@@ -36,6 +37,7 @@ function compilerOptions(sdk: string): TS.CompilerOptions {
 // Parsing the lib files is most of the cost of a check; they never change within a process.
 const libCache = new Map<string, TS.SourceFile>();
 let engineDts: TS.SourceFile | undefined;
+let runtimeDts: TS.SourceFile | undefined;
 
 function makeHost(options: TS.CompilerOptions): TS.CompilerHost {
   const host = ts.createCompilerHost(options, true);
@@ -46,6 +48,10 @@ function makeHost(options: TS.CompilerOptions): TS.CompilerHost {
       engineDts ??= ts.createSourceFile(ENGINE_DTS, DUKTAPE_LIB_DTS, ts.ScriptTarget.ES5, true);
       return engineDts;
     }
+    if (fileName === RUNTIME_DTS) {
+      runtimeDts ??= ts.createSourceFile(RUNTIME_DTS, RUNTIME_GLOBALS_DTS, ts.ScriptTarget.ES5, true);
+      return runtimeDts;
+    }
     const isLib = resolve(fileName).startsWith(libDir);
     if (isLib && libCache.has(fileName)) return libCache.get(fileName);
     const sf = getSourceFile(fileName, languageVersion, onError, shouldCreate);
@@ -53,14 +59,14 @@ function makeHost(options: TS.CompilerOptions): TS.CompilerHost {
     return sf;
   };
   const fileExists = host.fileExists.bind(host);
-  host.fileExists = (f) => f === ENGINE_DTS || fileExists(f);
+  host.fileExists = (f) => f === ENGINE_DTS || f === RUNTIME_DTS || fileExists(f);
   return host;
 }
 
 function where(file: TS.SourceFile | undefined, start: number | undefined, projectDir: string, sdk: string): { file?: string; line?: number; column?: number; prefix: string } {
   if (!file || start === undefined) return { prefix: '' };
   const pos = file.getLineAndCharacterOfPosition(start);
-  const name = file.fileName === ENGINE_DTS ? 'signet/engine.d.ts' : nameModule(file.fileName, projectDir, sdk).name;
+  const name = file.fileName === ENGINE_DTS ? 'signet/engine.d.ts' : file.fileName === RUNTIME_DTS ? 'signet/runtime-globals.d.ts' : nameModule(file.fileName, projectDir, sdk).name;
   return { file: name, line: pos.line + 1, column: pos.character + 1, prefix: name + ':' + (pos.line + 1) + ':' + (pos.character + 1) + ': ' };
 }
 
@@ -105,7 +111,8 @@ export interface TypecheckOptions {
 /** Throws BuildError E_BUILD_TYPE / E_BUILD_RESOLVE / E_ENGINE_FEATURE; returns on success. */
 export function typecheckService(opts: TypecheckOptions): void {
   const options = compilerOptions(opts.sdk);
-  const program = ts.createProgram({ rootNames: [opts.entry, ENGINE_DTS], options, host: makeHost(options) });
+  // The node engine has these globals itself; duktape-es5 gets the runtime's (bundle.ts injects them).
+  const program = ts.createProgram({ rootNames: [opts.entry, ENGINE_DTS, RUNTIME_DTS], options, host: makeHost(options) });
   const diagnostics = ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
   if (diagnostics.length > 0) {
     const lines = diagnostics.slice(0, MAX_LISTED).map((d) => where(d.file, d.start, opts.projectDir, opts.sdk).prefix + ts.flattenDiagnosticMessageText(d.messageText, ' '));

@@ -42,4 +42,9 @@ export interface UvBinding {
   now(): number;
   /** Runs the loop until no handle keeps it alive; true if a handler threw on the way. */
   run(): boolean;
+  /**
+   * True where tcpListen and udpBind finish later (Node): the handler then gets 'listening' or
+   * 'error'. On the device they finish in the call (or throw).
+   */
+  asyncListen?: boolean;
 }

@@ -1,10 +1,22 @@
 /**
- * The API a service imports: `import { log, confirm, board, version } from 'signet/runtime'`.
+ * The API a service imports: `import { log, confirm, board, version } from 'signet/runtime'`,
+ * and the Node-like modules as namespaces: `import { http, net, dgram, timers } from
+ * 'signet/runtime'` (docs/runtime.md lists the subset). Each is left out of a bundle that does
+ * not use it.
  *
  * Part of every image's trusted code base, so it stays tiny and plain ES5. On a device the
  * Signet boot stage installs the global `__signet_host` before running the app; under plain
  * Node (tests, `signet run --engine node`) there is none and output goes to `console.log`.
  */
+
+import * as dgram from './dgram';
+import * as http from './http';
+import * as net from './net';
+import * as timers from './timers';
+import type { UvBinding } from './binding';
+
+export { dgram, http, net, timers };
+export { SignetPromise as Promise } from './promise';
 
 export interface SignetHost {
   log(line: string): void;
@@ -12,6 +24,8 @@ export interface SignetHost {
   board: string;
   version: string;
   exit?(code: number): void;
+  /** The device's event loop (libuv in the C host). */
+  uv?: UvBinding;
 }
 
 // Both are globals of the host, not of every engine: Duktape has no `console`.
