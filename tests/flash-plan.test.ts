@@ -7,15 +7,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadBoard, type Board } from '../sdk/board';
 import { encodeGpt } from '../sdk/disk/gpt';
-import { encodeFdt, fdtNode } from '../sdk/fit/fdt';
+import { decodeFdt, encodeFdt, fdtNode, findNode, getProp, readU32 } from '../sdk/fit/fdt';
 import { buildFit } from '../sdk/fit/fit';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
 import { checkDisk, DiskSource, type FlashTrust } from '../sdk/flash/disk-check';
-import { parseCrc32Output, storageCommand } from '../sdk/flash/flasher';
+import { buildDigestFit, digestVerdict } from '../sdk/flash/digest-fit';
+import { cmpVerdict, parseCrc32Output, storageCommand } from '../sdk/flash/flasher';
 import { FlashError } from '../sdk/flash/flasher-errors';
 import { planFlash, type PlanSource } from '../sdk/flash/flasher-plan';
 import { formatDuration, jsonReporter, plainReporter, summaryLine, ttyReporter } from '../sdk/flash/progress';
@@ -202,14 +203,19 @@ describe('cutting a disk into chunks', () => {
   test('chunks tile the disk; fill chunks repeat one byte; every CRC is U-Boot\'s', () => {
     const d = sample();
     const plan = planFlash(memory(d), window);
-    expect(plan.windowBytes).toBe(4 * MiB);
-    expect(plan.readAddr).toBe(0x50000000n + BigInt(4 * MiB));
+    // The digest FIT's 64 KiB first, then the staging and read-back halves.
+    expect(plan.digestAddr).toBe(0x50000000n);
+    expect(plan.windowBytes).toBe(4 * MiB - 64 * 1024);
+    expect(plan.writeAddr).toBe(0x50000000n + 65536n);
+    expect(plan.readAddr).toBe(plan.writeAddr + BigInt(plan.windowBytes));
+    expect(plan.readAddr + BigInt(plan.windowBytes)).toBeLessThanOrEqual(0x50000000n + BigInt(8 * MiB));
     let at = 0;
     for (const c of plan.chunks) {
       expect(c.offset).toBe(at);
       expect(c.offset % 512 + c.bytes % 512).toBe(0);
       const bytes = d.subarray(c.offset, c.offset + c.bytes);
       expect(c.crc).toBe(crc32(bytes));
+      expect(Buffer.from(c.sha256).toString('hex')).toBe(createHash('sha256').update(bytes).digest('hex'));
       if (c.kind === 'fill') {
         expect(bytes.every((b) => b === c.fill)).toBe(true);
         expect(c.bytes).toBeLessThanOrEqual(plan.windowBytes);
@@ -236,6 +242,7 @@ describe('cutting a disk into chunks', () => {
       expect(r.offset).toBe(at);
       expect(r.bytes).toBeLessThanOrEqual(plan.windowBytes);
       expect(r.crc).toBe(crc32(d.subarray(r.offset, r.offset + r.bytes)));
+      expect(Buffer.from(r.sha256).toString('hex')).toBe(createHash('sha256').update(d.subarray(r.offset, r.offset + r.bytes)).digest('hex'));
       expect(r.chunks.reduce((n, i) => n + plan.chunks[i]!.bytes, 0)).toBe(r.bytes);
       at += r.bytes;
     }
@@ -246,7 +253,12 @@ describe('cutting a disk into chunks', () => {
     const d = sample();
     expect(Math.max(...planFlash(memory(d), window, { chunkBytes: 256 * 1024 }).chunks.filter((c) => c.kind === 'data').map((c) => c.bytes))).toBe(256 * 1024);
     const small = planFlash(memory(d), { ...window, ramWindow: 256 * 1024 });
-    expect(Math.max(...small.chunks.map((c) => c.bytes))).toBe(128 * 1024);
+    expect(Math.max(...small.chunks.map((c) => c.bytes))).toBe(64 * 1024);
+    expect(small.digestAddr).toBe(0x50000000n);
+    // Too small for the digest area as well as a page each way: no digest area, all for chunks.
+    const tiny = planFlash(memory(d), { ...window, ramWindow: 128 * 1024 });
+    expect(tiny.digestAddr).toBeUndefined();
+    expect(tiny.writeAddr).toBe(0x50000000n);
     expect(() => planFlash(memory(d), { ...window, ramWindow: 1000 })).toThrow(expect.objectContaining({ code: 'E_FLASH_BOARD' }));
     expect(() => planFlash(memory(new Uint8Array(1000)), window)).toThrow(expect.objectContaining({ code: 'E_FLASH_BOARD' }));
     expect(planFlash(memory(d), window, { compress: false }).chunks.every((c) => !c.gz)).toBe(true);
@@ -321,5 +333,55 @@ describe('progress and summary', () => {
     }
     expect(json.map((l) => JSON.parse(l).type)).toEqual(['progress', 'saved', 'done']);
     expect(plain).toEqual(['environment saved']);
+  });
+});
+
+describe('checks the data cannot cancel (finding 25)', () => {
+  /** A boot-state-like page: two 64-byte copies at 0 and 32 KiB, each ending in the CRC-32 of its first 60 bytes. */
+  function statePage(seq: number): Uint8Array {
+    const page = new Uint8Array(64 * 1024);
+    for (const at of [0, 32 * 1024]) {
+      const copy = page.subarray(at, at + 64);
+      copy.set([0x53, 0x42, 0x53, 0x54, 1, 0, 64, 0, seq, 0, 0, 0, 0, 2, 0, 0, seq + 2]);
+      new DataView(copy.buffer, copy.byteOffset).setUint32(60, crc32(copy.subarray(0, 60)), true);
+    }
+    return page;
+  }
+  const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+  test('two different pages of self-CRC\'d copies have the same CRC-32 (the residue) and different SHA-256', () => {
+    const a = statePage(1);
+    const b = statePage(7);
+    expect(Buffer.compare(a, b)).not.toBe(0);
+    expect(crc32(a)).toBe(crc32(b)); // why a CRC-32 over the page cannot tell them apart
+    expect(sha(a)).not.toBe(sha(b));
+    const plan = planFlash({ size: a.length, read: (o, l) => a.slice(o, o + l) }, { loadAddress: 0x50000000n, ramWindow: 8 * MiB, blockSize: 512 });
+    expect(Buffer.from(plan.chunks[0]!.sha256).toString('hex')).toBe(sha(a));
+  });
+
+  test('the digest FIT: one external-data image per target at the read-back address, and a self-test over its own header', () => {
+    const t = [{ name: 'c3', bytes: 65536, sha256: new Uint8Array(createHash('sha256').update(statePage(1)).digest()) }];
+    const fit = buildDigestFit(t, 0x2010000);
+    const root = decodeFdt(fit).root;
+    const c3 = findNode(root, '/images/c3')!;
+    expect(readU32(getProp(c3, 'data-position')!)).toBe(0x2010000);
+    expect(readU32(getProp(c3, 'data-size')!)).toBe(65536);
+    expect(Buffer.from(getProp(findNode(root, '/images/c3/hash-1')!, 'value')!).toString('hex')).toBe(sha(statePage(1)));
+    const selfTest = findNode(root, '/images/t')!;
+    expect(readU32(getProp(selfTest, 'data-position')!)).toBe(0);
+    expect(Buffer.from(getProp(findNode(root, '/images/t/hash-1')!, 'value')!).toString('hex')).toBe(sha(fit.subarray(0, 40)));
+  });
+
+  test('imxtract and cmp output: only an intact success is a match, only an intact failure a difference', () => {
+    const ok = "virtio read: device 0 block # 2048, count 128 ... 128 blocks read: OK\r\n## Copying 'c3' subimage from FIT image at 50000000 ...\r\nsha256+ ";
+    expect(digestVerdict(ok, 0)).toBe('match');
+    expect(digestVerdict(ok.replace('sha256+', 'sha25#+'), 0)).toBe('unknown');
+    expect(digestVerdict(ok, 1)).toBe('unknown');
+    const bad = "## Copying 'c3' subimage from FIT image at 50000000 ...\r\nsha256 error!\r\nBad hash value for 'hash-1' hash node in 'c3' image node\r\nBad Data Hash";
+    expect(digestVerdict(bad, 1)).toBe('differs');
+    expect(digestVerdict(bad.replace('Bad Data', 'Bad Dxta'), 1)).toBe('unknown');
+    expect(cmpVerdict('Total of 16384 word(s) were the same', 0, 16384)).toBe('match');
+    expect(cmpVerdict('Total of 16383 word(s) were the same', 0, 16384)).toBe('unknown');
+    expect(cmpVerdict('word at 0x50010000 (0xa5a5a5a5) != word at 0x52010000 (0x00000000)\r\nTotal of 0 word(s) were the same', 1, 16384)).toBe('differs');
   });
 });

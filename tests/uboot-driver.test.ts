@@ -45,8 +45,44 @@ class FakeUboot {
     this.link.emitData(text);
   }
 
+  /**
+   * Left inside `loady` with `frameBytesLeft` bytes of a frame still to come, as after a pulled
+   * cable: every byte is frame data and restarts the character timeout (`charTimeoutMs`, 2 s in
+   * U-Boot); when it fires the receiver asks again with 'C' and waits for a frame start, where
+   * three CANs cancel it and it returns to the prompt. Ctrl-C means nothing to it.
+   */
+  stuckInLoady(frameBytesLeft: number, charTimeoutMs: number): void {
+    this.receiving = { left: frameBytesLeft, cans: 0, timeoutMs: charTimeoutMs, timer: undefined };
+    this.armReceiveTimer();
+  }
+
+  private receiving: { left: number; cans: number; timeoutMs: number; timer: NodeJS.Timeout | undefined } | undefined;
+
+  private armReceiveTimer(): void {
+    const r = this.receiving!;
+    clearTimeout(r.timer);
+    r.timer = setTimeout(() => {
+      r.left = 0;
+      r.cans = 0;
+      this.out('C');
+      this.armReceiveTimer();
+    }, r.timeoutMs);
+  }
+
   private key(ch: string): void {
     if (this.busy) return; // a running command does not read the keyboard
+    if (this.receiving) {
+      const r = this.receiving;
+      if (r.left > 0) r.left--;
+      else if (ch === '\x18' && ++r.cans === 3) {
+        clearTimeout(r.timer);
+        this.receiving = undefined;
+        this.out('## Binary (ymodem) download aborted\r\n## Error: Cancelled\r\n=> ');
+        return;
+      }
+      this.armReceiveTimer();
+      return;
+    }
     if (this.booting) {
       this.booting = false;
       this.out('\b\b\b 0 \r\n=> ');
@@ -174,8 +210,20 @@ describe('U-Boot console driver (scripted U-Boot on the mock link)', () => {
     const { uboot, typed } = await setup({ booting: true });
     const banner = await uboot.attach();
     expect(banner).toContain('Hit any key to stop autoboot');
-    expect(typed[0]).toBe(' ');
+    expect(typed[0]).toBe('\x18\x18\x18\x18\x18\x03'); // a receive cancelled first, then the interrupt key
     expect(typed).toContain('\x03'); // confirmed with Ctrl-C: the prompt answers
+  });
+
+  test('attach gets a board out of a loady it was left in (pulled cable) before looking for the prompt', async () => {
+    // Keys typed every 400 ms keep a receiver waiting for the rest of a frame (each restarts its
+    // character timeout): attach must go quiet until it asks again, then cancel it with CANs.
+    const { uboot, fake, typed } = await setup({}, { attachTimeoutMs: 8_000 });
+    fake.stuckInLoady(900, 1_000);
+    await uboot.attach();
+    expect(fake.env.size).toBe(0);
+    expect(typed.join('')).toContain('\x18\x18\x18');
+    const v = await uboot.query('version');
+    expect(v.output).toContain('U-Boot 2023.01');
   });
 
   test('attach finds a board already sitting at its prompt', async () => {

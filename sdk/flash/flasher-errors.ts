@@ -23,8 +23,13 @@ export type FlashErrorCode =
   | 'E_FLASH_COMMAND'
   /** Stopped by the user (Ctrl-C): the board is left at its prompt, not reset. */
   | 'E_FLASH_INTERRUPTED'
-  /** The console could not be driven for a chunk (line too noisy, output lost every time). */
-  | 'E_FLASH_CONSOLE';
+  /** The console could not be driven for a chunk (output lost every time, echo never right). */
+  | 'E_FLASH_CONSOLE'
+  /**
+   * The line damages so many bytes that the flash cannot make progress within its bounds
+   * (measured from retyped lines and resent YMODEM frames; `errorRate` holds the estimate).
+   */
+  | 'E_FLASH_LINE';
 
 export interface FlashErrorDetails {
   /** The code of the check that refused the disk (E_BOARD, E_SIGNATURE, E_FIT_SIGNATURE_INVALID, ...). */
@@ -33,6 +38,8 @@ export interface FlashErrorDetails {
   offset?: number;
   bytes?: number;
   attempts?: number;
+  /** E_FLASH_LINE: the estimated share of bytes damaged on the line (0..1). */
+  errorRate?: number;
 }
 
 export class FlashError extends CodedError<FlashErrorCode> {

@@ -6,22 +6,30 @@
  *    it with `mw`, nothing crosses the line. Other pages are **data**.
  *  - Runs of pages of the same kind become chunks: data chunks up to `chunkBytes` (1 MiB: the
  *    unit that is resent when a check fails), fill chunks up to half the RAM window.
- *  - The board's RAM window (board.json serial.loadAddress + ramWindow) is split in two halves:
- *    the chunk is staged in the first (`writeAddr`) and read back from storage into the second
- *    (`readAddr`). A compressed chunk is received into the second half and unzipped into the first.
+ *  - The board's RAM window (board.json serial.loadAddress + ramWindow) starts with a 64 KiB
+ *    digest area (`digestAddr`: the FIT whose SHA-256 hash nodes let U-Boot check a range, see
+ *    digest-fit.ts); the rest is split in two halves: the chunk is staged in the first
+ *    (`writeAddr`) and read back from storage into the second (`readAddr`). A compressed chunk is
+ *    received into the second half and unzipped into the first.
  *  - Each data chunk is also gzipped; the compressed form is sent when the board has `unzip` and
  *    it saves at least 10 %.
  *  - Verification ranges group neighbouring chunks up to half the window, for the final pass that
  *    re-reads the whole flash after the last write.
  *
- * Every chunk and range carries the CRC-32 that U-Boot's `crc32` must print for it.
+ * Every chunk and range carries the CRC-32 that U-Boot's `crc32` must print for it, and its
+ * SHA-256. CRC-32 alone cannot decide that storage holds a range: a block that ends in its own
+ * CRC-32 (each boot-state copy does) leaves the same CRC residue whatever it holds, so two
+ * different states give one CRC over any range that contains them whole.
  */
+import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { crc32 as portableCrc32 } from '../util/crc32';
 import { FlashError } from './flasher-errors';
 
 export const PAGE_BYTES = 64 * 1024;
 export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
+/** RAM kept at the start of the window for the digest FIT (digest-fit.ts). */
+export const DIGEST_AREA_BYTES = 64 * 1024;
 /** The compressed form must save at least this share to be worth an extra `unzip`. */
 const MIN_GZIP_SAVING = 0.1;
 /** Pages read from the file at once while scanning. */
@@ -49,6 +57,8 @@ export interface FlashChunk {
   fill?: number;
   /** CRC-32 of the chunk's bytes, as U-Boot's `crc32` computes it. */
   crc: number;
+  /** SHA-256 of the chunk's bytes. */
+  sha256: Uint8Array;
   /** gzip of a data chunk, kept when it saves enough. */
   gz?: Uint8Array;
 }
@@ -57,6 +67,7 @@ export interface VerifyRange {
   offset: number;
   bytes: number;
   crc: number;
+  sha256: Uint8Array;
   /** Indexes of the chunks it covers. */
   chunks: number[];
 }
@@ -69,6 +80,8 @@ export interface FlashPlan {
   windowBytes: number;
   writeAddr: bigint;
   readAddr: bigint;
+  /** Where the digest FIT goes (DIGEST_AREA_BYTES), below writeAddr; undefined when the window is too small for it. */
+  digestAddr: bigint | undefined;
   chunks: FlashChunk[];
   ranges: VerifyRange[];
   dataBytes: number;
@@ -96,11 +109,14 @@ export function planFlash(source: PlanSource, window: FlashWindow, options: Plan
   if (source.size % bs !== 0) {
     throw new FlashError('E_FLASH_BOARD', `the disk is ${source.size} bytes, not a whole number of ${bs}-byte blocks`, 'make flash.size a multiple of flash.blockSize in the board file');
   }
-  let half = roundDown(Math.floor(window.ramWindow / 2), bs);
+  // The digest area is kept only when the halves still hold a page each without it.
+  const pageUnit0 = Math.ceil(PAGE_BYTES / bs) * bs;
+  const reserve = window.ramWindow - roundDown(DIGEST_AREA_BYTES, bs) >= 2 * pageUnit0 ? Math.ceil(DIGEST_AREA_BYTES / bs) * bs : 0;
+  let half = roundDown(Math.floor((window.ramWindow - reserve) / 2), bs);
   if (half < bs) {
     throw new FlashError('E_FLASH_BOARD', `a RAM window of ${window.ramWindow} bytes cannot hold two ${bs}-byte blocks`, 'raise serial.ramWindow in the board file');
   }
-  const pageUnit = Math.ceil(PAGE_BYTES / bs) * bs;
+  const pageUnit = pageUnit0;
   if (half >= pageUnit) half = roundDown(half, pageUnit);
   const page = Math.min(pageUnit, half);
   const dataMax = Math.max(page, Math.min(roundDown(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, page), roundDown(half, page)));
@@ -110,6 +126,7 @@ export function planFlash(source: PlanSource, window: FlashWindow, options: Plan
   const chunks: FlashChunk[] = [];
   const ranges: VerifyRange[] = [];
   let range: VerifyRange | undefined;
+  let rangeHash = createHash('sha256');
   let open: { kind: 'data' | 'fill'; fill?: number; offset: number; bytes: number; pages: Uint8Array[] } | undefined;
   const fillPages = new Map<number, Uint8Array>();
   const fillPage = (b: number): Uint8Array => {
@@ -120,29 +137,37 @@ export function planFlash(source: PlanSource, window: FlashWindow, options: Plan
 
   const close = (): void => {
     if (!open) return;
-    const c: FlashChunk = { index: chunks.length, offset: open.offset, bytes: open.bytes, kind: open.kind, crc: 0 };
+    const c: FlashChunk = { index: chunks.length, offset: open.offset, bytes: open.bytes, kind: open.kind, crc: 0, sha256: new Uint8Array(0) };
     let rangeCrc = range && range.bytes + c.bytes <= half ? range.crc : undefined;
     if (rangeCrc === undefined) {
-      range = { offset: c.offset, bytes: 0, crc: 0, chunks: [] };
+      if (range) range.sha256 = new Uint8Array(rangeHash.digest());
+      range = { offset: c.offset, bytes: 0, crc: 0, sha256: new Uint8Array(0), chunks: [] };
+      rangeHash = createHash('sha256');
       ranges.push(range);
       rangeCrc = 0;
     }
+    const chunkHash = createHash('sha256');
     if (open.kind === 'fill') {
       c.fill = open.fill!;
       for (let done = 0; done < c.bytes; done += page) {
         const part = fillPage(c.fill).subarray(0, Math.min(page, c.bytes - done));
         c.crc = fastCrc32(part, c.crc);
         rangeCrc = fastCrc32(part, rangeCrc);
+        chunkHash.update(part);
+        rangeHash.update(part);
       }
     } else {
       const bytes = open.pages.length === 1 ? open.pages[0]! : Buffer.concat(open.pages);
       c.crc = fastCrc32(bytes);
       rangeCrc = fastCrc32(bytes, rangeCrc);
+      chunkHash.update(bytes);
+      rangeHash.update(bytes);
       if (compress) {
         const gz = zlib.gzipSync(bytes, { level: 6 }); // level 9 saves <0.1 % on kernels and takes 3× longer
         if (gz.length <= c.bytes * (1 - MIN_GZIP_SAVING)) c.gz = new Uint8Array(gz.buffer, gz.byteOffset, gz.length);
       }
     }
+    c.sha256 = new Uint8Array(chunkHash.digest());
     range!.crc = rangeCrc;
     range!.bytes += c.bytes;
     range!.chunks.push(c.index);
@@ -168,6 +193,7 @@ export function planFlash(source: PlanSource, window: FlashWindow, options: Plan
     at += block.length;
   }
   close();
+  if (range) range.sha256 = new Uint8Array(rangeHash.digest());
 
   const data = chunks.filter((c) => c.kind === 'data');
   return {
@@ -175,8 +201,9 @@ export function planFlash(source: PlanSource, window: FlashWindow, options: Plan
     blockSize: bs,
     pageBytes: page,
     windowBytes: half,
-    writeAddr: window.loadAddress,
-    readAddr: window.loadAddress + BigInt(half),
+    writeAddr: window.loadAddress + BigInt(reserve),
+    readAddr: window.loadAddress + BigInt(reserve + half),
+    digestAddr: reserve > 0 ? window.loadAddress : undefined,
     chunks,
     ranges,
     dataBytes: data.reduce((n, c) => n + c.bytes, 0),

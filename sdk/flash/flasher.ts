@@ -24,13 +24,15 @@
  * block size, environment) or is a standard U-Boot command (loady, mw, unzip, crc32, setenv,
  * saveenv, reset).
  */
+import * as zlib from 'node:zlib';
 import type { Board } from '../board';
 import { asSignetError } from '../disk/errors';
+import { buildDigestFit, DIGEST_SELF_TEST, digestVerdict, type DigestTarget } from './digest-fit';
 import { checkDisk, loadFlashTrust, type CheckedDisk, type FlashTrustSource, type VerifiedSlot } from './disk-check';
 import { FlashError } from './flasher-errors';
-import { fastCrc32, planFlash, type FlashChunk, type FlashPlan, type VerifyRange } from './flasher-plan';
+import { DIGEST_AREA_BYTES, fastCrc32, planFlash, type FlashChunk, type FlashPlan, type VerifyRange } from './flasher-plan';
 import { openTransport, type Transport } from './transport';
-import { UbootConsole, UbootError, type UbootConsoleOptions } from './uboot';
+import { UbootConsole, UbootError, ubootFailureLine, type ConsoleStats, type UbootConsoleOptions } from './uboot';
 import { UBOOT_VARIABLE_NAME } from './uboot-syntax';
 import { sendYmodem, YmodemError, type YmodemSendOptions } from './ymodem';
 
@@ -80,6 +82,8 @@ export type FlashEvent =
   | { type: 'verified'; disk: string; board: string; bootImage: { bytes: number; keys: string[] }; slotA: SlotSummary; slotB: SlotSummary | null }
   | { type: 'planned'; diskBytes: number; chunks: number; dataBytes: number; fillBytes: number; gzBytes: number }
   | { type: 'attached'; port: string; uboot: string; unzip: boolean }
+  /** Whether the board computes SHA-256 digests (imxtract on a digest FIT): what "unchanged" and the final check rest on. */
+  | { type: 'digests'; available: boolean; targets: number }
   | { type: 'chunk'; index: number; offset: number; bytes: number; kind: 'data' | 'fill'; action: 'written' | 'unchanged'; sentBytes: number }
   | { type: 'retry'; index: number; offset: number; attempt: number; code: string; message: string }
   | { type: 'progress'; phase: 'write' | 'verify'; doneBytes: number; totalBytes: number; sentBytes: number; sendTotal: number; elapsedMs: number; serialBytesPerSecond: number; etaMs: number | null }
@@ -209,6 +213,10 @@ class FlashSession {
   private lastProgress = 0;
   private phase: 'write' | 'verify' = 'write';
   private phaseStartedAt = 0;
+  private readonly meter: LineMeter;
+  /** The digest FIT on the board: which batch of targets it holds; null when the board cannot check digests. */
+  private digests: { targets: DigestTarget[][]; loaded: number } | null = null;
+  private readonly digestBatch = new Map<string, number>();
 
   constructor(
     private readonly link: Transport,
@@ -225,8 +233,10 @@ class FlashSession {
       interruptKey: s.interruptKey,
       attachTimeoutMs: o.attachTimeoutMs,
       onConsole: o.onConsole,
+      onRetype: () => this.checkLine(),
       ...o.console,
     });
+    this.meter = new LineMeter(this.console.stats);
   }
 
   async run(): Promise<FlashSummary> {
@@ -242,8 +252,18 @@ class FlashSession {
     if (s.storageInit) await this.console.run(s.storageInit);
     this.sendTotal = this.plan.chunks.reduce((n, c) => n + this.sendSize(c), 0);
 
-    // 4. chunks
-    for (const c of this.plan.chunks) await this.flashChunk(c, this.o.skipUnchanged === true); // each attempt checks the signal
+    await this.prepareDigests();
+
+    // 4. chunks; with --skip-unchanged a verification range that already holds its bytes
+    // (SHA-256) counts for all its chunks: one command instead of one per chunk
+    for (const r of this.plan.ranges) {
+      const skip = this.o.skipUnchanged === true;
+      if (skip && (await this.storageHolds(r.offset, r.bytes, `r${this.plan.ranges.indexOf(r)}`, r.crc)) === 'match') {
+        for (const i of r.chunks) this.unchanged(this.plan.chunks[i]!);
+        continue;
+      }
+      for (const i of r.chunks) await this.flashChunk(this.plan.chunks[i]!, skip); // each attempt checks the signal
+    }
 
     // 5. the whole flash again
     this.phase = 'verify';
@@ -375,48 +395,224 @@ class FlashSession {
     return this.unzip && c.gz ? c.gz.length : c.bytes;
   }
 
+  /** A chunk found on the board already (--skip-unchanged). */
+  private unchanged(c: FlashChunk): void {
+    this.sendTotal -= this.sendSize(c);
+    this.unchangedBytes += c.bytes;
+    this.doneBytes += c.bytes;
+    this.emit({ type: 'chunk', index: c.index, offset: c.offset, bytes: c.bytes, kind: c.kind, action: 'unchanged', sentBytes: 0 });
+    this.progress(true);
+  }
+
+  /**
+   * Puts the digest FIT (digest-fit.ts) for every data chunk and verification range into the
+   * digest area and checks with its self-test image that this U-Boot verifies it (`imxtract`,
+   * FIT SHA-256). Targets that do not fit the area at once go in batches, loaded when needed.
+   * A board that cannot do it gets no "unchanged" decisions for data chunks (they are written)
+   * and a final check by CRC-32 only.
+   */
+  private async prepareDigests(): Promise<void> {
+    const { digestAddr, readAddr } = this.plan;
+    const targets: DigestTarget[] = [
+      ...this.plan.ranges.map((r, i) => ({ name: `r${i}`, bytes: r.bytes, sha256: r.sha256 })),
+      ...this.plan.chunks.filter((c) => c.kind === 'data').map((c) => ({ name: `c${c.index}`, bytes: c.bytes, sha256: c.sha256 })),
+    ];
+    if (digestAddr === undefined) {
+      this.emit({ type: 'digests', available: false, targets: 0 });
+      return;
+    }
+    const position = Number(readAddr - digestAddr);
+    const batches: DigestTarget[][] = [[]];
+    for (const t of targets) {
+      const current = batches[batches.length - 1]!;
+      if (current.length > 0 && buildDigestFit([...current, t], position).length > DIGEST_AREA_BYTES) batches.push([t]);
+      else current.push(t);
+    }
+    batches.forEach((b, i) => b.forEach((t) => this.digestBatch.set(t.name, i)));
+    this.digests = { targets: batches, loaded: -1 };
+    const available = await this.loadDigests(0).catch((e: unknown) => {
+      if (recoverable(e)) return false;
+      throw e;
+    });
+    if (!available) this.digests = null;
+    this.emit({ type: 'digests', available, targets: available ? targets.length : 0 });
+  }
+
+  /** Loads batch `i` of the digest FIT; true when the board verified its self-test image. */
+  private async loadDigests(i: number): Promise<boolean> {
+    const d = this.digests!;
+    if (d.loaded === i) return true;
+    const fit = buildDigestFit(d.targets[i]!, Number(this.plan.readAddr - this.plan.digestAddr!));
+    const at = this.plan.digestAddr!;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.send(`loady ${hex(at)}`, fit, `${this.o.board.id}-digests-${i}.dtb`, attempt > 1);
+        if (!(await this.crcIs(at, fit.length, fastCrc32(fit), (await this.console.run(`crc32 ${hex(at)} ${hex(fit.length)}`)).output))) throw new CrcMismatch('transfer', this.lastCrc, fastCrc32(fit));
+        for (let run = 0; run < 3; run++) {
+          const r = await this.console.run(`imxtract ${hex(at)} ${DIGEST_SELF_TEST}`, { allowFailure: true });
+          const verdict = digestVerdict(r.output, r.status);
+          if (verdict === 'match') {
+            d.loaded = i;
+            return true;
+          }
+          if (verdict === 'differs' || /Unknown command/.test(r.output)) return false;
+        }
+        return false;
+      } catch (e) {
+        if (!recoverable(e) || attempt >= (this.o.attempts ?? 5)) throw e;
+        this.checkLine();
+        await this.console.resync();
+      }
+    }
+  }
+
+  /**
+   * Whether storage at [offset, offset+bytes) holds the image's bytes: read into the read-back
+   * half (poisoned first, so a read that does nothing cannot pass) and checked against the
+   * digest FIT's image `name` with imxtract (SHA-256). Damaged output is read again; what stays
+   * unclear is 'unknown', which never counts as a match. Without digests: 'unknown'.
+   */
+  private async storageHolds(offset: number, bytes: number, name: string, _crc: number): Promise<'match' | 'differs' | 'unknown'> {
+    if (!this.digests) return 'unknown';
+    const batch = this.digestBatch.get(name);
+    if (batch === undefined || !(await this.loadDigests(batch).catch(() => false))) return 'unknown';
+    const { readAddr, digestAddr } = this.plan;
+    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
+    const check = `imxtract ${hex(digestAddr!)} ${name}`;
+    for (let run = 0; run < 3; run++) {
+      let r;
+      try {
+        r = await this.console.run(run === 0 ? `mw.l ${hex(readAddr)} ${hex(0xa5a5a5a5)} ${hex(bytes / 4)} && ${read} && ${check}` : check, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
+      } catch (e) {
+        if (!recoverable(e)) throw e;
+        this.checkLine();
+        await this.console.resync();
+        run = -1; // the read may not have happened: from the start (bounded by the console's own limits and the line check)
+        if (++this.checkRetries > 20) return 'unknown';
+        continue;
+      }
+      if (run === 0 && ubootFailureLine(r.output.split(/## Copying/)[0] ?? '')) return 'unknown';
+      const verdict = digestVerdict(r.output, r.status);
+      if (verdict !== 'unknown') return verdict;
+    }
+    return 'unknown';
+  }
+
+  private checkRetries = 0;
+
+  /**
+   * After a write: read the range back into the read-back half (poisoned first) and compare it
+   * with the staged copy byte for byte (`cmp.l`): exact, whatever the data. The staged copy was
+   * itself checked against the image (crc32 of RAM that was poisoned before, see stage()).
+   */
+  private async readBackEqualsStaged(offset: number, bytes: number): Promise<boolean> {
+    const { readAddr, writeAddr } = this.plan;
+    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
+    const cmp = `cmp.l ${hex(writeAddr)} ${hex(readAddr)} ${hex(bytes / 4)}`;
+    let previous: 'differs' | undefined;
+    for (let run = 0; run < 4; run++) {
+      const r = await this.console.run(run === 0 ? `mw.l ${hex(readAddr)} ${hex(0xa5a5a5a5)} ${hex(bytes / 4)} && ${read} && ${cmp}` : cmp, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
+      if (run === 0 && ubootFailureLine(r.output)) {
+        throw new UbootError('E_UBOOT_COMMAND', `U-Boot failed "${read}": ${ubootFailureLine(r.output)}`, 'check serial.read in the board file and the board\'s storage');
+      }
+      const verdict = cmpVerdict(r.output, r.status, bytes / 4);
+      if (verdict === 'match') return true;
+      // A damaged reply costs a re-run; a difference counts when two runs agree on it.
+      if (verdict === 'differs' && previous === 'differs') return false;
+      if (verdict === 'differs') previous = verdict;
+    }
+    return false;
+  }
+
   /** Stage, write, read back; repeated on any recoverable failure, `attempts` times in all. */
   private async flashChunk(c: FlashChunk, skipUnchanged: boolean): Promise<void> {
+    if (skipUnchanged && (await this.alreadyOnBoard(c))) {
+      this.unchanged(c);
+      return;
+    }
+    const sent = await this.writeVerified(c);
+    this.writtenBytes += c.bytes;
+    this.doneBytes += c.bytes;
+    this.emit({ type: 'chunk', index: c.index, offset: c.offset, bytes: c.bytes, kind: c.kind, action: 'written', sentBytes: sent });
+    this.progress(true);
+  }
+
+  /**
+   * --skip-unchanged for one chunk. Data: SHA-256 of what storage holds (storageHolds). Fill:
+   * the read-back compared with `cmp` against the fill made in the staging half. Anything short
+   * of a clear match is "changed": the chunk is written.
+   */
+  private async alreadyOnBoard(c: FlashChunk): Promise<boolean> {
+    this.stopIfAsked();
+    try {
+      if (c.kind === 'data') return (await this.storageHolds(c.offset, c.bytes, `c${c.index}`, c.crc)) === 'match';
+      const { writeAddr } = this.plan;
+      const r = await this.console.run(`mw.l ${hex(writeAddr)} ${hex((c.fill! * 0x01010101) >>> 0)} ${hex(c.bytes / 4)}`, { timeoutMs: boundFor(c.bytes) });
+      void r;
+      return await this.readBackEqualsStaged(c.offset, c.bytes);
+    } catch (e) {
+      if (!recoverable(e)) throw e;
+      this.checkLine();
+      await this.console.resync();
+      return false;
+    }
+  }
+
+  /**
+   * Writes one chunk and proves it: stage (RAM checked against the image), write, read back
+   * and compare with the staged copy. Repeated on a recoverable failure, `attempts` times. A data
+   * chunk whose transfer fails is then sent as shorter pieces (a page each), each written and
+   * proved on its own: what arrived is kept, and a failure costs one page again, not the chunk.
+   * Returns the bytes sent over the line.
+   */
+  private async writeVerified(c: FlashChunk): Promise<number> {
     const attempts = this.o.attempts ?? 5;
     let lastError: unknown;
     let smallBlocks = false;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       this.stopIfAsked();
       try {
-        if (skipUnchanged && attempt === 1 && (await this.readBackMatches(c.offset, c.bytes, c.crc, c.kind === 'fill' ? c.fill! : -1))) {
-          this.sendTotal -= this.sendSize(c);
-          this.unchangedBytes += c.bytes;
-          this.doneBytes += c.bytes;
-          this.emit({ type: 'chunk', index: c.index, offset: c.offset, bytes: c.bytes, kind: c.kind, action: 'unchanged', sentBytes: 0 });
-          this.progress(true);
-          return;
-        }
         const sent = await this.stage(c, smallBlocks);
         await this.console.run(storageCommand(this.o.board.serial.write, this.plan.writeAddr, c.offset, c.bytes, this.plan.blockSize), { timeoutMs: boundFor(c.bytes) });
-        if (!(await this.readBackMatches(c.offset, c.bytes, c.crc, c.kind === 'fill' ? c.fill! : -1))) throw new CrcMismatch('readback', this.lastCrc, c.crc);
-        this.writtenBytes += c.bytes;
-        this.doneBytes += c.bytes;
-        this.emit({ type: 'chunk', index: c.index, offset: c.offset, bytes: c.bytes, kind: c.kind, action: 'written', sentBytes: sent });
-        this.progress(true);
-        return;
+        if (!(await this.readBackEqualsStaged(c.offset, c.bytes))) throw new CrcMismatch('readback', undefined, c.crc);
+        return sent;
       } catch (e) {
         if (!recoverable(e)) throw e;
         lastError = e;
+        this.checkLine();
         if (e instanceof YmodemError) smallBlocks = true; // a line that damages 1 K frames may pass 128-byte ones
+        const transferFailed = e instanceof YmodemError || (e instanceof CrcMismatch && e.stage === 'transfer');
         if (attempt < attempts) {
           this.retries++;
           this.emit({ type: 'retry', index: c.index, offset: c.offset, attempt, code: failureCode(e), message: (e as Error).message });
           await this.console.resync();
+          if (transferFailed && c.kind === 'data' && c.bytes > this.plan.pageBytes) {
+            let sent = 0;
+            for (const piece of this.pieces(c)) sent += await this.writeVerified(piece);
+            return sent;
+          }
         }
       }
     }
     throw chunkFailure(c, attempts, lastError);
   }
 
+  /** A data chunk cut into page-sized pieces, each with its own CRC (and gzip form). */
+  private *pieces(c: FlashChunk): Generator<FlashChunk> {
+    const page = this.plan.pageBytes;
+    for (let at = c.offset; at < c.offset + c.bytes; at += page) {
+      const bytes = Math.min(page, c.offset + c.bytes - at);
+      const data = this.disk.source.read(at, bytes);
+      const gz = this.unzip ? new Uint8Array(zlib.gzipSync(data, { level: 6 })) : undefined;
+      yield { index: c.index, offset: at, bytes, kind: 'data', crc: fastCrc32(data), sha256: new Uint8Array(0), ...(gz && gz.length <= bytes * 0.9 ? { gz } : {}) };
+    }
+  }
+
   /**
-   * Puts the chunk's bytes at writeAddr and proves it with crc32. Returns the bytes sent on the
-   * line. Steps that belong together run as one `&&` chain: fewer lines to type (each one a
-   * chance for line noise to cost a retry), and U-Boot stops at the first that fails.
+   * Puts the chunk's bytes at writeAddr and proves it with crc32 of that RAM, which is poisoned
+   * first (`mw`, in the same line as `loady`): bytes left from an earlier chunk cannot stand in
+   * for the transfer, and line damage is not something a CRC-32 misses. Returns the bytes sent on
+   * the line. Steps that belong together run as one `&&` chain: fewer lines to type.
    */
   private async stage(c: FlashChunk, smallBlocks: boolean): Promise<number> {
     const { writeAddr, readAddr } = this.plan;
@@ -425,7 +621,7 @@ class FlashSession {
     let sent = 0;
     let output: string;
     if (c.kind === 'fill') {
-      output = (await this.console.run(`mw.l ${hex(writeAddr)} ${hex(c.fill! * 0x01010101)} ${hex(c.bytes / 4)} && ${crcW}`, { timeoutMs: bound })).output;
+      output = (await this.console.run(`mw.l ${hex(writeAddr)} ${hex((c.fill! * 0x01010101) >>> 0)} ${hex(c.bytes / 4)} && ${crcW}`, { timeoutMs: bound })).output;
     } else {
       const gz = this.unzip ? c.gz : undefined;
       let payload: Uint8Array;
@@ -437,34 +633,8 @@ class FlashSession {
           throw new FlashError('E_FLASH_DISK_CHANGED', `${this.disk.path} changed while flashing (at ${hex(c.offset)})`, 'do not change the disk image while flashing; run again');
         }
       }
-      const loady = await this.console.start(`loady ${hex(gz ? readAddr : writeAddr)}`);
-      const base = this.sentBytes;
-      const t0 = Date.now();
-      const options: YmodemSendOptions = {
-        startTimeoutMs: 15_000,
-        responseTimeoutMs: 5_000, // U-Boot answers every frame within ~2 s, even if only to ask again
-        headerGraceMs: 50, // U-Boot sends no 'C' after block 0; do not wait long for one
-        // A line that damages typed commands or 1 K frames may still pass 128-byte frames.
-        ...(smallBlocks || this.console.stats.retypedLines > 0 ? { maxBlockLength: 128 as const, maxRetries: 30 } : {}),
-        onProgress: (n) => {
-          this.sentBytes = base + n;
-          this.progress(false);
-        },
-        signal: this.o.signal,
-      };
-      try {
-        const r = await sendYmodem(this.link, { name: `${this.o.board.id}-${c.offset.toString(16)}.bin${gz ? '.gz' : ''}`, data: payload }, options);
-        this.wireBytes += r.wireBytes;
-      } finally {
-        this.transferMs += Date.now() - t0;
-      }
+      await this.send(`mw.l ${hex(writeAddr)} ${hex(0xa5a5a5a5)} ${hex(c.bytes / 4)} && loady ${hex(gz ? readAddr : writeAddr)}`, payload, `${this.o.board.id}-${c.offset.toString(16)}.bin${gz ? '.gz' : ''}`, smallBlocks);
       sent = payload.length;
-      // U-Boot's loady gives the closing (empty) block 0 a single chance: damaged on the line,
-      // it reports "CRC/checksum error" and fails although every data block arrived. The
-      // crc32 of the RAM below is the judge of what arrived, not loady's exit status.
-      const done = await loady.finish(30_000, { allowFailure: true });
-      const size = /Total Size\s*=\s*0x[0-9a-fA-F]+\s*=\s*(\d+) Bytes/.exec(done.output);
-      if (size && Number(size[1]) !== payload.length) throw new CrcMismatch('transfer', undefined, c.crc);
       if (gz) {
         output = (await this.console.run(`unzip ${hex(readAddr)} ${hex(writeAddr)} ${hex(c.bytes)} && ${crcW}`, { timeoutMs: bound })).output;
         const n = /Uncompressed size: (\d+)/.exec(output);
@@ -477,22 +647,83 @@ class FlashSession {
     return sent;
   }
 
-  private lastCrc: number | undefined;
-
   /**
-   * Reads [offset, offset+bytes) of storage into readAddr, which is first filled with a byte
-   * the expected data is not made of (so a read that does nothing cannot pass), and compares
-   * crc32 — one chain: poison && read && crc32.
+   * Runs `command` (ending in `loady`) and sends `payload` with YMODEM. Throws on a failed
+   * transfer; the caller judges what arrived by a CRC of the RAM (U-Boot's loady gives its
+   * closing block a single chance and may report a "CRC/checksum error" although every data
+   * block arrived). On a line that damages bytes: 128-byte blocks, and a filler byte when an
+   * answer is late (a frame missing a byte then fails at once instead of after U-Boot's 2 s).
+   * Every resent frame is counted by the line meter, which stops a transfer on a line too bad.
    */
-  private async readBackMatches(offset: number, bytes: number, crc: number, fill: number): Promise<boolean> {
-    const { readAddr } = this.plan;
-    const poison = fill >= 0 ? (fill ^ 0xff) * 0x01010101 : 0xa5a5a5a5;
-    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
-    const r = await this.console.run(`mw.l ${hex(readAddr)} ${hex(poison >>> 0)} ${hex(bytes / 4)} && ${read} && crc32 ${hex(readAddr)} ${hex(bytes)}`, {
-      timeoutMs: 3 * boundFor(bytes),
-    });
-    return this.crcIs(readAddr, bytes, crc, r.output);
+  private async send(command: string, payload: Uint8Array, name: string, smallBlocks: boolean): Promise<void> {
+    const loady = await this.console.start(command);
+    const base = this.sentBytes;
+    const t0 = Date.now();
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    this.o.signal?.addEventListener('abort', onAbort, { once: true });
+    let acked = 0;
+    const noisy = smallBlocks || this.console.stats.retypedLines > 0;
+    const options: YmodemSendOptions = {
+      startTimeoutMs: 15_000,
+      responseTimeoutMs: 5_000, // U-Boot answers every frame within ~2 s, even if only to ask again
+      headerGraceMs: 50, // U-Boot sends no 'C' after block 0; do not wait long for one
+      nudge: { max: 4 },
+      // A line that damages typed commands or 1 K frames may still pass 128-byte frames.
+      ...(noisy ? { maxBlockLength: 128 as const, maxRetries: 30 } : {}),
+      onProgress: (n) => {
+        this.meter.frames++;
+        this.meter.frameBytes += (n - acked > 128 ? 1024 : 128) + 5;
+        acked = n;
+        this.sentBytes = base + n;
+        this.progress(false);
+      },
+      onEvent: (e) => {
+        if (e.type !== 'retry') return;
+        this.meter.frames++;
+        this.meter.framesResent++;
+        this.meter.frameBytes += noisy ? 133 : 1029;
+        if (this.lineVerdict() !== undefined) stop.abort();
+      },
+      signal: stop.signal,
+    };
+    try {
+      const r = await sendYmodem(this.link, { name, data: payload }, options);
+      this.wireBytes += r.wireBytes;
+    } catch (e) {
+      if (e instanceof YmodemError && e.code === 'E_YMODEM_ABORTED' && !this.o.signal?.aborted) {
+        await this.console.resync().catch(() => undefined);
+        this.checkLine();
+      }
+      throw e;
+    } finally {
+      this.o.signal?.removeEventListener('abort', onAbort);
+      this.transferMs += Date.now() - t0;
+    }
+    const done = await loady.finish(30_000, { allowFailure: true });
+    const size = /Total Size\s*=\s*0x[0-9a-fA-F]+\s*=\s*(\d+) Bytes/.exec(done.output);
+    if (size && Number(size[1]) !== payload.length) throw new CrcMismatch('transfer', undefined, fastCrc32(payload));
   }
+
+  /** The E_FLASH_LINE error when the measured damage is beyond what the flash can work through. */
+  private lineVerdict(): FlashError | undefined {
+    const rate = this.meter.errorRate();
+    if (rate === undefined || rate <= MAX_LINE_ERROR_RATE) return undefined;
+    const s = this.console.stats;
+    return new FlashError(
+      'E_FLASH_LINE',
+      `the line to the board damages about ${(rate * 100).toFixed(1)} % of the bytes (${s.retypedLines} of ${s.typedLines} typed lines had to be typed again, ${this.meter.framesResent} of ${this.meter.frames} YMODEM frames sent again): too bad to flash over (the bound is ${(MAX_LINE_ERROR_RATE * 100).toFixed(1)} %)`,
+      'the flash is NOT complete (nothing unverified was written): check the cable and its ground, lower the baud rate, then run again with --skip-unchanged to keep what is already on the board',
+      { errorRate: rate },
+    );
+  }
+
+  private checkLine(): void {
+    const e = this.lineVerdict();
+    if (e) throw e;
+  }
+
+  private lastCrc: number | undefined;
 
   /**
    * True when U-Boot prints `want` for the region (`output`: a crc32 already run). Output
@@ -512,35 +743,46 @@ class FlashSession {
     return false;
   }
 
-  /** Step 5 for one range; chunks of a range that differs are rewritten, then the range is checked again. */
+  /**
+   * Step 5 for one range: storage must hash to the range's SHA-256. A range that differs has
+   * each of its chunks checked and the ones that differ rewritten, then is checked again. A
+   * board without digests gets CRC-32 here (see prepareDigests).
+   */
   private async verifyRange(r: VerifyRange): Promise<void> {
+    const name = `r${this.plan.ranges.indexOf(r)}`;
     for (let round = 0; ; round++) {
-      let ok: boolean;
+      let verdict: 'match' | 'differs' | 'unknown';
       try {
-        ok = await this.readBackMatches(r.offset, r.bytes, r.crc, -1);
+        verdict = this.digests ? await this.storageHolds(r.offset, r.bytes, name, r.crc) : (await this.crcOfStorage(r.offset, r.bytes, r.crc)) ? 'match' : 'differs';
       } catch (e) {
         if (!recoverable(e) || round >= 3) throw e instanceof UbootError ? e : chunkFailure({ offset: r.offset, bytes: r.bytes } as FlashChunk, round + 1, e);
+        this.checkLine();
         await this.console.resync();
         continue;
       }
-      if (ok) {
+      if (verdict === 'match') {
         this.doneBytes += r.bytes;
         this.progress(true);
         return;
       }
-      if (round >= 2) throw chunkFailure({ offset: r.offset, bytes: r.bytes } as FlashChunk, round + 1, new CrcMismatch('readback', this.lastCrc, r.crc));
+      if (round >= 2) throw chunkFailure({ offset: r.offset, bytes: r.bytes } as FlashChunk, round + 1, new CrcMismatch('readback', undefined, r.crc));
       for (const i of r.chunks) {
         const c = this.plan.chunks[i]!;
-        if (!(await this.readBackMatches(c.offset, c.bytes, c.crc, c.kind === 'fill' ? c.fill! : -1))) {
+        if (!(await this.alreadyOnBoard(c))) {
           this.retries++;
           this.emit({ type: 'retry', index: c.index, offset: c.offset, attempt: round + 1, code: 'E_FLASH_READBACK', message: 'changed after it was written and checked' });
-          const counts = { done: this.doneBytes, written: this.writtenBytes };
-          await this.flashChunk(c, false);
-          this.doneBytes = counts.done;
-          this.writtenBytes = counts.written;
+          await this.writeVerified(c);
         }
       }
     }
+  }
+
+  /** CRC-32 of storage (boards without digests): poison, read, crc32. */
+  private async crcOfStorage(offset: number, bytes: number, crc: number): Promise<boolean> {
+    const { readAddr } = this.plan;
+    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
+    const r = await this.console.run(`mw.l ${hex(readAddr)} ${hex(0xa5a5a5a5)} ${hex(bytes / 4)} && ${read} && crc32 ${hex(readAddr)} ${hex(bytes)}`, { timeoutMs: 3 * boundFor(bytes) });
+    return this.crcIs(readAddr, bytes, crc, r.output);
   }
 
   private emit(e: FlashEvent): void {
@@ -576,6 +818,49 @@ class FlashSession {
       etaMs,
     });
   }
+}
+
+/** Beyond this share of damaged bytes a 128-byte frame needs ~30 transmissions: the flash stops with E_FLASH_LINE. */
+const MAX_LINE_ERROR_RATE = 0.025;
+const MIN_LINE_SAMPLES = 20;
+const MIN_FRAME_SAMPLES = 40;
+
+/**
+ * How much the line damages, estimated from what had to be repeated: typed lines whose echo
+ * differed (a line of L characters crosses the line twice) and YMODEM frames sent again. Each
+ * gives the share p of bytes damaged from (1-p)^length = share that got through.
+ */
+class LineMeter {
+  frames = 0;
+  framesResent = 0;
+  frameBytes = 0;
+
+  constructor(private readonly stats: Readonly<ConsoleStats>) {}
+
+  errorRate(): number | undefined {
+    const estimates: number[] = [];
+    const s = this.stats;
+    if (s.typedLines >= MIN_LINE_SAMPLES) {
+      const ok = Math.max(s.typedLines - s.retypedLines, 0.5) / s.typedLines;
+      estimates.push(1 - Math.pow(ok, 1 / (2 * (s.typedChars / s.typedLines))));
+    }
+    if (this.frames >= MIN_FRAME_SAMPLES) {
+      const ok = Math.max(this.frames - this.framesResent, 0.5) / this.frames;
+      estimates.push(1 - Math.pow(ok, 1 / (this.frameBytes / this.frames + 1)));
+    }
+    return estimates.length > 0 ? Math.max(...estimates) : undefined;
+  }
+}
+
+/**
+ * What `cmp.l` printed: 'match' only with status 0 and "Total of <all> word(s) were the same"
+ * (a damaged reply cannot make that up), 'differs' with its "!=" line, else 'unknown'.
+ */
+export function cmpVerdict(output: string, status: number, words: number): 'match' | 'differs' | 'unknown' {
+  const total = /Total of (\d+) word\(s\) were the same/.exec(output);
+  if (status === 0 && total && Number(total[1]) === words && !/!=/.test(output)) return 'match';
+  if (status !== 0 && /word at 0x[0-9a-fA-F]+ \(0x[0-9a-fA-F]+\) != word at 0x[0-9a-fA-F]+/.test(output)) return 'differs';
+  return 'unknown';
 }
 
 /** The caller's signal, seen between steps. */
@@ -622,5 +907,6 @@ function chunkFailure(c: Pick<FlashChunk, 'offset' | 'bytes'>, attempts: number,
   if (e instanceof UbootError && e.code === 'E_UBOOT_COMMAND') {
     return new FlashError('E_FLASH_COMMAND', `${e.message} (${where}, ${attempts} attempts)`, 'the flash is NOT complete: check the storage commands in the board file and the board\'s storage', details, e);
   }
+  if (e instanceof FlashError) return e;
   return new FlashError('E_FLASH_CONSOLE', `${where}: ${(e as Error).message} (${attempts} attempts)`, 'the flash is NOT complete: check the line to the board and run again', details, e);
 }

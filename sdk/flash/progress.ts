@@ -54,6 +54,10 @@ export function milestone(e: FlashEvent): string | undefined {
       return `plan: ${e.chunks} chunks, ${formatBytes(e.dataBytes)} data (${formatBytes(e.gzBytes)} compressed), ${formatBytes(e.fillBytes)} fill made on the board`;
     case 'attached':
       return `attached to ${e.uboot} on ${e.port}${e.unzip ? ' (unzip: compressed transfers)' : ''}`;
+    case 'digests':
+      return e.available
+        ? `checks: SHA-256 of storage computed by the board (imxtract, ${e.targets} ranges and chunks)`
+        : 'checks: this U-Boot cannot compute SHA-256 of storage (no imxtract with FIT hashes): nothing is skipped as unchanged, the final pass uses CRC-32';
     case 'retry':
       return `retry: chunk ${e.index} at 0x${e.offset.toString(16)}, attempt ${e.attempt} failed (${e.code}): ${e.message}`;
     case 'env':

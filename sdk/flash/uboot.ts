@@ -47,8 +47,23 @@ export interface UbootConsoleOptions {
   lineRetries?: number;
   /** Environment variable used to run commands that write (see above). Default `signet`. */
   variable?: string;
+  /**
+   * Called after every line whose echo differed (it is typed again next), with the counts so
+   * far; may throw to stop (the flasher's bound on a line too bad to make progress).
+   */
+  onRetype?: (stats: Readonly<ConsoleStats>) => void;
   /** Every byte received (`rx`) and typed (`tx`), as latin1 text: transcripts, `--verbose`. */
   onConsole?: (text: string, direction: 'rx' | 'tx') => void;
+}
+
+export interface ConsoleStats {
+  /** Lines typed (every attempt) and their characters; lines that had to be typed again. */
+  typedLines: number;
+  typedChars: number;
+  retypedLines: number;
+  /** Commands whose output was lost; resyncs. */
+  lostOutputs: number;
+  resyncs: number;
 }
 
 export interface CommandResult {
@@ -108,10 +123,11 @@ export class UbootConsole {
   private readonly lineRetries: number;
   private readonly variable: string;
   private readonly onConsole?: (text: string, direction: 'rx' | 'tx') => void;
+  private readonly onRetype?: (stats: Readonly<ConsoleStats>) => void;
   private seq = 0;
   private tail = '';
   /** Lines that had to be typed again, and commands whose output was lost: a measure of line noise. */
-  readonly stats = { retypedLines: 0, lostOutputs: 0, resyncs: 0 };
+  readonly stats: ConsoleStats = { typedLines: 0, typedChars: 0, retypedLines: 0, lostOutputs: 0, resyncs: 0 };
 
   constructor(link: Transport, options: UbootConsoleOptions) {
     if (options.prompt.length === 0) throw new UbootError('E_UBOOT_VALUE', 'the U-Boot prompt is empty', 'set serial.prompt in the board file');
@@ -124,6 +140,7 @@ export class UbootConsole {
     this.lineRetries = options.lineRetries ?? 40;
     this.variable = options.variable ?? 'signet';
     this.onConsole = options.onConsole;
+    this.onRetype = options.onRetype;
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,31}$/.test(this.variable)) {
       throw new UbootError('E_UBOOT_VALUE', `"${this.variable}" is not a U-Boot variable name`, 'use letters, digits and _');
     }
@@ -141,7 +158,8 @@ export class UbootConsole {
    */
   async attach(): Promise<string> {
     const deadline = Date.now() + this.attachTimeoutMs;
-    let seen = '';
+    let seen = await this.leaveTransfer(deadline);
+    if (seen.includes(this.prompt) && (await this.trySync(1_000))) return seen;
     while (Date.now() < deadline) {
       await this.send(this.interruptKey);
       const { text } = await this.collect('', () => false, 400);
@@ -155,6 +173,28 @@ export class UbootConsole {
       'reset or power-cycle the board (signet stops its autoboot), and check the port and baud rate',
       { transcript: this.tail },
     );
+  }
+
+  /**
+   * A board left inside `loady` (a cable pulled, a flasher killed mid-transfer) takes every key
+   * as YMODEM data, and each one restarts its 2 s character timeout: typing at it keeps it there.
+   * So before any key: CANs (three at a frame boundary cancel the receive; at a prompt they are
+   * Ctrl-X, erase line) and a Ctrl-C (a prompt answers it at once), then silence, so that a
+   * half-received frame times out and the receiver asks again ('C' or NAK): it is then at a frame
+   * boundary, where the next CANs cancel it. Anything else the board prints (its banner, the
+   * autoboot countdown) ends this step at once and the interrupt key takes over.
+   */
+  private async leaveTransfer(deadline: number): Promise<string> {
+    let seen = '';
+    for (let round = 0; round < 4 && Date.now() < deadline; round++) {
+      await this.send(CANCEL_RECEIVE + CTRL_C);
+      const { text } = await this.collect('', (t) => this.endsAtPrompt(t) || /[^C\x15\x06\x18\x08\s]/.test(t) || /[C\x15]/.test(t), Math.min(3_000, Math.max(0, deadline - Date.now())));
+      seen += text;
+      if (!/[C\x15]/.test(text) || /[^C\x15\x06\x18\x08\s]/.test(text)) break;
+      // Only a receiver asking for a frame: it is at a frame boundary now; cancel it there.
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return seen;
   }
 
   /** Abandons whatever is on the line (and a YMODEM receive still waiting) and waits for a quiet prompt. */
@@ -280,12 +320,15 @@ export class UbootConsole {
     const echoTimeoutMs = 1_000 + 4 * line.length;
     for (let attempt = 1; attempt <= this.lineRetries; attempt++) {
       this.link.discardInput();
+      this.stats.typedLines++;
+      this.stats.typedChars += line.length;
       await this.send(line);
       // Done when the whole echo is in, or as soon as it departs from the line (a dropped or
       // damaged byte): no need to wait for the rest.
       const { text } = await this.collect('', (t) => t.length >= line.length || !line.startsWith(t), echoTimeoutMs, 600);
       if (text === line) return;
       this.stats.retypedLines++;
+      this.onRetype?.(this.stats);
       await this.resync();
     }
     throw new UbootError(

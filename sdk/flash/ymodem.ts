@@ -84,6 +84,16 @@ export interface YmodemSendOptions {
    * frame takes milliseconds to arrive, so the pause never matters there.
    */
   turnaroundGuardUs?: number | 'auto';
+  /**
+   * A receiver that lost a byte of a frame waits for it until its character timeout (2 s in
+   * U-Boot) before it asks again; on a line that drops bytes that wait is most of the time spent.
+   * With `nudge`, when no answer comes within a few times the usual answer delay, one filler byte
+   * (not SOH, STX, EOT or CAN) is sent, up to `max` times per transmission: it completes the short
+   * frame, whose check then fails at once and the receiver asks again. A receiver that had the
+   * whole frame reads the filler as noise before the next frame start (U-Boot ignores it). Not for
+   * lrzsz rb, which counts such noise as errors. Default off.
+   */
+  nudge?: { max: number };
   /** Called after every acknowledged data block: payload bytes acknowledged, and the total, over the batch. */
   onProgress?: (sentBytes: number, totalBytes: number) => void;
   onEvent?: (event: YmodemEvent) => void;
@@ -112,6 +122,12 @@ const NAK_SETTLE_MS = 5;
 const GUARD_CELL = new Int32Array(new SharedArrayBuffer(4));
 const DOWNSHIFT_AFTER_ATTEMPTS = 3;
 const UPSHIFT_AFTER_CLEAN_BLOCKS = 32;
+/** The turnaround guard doubles with every frame the receiver loses, up to this. */
+const MAX_GUARD_US = 8_000;
+const NUDGE_BYTE = Uint8Array.from([0x00]);
+const NUDGE_FIRST_MS = 400;
+const NUDGE_MIN_MS = 60;
+const NUDGE_MAX_MS = 1_500;
 
 type Reply = 'ack' | 'nak' | 'timeout';
 type FrameKind = 'header' | 'data' | 'eot' | 'end-of-batch';
@@ -150,6 +166,8 @@ class YmodemSender {
   private frameInFlight = false;
   private guardUs: number;
   private readonly autoGuard: boolean;
+  /** Smoothed delay between a frame written and its ACK, per frame length (ms). */
+  private readonly replyMs = new Map<number, number>();
 
   constructor(
     private readonly link: Transport,
@@ -280,8 +298,13 @@ class YmodemSender {
       await this.writeFrame(frame);
       this.frameInFlight = true;
       const sentAt = Date.now();
-      const reply = await this.awaitReply(timeoutMs);
+      const reply = await this.awaitReply(timeoutMs, kind === 'data' || kind === 'header' ? frame.length : 0);
       this.frameInFlight = false;
+      if (reply === 'ack' && frame.length > 1) {
+        const took = Date.now() - sentAt;
+        const was = this.replyMs.get(frame.length);
+        this.replyMs.set(frame.length, was === undefined ? took : was * 0.8 + took * 0.2);
+      }
       if (reply === 'ack' || (reply === 'timeout' && silenceEnds)) return attempt;
       if (reply === 'timeout' || Date.now() - sentAt >= LOST_FRAME_SILENCE_MS) this.receiverLostAFrame();
       if (reply === 'nak') {
@@ -335,11 +358,23 @@ class YmodemSender {
     return new YmodemError('E_YMODEM_CANCELLED', `the receiver on ${this.link.address} cancelled the transfer (CAN CAN) — see the board's console for why`, {});
   }
 
-  /** ACK, NAK ('C' counts as NAK: U-Boot's way to ask for a resend) or timeout. */
-  private async awaitReply(timeoutMs: number): Promise<Reply> {
+  /**
+   * ACK, NAK ('C' counts as NAK: U-Boot's way to ask for a resend) or timeout. `frameLength` > 0:
+   * a frame the receiver may be missing a byte of, nudged when `nudge` is on.
+   */
+  private async awaitReply(timeoutMs: number, frameLength = 0): Promise<Reply> {
     const deadline = Date.now() + timeoutMs;
+    let nudges = frameLength > 0 ? (this.options.nudge?.max ?? 0) : 0;
+    const usual = this.replyMs.get(frameLength);
+    const nudgeMs = usual === undefined ? NUDGE_FIRST_MS : Math.min(NUDGE_MAX_MS, Math.max(NUDGE_MIN_MS, 3 * usual + 30));
     for (;;) {
-      const byte = await this.nextControlByte(deadline - Date.now());
+      const wait = nudges > 0 ? Math.min(nudgeMs, deadline - Date.now()) : deadline - Date.now();
+      const byte = await this.nextControlByte(wait);
+      if (byte === undefined && nudges > 0 && Date.now() < deadline) {
+        nudges--;
+        await this.writeFrame(NUDGE_BYTE);
+        continue;
+      }
       if (byte === undefined) return 'timeout';
       if (byte === ACK) return 'ack';
       if (byte === NAK || byte === CRC_REQUEST) return 'nak';
@@ -374,10 +409,15 @@ class YmodemSender {
     if (this.guardUs > 0) Atomics.wait(GUARD_CELL, 0, 0, this.guardUs / 1000);
   }
 
+  /**
+   * The receiver lost a whole frame: most likely it purged its input after its last answer
+   * (lrzsz does) and our frame arrived before the purge. Pause before frames from now on, and
+   * longer each time it happens again (a slower machine, a busier receiver), up to 8 ms.
+   */
   private receiverLostAFrame(): void {
-    if (!this.autoGuard || this.guardUs > 0) return;
-    this.guardUs = AUTO_GUARD_US;
-    this.options.onEvent?.({ type: 'turnaround-guard', microseconds: AUTO_GUARD_US });
+    if (!this.autoGuard || this.guardUs >= MAX_GUARD_US) return;
+    this.guardUs = this.guardUs === 0 ? AUTO_GUARD_US : Math.min(MAX_GUARD_US, this.guardUs * 2);
+    this.options.onEvent?.({ type: 'turnaround-guard', microseconds: this.guardUs });
   }
 
   private adaptBlockLength(sentLength: BlockLength, attempts: number): void {

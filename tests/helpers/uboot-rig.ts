@@ -28,8 +28,8 @@ import { seededRandom, type LineNoise } from './noisy-proxy';
 
 export interface UbootRigOptions {
   board: Board;
-  /** Public-key DTB (`signet disk --key-dtb`): its keys go into U-Boot's control DTB. */
-  keyDtb: Uint8Array;
+  /** Public-key DTB (`signet disk --key-dtb`): its keys go into U-Boot's control DTB. None: no keys (benches). */
+  keyDtb?: Uint8Array;
   /** Regions written into the virtio disk before the board starts (a board flashed earlier). */
   preload?: { offset: number; bytes: Uint8Array }[];
   /**
@@ -52,7 +52,7 @@ class Direction {
 
   constructor(
     private readonly random: () => number,
-    private readonly noise: LineNoise = {},
+    public noise: LineNoise = {},
   ) {}
 
   apply(data: Buffer): Buffer {
@@ -93,6 +93,7 @@ export class UbootRig {
   private readonly waiters = new Set<() => void>();
   private qemuSocket: net.Socket | undefined;
   private client: net.Socket | undefined;
+  private cut: { afterBytes: number; armedAt: number | undefined; textFrom: number; done: () => void } | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -123,7 +124,7 @@ export class UbootRig {
     const dir = mkdtempSync(join(tmpdir(), 'signet-rig-'));
     try {
       let control = await dumpMachineDtb(o.board);
-      for (const k of readPublicKeysFromDtb(o.keyDtb)) control = mergePublicKeyIntoDtb(control, k.publicKey, k.keyName);
+      for (const k of o.keyDtb ? readPublicKeysFromDtb(o.keyDtb) : []) control = mergePublicKeyIntoDtb(control, k.publicKey, k.keyName);
       writeFileSync(join(dir, 'u-boot.dtb'), control);
       const pflash = new Uint8Array(VIRT_PFLASH_BANK_BYTES).fill(0xff);
       if (o.env) pflash.set(encodeUbootEnv(o.env, UBOOT_ENV_SIZE), 0);
@@ -171,6 +172,14 @@ export class UbootRig {
     this.client = socket;
     socket.on('data', (d: Buffer) => {
       this.bytesFromHost += d.length;
+      if (this.cut?.armedAt !== undefined && this.bytesFromHost - this.cut.armedAt >= this.cut.afterBytes && this.inLoady(this.cut.textFrom)) {
+        // The cable is pulled: what was on its way is lost, the board stays where it was.
+        const done = this.cut.done;
+        this.cut = undefined;
+        socket.destroy();
+        done();
+        return;
+      }
       const out = this.toBoard.apply(d);
       if (out.length > 0) this.qemuSocket?.write(out);
     });
@@ -198,6 +207,7 @@ export class UbootRig {
         if (s) {
           s.on('data', (d: Buffer) => {
             this.text += d.toString('latin1');
+            if (this.cut && this.cut.armedAt === undefined && this.text.includes('Ready for binary (ymodem) download', this.cut.textFrom)) this.cut.armedAt = this.bytesFromHost;
             for (const w of this.waiters) w();
             const out = this.fromBoard.apply(d);
             if (out.length > 0) this.client?.write(out);
@@ -209,6 +219,29 @@ export class UbootRig {
       if (Date.now() > deadline) throw new Error('QEMU did not open its console socket within 30 s');
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /**
+   * Pulls the cable in the middle of the next `loady`: once the board said it is ready for a
+   * YMODEM download and the host then sent `afterBytes` more, the host's connection is dropped
+   * (the board is left inside loady, waiting for the rest of a frame). Resolves when it happened.
+   */
+  cutDuringTransfer(afterBytes: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.cut = { afterBytes, armedAt: undefined, textFrom: this.text.length, done: resolve };
+    });
+  }
+
+  /** The board said it is ready for a YMODEM download (after `from` in its transcript) and has not reported the end of it. */
+  private inLoady(from: number): boolean {
+    const ready = this.text.lastIndexOf('Ready for binary (ymodem) download');
+    return ready >= from && this.text.indexOf('## Total Size', ready) < 0 && this.text.indexOf('=> ', ready) < 0;
+  }
+
+  /** Changes the damage on the line from now on (the same seeded sequence goes on). */
+  setNoise(noise: { toBoard?: LineNoise; fromBoard?: LineNoise }): void {
+    this.toBoard.noise = noise.toBoard ?? {};
+    this.fromBoard.noise = noise.fromBoard ?? {};
   }
 
   /** What the line did to the bytes, per direction. */
