@@ -83,7 +83,7 @@ describe.skipIf(skipUnlessCi(available))('signet flash on a noisy line, bad stor
         expect(Buffer.compare(rig.readDisk(0, board.flash.size), readFileSync(standIn))).toBe(0);
       } else {
         const code = /^error\[(E_[A-Z_]+)\]/.exec(r.stderr.trim())?.[1];
-        expect(code, r.stderr).toMatch(/^E_(FLASH_(TRANSFER|READBACK|COMMAND|CONSOLE)|UBOOT_[A-Z_]+)$/);
+        expect(code, r.stderr).toMatch(/^E_(FLASH_(TRANSFER|READBACK|COMMAND|CONSOLE|LINE)|UBOOT_[A-Z_]+)$/);
         expect(evs.some((e) => e.type === 'done')).toBe(false);
         expect(r.stdout).not.toMatch(/"type":"(saved|reset)"/);
       }

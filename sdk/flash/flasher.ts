@@ -502,21 +502,24 @@ class FlashSession {
 
   /**
    * After a write: read the range back into the read-back half (poisoned first) and compare it
-   * with the staged copy byte for byte (`cmp.l`): exact, whatever the data. The staged copy was
-   * itself checked against the image (crc32 of RAM that was poisoned before, see stage()).
+   * with the staged copy byte for byte (`cmp.l`): exact, whatever the data (a write that did not
+   * happen leaves the old bytes, which a CRC-32 may not tell from the new ones). The staged copy
+   * was checked against the image before the write (crc32 of RAM poisoned before the transfer);
+   * the crc32 of what was read back, in the same line, proves it was not changed since.
    */
-  private async readBackEqualsStaged(offset: number, bytes: number): Promise<boolean> {
+  private async readBackEqualsStaged(offset: number, bytes: number, crc: number): Promise<boolean> {
     const { readAddr, writeAddr } = this.plan;
     const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
     const cmp = `cmp.l ${hex(writeAddr)} ${hex(readAddr)} ${hex(bytes / 4)}`;
+    const crcR = `crc32 ${hex(readAddr)} ${hex(bytes)}`;
     let previous: 'differs' | undefined;
     for (let run = 0; run < 4; run++) {
-      const r = await this.console.run(run === 0 ? `mw.l ${hex(readAddr)} ${hex(0xa5a5a5a5)} ${hex(bytes / 4)} && ${read} && ${cmp}` : cmp, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
+      const r = await this.console.run(run === 0 ? `mw.l ${hex(readAddr)} ${hex(0xa5a5a5a5)} ${hex(bytes / 4)} && ${read} && ${cmp} && ${crcR}` : `${cmp} && ${crcR}`, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
       if (run === 0 && ubootFailureLine(r.output)) {
         throw new UbootError('E_UBOOT_COMMAND', `U-Boot failed "${read}": ${ubootFailureLine(r.output)}`, 'check serial.read in the board file and the board\'s storage');
       }
       const verdict = cmpVerdict(r.output, r.status, bytes / 4);
-      if (verdict === 'match') return true;
+      if (verdict === 'match') return this.crcIs(readAddr, bytes, crc, r.output);
       // A damaged reply costs a re-run; a difference counts when two runs agree on it.
       if (verdict === 'differs' && previous === 'differs') return false;
       if (verdict === 'differs') previous = verdict;
@@ -549,7 +552,7 @@ class FlashSession {
       const { writeAddr } = this.plan;
       const r = await this.console.run(`mw.l ${hex(writeAddr)} ${hex((c.fill! * 0x01010101) >>> 0)} ${hex(c.bytes / 4)}`, { timeoutMs: boundFor(c.bytes) });
       void r;
-      return await this.readBackEqualsStaged(c.offset, c.bytes);
+      return await this.readBackEqualsStaged(c.offset, c.bytes, c.crc);
     } catch (e) {
       if (!recoverable(e)) throw e;
       this.checkLine();
@@ -574,7 +577,7 @@ class FlashSession {
       try {
         const sent = await this.stage(c, smallBlocks);
         await this.console.run(storageCommand(this.o.board.serial.write, this.plan.writeAddr, c.offset, c.bytes, this.plan.blockSize), { timeoutMs: boundFor(c.bytes) });
-        if (!(await this.readBackEqualsStaged(c.offset, c.bytes))) throw new CrcMismatch('readback', undefined, c.crc);
+        if (!(await this.readBackEqualsStaged(c.offset, c.bytes, c.crc))) throw new CrcMismatch('readback', this.lastCrc, c.crc);
         return sent;
       } catch (e) {
         if (!recoverable(e)) throw e;
