@@ -72,12 +72,38 @@ export function parseResponses(buf: Buffer, heads: boolean[] = [], already = 0):
       continue;
     }
     const isHead = heads[already + responses.length] === true;
+    if (!isHead && /chunked/i.test(headers['transfer-encoding'] ?? '')) {
+      const body = dechunk(buf, end + 4);
+      if (!body) break;
+      responses.push({ status, headers, body: body.body });
+      off = body.next;
+      continue;
+    }
     const len = isHead ? 0 : Number(headers['content-length'] ?? 0);
     if (buf.length < end + 4 + len) break;
     responses.push({ status, headers, body: Buffer.from(buf.subarray(end + 4, end + 4 + len)) });
     off = end + 4 + len;
   }
   return { responses, rest: buf.subarray(off) };
+}
+
+/** A chunked body starting at `off` (Node's own 417 answers use it), or null when it is not all there yet. */
+function dechunk(buf: Buffer, off: number): { body: Buffer; next: number } | null {
+  const parts: Buffer[] = [];
+  for (;;) {
+    const nl = buf.indexOf('\r\n', off);
+    if (nl < 0) return null;
+    const size = parseInt(buf.subarray(off, nl).toString('latin1'), 16);
+    if (!Number.isFinite(size)) throw new Error('bad chunk size in a response');
+    if (size === 0) {
+      const endOfTrailers = buf.indexOf('\r\n\r\n', nl);
+      if (endOfTrailers < 0) return null;
+      return { body: Buffer.concat(parts), next: endOfTrailers + 4 };
+    }
+    if (buf.length < nl + 2 + size + 2) return null;
+    parts.push(buf.subarray(nl + 2, nl + 2 + size));
+    off = nl + 2 + size + 2;
+  }
 }
 
 export interface Exchange {
