@@ -117,7 +117,10 @@ function freePort(): Promise<number> {
 }
 
 function startSignet(data: string, keys: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'sdk/cli/signet.mjs'), 'server', '--data', data, '--keys', keys, '--port', '0', '--json'], {
+  // 200 devices checking in 25 times in a row: far beyond the per-device rate limit a real
+  // fleet needs (docs/update-server.md), lifted here because this measures throughput.
+  const child = spawn(process.execPath, [join(ROOT, 'sdk/cli/signet.mjs'), 'server', '--data', data, '--keys', keys, '--port', '0', '--json',
+    '--limit', 'device-burst=1000000', '--limit', 'device-rate-per-s=1000000'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Promise((resolve, reject) => {
