@@ -45,6 +45,12 @@ export interface Board {
     envMode?: 'save' | 'check';
   };
   qemu?: { system: string; machine: string; cpu: string; memoryMb: number; firmware?: string };
+  /**
+   * The guest's network (kvm boards): a static IPv4 address with its prefix length and an
+   * optional default gateway, set by /init on `interface` (default eth0). Absent: QEMU user-mode
+   * networking's 10.0.2.15/24 via 10.0.2.2 (sdk/disk/network.ts).
+   */
+  network?: { interface?: string; address: string; gateway?: string };
 }
 
 type Rule =
@@ -100,6 +106,14 @@ export const BOARD_SCHEMA: Rule = O({
     envMode: [E('save', 'check'), 'optional'],
   }),
   qemu: [O({ system: S(/^qemu-system-[a-z0-9_]+$/), machine: S(), cpu: S(), memoryMb: I(64, 65536), firmware: [S(), 'optional'] }), 'optional'],
+  network: [
+    O({
+      interface: [S(/^[a-z][a-z0-9]{0,14}$/), 'optional'],
+      address: S(/^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\/([0-9]|[12]\d|3[0-2])$/),
+      gateway: [S(/^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/), 'optional'],
+    }),
+    'optional',
+  ],
 });
 
 export const REQUIRED_PARTITIONS = ['boot', 'slot_a', 'slot_b', 'state'];

@@ -25,7 +25,8 @@ import { asSignetError, DiskError } from './errors';
 import { FIT_KEY_NAME, loadFitSigner } from './fit-key';
 import { gzipDeterministic, isGzip } from './gzip';
 import { buildInitramfs } from './initramfs';
-import { fetchKernel, kernelConfigValue, kernelModules, KVM_BLOCK_MODULES, type BoardKernel } from './kernel';
+import { fetchKernel, kernelConfigValue, kernelModules, KVM_BLOCK_MODULES, KVM_NET_MODULES, type BoardKernel } from './kernel';
+import { networkConfLine } from './network';
 import { dumpMachineDtb, kernelDtb } from './qemu';
 
 export interface BootImageOptions {
@@ -63,11 +64,14 @@ export function sourceDateEpoch(): number | undefined {
 
 const FIT_ARCH: Record<Board['arch'], FitArch> = { arm64: 'arm64', armhf: 'arm' };
 
-/** The initramfs for a board: boot stage with root.json compiled in, plus the block drivers. */
+/** The initramfs for a board: boot stage with root.json compiled in, plus the block and network drivers. */
 export async function buildBoardInitramfs(board: Board, kernel: BoardKernel, rootJson: string, testMode: boolean, mtime: number): Promise<{ initramfs: Uint8Array; modules: string[]; bootJsBytes: number }> {
   const stage = await buildBootStage({ board, rootJson, testMode });
-  const modules = board.hypervisor === 'kvm' ? kernelModules(kernel, KVM_BLOCK_MODULES) : [];
-  const initramfs = await buildInitramfs({ arch: board.arch, bootJs: stage.code, modules, mtime });
+  const kvm = board.hypervisor === 'kvm';
+  const modules = kvm ? kernelModules(kernel, [...KVM_BLOCK_MODULES, ...KVM_NET_MODULES]) : [];
+  // kvm guests bring up virtio-net themselves; Xen networking is its own later work.
+  const network = kvm ? networkConfLine(board) : undefined;
+  const initramfs = await buildInitramfs({ arch: board.arch, bootJs: stage.code, modules, mtime, network });
   return { initramfs, modules: modules.map((m) => m.name), bootJsBytes: stage.code.length };
 }
 

@@ -9,6 +9,8 @@
  *                         signet-host (`--compile`); /init runs it instead of compiling boot.js,
  *                         which took most of the boot stage's time under emulation
  *   /signet/modules       load order: one initramfs path per line (absent when no modules)
+ *   /signet/network       `<ifname> <address> <prefix> [gateway]`: /init brings that interface
+ *                         up (and lo); absent: lo only
  *   /lib/modules/*.ko     kernel modules, loaded by /init before boot.js runs
  *   /dev/console          char 5:1, so the kernel can give /init its console
  *   /dev /proc /sys       mount points
@@ -32,6 +34,8 @@ export interface InitramfsInput {
   mtime?: number;
   /** Add /signet/boot.dukbc, boot.js precompiled (default true). */
   bytecode?: boolean;
+  /** The /signet/network line (sdk/disk/network.ts networkConfLine). */
+  network?: string;
 }
 
 /**
@@ -65,6 +69,8 @@ export const INITRAMFS_BOOT_BYTECODE = 'signet/boot.dukbc';
 /** Read by bootloader/native/host.c in PID 1 mode, into a buffer of this many bytes + NUL. */
 export const INITRAMFS_MODULE_LIST = 'signet/modules';
 export const MAX_MODULE_LIST_BYTES = 8191;
+/** Read by host.c in PID 1 mode into a 256-byte buffer. */
+export const INITRAMFS_NETWORK = 'signet/network';
 
 /** The initramfs as entries (for tests and size reports); `buildInitramfs` archives them. */
 export async function initramfsEntries(i: InitramfsInput): Promise<CpioEntry[]> {
@@ -83,6 +89,10 @@ export async function initramfsEntries(i: InitramfsInput): Promise<CpioEntry[]> 
       throw new DiskError('E_CPIO_ENTRY', `the module list is ${list.length} bytes, /init reads at most ${MAX_MODULE_LIST_BYTES}`, 'load fewer modules or use shorter paths');
     }
     entries.push({ type: 'file', path: INITRAMFS_MODULE_LIST, data: list });
+  }
+  if (i.network !== undefined) {
+    if (i.network.length > 255) throw new DiskError('E_CPIO_ENTRY', 'the network line is longer than the 255 bytes /init reads', 'shorten board.network');
+    entries.push({ type: 'file', path: INITRAMFS_NETWORK, data: enc.encode(i.network) });
   }
   for (const f of i.files ?? []) entries.push({ type: 'file', path: f.path, data: f.data, mode: f.mode });
 

@@ -38,6 +38,9 @@ export interface BoardKernel {
  */
 export const KVM_BLOCK_MODULES = ['virtio_mmio', 'virtio_pci', 'virtio_blk'] as const;
 
+/** The network driver /init loads on a KVM guest (the card is virtio-net-pci under QEMU). */
+export const KVM_NET_MODULES = ['virtio_net'] as const;
+
 const APT_LISTS = '/var/lib/apt/lists';
 
 /** Names, sizes and mtimes of apt's package lists: what every apt-cache answer depends on. */

@@ -17,6 +17,7 @@ import { verifyFit, requiredConfKeys } from '../fit/fit-verify';
 import { mergePublicKeyIntoDtb, readPublicKeysFromDtb } from '../fit/keydtb';
 import { readDiskBootImage } from './disk';
 import { DiskError, asSignetError } from './errors';
+import { qemuNetworkArgs } from './network';
 import { boardFirmware, checkQemuInstalled, dumpMachineDtb, GuestConsole, machineArgs } from './qemu';
 import type { GuestRunOptions, StartedGuest } from './run-types';
 import { encodeUbootEnv } from './uboot-env';
@@ -53,6 +54,7 @@ export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
     const work = mkdtempSync(join(tmpdir(), 'signet-run-'));
     const cleanup = () => rmSync(work, { recursive: true, force: true });
     const disk = ['-drive', `if=none,id=flash,format=raw,file=${o.disk}`, '-device', 'virtio-blk-device,drive=flash'];
+    const net = o.network ? qemuNetworkArgs(o.network) : [];
     try {
       let args: string[];
       let mode: StartedGuest['mode'];
@@ -70,6 +72,7 @@ export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
           '-dtb', file('board.dtb', parts.fdt),
           '-append', bootargs,
           ...disk,
+          ...net,
           ...(o.extraArgs ?? []),
           '-no-reboot',
         ];
@@ -100,6 +103,7 @@ export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
           '-dtb', join(work, 'u-boot.dtb'),
           '-drive', `if=pflash,unit=1,format=raw,file=${join(work, 'pflash1.img')}`,
           ...disk,
+          ...net,
           ...(o.extraArgs ?? []),
           '-no-reboot',
         ];

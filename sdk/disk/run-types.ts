@@ -3,6 +3,7 @@
  * own: the starters import these types, and run.ts imports the starters, so neither imports the other.
  */
 import type { Board } from '../board/schema';
+import type { GuestNetwork } from './network';
 import type { GuestConsole } from './qemu';
 
 /** What every starter takes. */
@@ -23,6 +24,8 @@ export interface GuestRunOptions {
   onOutput?: (chunk: string) => void;
   /** More QEMU options (tests: e.g. `-device loader` to put extra images in RAM). */
   extraArgs?: string[];
+  /** kvm: a network card on QEMU's user-mode network, with host ports forwarded (none: no card). */
+  network?: GuestNetwork;
 }
 
 /** What every starter returns: the running guest. */

@@ -1,13 +1,14 @@
-import { loadBoard } from '../../board';
+import { loadBoard, type Board } from '../../board';
 import { buildBootImage } from '../../disk/boot-image';
 import { buildDisk } from '../../disk/disk';
 import { asSignetError } from '../../disk/errors';
 import { FIT_KEY_NAME, loadFitSigner } from '../../disk/fit-key';
+import { checkForwards, parseForward, type GuestNetwork } from '../../disk/network';
 import { runDisk } from '../../disk/run';
 import { publicKeyDtb } from '../../fit/keydtb';
 import { MAX_KEY_DTB_FILE, readInputFile } from '../../util/files';
 import { writeFileAtomic } from '../../util/fs-atomic';
-import { intOption, JSON_OPTION, need, onePositional, type Command } from '../command';
+import { intOption, JSON_OPTION, need, onePositional, UsageError, type Command } from '../command';
 
 const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
 
@@ -103,6 +104,8 @@ export const run: Command = {
     direct: { type: 'boolean', description: 'QEMU loads kernel, initramfs and device tree from the FIT itself (no U-Boot)' },
     halt: { type: 'boolean', description: 'the guest powers off after the app (kernel args: -- --halt)' },
     timeout: { type: 'string', valueName: 'seconds', description: 'stop the guest after this long (exit status non-zero)' },
+    net: { type: 'string', valueName: 'user', description: "give the guest a network card on QEMU's user-mode network (the host is 10.0.2.2; kvm boards)" },
+    forward: { type: 'string', multiple: true, valueName: '[udp:]HOST:GUEST', description: 'forward 127.0.0.1:HOST on this machine to the guest\'s port GUEST (TCP unless udp:; repeatable; needs --net user)' },
   },
   details: [
     'The disk is the device\'s flash: the boot stage writes its state to it.',
@@ -123,6 +126,7 @@ export const run: Command = {
         throw asSignetError(e);
       }
     }
+    const network = networkOption(ctx.values.net as string | undefined, ctx.values.forward as string[] | undefined, board);
     const direct = ctx.values.direct === true || keyDtb === undefined;
     const stdin = process.stdin;
     const raw = stdin.isTTY === true;
@@ -132,6 +136,7 @@ export const run: Command = {
       halt: ctx.values.halt === true,
       direct,
       keyDtb,
+      network,
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
       onStarted: (mode) => {
         if (board.hypervisor === 'kvm' && mode === 'direct' && ctx.values.direct !== true) ctx.err('note: no --key-dtb or --keys, booting --direct (no U-Boot verified boot)');
@@ -164,3 +169,16 @@ export const run: Command = {
     return r.exitCode === 0 ? 0 : 1;
   },
 };
+
+/** --net user [--forward ...]: the guest's network card, or none. */
+function networkOption(net: string | undefined, forwards: string[] | undefined, board: Board): GuestNetwork | undefined {
+  if (net === undefined) {
+    if (forwards && forwards.length > 0) throw new UsageError('--forward needs --net user', 'add --net user');
+    return undefined;
+  }
+  if (net !== 'user') throw new UsageError(`--net ${net} is not a network Signet can give a guest`, 'use --net user');
+  if (board.hypervisor !== 'kvm') throw new UsageError(`--net is for kvm boards; ${board.id} is a ${board.hypervisor} board`, 'boot without --net');
+  const list = (forwards ?? []).map(parseForward);
+  checkForwards(list);
+  return { mode: 'user', forwards: list };
+}

@@ -1,0 +1,71 @@
+/**
+ * The guest's network: the static address /init gives it (board.network, defaulting to what
+ * QEMU's user-mode network expects), and the QEMU options for `signet run --net user
+ * --forward HOST:GUEST`. Forwarded ports listen on 127.0.0.1 only.
+ */
+import type { Board } from '../board/schema';
+import { DiskError } from './errors';
+
+/** QEMU user-mode networking: the guest is 10.0.2.15, the host (and gateway) 10.0.2.2. */
+export const QEMU_USER_NETWORK = { interface: 'eth0', address: '10.0.2.15/24', gateway: '10.0.2.2' } as const;
+
+/** The line /init reads from /signet/network: `<ifname> <address> <prefix> [gateway]`. */
+export function networkConfLine(board: Board): string {
+  const n = board.network ?? QEMU_USER_NETWORK;
+  const [address, prefix] = n.address.split('/');
+  return [n.interface ?? 'eth0', address, prefix, ...(n.gateway ? [n.gateway] : [])].join(' ') + '\n';
+}
+
+export interface PortForward {
+  proto: 'tcp' | 'udp';
+  /** Port on the host's 127.0.0.1. */
+  host: number;
+  guest: number;
+}
+
+export interface GuestNetwork {
+  /** QEMU's user-mode network (slirp): no privileges, the host reachable as the gateway. */
+  mode: 'user';
+  forwards: PortForward[];
+}
+
+function port(text: string, spec: string): number {
+  const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 65535)) {
+    throw new DiskError('E_FORWARD', `--forward ${spec}: '${text}' is not a port number (1-65535)`, 'write --forward HOST_PORT:GUEST_PORT, or udp:HOST_PORT:GUEST_PORT');
+  }
+  return n;
+}
+
+/** `8080:80` (TCP), `tcp:8080:80` or `udp:5353:53`. */
+export function parseForward(spec: string): PortForward {
+  const parts = spec.split(':');
+  let proto: 'tcp' | 'udp' = 'tcp';
+  if (parts.length === 3) {
+    if (parts[0] !== 'tcp' && parts[0] !== 'udp') {
+      throw new DiskError('E_FORWARD', `--forward ${spec}: '${parts[0]}' is not tcp or udp`, 'write --forward HOST_PORT:GUEST_PORT, or udp:HOST_PORT:GUEST_PORT');
+    }
+    proto = parts.shift() as 'tcp' | 'udp';
+  }
+  if (parts.length !== 2) {
+    throw new DiskError('E_FORWARD', `--forward ${spec} is not HOST_PORT:GUEST_PORT`, 'write --forward HOST_PORT:GUEST_PORT, or udp:HOST_PORT:GUEST_PORT');
+  }
+  return { proto, host: port(parts[0]!, spec), guest: port(parts[1]!, spec) };
+}
+
+/** The same host port twice for one protocol cannot work: refuse before QEMU starts. */
+export function checkForwards(forwards: readonly PortForward[]): void {
+  const seen = new Set<string>();
+  for (const f of forwards) {
+    const key = `${f.proto}:${f.host}`;
+    if (seen.has(key)) throw new DiskError('E_FORWARD', `--forward: host ${f.proto} port ${f.host} is forwarded twice`, 'forward each host port once');
+    seen.add(key);
+  }
+}
+
+/** QEMU options: a virtio-net card on the user-mode network with the forwards, on 127.0.0.1 only. */
+export function qemuNetworkArgs(n: GuestNetwork): string[] {
+  checkForwards(n.forwards);
+  const fwd = n.forwards.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.host}-:${f.guest}`).join('');
+  return ['-netdev', `user,id=n0${fwd}`, '-device', 'virtio-net-pci,netdev=n0,romfile='];
+}
