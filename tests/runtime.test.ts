@@ -279,3 +279,64 @@ describe('signet/runtime serving: on the C host (Duktape + libuv) and on Node, t
     expect(node.out).toContain('TIMERS a b c\n');
   });
 });
+
+/** Promise ordering that code relies on: reactions, adoption of thenables, combinators, async/await. */
+const PROMISES = `import { log } from 'signet/runtime';
+const out: string[] = [];
+const p = (s: string) => out.push(s);
+Promise.resolve(1).then((v) => p('then ' + v));
+new Promise<number>((resolve) => { p('executor'); resolve(2); }).then((v) => { p('then ' + v); return { then(f: (x: number) => void) { f(3); } } as unknown as number; }).then((v) => p('adopted ' + v));
+Promise.reject(new Error('no')).catch((e: Error) => p('caught ' + e.message)).finally(() => p('finally'));
+Promise.all([1, Promise.resolve(2), new Promise((r) => setTimeout(() => r(3), 5))]).then((v) => p('all ' + JSON.stringify(v)));
+Promise.race([new Promise((r) => setTimeout(() => r('slow'), 20)), new Promise((r) => setTimeout(() => r('fast'), 1))]).then((v) => p('race ' + v));
+Promise.allSettled([Promise.reject(new Error('x')), 4]).then((v) => p('settled ' + (v as Array<{ status: string }>).map((s) => s.status).join(',')));
+async function f(n: number): Promise<number> {
+  p('f start ' + n);
+  await null;
+  p('f after await ' + n);
+  const got = await new Promise<number>((r) => setTimeout(() => r(n * 10), 2));
+  if (n === 2) throw new Error('f failed');
+  return got;
+}
+f(1).then((v) => p('f(1) = ' + v));
+f(2).catch((e: Error) => p('f(2) threw ' + e.message));
+queueMicrotask(() => p('microtask'));
+setTimeout(() => p('timeout 0'), 0);
+p('sync end');
+setTimeout(() => log(out.join('\\n')), 50);
+`;
+
+describe('the runtime Promise on Duktape orders reactions like V8\'s', () => {
+  it('gives the same sequence on the C host (injected Promise) as on Node (native Promise)', async () => {
+    const device = await bundle(PROMISES);
+    const host = await buildNativeHost('host');
+    const file = join(scratch, 'promises-device.js');
+    writeFileSync(file, `var __signet_host = { board: 'b', version: '1', log: function (l) { signet_native.print(l); }, confirm: function () {}, uv: signet_native.uv };\n` + device);
+    const { spawnSync } = await import('node:child_process');
+    const onDevice = spawnSync(host, [file], { encoding: 'utf8' });
+    expect(onDevice.stderr).toBe('');
+    const dir = join(scratch, 'pnode');
+    mkdirSync(join(dir, 'src'), { recursive: true });
+    writeFileSync(join(dir, 'src/main.ts'), PROMISES);
+    const nodeCode = (await bundleService({ projectDir: dir, entry: 'src/main.ts', engine: 'node' })).code;
+    const onNode = spawnSync(process.execPath, ['-'], { input: nodeCode, encoding: 'utf8' });
+    expect(onNode.stderr).toBe('');
+    expect(onDevice.stdout).toBe(onNode.stdout);
+    expect(onDevice.stdout.split('\n')).toEqual(expect.arrayContaining(['sync end', 'adopted 3', 'all [1,2,3]', 'race fast', 'f(1) = 10', 'f(2) threw f failed']));
+  });
+
+  it('reports a rejection nobody handles, with where the error was made, and goes on', async () => {
+    const device = await bundle(`import { log } from 'signet/runtime';
+Promise.reject(new Error('nobody listens'));
+setTimeout(() => log('still running'), 10);
+`);
+    const host = await buildNativeHost('host');
+    const file = join(scratch, 'unhandled-device.js');
+    writeFileSync(file, `var __signet_host = { board: 'b', version: '1', log: function (l) { signet_native.print(l); }, confirm: function () {}, uv: signet_native.uv };\n` + device);
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(host, [file], { encoding: 'utf8' });
+    expect(r.stdout).toBe('still running\n');
+    expect(r.stderr).toMatch(/^host\[ERROR\] uncaught in a 'timeout' handler at .*unhandled-device\.js:\d+: Error: nobody listens/);
+    expect(r.status).toBe(70);
+  });
+});

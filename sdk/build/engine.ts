@@ -334,7 +334,8 @@ declare var TextDecoder: { new (label?: string): TextDecoder };
 /**
  * Globals the runtime provides where the engine has none (sdk/runtime/globals.ts, injected by
  * the bundler for every free use): the timer functions and queueMicrotask. Promise is declared
- * by TypeScript's ES2015 promise lib, which the type check already loads.
+ * by TypeScript's ES2015 promise lib, which the type check already loads; the members the
+ * runtime's Promise has beyond ES2015 (finally, allSettled) are added here.
  */
 export const RUNTIME_GLOBALS_DTS = `
 interface SignetTimeout {
@@ -350,4 +351,10 @@ declare function clearTimeout(timer: SignetTimeout | undefined | null): void;
 declare function clearInterval(timer: SignetTimeout | undefined | null): void;
 declare function clearImmediate(timer: SignetTimeout | undefined | null): void;
 declare function queueMicrotask(job: () => void): void;
+interface Promise<T> {
+  finally(onfinally?: (() => void) | null): Promise<T>;
+}
+interface PromiseConstructor {
+  allSettled<T>(values: ArrayLike<T>): Promise<Array<{ status: 'fulfilled' | 'rejected'; value?: Awaited<T>; reason?: any }>>;
+}
 `;

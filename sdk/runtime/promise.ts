@@ -186,14 +186,25 @@ export class SignetPromise<T> {
   }
 
   static allSettled<U>(values: ArrayLike<U | PromiseLike<U>>): SignetPromise<Array<{ status: string; value?: U; reason?: unknown }>> {
-    const each: Array<SignetPromise<{ status: string; value?: U; reason?: unknown }>> = [];
-    for (let i = 0; i < values.length; i++) {
-      each.push(SignetPromise.resolve(values[i]).then(
-        function (v) { return { status: 'fulfilled', value: v as U }; },
-        function (r) { return { status: 'rejected', reason: r }; },
-      ));
-    }
-    return SignetPromise.all(each);
+    return new SignetPromise<Array<{ status: string; value?: U; reason?: unknown }>>(function (resolve) {
+      const out: Array<{ status: string; value?: U; reason?: unknown }> = [];
+      let left = values.length;
+      if (left === 0) resolve(out);
+      for (let i = 0; i < values.length; i++) {
+        (function (i: number) {
+          SignetPromise.resolve(values[i]).then(
+            function (v) {
+              out[i] = { status: 'fulfilled', value: v as U };
+              if (--left === 0) resolve(out);
+            },
+            function (r) {
+              out[i] = { status: 'rejected', reason: r };
+              if (--left === 0) resolve(out);
+            },
+          );
+        })(i);
+      }
+    });
   }
 
   static race<U>(values: ArrayLike<U | PromiseLike<U>>): SignetPromise<U> {
