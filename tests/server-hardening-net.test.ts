@@ -15,10 +15,10 @@ import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Identity } from '../sdk/keys/device';
 import { startServer, type Running } from '../update-server/start';
-import type { ServerLimits } from '../update-server/limits';
-import { CLI } from './helpers/cli';
+import { addressKey, TokenBuckets, type ServerLimits } from '../update-server/limits';
+import { CLI, expectOneLineError } from './helpers/cli';
 import { closedByServer, connectTcp, connectTls, exchange, exchangeOn } from './helpers/raw-https';
-import { call, enroll, makeRepoKeys, publishImage, quickDevices, releaseImage, tempDir, type RepoKeys } from './server-fixture';
+import { call, enroll, makeRepoKeys, publishImage, quickDevices, releaseImage, signetAsync, tempDir, type RepoKeys } from './server-fixture';
 
 let work: string;
 let k: RepoKeys;
@@ -377,5 +377,32 @@ describe('finding 8 (access log): one JSON line per request, no secrets', () => 
     expect(readFileSync(file).length).toBeGreaterThan(0);
     const { statSync } = await import('node:fs');
     expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('limits: configuration and the pieces', () => {
+  it('`signet server --limit` and `--access-log` refuse what they cannot take with one line, before starting', async () => {
+    for (const bad of [['--limit', 'nope=1'], ['--limit', 'max-connections=0'], ['--limit', 'write-stall-ms=abc'], ['--access-log', 'syslog']]) {
+      const r = await signetAsync(['server', '--data', join(work, 'never'), '--keys', k.serverKeys, '--port', '0', ...bad]);
+      expectOneLineError(r, 'E_USAGE');
+    }
+  });
+
+  it('counts IPv4 (also IPv4-mapped) per address and IPv6 per /64', () => {
+    expect(addressKey('::ffff:192.0.2.7')).toBe('192.0.2.7');
+    expect(addressKey('192.0.2.7')).toBe('192.0.2.7');
+    expect(addressKey('2001:db8:1:2:aaaa::1')).toBe(addressKey('2001:0db8:0001:0002:ffff:1:2:3'));
+    expect(addressKey('2001:db8:1:2::1')).not.toBe(addressKey('2001:db8:1:3::1'));
+    expect(addressKey('::1')).toBe('::1');
+    expect(addressKey(undefined)).toBe('');
+  });
+
+  it('a token bucket lets a burst through, then one per 1/rate seconds, and says how long to wait', () => {
+    let now = 0;
+    const b = new TokenBuckets(2, 0.5, 10, () => now);
+    expect([b.take('a'), b.take('a'), b.take('a')]).toEqual([0, 0, 2]);
+    now += 2000;
+    expect([b.take('a'), b.take('a')]).toEqual([0, 2]);
+    expect(b.take('b')).toBe(0);
   });
 });

@@ -359,7 +359,8 @@ export function listenHttps(app: AppLike, tls: TlsMaterial, opts: ListenOptions)
       const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
       if (status && socket.writable && !busy) {
         socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-        setTimeout(() => socket.destroy(), limits.writeStallMs).unref();
+        const unread = setTimeout(() => socket.destroy(), limits.writeStallMs); // a peer that does not read even that
+        socket.once('close', () => clearTimeout(unread));
         log?.write({
           time: new Date().toISOString(), identity: identityOf(clientCert(socket as TLSSocket)), method: '', route: '',
           status, bytes: 0, ms: 0, client: socket.remoteAddress ?? '',
