@@ -572,7 +572,9 @@ static char g_uv_readbuf[UV_READ_BUFFER];
 
 static duk_ret_t report_error(duk_context *ctx, void *udata);
 
-static uvh *uvh_new(duk_context *ctx, int kind) {
+/* A new handle record in a free slot, or NULL (no slot, no memory). Never throws: it also runs
+ * in libuv callbacks, outside any protected call, where a Duktape error would be fatal. */
+static uvh *uvh_alloc(int kind) {
     uint32_t i;
     uvh *h;
     for (i = 0; i < g_uv_cap && g_uv_slots[i] != NULL; i++) {}
@@ -580,25 +582,35 @@ static uvh *uvh_new(duk_context *ctx, int kind) {
         uint32_t ncap = g_uv_cap ? g_uv_cap * 2 : 64;
         uvh **ns;
         uint32_t *ng;
-        if (ncap > UV_MAX_SLOTS) (void)duk_range_error(ctx, "uv: all %u handles in use", UV_MAX_SLOTS);
+        if (ncap > UV_MAX_SLOTS) return NULL;
         ns = (uvh **)realloc(g_uv_slots, ncap * sizeof(*ns));
-        if (ns == NULL) (void)duk_range_error(ctx, "uv: out of memory");
+        if (ns == NULL) return NULL;
         g_uv_slots = ns;
         ng = (uint32_t *)realloc(g_uv_gens, ncap * sizeof(*ng));
-        if (ng == NULL) (void)duk_range_error(ctx, "uv: out of memory");
+        if (ng == NULL) return NULL;
         g_uv_gens = ng;
         memset(g_uv_slots + g_uv_cap, 0, (ncap - g_uv_cap) * sizeof(*ns));
         memset(g_uv_gens + g_uv_cap, 0, (ncap - g_uv_cap) * sizeof(*ng));
         g_uv_cap = ncap;
     }
     h = (uvh *)calloc(1, sizeof(*h));
-    if (h == NULL) (void)duk_range_error(ctx, "uv: out of memory");
+    if (h == NULL) return NULL;
     g_uv_gens[i]++;
     h->id = (double)g_uv_gens[i] * UV_MAX_SLOTS + i;
     h->kind = kind;
     h->u.handle.data = h;
     g_uv_slots[i] = h;
     return h;
+}
+
+static uvh *uvh_new(duk_context *ctx, int kind) {
+    uvh *h = uvh_alloc(kind);
+    if (h == NULL) (void)duk_range_error(ctx, "uv: no room for another handle (at most %u, or out of memory)", UV_MAX_SLOTS);
+    return h;
+}
+
+static void free_refused(uv_handle_t *handle) {
+    free(handle);
 }
 
 static uvh *uvh_lookup(double id) {
@@ -838,7 +850,19 @@ static void on_connection(uv_stream_t *server, int status) {
         emit_status(h, "error", status);
         return;
     }
-    c = uvh_new(g_ctx, UVH_TCP);
+    c = uvh_alloc(UVH_TCP);
+    if (c == NULL) {
+        /* Accept and close at once: a connection libuv offers must be taken, or it stops
+         * offering more. The listener hears why. */
+        uv_tcp_t *refused = (uv_tcp_t *)malloc(sizeof(*refused));
+        if (refused != NULL) {
+            uv_tcp_init(uv_default_loop(), refused);
+            (void)uv_accept(server, (uv_stream_t *)refused);
+            uv_close((uv_handle_t *)refused, free_refused);
+        }
+        emit_status(h, "error", UV_EMFILE);
+        return;
+    }
     uv_tcp_init(uv_default_loop(), &c->u.tcp);
     rc = uv_accept(server, &c->u.stream);
     if (rc < 0) {
