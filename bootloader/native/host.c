@@ -568,6 +568,8 @@ static uint32_t *g_uv_gens;
 static uint32_t g_uv_cap;
 static int g_uv_running;
 static int g_uncaught_in_loop;
+static int g_threw_in_run;     /* a handler threw during the current run() */
+static int g_stop_on_error;    /* run(true): stop the loop when a handler throws */
 static char g_uv_readbuf[UV_READ_BUFFER];
 
 static duk_ret_t report_error(duk_context *ctx, void *udata);
@@ -660,26 +662,28 @@ static void drop_handler(duk_context *ctx, uvh *h) {
 static duk_ret_t report_callback_error(duk_context *ctx, void *udata) {
     const char *event = (const char *)udata;
     int fd = g_is_pid1 ? 1 : 2;
+    /* duk_safe_call shows the caller's whole value stack: the error is on top, not at 0. */
+    duk_idx_t err = duk_get_top(ctx) - 1;
     char where[320];
     where[0] = '\0';
-    if (duk_is_object(ctx, 0)) {
+    if (duk_is_object(ctx, err)) {
         const char *file;
         double line;
-        duk_get_prop_string(ctx, 0, "fileName");
-        duk_get_prop_string(ctx, 0, "lineNumber");
+        duk_get_prop_string(ctx, err, "fileName");
+        duk_get_prop_string(ctx, err, "lineNumber");
         file = duk_is_string(ctx, -2) ? duk_get_string(ctx, -2) : NULL;
         line = duk_is_number(ctx, -1) ? duk_get_number(ctx, -1) : 0;
         if (file != NULL) snprintf(where, sizeof(where), " at %s:%.0f", file, line);
         duk_pop_2(ctx);
     }
     duk_push_sprintf(ctx, "host[ERROR] uncaught in a '%s' handler%s: ", event, where);
-    duk_dup(ctx, 0);
+    duk_dup(ctx, err);
     duk_safe_to_string(ctx, -1);
     duk_concat(ctx, 2);
     write_line(fd, "", duk_get_string(ctx, -1));
     duk_pop(ctx);
-    if (duk_is_error(ctx, 0)) {
-        duk_get_prop_string(ctx, 0, "stack");
+    if (duk_is_error(ctx, err)) {
+        duk_get_prop_string(ctx, err, "stack");
         if (duk_is_string(ctx, -1)) {
             const char *nl = strchr(duk_get_string(ctx, -1), '\n');
             if (nl != NULL) write_line(fd, "", nl + 1);
@@ -709,6 +713,8 @@ static void emit_end(const char *event, duk_idx_t nargs) {
     duk_context *ctx = g_ctx;
     if (duk_pcall(ctx, nargs + 1) != DUK_EXEC_SUCCESS) {
         g_uncaught_in_loop = 1;
+        g_threw_in_run = 1;
+        if (g_stop_on_error) uv_stop(uv_default_loop());
         if (duk_safe_call(ctx, report_callback_error, (void *)event, 1, 1) != DUK_EXEC_SUCCESS) {
             write_line(g_is_pid1 ? 1 : 2, "host[ERROR] ", "(error while reporting an error)");
         }
@@ -1129,11 +1135,30 @@ static void run_loop(void) {
     g_uv_running = 0;
 }
 
+/* run(stopOnError) -> whether a handler threw during this run. With stopOnError the loop stops
+ * at the first handler that throws (the boot stage then restarts the service). */
 static duk_ret_t n_uv_run(duk_context *ctx) {
+    int stop = duk_to_boolean(ctx, 0);
     if (g_uv_running) return duk_error(ctx, DUK_ERR_ERROR, "uv.run: the loop is already running");
+    g_threw_in_run = 0;
+    g_stop_on_error = stop;
     run_loop();
-    duk_push_boolean(ctx, g_uncaught_in_loop);
+    g_stop_on_error = 0;
+    duk_push_boolean(ctx, g_threw_in_run);
     return 1;
+}
+
+/* closeAll(): closes every handle without telling its handler (a service being restarted:
+ * its code must not run again). The closes complete in the loop's next run. */
+static duk_ret_t n_uv_close_all(duk_context *ctx) {
+    uint32_t i;
+    for (i = 0; i < g_uv_cap; i++) {
+        uvh *h = g_uv_slots[i];
+        if (h == NULL || h->closing) continue;
+        drop_handler(ctx, h);
+        uvh_close(h);
+    }
+    return 0;
 }
 
 static const duk_function_list_entry uv_functions[] = {
@@ -1153,7 +1178,8 @@ static const duk_function_list_entry uv_functions[] = {
     { "close", n_uv_close, 1 },
     { "ref", n_uv_ref, 2 },
     { "now", n_uv_now, 0 },
-    { "run", n_uv_run, 0 },
+    { "run", n_uv_run, 1 },
+    { "closeAll", n_uv_close_all, 0 },
     { NULL, NULL, 0 }
 };
 
@@ -1269,11 +1295,12 @@ static duk_ret_t compile_script(duk_context *ctx, void *udata) {
 /* Prints "host[ERROR] <String(err)>" then the stack frames, if any. */
 static duk_ret_t report_error(duk_context *ctx, void *udata) {
     int fd = *(int *)udata;
+    duk_idx_t err = duk_get_top(ctx) - 1; /* the caller's stack is visible: the error is on top */
     const char *nl;
-    duk_dup(ctx, 0);
+    duk_dup(ctx, err);
     write_line(fd, "host[ERROR] ", duk_safe_to_string(ctx, -1));
-    if (duk_is_error(ctx, 0)) {
-        duk_get_prop_string(ctx, 0, "stack");
+    if (duk_is_error(ctx, err)) {
+        duk_get_prop_string(ctx, err, "stack");
         if (duk_is_string(ctx, -1)) {
             nl = strchr(duk_get_string(ctx, -1), '\n');
             if (nl != NULL) write_line(fd, "", nl + 1);

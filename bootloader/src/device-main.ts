@@ -8,7 +8,8 @@
  * sdk/image/ed25519-rules.ts. Words after `--` on the kernel command line select the pure-JS
  * code instead, which gives the same answers, slower: `--purejs-hash` (our SHA-256),
  * `--purejs-ed25519` (tweetnacl), `--purejs-crypto` (both). A host without ed25519Verify gets
- * tweetnacl too.
+ * tweetnacl too. `--restart-backoff-ms N` sets the first delay before a failed service runs
+ * again (default 1000).
  */
 import { makePureJsCrypto } from '../../sdk/image/crypto-purejs';
 import { verifyTrustedRoot, type RootSigned } from '../../sdk/ota/metadata';
@@ -21,6 +22,12 @@ import { BootStage } from './stage';
 
 declare const signet_native: SignetNative;
 declare const __SIGNET_BOOT_CONFIG__: BootConfig;
+
+/** A service whose handler throws is run again after 1 s, 2 s, 4 s, 8 s, 16 s, then given up. */
+const RESTART_BACKOFF_MS = 1000;
+const MAX_RESTARTS = 5;
+/** A service that ran this long before failing starts its back-off over. */
+const RESTART_RESET_MS = 5 * 60 * 1000;
 
 function argValue(args: string[], name: string): string | null {
   for (let i = 0; i < args.length - 1; i++) if (args[i] === name) return args[i + 1];
@@ -110,8 +117,33 @@ function main(): void {
     return;
   }
   // The app has set up its timers and sockets: serve until none is left. A handler that
-  // throws is reported by the host (host[ERROR] with file and line) and the loop goes on.
-  if (n.uv) n.uv.run();
+  // throws is reported by the host (host[ERROR] with file and line); the service's sockets and
+  // timers are closed and it is run again after a back-off that doubles each time, until it
+  // has failed MAX_RESTARTS times in a row (a run of RESTART_RESET_MS or more starts over).
+  if (n.uv) {
+    const base = Number(argValue(args, '--restart-backoff-ms')) || RESTART_BACKOFF_MS;
+    let restarts = 0;
+    let startedAt = n.monotonicMs();
+    while (n.uv.run(true)) {
+      if (n.monotonicMs() - startedAt >= RESTART_RESET_MS) restarts = 0;
+      if (restarts === MAX_RESTARTS) {
+        log('boot[APP-GAVE-UP] slot=' + choice.slot + ' restarts=' + restarts);
+        break;
+      }
+      const delay = base * Math.pow(2, restarts++);
+      log('boot[APP-RESTART] slot=' + choice.slot + ' attempt=' + restarts + ' delay_ms=' + delay);
+      n.uv.closeAll();
+      n.uv.timerStart(function () {}, delay, 0);
+      n.uv.run(false);
+      startedAt = n.monotonicMs();
+      try {
+        n.evalScript(source, 'app.js');
+      } catch (e) {
+        log('boot[APP-ERROR] slot=' + choice.slot + ' reason=' + errorCode(e));
+        break;
+      }
+    }
+  }
   halt();
 }
 

@@ -40,8 +40,14 @@ export interface UvBinding {
   ref(id: number, on: boolean): void;
   /** The loop's clock in milliseconds. */
   now(): number;
-  /** Runs the loop until no handle keeps it alive; true if a handler threw on the way. */
-  run(): boolean;
+  /**
+   * Runs the loop until no handle keeps it alive; true if a handler threw on the way. With
+   * stopOnError the loop stops at the first handler that throws (the boot stage restarts the
+   * service).
+   */
+  run(stopOnError?: boolean): boolean;
+  /** Closes every handle without telling its handler (a service being restarted). */
+  closeAll(): void;
   /**
    * True where tcpListen and udpBind finish later (Node): the handler then gets 'listening' or
    * 'error'. On the device they finish in the call (or throw).

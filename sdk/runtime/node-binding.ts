@@ -260,6 +260,13 @@ export function nodeBinding(): UvBinding | null {
     run() {
       return false; // Node runs its own loop
     },
+    closeAll() {
+      for (const k in handles) {
+        const e = handles[k as unknown as number]!;
+        (e as { handler?: UvHandler }).handler = undefined;
+        this.close(Number(k));
+      }
+    },
     asyncListen: true,
   } as UvBinding;
 }
