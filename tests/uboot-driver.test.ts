@@ -18,6 +18,11 @@ class FakeUboot {
   readonly handlers = new Map<string, Handler>();
   /** Echo the next N typed lines with their first character damaged. */
   damageEchoes = 0;
+  /** Store (and echo) the first character of the next N typed lines damaged: the line U-Boot holds is wrong. */
+  damageReceived = 0;
+  /** U-Boot's line editor: Ctrl-A moves to the start of the line (backspaces), Ctrl-E to its end (printing it). */
+  lineEditor = false;
+  private atStart = false;
   /** Drop the next N status-marker lines from the output. */
   dropMarkers = 0;
   /** Store setenv values with a change (a flash that does not keep what it is told). */
@@ -96,6 +101,22 @@ class FakeUboot {
     }
     if (ch === '\x18') {
       this.line = '';
+      return;
+    }
+    if (this.lineEditor && ch === '\x01') {
+      this.out('\b'.repeat(this.line.length));
+      this.atStart = true;
+      return;
+    }
+    if (this.lineEditor && ch === '\x05') {
+      if (this.atStart) this.out(this.line);
+      this.atStart = false;
+      return;
+    }
+    if (this.line === '' && this.damageReceived > 0) {
+      this.damageReceived--;
+      this.line += '#';
+      this.out('#');
       return;
     }
     if (ch === '\r') {
@@ -274,6 +295,29 @@ describe('U-Boot console driver (scripted U-Boot on the mock link)', () => {
     expect(fake.executed.filter((c) => c.startsWith('mw.l'))).toHaveLength(1);
     expect(uboot.stats.retypedLines).toBe(2);
     expect(typed.filter((t) => t === '\x03').length).toBeGreaterThanOrEqual(3); // attach + one per damaged line
+  });
+
+  test('with a line editor, a line whose echo alone was damaged is shown again (Ctrl-A Ctrl-E), not typed again', async () => {
+    const { uboot, fake, typed } = await setup();
+    fake.lineEditor = true;
+    fake.handlers.set('mw.l', () => ({}));
+    await uboot.attach();
+    fake.damageEchoes = 2;
+    await uboot.run('mw.l 0x50000000 0x0 0x100');
+    expect(fake.executed.filter((c) => c.startsWith('mw.l'))).toHaveLength(1);
+    expect(uboot.stats).toMatchObject({ damagedEchoes: 2, retypedLines: 0 });
+    expect(typed.filter((t) => t === '\x01\x05')).toHaveLength(2);
+  });
+
+  test('with a line editor, a line that arrived damaged is never run: it shows wrong, is abandoned and typed again', async () => {
+    const { uboot, fake } = await setup();
+    fake.lineEditor = true;
+    fake.handlers.set('mw.l', () => ({}));
+    await uboot.attach();
+    fake.damageReceived = 1;
+    await uboot.run('mw.l 0x50000000 0x0 0x100');
+    expect(fake.executed).toEqual(['mw.l 0x50000000 0x0 0x100']);
+    expect(uboot.stats).toMatchObject({ damagedEchoes: 1, retypedLines: 1 });
   });
 
   test('a lost status marker is detected by silence and a Ctrl-C probe; run() repeats the step', async () => {

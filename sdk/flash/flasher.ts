@@ -165,6 +165,8 @@ function slotSummary(s: VerifiedSlot): SlotSummary {
 }
 
 const hex = (n: number | bigint): string => '0x' + n.toString(16);
+/** Hex without 0x, for U-Boot's memory commands (they read numbers as hex): shorter lines, fewer characters for line noise to hit. */
+const bare = (n: number | bigint): string => n.toString(16);
 
 /** A board.json storage command for a range of blocks. */
 export function storageCommand(template: string, addr: bigint, offset: number, bytes: number, blockSize: number): string {
@@ -446,10 +448,10 @@ class FlashSession {
     const at = this.plan.digestAddr!;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.send(`loady ${hex(at)}`, fit, `${this.o.board.id}-digests-${i}.dtb`, attempt > 1);
-        if (!(await this.crcIs(at, fit.length, fastCrc32(fit), (await this.console.run(`crc32 ${hex(at)} ${hex(fit.length)}`)).output))) throw new CrcMismatch('transfer', this.lastCrc, fastCrc32(fit));
+        await this.send(`loady ${bare(at)}`, fit, `${this.o.board.id}-digests-${i}.dtb`, attempt > 1);
+        if (!(await this.crcIs(at, fit.length, fastCrc32(fit), (await this.console.run(`crc32 ${bare(at)} ${bare(fit.length)}`)).output))) throw new CrcMismatch('transfer', this.lastCrc, fastCrc32(fit));
         for (let run = 0; run < 3; run++) {
-          const r = await this.console.run(`imxtract ${hex(at)} ${DIGEST_SELF_TEST}`, { allowFailure: true });
+          const r = await this.console.run(`imxtract ${bare(at)} ${DIGEST_SELF_TEST}`, { allowFailure: true });
           const verdict = digestVerdict(r.output, r.status);
           if (verdict === 'match') {
             d.loaded = i;
@@ -478,11 +480,11 @@ class FlashSession {
     if (batch === undefined || !(await this.loadDigests(batch).catch(() => false))) return 'unknown';
     const { readAddr, digestAddr } = this.plan;
     const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
-    const check = `imxtract ${hex(digestAddr!)} ${name}`;
+    const check = `imxtract ${bare(digestAddr!)} ${name}`;
     for (let run = 0; run < 3; run++) {
       let r;
       try {
-        r = await this.console.run(run === 0 ? `mw.l ${hex(readAddr)} ${hex(0xa5a5a5a5)} ${hex(bytes / 4)} && ${read} && ${check}` : check, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
+        r = await this.console.run(run === 0 ? `mw.l ${bare(readAddr)} ${bare(0xa5a5a5a5)} ${bare(bytes / 4)} && ${read} && ${check}` : check, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
       } catch (e) {
         if (!recoverable(e)) throw e;
         this.checkLine();
@@ -507,14 +509,14 @@ class FlashSession {
    * was checked against the image before the write (crc32 of RAM poisoned before the transfer);
    * the crc32 of what was read back, in the same line, proves it was not changed since.
    */
-  private async readBackEqualsStaged(offset: number, bytes: number, crc: number): Promise<boolean> {
+  private async readBackEqualsStaged(offset: number, bytes: number, crc: number, prefix?: string): Promise<boolean> {
     const { readAddr, writeAddr } = this.plan;
     const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
-    const cmp = `cmp.l ${hex(writeAddr)} ${hex(readAddr)} ${hex(bytes / 4)}`;
-    const crcR = `crc32 ${hex(readAddr)} ${hex(bytes)}`;
+    const cmp = `cmp.l ${bare(writeAddr)} ${bare(readAddr)} ${bare(bytes / 4)}`;
+    const crcR = `crc32 ${bare(readAddr)} ${bare(bytes)}`;
     let previous: 'differs' | undefined;
     for (let run = 0; run < 4; run++) {
-      const r = await this.console.run(run === 0 ? `mw.l ${hex(readAddr)} ${hex(0xa5a5a5a5)} ${hex(bytes / 4)} && ${read} && ${cmp} && ${crcR}` : `${cmp} && ${crcR}`, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
+      const r = await this.console.run(run === 0 ? `${prefix ? `${prefix} && ` : ''}mw.l ${bare(readAddr)} ${bare(0xa5a5a5a5)} ${bare(bytes / 4)} && ${read} && ${cmp} && ${crcR}` : `${cmp} && ${crcR}`, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
       if (run === 0 && ubootFailureLine(r.output)) {
         throw new UbootError('E_UBOOT_COMMAND', `U-Boot failed "${read}": ${ubootFailureLine(r.output)}`, 'check serial.read in the board file and the board\'s storage');
       }
@@ -550,9 +552,7 @@ class FlashSession {
     try {
       if (c.kind === 'data') return (await this.storageHolds(c.offset, c.bytes, `c${c.index}`, c.crc)) === 'match';
       const { writeAddr } = this.plan;
-      const r = await this.console.run(`mw.l ${hex(writeAddr)} ${hex((c.fill! * 0x01010101) >>> 0)} ${hex(c.bytes / 4)}`, { timeoutMs: boundFor(c.bytes) });
-      void r;
-      return await this.readBackEqualsStaged(c.offset, c.bytes, c.crc);
+      return await this.readBackEqualsStaged(c.offset, c.bytes, c.crc, `mw.l ${bare(writeAddr)} ${bare((c.fill! * 0x01010101) >>> 0)} ${bare(c.bytes / 4)}`);
     } catch (e) {
       if (!recoverable(e)) throw e;
       this.checkLine();
@@ -619,12 +619,12 @@ class FlashSession {
    */
   private async stage(c: FlashChunk, smallBlocks: boolean): Promise<number> {
     const { writeAddr, readAddr } = this.plan;
-    const crcW = `crc32 ${hex(writeAddr)} ${hex(c.bytes)}`;
+    const crcW = `crc32 ${bare(writeAddr)} ${bare(c.bytes)}`;
     const bound = 2 * boundFor(c.bytes);
     let sent = 0;
     let output: string;
     if (c.kind === 'fill') {
-      output = (await this.console.run(`mw.l ${hex(writeAddr)} ${hex((c.fill! * 0x01010101) >>> 0)} ${hex(c.bytes / 4)} && ${crcW}`, { timeoutMs: bound })).output;
+      output = (await this.console.run(`mw.l ${bare(writeAddr)} ${bare((c.fill! * 0x01010101) >>> 0)} ${bare(c.bytes / 4)} && ${crcW}`, { timeoutMs: bound })).output;
     } else {
       const gz = this.unzip ? c.gz : undefined;
       let payload: Uint8Array;
@@ -636,10 +636,10 @@ class FlashSession {
           throw new FlashError('E_FLASH_DISK_CHANGED', `${this.disk.path} changed while flashing (at ${hex(c.offset)})`, 'do not change the disk image while flashing; run again');
         }
       }
-      await this.send(`mw.l ${hex(writeAddr)} ${hex(0xa5a5a5a5)} ${hex(c.bytes / 4)} && loady ${hex(gz ? readAddr : writeAddr)}`, payload, `${this.o.board.id}-${c.offset.toString(16)}.bin${gz ? '.gz' : ''}`, smallBlocks);
+      await this.send(`mw.l ${bare(writeAddr)} ${bare(0xa5a5a5a5)} ${bare(c.bytes / 4)} && loady ${bare(gz ? readAddr : writeAddr)}`, payload, `${this.o.board.id}-${c.offset.toString(16)}.bin${gz ? '.gz' : ''}`, smallBlocks);
       sent = payload.length;
       if (gz) {
-        output = (await this.console.run(`unzip ${hex(readAddr)} ${hex(writeAddr)} ${hex(c.bytes)} && ${crcW}`, { timeoutMs: bound })).output;
+        output = (await this.console.run(`unzip ${bare(readAddr)} ${bare(writeAddr)} ${bare(c.bytes)} && ${crcW}`, { timeoutMs: bound })).output;
         const n = /Uncompressed size: (\d+)/.exec(output);
         if (n && Number(n[1]) !== c.bytes) throw new CrcMismatch('transfer', undefined, c.crc);
       } else {
@@ -715,7 +715,7 @@ class FlashSession {
     const s = this.console.stats;
     return new FlashError(
       'E_FLASH_LINE',
-      `the line to the board damages about ${(rate * 100).toFixed(1)} % of the bytes (${s.retypedLines} of ${s.typedLines} typed lines had to be typed again, ${this.meter.framesResent} of ${this.meter.frames} YMODEM frames sent again): too bad to flash over (the bound is ${(MAX_LINE_ERROR_RATE * 100).toFixed(1)} %)`,
+      `the line to the board damages about ${(rate * 100).toFixed(1)} % of the bytes (${s.damagedEchoes} of ${s.typedLines} typed lines came back damaged, ${this.meter.framesResent} of ${this.meter.frames} YMODEM frames sent again): too bad to flash over (the bound is ${(MAX_LINE_ERROR_RATE * 100).toFixed(1)} %)`,
       'the flash is NOT complete (nothing unverified was written): check the cable and its ground, lower the baud rate, then run again with --skip-unchanged to keep what is already on the board',
       { errorRate: rate },
     );
@@ -736,7 +736,7 @@ class FlashSession {
   private async crcIs(addr: bigint, bytes: number, want: number, output: string): Promise<boolean> {
     let previous: number | undefined;
     for (let i = 0; i < 4; i++) {
-      const text = i === 0 ? output : (await this.console.run(`crc32 ${hex(addr)} ${hex(bytes)}`, { timeoutMs: boundFor(bytes) })).output;
+      const text = i === 0 ? output : (await this.console.run(`crc32 ${bare(addr)} ${bare(bytes)}`, { timeoutMs: boundFor(bytes) })).output;
       const got = parseCrc32Output(text, addr, bytes);
       this.lastCrc = got;
       if (got === want) return true;
@@ -784,7 +784,7 @@ class FlashSession {
   private async crcOfStorage(offset: number, bytes: number, crc: number): Promise<boolean> {
     const { readAddr } = this.plan;
     const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
-    const r = await this.console.run(`mw.l ${hex(readAddr)} ${hex(0xa5a5a5a5)} ${hex(bytes / 4)} && ${read} && crc32 ${hex(readAddr)} ${hex(bytes)}`, { timeoutMs: 3 * boundFor(bytes) });
+    const r = await this.console.run(`mw.l ${bare(readAddr)} ${bare(0xa5a5a5a5)} ${bare(bytes / 4)} && ${read} && crc32 ${bare(readAddr)} ${bare(bytes)}`, { timeoutMs: 3 * boundFor(bytes) });
     return this.crcIs(readAddr, bytes, crc, r.output);
   }
 
@@ -844,7 +844,7 @@ class LineMeter {
     const estimates: number[] = [];
     const s = this.stats;
     if (s.typedLines >= MIN_LINE_SAMPLES) {
-      const ok = Math.max(s.typedLines - s.retypedLines, 0.5) / s.typedLines;
+      const ok = Math.max(s.typedLines - s.damagedEchoes, 0.5) / s.typedLines;
       estimates.push(1 - Math.pow(ok, 1 / (2 * (s.typedChars / s.typedLines))));
     }
     if (this.frames >= MIN_FRAME_SAMPLES) {

@@ -28,6 +28,8 @@ export type { UbootErrorCode } from './uboot-errors';
 export { isQuotable } from './uboot-syntax';
 
 const CTRL_C = '\x03';
+/** Ctrl-A, Ctrl-E: U-Boot's line editor moves to the start of the line (backspaces) and back to its end, printing the whole line again. */
+const SHOW_LINE = '\x01\x05';
 /** Five CANs cancel a YMODEM receive that is still waiting; at a prompt they are Ctrl-X (erase line). */
 const CANCEL_RECEIVE = '\x18\x18\x18\x18\x18';
 const TAIL_CHARS = 4000;
@@ -61,6 +63,8 @@ export interface ConsoleStats {
   typedLines: number;
   typedChars: number;
   retypedLines: number;
+  /** Lines whose first echo differed (typed again, or shown again intact: see typeLine). */
+  damagedEchoes: number;
   /** Commands whose output was lost; resyncs. */
   lostOutputs: number;
   resyncs: number;
@@ -127,7 +131,7 @@ export class UbootConsole {
   private seq = 0;
   private tail = '';
   /** Lines that had to be typed again, and commands whose output was lost: a measure of line noise. */
-  readonly stats: ConsoleStats = { typedLines: 0, typedChars: 0, retypedLines: 0, lostOutputs: 0, resyncs: 0 };
+  readonly stats: ConsoleStats = { typedLines: 0, typedChars: 0, retypedLines: 0, damagedEchoes: 0, lostOutputs: 0, resyncs: 0 };
 
   constructor(link: Transport, options: UbootConsoleOptions) {
     if (options.prompt.length === 0) throw new UbootError('E_UBOOT_VALUE', 'the U-Boot prompt is empty', 'set serial.prompt in the board file');
@@ -327,6 +331,12 @@ export class UbootConsole {
       // damaged byte): no need to wait for the rest.
       const { text } = await this.collect('', (t) => t.length >= line.length || !line.startsWith(t), echoTimeoutMs, 600);
       if (text === line) return;
+      this.stats.damagedEchoes++;
+      // The line may have arrived intact and only its echo been damaged on the way back: ask
+      // U-Boot to show the line it holds (twice at most) instead of typing it all again. Only an
+      // exact copy counts; a key damaged on its way changes the line, which then never shows
+      // exactly, and the line is abandoned with Ctrl-C as before.
+      if (await this.lineShows(line, echoTimeoutMs)) return;
       this.stats.retypedLines++;
       this.onRetype?.(this.stats);
       await this.resync();
@@ -337,6 +347,19 @@ export class UbootConsole {
       'the line is too noisy: check the cable and ground, or lower the baud rate',
       { transcript: this.tail },
     );
+  }
+
+  /** True when U-Boot, asked to show its line again (Ctrl-A Ctrl-E), shows exactly `line`. */
+  private async lineShows(line: string, timeoutMs: number): Promise<boolean> {
+    for (let look = 0; look < 2; look++) {
+      this.link.discardInput();
+      await this.send(SHOW_LINE);
+      const { text } = await this.collect('', (t) => t.endsWith(line), timeoutMs, 300);
+      const shown = text.slice(text.lastIndexOf('\b') + 1);
+      if (text.includes('\b') && shown === line) return true;
+      if (!text.includes('\b')) return false; // no line editor (or the keys were lost): type it again
+    }
+    return false;
   }
 
   private async awaitMarker(command: string, seq: number, timeoutMs: number): Promise<CommandResult> {
