@@ -146,7 +146,7 @@ async function later(v: string): Promise<string> {
   await new Promise<void>((r) => setTimeout(r, 1));
   return v;
 }
-const server = http.createServer({ maxHeaderBytes: 512, maxBodyBytes: 64 }, (req, res) => {
+const server = http.createServer({ maxHeaderBytes: 512, maxBodyBytes: 64, maxConnections: 2 }, (req, res) => {
   if (req.url === '/throw') throw new Error('the handler threw');
   let n = 0;
   req.on('data', (d: Uint8Array) => { n += d.length; });
@@ -188,6 +188,35 @@ async function exchange(port: number, text: string): Promise<string> {
   });
 }
 
+/** Two idle connections fill a server limited to two; a third is closed unanswered; then it serves again. */
+async function connectionLimit(port: number): Promise<string> {
+  const { connect } = await import('node:net');
+  const open = () =>
+    new Promise<import('node:net').Socket>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', reject);
+    });
+  const a = await open();
+  const b = await open();
+  const third = await new Promise<string>((resolve) => {
+    const c = connect(port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n'));
+    let got = '';
+    c.on('data', (d) => (got += d.toString()));
+    c.on('close', () => resolve(got === '' ? 'third closed unanswered' : 'third answered: ' + got));
+    c.on('error', () => undefined);
+    c.setTimeout(20_000, () => c.destroy()); // liveness bound
+  });
+  a.destroy();
+  b.destroy();
+  // Served again once the server has seen those two close (a retry loop, not a timing check).
+  for (let i = 0; i < 200; i++) {
+    const r = await exchange(port, 'GET /again HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    if (r.startsWith('HTTP/1.1 200')) return third + '; then served';
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return third + '; never served again';
+}
+
 async function udpEcho(port: number): Promise<string> {
   const dgram = await import('node:dgram');
   const s = dgram.createSocket('udp4');
@@ -202,7 +231,7 @@ async function udpEcho(port: number): Promise<string> {
 }
 
 /** Starts `cmd` on the service bundle, waits for its PORTS line, runs the client script, stops it. */
-async function serveAndAsk(cmd: string, args: string[], exchanges = EXCHANGES): Promise<{ answers: Record<string, string>; udp: string; out: string; err: string }> {
+async function serveAndAsk(cmd: string, args: string[], exchanges = EXCHANGES): Promise<{ answers: Record<string, string>; limit: string; udp: string; out: string; err: string }> {
   const { spawn } = await import('node:child_process');
   const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -217,11 +246,12 @@ async function serveAndAsk(cmd: string, args: string[], exchanges = EXCHANGES): 
       });
       p.on('exit', (code) => reject(new Error('the service exited (' + code + '): ' + out + err)));
     });
+    const limit = await connectionLimit(ports[0]!);
     const answers: Record<string, string> = {};
     for (const [name, text] of exchanges) answers[name] = await exchange(ports[0]!, text);
     const udp = await udpEcho(ports[1]!);
     for (let i = 0; i < 500 && !/TIMERS/.test(out); i++) await new Promise((r) => setTimeout(r, 20));
-    return { answers, udp, out, err };
+    return { answers, limit, udp, out, err };
   } finally {
     p.kill();
   }
@@ -265,6 +295,11 @@ describe('signet/runtime serving: on the C host (Duktape + libuv) and on Node, t
     expect(device.answers['a handler that throws']).toBe('HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     expect(device.err).toMatch(/host\[ERROR\] uncaught in a 'data' handler at .*service-device\.js:\d+: Error: the handler threw/);
     expect(device.udp).toBe('ping over udp'); // asked after the throw
+  });
+
+  it('closes connections beyond maxConnections as they arrive, and serves again when some close', () => {
+    expect(device.limit).toBe('third closed unanswered; then served');
+    expect(node.limit).toBe(device.limit);
   });
 
   it('echoes UDP and fires timers by due time, equal ones in the order set, cleared ones never', () => {

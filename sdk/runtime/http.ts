@@ -16,6 +16,8 @@ import { clearTimeout, setTimeout, type Timeout } from './timers';
 export { HttpParseError, type HttpLimits } from './http-parser';
 
 export interface ServerOptions extends Partial<HttpLimits> {
+  /** Open connections at most (default 256); more are closed as they arrive. */
+  maxConnections?: number;
   /** Close a connection idle between requests after this long (ms, default 5000). */
   keepAliveTimeout?: number;
   /** Close a connection whose request has not fully arrived after this long (ms, default 30000). */
@@ -181,6 +183,8 @@ export class Server extends EventEmitter {
     if (handler) this.on('request', handler);
     const self = this;
     this.net = new NetServer(function (socket: Socket) { serveConnection(self, socket); });
+    // A device has little memory: bound what a flood of connections can hold.
+    this.net.maxConnections = this.options.maxConnections !== undefined ? this.options.maxConnections : 256;
     this.net.on('listening', function () { self.emit('listening'); });
     this.net.on('error', function (e: Error) { self.emit('error', e); });
     this.net.on('close', function () { self.emit('close'); });

@@ -229,6 +229,9 @@ export interface ServerOptions {
 
 export class Server extends EventEmitter {
   listening = false;
+  /** Connections beyond this many open ones are closed as they arrive (Node's property; default none). */
+  maxConnections: number | undefined;
+  private connections = 0;
   private id: number | undefined;
   private b: UvBinding | undefined;
   private options: ServerOptions;
@@ -259,7 +262,14 @@ export class Server extends EventEmitter {
     const self = this;
     const handler = guard(function (event: string, a?: unknown, c?: unknown) {
       if (event === 'connection') {
+        if (self.maxConnections !== undefined && self.connections >= self.maxConnections) {
+          b.close(a as number);
+          self.emit('drop', { limit: self.maxConnections });
+          return;
+        }
         const s = new Socket(b);
+        self.connections++;
+        s.once('close', function () { self.connections--; });
         if (self.options.pauseOnConnect) s.pause();
         s.attach(a as number);
         self.emit('connection', s);
@@ -296,6 +306,11 @@ export class Server extends EventEmitter {
 
   address(): UvAddress | null {
     return this.id !== undefined && this.b ? this.b.address(this.id) : null;
+  }
+
+  /** Open connections accepted by this server. */
+  getConnections(cb: (err: Error | null, count: number) => void): void {
+    cb(null, this.connections);
   }
 }
 
