@@ -444,6 +444,33 @@ describe.each([
       `300000 ${data.subarray(299990).toString('hex')}`,
     ]);
   });
+
+  it.skipIf(skipUnlessCi(hasQemu(qemu)))(`runs the event loop under ${qemu}: timers, TCP and UDP on loopback`, () => {
+    const r = runScript(
+      `var uv = n.uv, enc = new TextEncoder(), dec = new TextDecoder(), got = '';
+       uv.timerStart(function (e) { if (e === 'timeout') n.print('timer 2'); }, 20, 0);
+       uv.timerStart(function (e) { if (e === 'timeout') n.print('timer 1'); }, 10, 0);
+       var srv = uv.tcpListen(function (ev, id) {
+         if (ev !== 'connection') return;
+         uv.setHandler(id, function (ev, d) { if (ev === 'data') uv.write(id, d); else if (ev === 'end') uv.close(id); });
+         uv.readStart(id);
+       }, '127.0.0.1', 0, 4);
+       var c = uv.tcpConnect(function (ev, d) {
+         if (ev === 'connect') { uv.readStart(c); uv.write(c, enc.encode('over tcp')); uv.shutdown(c); }
+         else if (ev === 'data') got += dec.decode(d);
+         else if (ev === 'end') { n.print('echo ' + got); uv.close(c); uv.close(srv); }
+       }, '127.0.0.1', uv.address(srv).port);
+       var u = uv.udpBind(function (ev, b) { if (ev === 'message') { n.print('udp ' + dec.decode(b)); uv.close(u); } }, '127.0.0.1', 0);
+       uv.udpSend(u, enc.encode('datagram'), '127.0.0.1', uv.address(u).port);`,
+      [],
+      binary,
+      [qemu],
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect([...r.lines].sort()).toEqual(['echo over tcp', 'timer 1', 'timer 2', 'udp datagram']);
+    expect(r.lines.indexOf('timer 1')).toBeLessThan(r.lines.indexOf('timer 2'));
+  });
 });
 
 describe('buildNativeHost', () => {
