@@ -528,3 +528,38 @@ describe('YMODEM sender state machine (mock link)', () => {
     expect(Buffer.compare(rx.files[0]!.data, data)).toBe(0);
   });
 });
+
+describe('a frame short of a byte (nudge, for U-Boot)', () => {
+  test('the sender adds one filler byte when the answer is late: the short frame fails at once and is sent again', async () => {
+    // A U-Boot-like receiver that lost the last byte of the first data frame: it waits for one
+    // more byte (U-Boot would wait 2 s), takes the filler as that byte, fails the frame ('C').
+    const link = await MockTransport.open('mock:short-frame');
+    const data = new Uint8Array(randomBytes(300));
+    let buf: number[] = [];
+    let phase: 'header' | 'data1' | 'short' | 'data2' | 'eot' | 'end' | 'done' = 'header';
+    const fillers: number[] = [];
+    const got: Uint8Array[] = [];
+    const reply = (...b: number[]) => setImmediate(() => link.emitData(b));
+    link.onWrite((bytes) => {
+      buf.push(...bytes);
+      for (;;) {
+        const need = phase === 'header' || phase === 'end' ? 133 : phase === 'data1' || phase === 'data2' ? 1029 : phase === 'done' ? Infinity : 1;
+        if (buf.length < need) return;
+        const frame = buf.slice(0, need);
+        buf = buf.slice(need);
+        if (phase === 'header') (phase = 'data1'), reply(ACK);
+        else if (phase === 'data1') phase = 'short'; // its last byte "lost": one more is awaited
+        else if (phase === 'short') fillers.push(frame[0]!), (phase = 'data2'), reply(CRC_REQUEST);
+        else if (phase === 'data2') got.push(Uint8Array.from(frame.slice(3, 3 + 300))), (phase = 'eot'), reply(ACK);
+        else if (phase === 'eot') (phase = 'end'), reply(ACK, CRC_REQUEST);
+        else if (phase === 'end') (phase = 'done'), reply(ACK);
+      }
+    });
+    link.emitData([CRC_REQUEST]);
+    const r = await sendYmodem(link, { name: 'short.bin', data }, { headerGraceMs: 50, responseTimeoutMs: 30_000, nudge: { max: 4 } });
+    expect(fillers).toEqual([0x00]);
+    expect(r.retransmissions).toBe(1);
+    expect(Buffer.compare(Buffer.from(got[0]!), Buffer.from(data))).toBe(0);
+    expect(phase).toBe('done');
+  });
+});

@@ -32,7 +32,7 @@ import { checkDisk, loadFlashTrust, type CheckedDisk, type FlashTrustSource, typ
 import { FlashError } from './flasher-errors';
 import { DIGEST_AREA_BYTES, fastCrc32, planFlash, type FlashChunk, type FlashPlan, type VerifyRange } from './flasher-plan';
 import { openTransport, type Transport } from './transport';
-import { UbootConsole, UbootError, ubootFailureLine, type ConsoleStats, type UbootConsoleOptions } from './uboot';
+import { UbootConsole, UbootError, ubootFailureLine, type CommandResult, type ConsoleStats, type UbootConsoleOptions } from './uboot';
 import { UBOOT_VARIABLE_NAME } from './uboot-syntax';
 import { sendYmodem, YmodemError, type YmodemSendOptions } from './ymodem';
 
@@ -252,6 +252,7 @@ class FlashSession {
     const envMode = s.envMode ?? 'save';
     if (envMode === 'check') for (const [name, value] of env) await this.checkEnv(name, value);
     if (s.storageInit) await this.console.run(s.storageInit);
+    await this.defineMacros();
     this.sendTotal = this.plan.chunks.reduce((n, c) => n + this.sendSize(c), 0);
 
     await this.prepareDigests();
@@ -286,6 +287,8 @@ class FlashSession {
       }
       if (envMode === 'save' && env.length > 0) {
         await this.console.query(`setenv ${this.consoleVariable()}`, { allowFailure: true });
+        // Not the flasher's macros and their variables either (defineMacros).
+        await this.console.query('setenv sgs;setenv sgr;setenv sgk;setenv sgf;setenv sgd;setenv sgb;setenv sgn;setenv sgw;setenv sgc;setenv sgv;setenv sgi', { allowFailure: true });
         await this.console.query('saveenv', { timeoutMs: 60_000 });
         saved = true;
         this.emit({ type: 'saved' });
@@ -469,6 +472,64 @@ class FlashSession {
   }
 
   /**
+   * Short lines for the checks, which are most of what is typed on a re-flash. Typed once per
+   * session (each line's echo verified), then each check is one short line, e.g.
+   * `setenv sgb 20800;setenv sgn 10000;run sgk`: on a line that damages 1 % of the bytes a
+   * 50-character line gets through about three times as often as the 130-character chain it
+   * replaces plus its `run` line. The macros only read storage and write the read-back and
+   * staging halves; their sizes are bounded (`itest`) and they print the block and size they
+   * were given (`=<block>=<size>=`), which must be exactly what was asked, or the answer is not
+   * used: a line cut short by a damaged byte turned into CR cannot pass for a check of other
+   * blocks. A U-Boot without setexpr/itest keeps the long lines.
+   */
+  private async defineMacros(): Promise<void> {
+    const { readAddr, writeAddr, digestAddr, windowBytes, blockSize } = this.plan;
+    const R = bare(readAddr);
+    const W = bare(writeAddr);
+    const read = this.o.board.serial.read.split('{addr}').join(hex(readAddr)).split('{block}').join('0x${sgb}').split('{count}').join('0x${sgc}');
+    const macros: [string, string][] = [
+      ['sgs', `itest \${sgn} -le ${bare(windowBytes)} && setexpr sgw \${sgn} / 4 && setexpr sgc \${sgn} / ${bare(blockSize)} && echo =\${sgb}=\${sgn}=`],
+      ['sgr', `run sgs && mw.l ${R} a5a5a5a5 \${sgw} && ${read}`],
+      ['sgk', `run sgr && cmp.l ${W} ${R} \${sgw} && crc32 ${R} \${sgn}`],
+      ['sgf', `run sgs && mw.l ${W} \${sgv} \${sgw} && run sgk`],
+      ...(digestAddr !== undefined ? ([['sgd', `run sgr && imxtract ${bare(digestAddr)} \${sgi}`]] as [string, string][]) : []),
+    ];
+    try {
+      for (const [name, body] of macros) await this.console.query(`setenv ${name} '${body}'`);
+      const probe = await this.console.query('setenv sgb 10;setenv sgn 200;run sgs', { allowFailure: true });
+      this.macros = probe.status === 0 && probe.output.split(/\r?\n/).includes('=10=200=');
+    } catch (e) {
+      if (!recoverable(e)) throw e;
+      this.checkLine();
+      await this.console.resync();
+      this.macros = false;
+    }
+  }
+
+  private macros = false;
+
+  /**
+   * One check through a macro (see defineMacros): undefined when its answer cannot be used
+   * (output lost, or the block and size it printed are not the ones asked for).
+   */
+  private async runCheck(offset: number, bytes: number, vars: Record<string, string>, macro: string): Promise<CommandResult | undefined> {
+    const block = bare(offset / this.plan.blockSize);
+    const size = bare(bytes);
+    const sets = Object.entries({ sgb: block, sgn: size, ...vars }).map(([k, v]) => `setenv ${k} ${v}`).join(';');
+    let r: CommandResult;
+    try {
+      r = await this.console.query(`${sets};run ${macro}`, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
+    } catch (e) {
+      if (!recoverable(e)) throw e;
+      this.checkLine();
+      await this.console.resync();
+      return undefined;
+    }
+    if (!r.output.split(/\r?\n/).includes(`=${block}=${size}=`)) return undefined;
+    return r;
+  }
+
+  /**
    * Whether storage at [offset, offset+bytes) holds the image's bytes: read into the read-back
    * half (poisoned first, so a read that does nothing cannot pass) and checked against the
    * digest FIT's image `name` with imxtract (SHA-256). Damaged output is read again; what stays
@@ -484,6 +545,13 @@ class FlashSession {
     for (let run = 0; run < 3; run++) {
       let r;
       try {
+        if (this.macros) {
+          r = await this.runCheck(offset, bytes, { sgi: name }, 'sgd');
+          if (r === undefined) continue;
+          const verdict = digestVerdict(r.output, r.status);
+          if (verdict !== 'unknown') return verdict;
+          continue;
+        }
         r = await this.console.run(run === 0 ? `mw.l ${bare(readAddr)} ${bare(0xa5a5a5a5)} ${bare(bytes / 4)} && ${read} && ${check}` : check, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
       } catch (e) {
         if (!recoverable(e)) throw e;
@@ -509,13 +577,22 @@ class FlashSession {
    * was checked against the image before the write (crc32 of RAM poisoned before the transfer);
    * the crc32 of what was read back, in the same line, proves it was not changed since.
    */
-  private async readBackEqualsStaged(offset: number, bytes: number, crc: number, prefix?: string): Promise<boolean> {
+  private async readBackEqualsStaged(offset: number, bytes: number, crc: number, prefix?: string, fill?: number): Promise<boolean> {
     const { readAddr, writeAddr } = this.plan;
     const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
     const cmp = `cmp.l ${bare(writeAddr)} ${bare(readAddr)} ${bare(bytes / 4)}`;
     const crcR = `crc32 ${bare(readAddr)} ${bare(bytes)}`;
     let previous: 'differs' | undefined;
     for (let run = 0; run < 4; run++) {
+      if (this.macros) {
+        const r = await this.runCheck(offset, bytes, fill === undefined ? {} : { sgv: bare((fill * 0x01010101) >>> 0) }, fill === undefined ? 'sgk' : 'sgf');
+        if (r === undefined) continue;
+        const verdict = cmpVerdict(r.output, r.status, bytes / 4);
+        if (verdict === 'match') return this.crcIs(readAddr, bytes, crc, r.output);
+        if (verdict === 'differs' && previous === 'differs') return false;
+        if (verdict === 'differs') previous = verdict;
+        continue;
+      }
       const r = await this.console.run(run === 0 ? `${prefix ? `${prefix} && ` : ''}mw.l ${bare(readAddr)} ${bare(0xa5a5a5a5)} ${bare(bytes / 4)} && ${read} && ${cmp} && ${crcR}` : `${cmp} && ${crcR}`, { timeoutMs: 3 * boundFor(bytes), allowFailure: true });
       if (run === 0 && ubootFailureLine(r.output)) {
         throw new UbootError('E_UBOOT_COMMAND', `U-Boot failed "${read}": ${ubootFailureLine(r.output)}`, 'check serial.read in the board file and the board\'s storage');
@@ -552,7 +629,7 @@ class FlashSession {
     try {
       if (c.kind === 'data') return (await this.storageHolds(c.offset, c.bytes, `c${c.index}`, c.crc)) === 'match';
       const { writeAddr } = this.plan;
-      return await this.readBackEqualsStaged(c.offset, c.bytes, c.crc, `mw.l ${bare(writeAddr)} ${bare((c.fill! * 0x01010101) >>> 0)} ${bare(c.bytes / 4)}`);
+      return await this.readBackEqualsStaged(c.offset, c.bytes, c.crc, `mw.l ${bare(writeAddr)} ${bare((c.fill! * 0x01010101) >>> 0)} ${bare(c.bytes / 4)}`, c.fill);
     } catch (e) {
       if (!recoverable(e)) throw e;
       this.checkLine();
@@ -736,7 +813,8 @@ class FlashSession {
   private async crcIs(addr: bigint, bytes: number, want: number, output: string): Promise<boolean> {
     let previous: number | undefined;
     for (let i = 0; i < 4; i++) {
-      const text = i === 0 ? output : (await this.console.run(`crc32 ${bare(addr)} ${bare(bytes)}`, { timeoutMs: boundFor(bytes) })).output;
+      // crc32 without a save address only reads: typed directly, one line instead of two.
+      const text = i === 0 ? output : (await this.console.query(`crc32 ${bare(addr)} ${bare(bytes)}`, { timeoutMs: boundFor(bytes) })).output;
       const got = parseCrc32Output(text, addr, bytes);
       this.lastCrc = got;
       if (got === want) return true;
