@@ -144,8 +144,9 @@ describe.skipIf(skipUnlessCi(available))('signet flash: unchanged means the same
     expect(damaged).toBeGreaterThan(0);
     expect(s.sentBytes).toBeGreaterThan(0);
     expect(s.retries).toBeLessThanOrEqual(10);
+    expect(s.retypedLines).toBeLessThan(300); // short check lines, damaged echoes shown again: 79 in a run here (933 before)
     expect(s.wireBytes).toBeLessThan(8 * s.sentBytes + 64 * 1024); // re-sends bounded: no whole-chunk crawl
-    expect(line.toBoard.bytes - line0.toBoard.bytes).toBeLessThan(2 * 1024 * 1024);
+    expect(line.toBoard.bytes - line0.toBoard.bytes).toBeLessThan(512 * 1024);
     expect(Buffer.compare(rig.readDisk(0, board.flash.size), readFileSync(standIn))).toBe(0);
   }, TEST_TIMEOUT);
 
