@@ -3,7 +3,7 @@ import { intOption, JSON_OPTION, need, onePositional, UsageError, type Command }
 
 export const flash: Command = {
   path: ['flash'],
-  summary: 'write a disk image to a dev board through its U-Boot console: verify, YMODEM in chunks, crc32 read-back, env, reset',
+  summary: 'write a disk image to a dev board through its U-Boot console: verify, YMODEM in chunks, read-back compared, env, reset',
   args: '<disk.img>',
   options: {
     board: { type: 'string', valueName: 'id', description: 'the board (see `signet boards`)' },
@@ -12,7 +12,7 @@ export const flash: Command = {
     keys: { type: 'string', valueName: 'folder', description: 'verify with <folder>/root.json and the public half of <folder>/fit.key' },
     root: { type: 'string', valueName: 'root.json', description: 'verify app images with this root metadata (with --key-dtb)' },
     'key-dtb': { type: 'string', valueName: 'file', description: "verify the boot image with U-Boot's public-key DTB (with --root)" },
-    'skip-unchanged': { type: 'boolean', description: "read each chunk's crc32 from the board first; send only chunks that differ" },
+    'skip-unchanged': { type: 'boolean', description: 'check what the board holds first (SHA-256 computed by U-Boot); send only chunks that differ' },
     'no-compress': { type: 'boolean', description: 'send data uncompressed even when U-Boot has unzip' },
     'no-reset': { type: 'boolean', description: 'leave the board at the U-Boot prompt' },
     'chunk-size': { type: 'string', valueName: 'KiB', description: 'largest data chunk sent and checked at once (default 1024)' },
