@@ -12,6 +12,7 @@
  */
 import { crc32 } from '../../sdk/util/crc32';
 import type { BlockDevice } from './block';
+import { stateConfigAreas } from './configstore';
 
 const MAGIC = [0x53, 0x52, 0x43, 0x48]; // "SRCH"
 const HEADER = 20;
@@ -22,10 +23,17 @@ export interface ChainArea {
   count: number; // sectors
 }
 
-/** Areas: the sectors after each state copy, up to the next copy (see state.ts copySector). */
+/**
+ * Areas: the sectors after each state copy, up to that half's config area (configstore.ts
+ * stateConfigAreas) or, on a partition too small for one, up to the next copy (state.ts
+ * copySector). Disjoint from both, so no chain write can reach the boot state or the config.
+ */
 export function chainAreas(dev: BlockDevice): [ChainArea, ChainArea] {
   const half = Math.floor(dev.sectorCount / 2);
-  return [{ first: 1, count: half - 1 }, { first: half + 1, count: dev.sectorCount - half - 1 }];
+  const cfg = stateConfigAreas(dev);
+  const end0 = cfg ? cfg[0].first : half;
+  const end1 = cfg ? cfg[1].first : dev.sectorCount;
+  return [{ first: 1, count: end0 - 1 }, { first: half + 1, count: end1 - half - 1 }];
 }
 
 function u32(b: Uint8Array, o: number): number {
