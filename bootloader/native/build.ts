@@ -1,5 +1,5 @@
 /**
- * Builds signet-host (host.c + Duktape + libsodium + libuv) for the machine we run on
+ * Builds signet-host (host.c + tls.c + Duktape + libsodium + libuv + mbed TLS) for the machine we run on
  * or, with a Debian cross compiler, as a static binary for a board's initramfs.
  *
  * The engine source is Debian's duktape-dev (`/usr/share/duktape/duktape.c`)
@@ -80,15 +80,17 @@ const ENGINE_FILES = ['duktape.c', 'duktape.h', 'duk_config.h'] as const;
 export const SODIUM_PACKAGE = 'libsodium-dev';
 /** Debian's package with libuv's static archive (libuv_a.a) and headers: the event loop. */
 export const UV_PACKAGE = 'libuv1-dev';
+/** Debian's mbed TLS 2.28 (libmbedtls.a, libmbedx509.a, libmbedcrypto.a and headers): TLS for the runtime. */
+export const TLS_PACKAGE = 'libmbedtls-dev';
 
 /** The Debian architecture whose libraries a target links. */
 export function nativeTargetDebianArch(target: NativeTarget): DebianArch {
   return target === 'host' ? nativeDebianArch() : target;
 }
 
-/** host.c under the SDK root, so this also works from the bundled CLI in dist/. */
-function hostSourcePath(): string {
-  const path = join(sdkRoot(), 'bootloader', 'native', 'host.c');
+/** host.c (or tls.c) under the SDK root, so this also works from the bundled CLI in dist/. */
+function hostSourcePath(file = 'host.c'): string {
+  const path = join(sdkRoot(), 'bootloader', 'native', file);
   if (!existsSync(path)) {
     throw new NativeBuildError('E_NATIVE_SOURCE_MISSING', `${path} is missing — restore it from the Signet sources`);
   }
@@ -155,6 +157,10 @@ interface StaticLib {
 const STATIC_LIBS = [
   { pkg: SODIUM_PACKAGE, archive: 'libsodium.a', header: 'sodium.h' },
   { pkg: UV_PACKAGE, archive: 'libuv_a.a', header: 'uv.h' },
+  // mbed TLS in its own link order: ssl needs x509 needs crypto.
+  { pkg: TLS_PACKAGE, archive: 'libmbedtls.a', header: 'mbedtls/ssl.h' },
+  { pkg: TLS_PACKAGE, archive: 'libmbedx509.a', header: 'mbedtls/x509_crt.h' },
+  { pkg: TLS_PACKAGE, archive: 'libmbedcrypto.a', header: 'mbedtls/config.h' },
 ] as const;
 
 async function staticLib(target: NativeTarget, cacheDir: string, want: (typeof STATIC_LIBS)[number]): Promise<StaticLib> {
@@ -220,12 +226,14 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
   const libs = await Promise.all(STATIC_LIBS.map((l) => staticLib(target, cacheDir, l)));
   const hostC = hostSourcePath();
   const hostSource = await readFile(hostC);
+  const tlsC = hostSourcePath('tls.c');
+  const tlsSource = await readFile(tlsC);
 
   const nativeDir = join(cacheDir, 'native');
   const engineKey = digest([cc, ...CFLAGS, ...engineSources]);
   const libParts: Buffer[] = [];
   for (const l of libs) libParts.push(l.stamp, await readFile(l.archive));
-  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, hostSource, ...engineSources, '--', ...libParts]);
+  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, hostSource, tlsSource, ...engineSources, '--', ...libParts]);
   const outDir = join(nativeDir, `${target}-${outKey}`);
   const binary = join(outDir, 'signet-host');
   if (existsSync(binary)) return binary;
@@ -237,16 +245,20 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
   try {
     const include = `-I${engine}`;
     const hostObj = join(tmp, 'host.o');
+    const tlsObj = join(tmp, 'tls.o');
+    const includes = [...new Set(libs.map((l) => `-I${l.include}`))];
     await Promise.all([
-      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, ...libs.map((l) => `-I${l.include}`), '-c', hostC, '-o', hostObj], spec),
+      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, ...includes, '-c', hostC, '-o', hostObj], spec),
+      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, ...includes, '-c', tlsC, '-o', tlsObj], spec),
       existsSync(engineObj)
         ? Promise.resolve()
         : run(spec.cc, [...CFLAGS, include, '-c', join(engine, 'duktape.c'), '-o', join(tmp, 'duktape.o')], spec).then(() =>
             rename(join(tmp, 'duktape.o'), engineObj),
           ),
     ]);
-    await run(spec.cc, [...LDFLAGS, '-o', join(tmp, 'signet-host'), hostObj, engineObj, ...libs.map((l) => l.archive), ...LIBS], spec);
+    await run(spec.cc, [...LDFLAGS, '-o', join(tmp, 'signet-host'), hostObj, tlsObj, engineObj, ...libs.map((l) => l.archive), ...LIBS], spec);
     await rm(hostObj);
+    await rm(tlsObj);
     await chmod(tmp, 0o755); // mkdtemp made it private
     await publish(tmp, outDir);
     return binary;

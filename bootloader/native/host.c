@@ -1204,6 +1204,8 @@ static const duk_function_list_entry native_functions[] = {
     { NULL, NULL, 0 }
 };
 
+void signet_register_tls(duk_context *ctx); /* tls.c (mbed TLS) */
+
 static void register_native(duk_context *ctx, char **args, int nargs) {
     int i;
     duk_push_object(ctx);
@@ -1220,6 +1222,7 @@ static void register_native(duk_context *ctx, char **args, int nargs) {
     duk_put_prop_string(ctx, -2, "arch");
     duk_push_object(ctx);
     duk_put_function_list(ctx, -1, uv_functions);
+    signet_register_tls(ctx); /* tls.c: tlsConfig, tlsSession, tlsPush, tlsWrite, tlsEnd */
     duk_put_prop_string(ctx, -2, "uv");
     duk_put_global_string(ctx, "signet_native");
 }

@@ -53,4 +53,21 @@ export interface UvBinding {
    * 'error'. On the device they finish in the call (or throw).
    */
   asyncListen?: boolean;
+  /*
+   * TLS (device only: mbed TLS in the C host, bootloader/native/tls.c; absent under Node, where
+   * tls.ts uses node:tls). Config and session are opaque objects freed when unreferenced.
+   */
+  /** Parses and checks the PEMs once; a client needs caPem, a server certPem and keyPem. */
+  tlsConfig?(isServer: boolean, certPem: string | Uint8Array | null, keyPem: string | Uint8Array | null, caPem: string | Uint8Array | null): unknown;
+  /** A connection's TLS state; a client's serverName is required (SNI and the name check). */
+  tlsSession?(config: unknown, serverName: string | null): unknown;
+  /**
+   * Feeds ciphertext from the peer (null: just run, e.g. a client's first flight). Returns
+   * [state (0 handshake, 1 open, 2 peer closed, 3 failed), plaintext, ciphertext to send, code, message].
+   */
+  tlsPush?(session: unknown, bytes: Uint8Array | null): [number, Uint8Array | null, Uint8Array | null, string?, string?];
+  /** Encrypts plaintext of an open session; returns the ciphertext to send. */
+  tlsWrite?(session: unknown, bytes: Uint8Array): Uint8Array;
+  /** close_notify to send, or null. */
+  tlsEnd?(session: unknown): Uint8Array | null;
 }

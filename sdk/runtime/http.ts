@@ -6,11 +6,13 @@
  * (http-parser.ts), bounded; a bad request is answered 400/413/431/501/505 and the connection
  * closed. Keep-alive as HTTP/1.1 has it, pipelined requests answered in order, idle
  * connections closed after keepAliveTimeout. Request bodies need a Content-Length and are read
- * whole (up to maxBodyBytes) before the handler runs. No TLS yet.
+ * whole (up to maxBodyBytes) before the handler runs. With `tls: { cert, key }` the server
+ * speaks HTTPS (tls.ts: the host's TLS engine on a device, node:tls under Node).
  */
 import { EventEmitter } from './events';
 import { DEFAULT_LIMITS, HttpParseError, HttpRequestParser, reasonPhrase, type HttpLimits, type ParsedRequest } from './http-parser';
 import { Server as NetServer, Socket, toBytes } from './net';
+import { Server as TlsServer, type SecureSocket, type TlsServerOptions } from './tls';
 import { clearTimeout, setTimeout, type Timeout } from './timers';
 
 export { HttpParseError, type HttpLimits } from './http-parser';
@@ -22,6 +24,8 @@ export interface ServerOptions extends Partial<HttpLimits> {
   keepAliveTimeout?: number;
   /** Close a connection whose request has not fully arrived after this long (ms, default 30000). */
   requestTimeout?: number;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: TlsServerOptions;
 }
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -171,7 +175,7 @@ export class ServerResponse extends EventEmitter {
 
 export class Server extends EventEmitter {
   readonly options: ServerOptions;
-  private net: NetServer;
+  private net: NetServer | TlsServer;
 
   constructor(options: ServerOptions | RequestListener | undefined, handler?: RequestListener) {
     super();
@@ -182,7 +186,9 @@ export class Server extends EventEmitter {
     this.options = options || {};
     if (handler) this.on('request', handler);
     const self = this;
-    this.net = new NetServer(function (socket: Socket) { serveConnection(self, socket); });
+    this.net = this.options.tls
+      ? new TlsServer(this.options.tls, function (socket: SecureSocket) { serveConnection(self, socket as unknown as Socket); })
+      : new NetServer(function (socket: Socket) { serveConnection(self, socket); });
     // A device has little memory: bound what a flood of connections can hold.
     this.net.maxConnections = this.options.maxConnections !== undefined ? this.options.maxConnections : 256;
     this.net.on('listening', function () { self.emit('listening'); });

@@ -13,9 +13,11 @@ import * as dgram from './dgram';
 import * as http from './http';
 import * as net from './net';
 import * as timers from './timers';
+import * as tls from './tls';
 import type { UvBinding } from './binding';
 
-export { dgram, http, net, timers };
+export { dgram, http, net, timers, tls };
+export { fetch, type FetchOptions, type FetchResponse } from './fetch';
 export { SignetPromise as Promise } from './promise';
 
 export interface SignetHost {
