@@ -10,7 +10,7 @@ import { SimFlash } from '../bootloader/src/block-sim';
 import { ConfigError } from '../bootloader/src/config-errors';
 import {
   CONFIG_HEADER, CONFIG_MAX_DATA, ConfigStore, decodeConfig, encodeConfig, fileConfigAreas, readConfig, seqNewer,
-  stateConfigAreas, writeConfig, type ConfigArea, type ConfigEntry,
+  stateConfigAreas, type ConfigArea, type ConfigEntry,
 } from '../bootloader/src/configstore';
 import { chainAreas, readRootChain, writeRootChain } from '../bootloader/src/rootstore';
 import { readState } from '../bootloader/src/state';

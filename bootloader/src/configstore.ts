@@ -357,6 +357,20 @@ export class ConfigStore {
     this.commit(next);
   }
 
+  /** Add or replace several entries in one write (provisioning): all or nothing. */
+  putAll(list: ConfigEntry[]): void {
+    let next = this.entries();
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
+      checkKey(e.key);
+      const bytes = e.value instanceof Uint8Array ? e.value : toBytes(e.kind, e.key, e.value);
+      if (bytes.length > valueCap(e.kind)) throw new ConfigError('E_CONFIG_TOO_LARGE', e.kind + ' ' + e.key + ' is ' + bytes.length + ' bytes, over ' + valueCap(e.kind));
+      next = next.filter(function (x) { return !(x.kind === e.kind && x.key === e.key); });
+      next.push({ kind: e.kind, key: e.key, value: bytes });
+    }
+    this.commit(next);
+  }
+
   /** Remove a setting (or file/secret); false when it was not there (nothing is written). */
   delete(key: string, kind: ConfigKind = 'setting'): boolean {
     if (!this.find(kind, checkKey(key))) return false;

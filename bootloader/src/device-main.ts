@@ -19,6 +19,8 @@ import type { BootConfig } from './config';
 import { errorCode } from './errors';
 import { NativeBlockDevice, type SignetNative } from './native';
 import { BootStage } from './stage';
+import { ConfigStore } from './configstore';
+import type { HostConfig } from '../../sdk/runtime/config-types';
 
 declare const signet_native: SignetNative;
 declare const __SIGNET_BOOT_CONFIG__: BootConfig;
@@ -37,6 +39,31 @@ function argValue(args: string[], name: string): string | null {
 function hasArg(args: string[], name: string): boolean {
   for (let i = 0; i < args.length; i++) if (args[i] === name) return true;
   return false;
+}
+
+/**
+ * The config store as the runtime's `config` reaches it (`__signet_host.config`). Its own
+ * window of the state partition; the store only ever writes its two areas, which the boot
+ * stage never writes (docs/boot-state.md §Config store).
+ */
+function hostConfig(open: () => PartitionDevice, log: (line: string) => void): HostConfig {
+  let store: ConfigStore | null = null;
+  const s = function (): ConfigStore {
+    if (!store) {
+      store = ConfigStore.inStatePartition(open());
+      const d = store.damaged();
+      for (let i = 0; i < 2; i++) if (d[i]) log('boot[CONFIG] copy=' + i + ' reason=E_CONFIG_TORN');
+    }
+    return store;
+  };
+  return {
+    get: function (key: string) { return s().get(key); },
+    set: function (key: string, value: unknown) { s().set(key, value); },
+    delete: function (key: string) { return s().delete(key); },
+    keys: function () { return s().keys(); },
+    file: function (name: string) { return s().text('file', name); },
+    secret: function (name: string) { return s().text('secret', name); },
+  };
 }
 
 function main(): void {
@@ -107,6 +134,8 @@ function main(): void {
     exit: function (code: number) { log('boot[APP-EXIT] code=' + code); halt(); },
     /** The event loop the runtime's timers and sockets use (sdk/runtime/binding.ts). */
     uv: n.uv,
+    /** The config store in the state partition (sdk/runtime/config.ts), opened on first use. */
+    config: hostConfig(function () { return part(cfg.partitions.state); }, log),
   };
   (Function('return this')() as { __signet_host: unknown }).__signet_host = host;
   try {

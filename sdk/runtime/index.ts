@@ -14,10 +14,12 @@ import * as http from './http';
 import * as net from './net';
 import * as timers from './timers';
 import * as tls from './tls';
+import * as config from './config';
 import type { UvBinding } from './binding';
 
 export { dgram, http, net, timers, tls };
 export { fetch, type FetchOptions, type FetchResponse } from './fetch';
+export { config };
 export { SignetPromise as Promise } from './promise';
 
 export interface SignetHost {

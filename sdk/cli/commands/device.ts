@@ -103,3 +103,48 @@ export const deviceSimulate: Command = {
     return last.slot ? 0 : 1;
   },
 };
+
+export const deviceProvision: Command = {
+  path: ['device', 'provision'],
+  summary: 'write per-device secrets (TLS key and certificate from the vendor CA) and initial settings into a disk image\'s config store',
+  options: {
+    disk: { type: 'string', valueName: 'file', description: 'the disk image (made by `signet disk`) to provision' },
+    id: { type: 'string', valueName: 'id', description: 'device id: the certificate CN, stored as file device-id' },
+    board: { type: 'string', valueName: 'id', description: 'the board the disk was made for' },
+    'ca-dir': { type: 'string', valueName: 'folder', description: 'folder with vendor-ca.crt (and vendor-ca.key for --issue)' },
+    issue: { type: 'boolean', description: 'issue a new RSA-2048 key and server certificate from the vendor CA' },
+    cert: { type: 'string', valueName: 'file', description: 'a certificate to install instead (with --key)' },
+    key: { type: 'string', valueName: 'file', description: 'its unencrypted PEM private key' },
+    host: { type: 'string', multiple: true, valueName: 'name', description: 'DNS name for the issued certificate (repeatable; default the id)' },
+    days: { type: 'string', valueName: 'n', description: 'issued certificate lifetime (default 825)' },
+    set: { type: 'string', multiple: true, valueName: 'name=value', description: 'an initial setting (repeatable)' },
+    ...JSON_OPTION,
+  },
+  details: [
+    'Stores file admin.crt, secret admin.key, file vendor-ca.crt and file device-id: the service reads them with config.file() / config.secret().',
+    'Everything is checked before the single store write; a refusal changes nothing.',
+  ],
+  async run(ctx) {
+    const { loadBoard } = await import('../../board');
+    const { provisionDevice, parseSettings } = await import('../../disk/provision-device');
+    const { ProvisionError } = await import('../../disk/provision-errors');
+    const issue = ctx.values.issue === true;
+    const cert = ctx.values.cert as string | undefined;
+    const key = ctx.values.key as string | undefined;
+    if ((issue && (cert || key)) || (!issue && !!cert !== !!key)) {
+      throw new ProvisionError('E_PROVISION_TLS', issue ? '--issue and --cert/--key both given' : '--cert and --key go together');
+    }
+    const r = await provisionDevice({
+      disk: need(ctx, 'disk'), id: need(ctx, 'id'), board: loadBoard(need(ctx, 'board')),
+      caDir: ctx.values['ca-dir'] as string | undefined,
+      tls: issue ? { issue: true, days: intOption(ctx, 'days', 1, 36500), hosts: ctx.values.host as string[] | undefined } : cert && key ? { certFile: cert, keyFile: key } : undefined,
+      settings: parseSettings((ctx.values.set as string[] | undefined) ?? []),
+    });
+    if (ctx.json) ctx.out(JSON.stringify(r, null, 2));
+    else {
+      ctx.out(`provisioned ${r.id} (${r.board}) in ${r.disk}: ${r.written.map((w) => `${w.kind} ${w.name}`).join(', ')}` +
+        (r.certSerial ? `; certificate serial ${r.certSerial.slice(0, 16)}…, valid until ${r.certNotAfter}` : ''));
+      ctx.out(`  config store ${r.storeBytes} of 8160 bytes used (seq ${r.seq})`);
+    }
+  },
+};

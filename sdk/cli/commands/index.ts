@@ -11,7 +11,7 @@ import { verify } from './verify';
 import { server, serverAudit, serverKeys } from './server';
 import { publish } from './publish';
 import { rolloutCreate, rolloutPause, rolloutPromote, rolloutResume, rolloutStatus } from './rollout';
-import { deviceEnroll, deviceList, deviceRevoke, deviceSimulate } from './device';
+import { deviceEnroll, deviceList, deviceProvision, deviceRevoke, deviceSimulate } from './device';
 
 export const COMMANDS: Command[] = [init, keysInit, build, sign, inspect, verify, tcb, boardsList, boardsShow, fit, disk, run, flash, serialConsole,
-  server, serverKeys, serverAudit, publish, rolloutCreate, rolloutStatus, rolloutPause, rolloutResume, rolloutPromote, deviceEnroll, deviceRevoke, deviceList, deviceSimulate];
+  server, serverKeys, serverAudit, publish, rolloutCreate, rolloutStatus, rolloutPause, rolloutResume, rolloutPromote, deviceEnroll, deviceRevoke, deviceList, deviceSimulate, deviceProvision];
