@@ -260,6 +260,7 @@ class FlashSession {
     // 4. chunks; with --skip-unchanged a verification range that already holds its bytes
     // (SHA-256) counts for all its chunks: one command instead of one per chunk
     for (const r of this.plan.ranges) {
+      this.stopIfAsked();
       const skip = this.o.skipUnchanged === true;
       if (skip && (await this.storageHolds(r.offset, r.bytes, `r${this.plan.ranges.indexOf(r)}`, r.crc)) === 'match') {
         for (const i of r.chunks) this.unchanged(this.plan.chunks[i]!);
@@ -538,7 +539,13 @@ class FlashSession {
   private async storageHolds(offset: number, bytes: number, name: string, _crc: number): Promise<'match' | 'differs' | 'unknown'> {
     if (!this.digests) return 'unknown';
     const batch = this.digestBatch.get(name);
-    if (batch === undefined || !(await this.loadDigests(batch).catch(() => false))) return 'unknown';
+    const loaded =
+      batch !== undefined &&
+      (await this.loadDigests(batch).catch((e: unknown) => {
+        if (recoverable(e)) return false;
+        throw e;
+      }));
+    if (!loaded) return 'unknown';
     const { readAddr, digestAddr } = this.plan;
     const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
     const check = `imxtract ${bare(digestAddr!)} ${name}`;
