@@ -2,17 +2,25 @@
 // http, dgram and timers on the C host's libuv loop) on Debian's cloud-arm64 kernel in
 // qemu-system-aarch64, booted from its disk through U-Boot verified boot with `signet run --net
 // user --forward`: the guest loads virtio-net, /init gives eth0 QEMU's user-network address,
-// and the host reaches the service through ports forwarded on 127.0.0.1. One boot.
+// and the host reaches the service through ports forwarded on 127.0.0.1. One boot. The guest also
+// serves HTTPS (mbed TLS in the C host, a test certificate the image carries) and, as a TLS
+// client, fetches from HTTPS servers on the host at 10.0.2.2: one with a certificate from its CA
+// (answered), one from a foreign CA (refused).
 //
 // Timeouts are liveness bounds, not assertions.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard } from '../sdk/board';
 import { qemuNetworkArgs } from '../sdk/disk/network';
+import { issueCertificate } from '../sdk/keys/device-x509';
+import { createVendorCa } from '../sdk/keys/x509';
+import { TEST_CA_PEM, TEST_CERT_PEM, TEST_KEY_PEM } from '../examples/http-hello/src/test-tls';
 import { CLI, expectOneLineError, ROOT, signet } from './helpers/cli';
 
 const board = loadBoard('qemu-virt-arm64');
@@ -21,13 +29,16 @@ const cacheRoot = process.env.SIGNET_CACHE ?? join(ROOT, '.cache', 'signet');
 const BOOT_TIMEOUT = 600_000; // TCG on a loaded 2-core machine; a liveness bound only
 
 /** Two free TCP ports and one free UDP port on 127.0.0.1, for the forwards. */
-async function freePorts(): Promise<{ http: number; udp: number }> {
-  const tcp = await new Promise<number>((resolve) => {
+async function freePorts(): Promise<{ http: number; https: number; udp: number }> {
+  const freeTcp = () => new Promise<number>((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const p = (s.address() as { port: number }).port;
       s.close(() => resolve(p));
     });
   });
+  const tcp = await freeTcp();
+  let https = await freeTcp();
+  while (https === tcp) https = await freeTcp();
   const udp = await new Promise<number>((resolve) => {
     const s = createSocket('udp4');
     s.bind(0, '127.0.0.1', () => {
@@ -35,7 +46,31 @@ async function freePorts(): Promise<{ http: number; udp: number }> {
       s.close(() => resolve(p));
     });
   });
-  return { http: tcp, udp };
+  return { http: tcp, https, udp };
+}
+
+/** An HTTPS server on the host's loopback (the guest reaches it as 10.0.2.2). */
+function hostHttps(cert: string, key: string): Promise<HttpsServer> {
+  const s = createHttpsServer({ cert, key }, (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('hello from the host ' + req.url);
+  });
+  return new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve(s)));
+}
+
+function httpsGet(port: number, path: string, ca: string): Promise<{ status: number; body: string; protocol: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, ca, servername: 'localhost', agent: false, timeout: 120_000 }, (res) => {
+      let body = '';
+      const protocol = (res.socket as TLSSocket).getProtocol() ?? '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, protocol }));
+    });
+    req.on('timeout', () => req.destroy(new Error('no HTTPS answer from the guest')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 function get(port: number, path: string, agent: Agent | false = false): Promise<{ status: number; headers: Record<string, unknown>; body: string; localPort: number }> {
@@ -73,7 +108,10 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest serving HTTP and UDP (signe
   let work: string;
   let run: ChildProcess | undefined;
   let console_ = '';
-  let ports: { http: number; udp: number };
+  let ports: { http: number; https: number; udp: number };
+  let good: HttpsServer | undefined;
+  let foreign: HttpsServer | undefined;
+  const portOf = (s: HttpsServer | undefined) => (s!.address() as { port: number }).port;
 
   beforeAll(async () => {
     mkdirSync(cacheRoot, { recursive: true });
@@ -81,18 +119,33 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest serving HTTP and UDP (signe
     const keys = join(work, 'keys');
     const ok = (r: { code: number; stderr: string; stdout: string }) => expect(r.code, r.stderr + r.stdout).toBe(0);
     ok(signet(['keys', 'init', '--dir', keys]));
+    // Host-side HTTPS servers for the guest's fetches: one with the certificate of the example's
+    // test CA, one from a CA the guest does not carry. Their ports go into a copy of the project.
+    const other = createVendorCa('A foreign CA', 2);
+    const otherLeaf = issueCertificate({ caCertPem: other.certPem, caKeyPem: other.keyPem, commonName: 'localhost', role: 'server', days: 2, dnsNames: ['localhost'] });
+    [good, foreign] = await Promise.all([hostHttps(TEST_CERT_PEM, TEST_KEY_PEM), hostHttps(otherLeaf.certPem, otherLeaf.keyPem!)]);
+    const project = join(work, 'http-hello');
+    cpSync(join(ROOT, 'examples', 'http-hello'), project, { recursive: true });
+    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
+      ...JSON.parse(readFileSync(join(ROOT, 'examples', 'http-hello', 'tsconfig.json'), 'utf8')),
+    }).replace('../../sdk/', join(ROOT, 'sdk') + '/'));
+    writeFileSync(join(project, 'src', 'fetch-targets.ts'), `export const FETCH_TARGETS: Array<{ port: number; servername: string }> = ${JSON.stringify([
+      { port: portOf(good), servername: 'localhost' },
+      { port: portOf(foreign), servername: 'localhost' },
+    ])};\n`);
     const app = join(work, 'http-hello.simg');
-    ok(signet(['build', '--project', join(ROOT, 'examples', 'http-hello'), '--version', '2.1.0', '--security-counter', '1', '--keys', keys, '--out', app]));
+    ok(signet(['build', '--project', project, '--version', '2.1.0', '--security-counter', '1', '--keys', keys, '--out', app]));
     ok(signet(['disk', app, '--board', board.id, '--keys', keys, '--out', join(work, 'disk.img'), '--key-dtb', join(work, 'pub.dtb')], { timeout: 300_000 }));
     ports = await freePorts();
     run = spawn(process.execPath, [
       CLI, 'run', join(work, 'disk.img'), '--board', board.id, '--key-dtb', join(work, 'pub.dtb'),
-      '--net', 'user', '--forward', `${ports.http}:8080`, '--forward', `udp:${ports.udp}:7007`,
+      '--net', 'user', '--forward', `${ports.http}:8080`, '--forward', `${ports.https}:8443`, '--forward', `udp:${ports.udp}:7007`,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     run.stdout!.on('data', (d: Buffer) => (console_ += d.toString('latin1')));
     run.stderr!.on('data', (d: Buffer) => (console_ += d.toString('latin1')));
     const deadline = Date.now() + BOOT_TIMEOUT;
-    while (!/app\[SERVING\]|app\[FAILED\]|boot\[RECOVERY\]|host\[ERROR\]/.test(console_)) {
+    const fetched = () => (console_.match(/app\[FETCH\]/g) ?? []).length === 2;
+    while (!(/app\[SERVING\]/.test(console_) && fetched()) && !/app\[FAILED\]|boot\[RECOVERY\]|host\[ERROR\]/.test(console_)) {
       if (Date.now() > deadline || run.exitCode !== null) throw new Error('the guest did not start serving; console:\n' + console_.slice(-3000));
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -104,6 +157,8 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest serving HTTP and UDP (signe
       run.kill('SIGTERM'); // signet run stops its QEMU
       await exited;
     }
+    good?.close();
+    foreign?.close();
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -111,7 +166,7 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest serving HTTP and UDP (signe
     expect(console_).toMatch(/sha256,rsa2048:fit\+ OK/);
     expect(console_).toContain('host[NET] eth0 10.0.2.15/24 via 10.0.2.2');
     expect(console_).toContain('boot[OK] slot=a version=2.1.0');
-    expect(console_).toContain(`app[SERVING] http=8080 udp=7007`);
+    expect(console_).toContain(`app[SERVING] http=8080 https=8443 udp=7007`);
     expect(console_).not.toMatch(/host\[(WARN|ERROR)\]|app\[FAILED\]/);
   });
 
@@ -142,6 +197,18 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest serving HTTP and UDP (signe
     const missing = await get(ports.http, '/nope');
     expect(missing.status).toBe(404);
     expect(missing.headers.connection).toBe('close'); // Node's client asked for it
+  });
+
+  it('answers HTTPS (TLS 1.2) through the forwarded port with the certificate it carries, verified against its CA', async () => {
+    const r = await httpsGet(ports.https, '/status', TEST_CA_PEM);
+    expect(r.status).toBe(200);
+    expect(r.protocol).toBe('TLSv1.2');
+    expect(JSON.parse(r.body)).toMatchObject({ service: 'http-hello', version: '2.1.0', board: 'qemu-virt-arm64' });
+  });
+
+  it('fetches over HTTPS from the host at 10.0.2.2 and refuses a server whose certificate is not from its CA', () => {
+    expect(console_).toContain(`app[FETCH] ${portOf(good)} 200 hello from the host /from-guest`);
+    expect(console_).toContain(`app[FETCH] ${portOf(foreign)} refused E_TLS_UNTRUSTED`);
   });
 
   it('echoes a UDP datagram sent to the forwarded UDP port', async () => {

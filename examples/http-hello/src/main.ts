@@ -1,8 +1,13 @@
-// A small network service: HTTP on port 8080, a UDP echo on port 7007, and timers whose order it
-// logs. Runs on the device (Duktape, lowered to ES5, libuv underneath) and under Node alike.
-import { board, confirm, dgram, http, log, timers, version } from 'signet/runtime';
+// A small network service: HTTP on port 8080, the same over HTTPS on 8443 (a test certificate it
+// carries), a UDP echo on port 7007, and timers whose order it logs; then it fetches over HTTPS
+// from the servers in fetch-targets.ts, checked against its test CA. Runs on the device (Duktape,
+// lowered to ES5, libuv and mbed TLS underneath) and under Node alike.
+import { board, confirm, dgram, fetch, http, log, timers, version } from 'signet/runtime';
+import { FETCH_TARGETS } from './fetch-targets';
+import { TEST_CA_PEM, TEST_CERT_PEM, TEST_KEY_PEM } from './test-tls';
 
 export const HTTP_PORT = 8080;
+export const HTTPS_PORT = 8443;
 export const UDP_PORT = 7007;
 
 const started = Date.now();
@@ -49,10 +54,20 @@ async function main(): Promise<void> {
   log('app[TIMERS] ' + (await timerOrder()).join(' '));
   const server = http.createServer(handle);
   await new Promise<void>((resolve) => server.listen(HTTP_PORT, resolve));
+  const secure = http.createServer({ tls: { cert: TEST_CERT_PEM, key: TEST_KEY_PEM } }, handle);
+  await new Promise<void>((resolve) => secure.listen(HTTPS_PORT, resolve));
   const udp = dgram.createSocket('udp4', (msg, from) => udp.send(msg, from.port, from.address));
   await new Promise<void>((resolve) => udp.bind(UDP_PORT, resolve));
-  log('app[SERVING] http=' + HTTP_PORT + ' udp=' + UDP_PORT);
+  log('app[SERVING] http=' + HTTP_PORT + ' https=' + HTTPS_PORT + ' udp=' + UDP_PORT);
   confirm();
+  for (const t of FETCH_TARGETS) {
+    try {
+      const r = await fetch('https://10.0.2.2:' + t.port + '/from-guest', { ca: TEST_CA_PEM, servername: t.servername });
+      log('app[FETCH] ' + t.port + ' ' + r.status + ' ' + (await r.text()));
+    } catch (e) {
+      log('app[FETCH] ' + t.port + ' refused ' + ((e as { code?: string }).code || String(e)));
+    }
+  }
 }
 
 main().catch((e: Error) => log('app[FAILED] ' + e.message));
