@@ -14,7 +14,7 @@
  *   u8 key length, u16 value length, key (ASCII), value.
  */
 import { crc32 } from '../../sdk/util/crc32';
-import { asciiDecode, utf8Decode, utf8Encode } from '../../sdk/util/bytes';
+import { asciiDecode, copyBytes, utf8Decode, utf8Encode } from '../../sdk/util/bytes';
 import type { BlockDevice } from './block';
 import { ConfigError } from './config-errors';
 
@@ -174,7 +174,7 @@ export function decodeConfig(b: Uint8Array): ConfigCopy | null {
     if (!kind || o + ENTRY_HEAD + kl + vl > len || vl > valueCap(kind)) return null;
     const key = asciiDecode(data.subarray(o + ENTRY_HEAD, o + ENTRY_HEAD + kl));
     if (key === null || kl < 1 || kl > CONFIG_MAX_KEY || !KEY_CHARS.test(key)) return null;
-    const e: ConfigEntry = { kind, key, value: data.slice(o + ENTRY_HEAD + kl, o + ENTRY_HEAD + kl + vl) };
+    const e: ConfigEntry = { kind, key, value: copyBytes(data, o + ENTRY_HEAD + kl, o + ENTRY_HEAD + kl + vl) };
     if (entries.length && compareEntries(entries[entries.length - 1], e) >= 0) return null;
     entries.push(e);
     o += ENTRY_HEAD + kl + vl;
