@@ -19,5 +19,5 @@ export class ConfigError extends hintedError<ConfigErrorCode>('ConfigError', {
   E_CONFIG_TOO_LARGE: 'settings hold at most 1024 bytes, files and secrets 4096 (UTF-8)',
   E_CONFIG_FULL: 'delete settings you no longer need; the store holds 8160 bytes of keys and values',
   E_CONFIG_MISSING: 'provision it with `signet device provision`',
-  E_CONFIG_NO_STORE: 'the board\'s state partition must be at least 32 KiB',
+  E_CONFIG_NO_STORE: 'the board\'s state partition must be at least 33 KiB',
 }) {}
