@@ -220,3 +220,51 @@ describe.each([
     expect(arm.err).toBe('');
   }, BUILD_TIMEOUT);
 });
+
+/** A raw TCP server on loopback that answers every connection with `answer` and closes. */
+async function rawServer(answer: string): Promise<{ port: number; close(): void }> {
+  const { createServer } = await import('node:net');
+  const s = createServer((c) => {
+    c.once('data', () => c.end(answer));
+  });
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  return { port: (s.address() as AddressInfo).port, close: () => s.close() };
+}
+
+describe('fetch: reading answers (the runtime under Node, node:net underneath)', () => {
+  const codeOf = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => String(e.code));
+
+  it('decodes chunked and Content-Length bodies and joins repeated headers', async () => {
+    const { fetch } = await import('../sdk/runtime/fetch');
+    const chunked = await rawServer('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n');
+    const sized = await rawServer('HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnopeEXTRA');
+    try {
+      const a = await fetch('http://localhost:' + chunked.port + '/x');
+      expect([a.status, a.ok, a.headers['x-a'], await a.text()]).toEqual([200, true, '1, 2', 'hello, world']);
+      const b = await fetch('http://127.0.0.1:' + sized.port);
+      expect([b.status, b.statusText, b.ok, await b.text()]).toEqual([404, 'Not Found', false, 'nope']);
+    } finally {
+      chunked.close();
+      sized.close();
+    }
+  });
+
+  it('refuses a cut-off body, an answer over maxBytes, a bad URL and https without a CA, with their codes', async () => {
+    const { fetch } = await import('../sdk/runtime/fetch');
+    const cut = await rawServer('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort');
+    const cutChunked = await rawServer('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel');
+    const big = await rawServer('HTTP/1.1 200 OK\r\n\r\n' + 'x'.repeat(5000));
+    const notHttp = await rawServer('SSH-2.0-OpenSSH\r\n\r\n');
+    try {
+      expect(await codeOf(fetch('http://127.0.0.1:' + cut.port + '/'))).toBe('E_FETCH_RESPONSE');
+      expect(await codeOf(fetch('http://127.0.0.1:' + cutChunked.port + '/'))).toBe('E_FETCH_RESPONSE');
+      expect(await codeOf(fetch('http://127.0.0.1:' + big.port + '/', { maxBytes: 4096 }))).toBe('E_FETCH_TOO_LARGE');
+      expect(await codeOf(fetch('http://127.0.0.1:' + notHttp.port + '/'))).toBe('E_FETCH_RESPONSE');
+      expect(await codeOf(fetch('ftp://127.0.0.1/'))).toBe('E_FETCH_URL');
+      expect(await codeOf(fetch('https://127.0.0.1:' + portOf(good) + '/'))).toBe('E_TLS_NO_CA');
+      expect(await codeOf(fetch('http://127.0.0.1:1/', { headers: { 'x-bad': 'a\r\nInjected: 1' } }))).toBe('E_FETCH_HEADER');
+    } finally {
+      for (const s of [cut, cutChunked, big, notHttp]) s.close();
+    }
+  });
+});
