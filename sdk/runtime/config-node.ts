@@ -29,7 +29,10 @@ class MemoryDevice implements BlockDevice {
     this.b = new Uint8Array(sectors * SECTOR);
   }
   read(sector: number, count: number): Uint8Array {
-    return this.b.slice(sector * SECTOR, (sector + count) * SECTOR);
+    // A copy without Uint8Array.prototype.slice, which the device engines lack.
+    const out = new Uint8Array(count * SECTOR);
+    out.set(this.b.subarray(sector * SECTOR, (sector + count) * SECTOR));
+    return out;
   }
   write(sector: number, data: Uint8Array): void {
     this.b.set(data, sector * SECTOR);
