@@ -2,7 +2,8 @@
 // http, dgram and timers on the C host's libuv loop) on Debian's cloud-arm64 kernel in
 // qemu-system-aarch64, booted from its disk through U-Boot verified boot with `signet run --net
 // user --forward`: the guest loads virtio-net, /init gives eth0 QEMU's user-network address,
-// and the host reaches the service through ports forwarded on 127.0.0.1. One boot. The guest also
+// and the host reaches the service through ports forwarded on 127.0.0.1. One boot, and a second
+// from the same disk after QEMU is killed during config writes (the setting is old or new). The guest also
 // serves HTTPS (mbed TLS in the C host, a test certificate the image carries) and, as a TLS
 // client, fetches from HTTPS servers on the host at 10.0.2.2: one with a certificate from its CA
 // (answered), one from a foreign CA (refused).
@@ -85,6 +86,20 @@ function get(port: number, path: string, agent: Agent | false = false): Promise<
     req.on('timeout', () => req.destroy(new Error('no answer from the guest')));
     req.on('error', reject);
     req.end();
+  });
+}
+
+function put(port: number, path: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'PUT', agent: false, timeout: 60_000, headers: { 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer from the guest')));
+    req.on('error', reject);
+    req.end(body);
   });
 }
 
@@ -214,6 +229,66 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest serving HTTP and UDP (signe
   it('echoes a UDP datagram sent to the forwarded UDP port', async () => {
     expect(await udpRoundTrip(ports.udp, 'ping from the host')).toBe('ping from the host');
   });
+
+  // Last: it ends this boot. PUT /api/config/wifi-name (validated, size-capped), then a stream of
+  // PUTs during which QEMU is killed (SIGKILL: a power cut during a config write), then ONE more
+  // boot from the same disk file: the name is the last one acknowledged or the one in flight.
+  it('keeps /api/config/wifi-name across a power cut and a reboot from the same disk: old or new, never garbage', async () => {
+    const path = '/api/config/wifi-name';
+    expect(JSON.parse((await get(ports.http, path)).body)).toEqual({ 'wifi-name': null });
+    expect((await put(ports.http, path, 'attic')).status).toBe(200);
+    expect(JSON.parse((await get(ports.http, path)).body)).toEqual({ 'wifi-name': 'attic' });
+    expect(JSON.parse((await put(ports.http, path, 'x'.repeat(33))).body)).toEqual({ error: 'E_WIFI_NAME' });
+    expect((await put(ports.http, path, 'y'.repeat(300))).status).toBe(413);
+    expect((await put(ports.http, path, 'bad\u0001name')).status).toBe(400);
+    expect(JSON.parse((await get(ports.http, path)).body)).toEqual({ 'wifi-name': 'attic' });
+
+    const qemuPid = Number(spawnSync('pgrep', ['-P', String(run!.pid), '-f', 'qemu-system-aarch64'], { encoding: 'utf8' }).stdout.trim().split('\n')[0]);
+    expect(qemuPid).toBeGreaterThan(0);
+    let acked = 'attic';
+    let sent = 'attic';
+    let killed = false;
+    const exited = new Promise((r) => run!.once('exit', r));
+    for (let i = 1; i <= 400 && !killed; i++) {
+      sent = `net-${i}-${'n'.repeat(i % 20)}`;
+      if (i === 12) setTimeout(() => { process.kill(qemuPid, 'SIGKILL'); killed = true; }, 1 + (Date.now() % 40)); // mid-stream
+      try {
+        const r = await put(ports.http, path, sent);
+        if (r.status === 200) acked = sent;
+      } catch {
+        break; // the guest is gone
+      }
+    }
+    // signet run ends when its QEMU does; if it did not, stop it (a liveness bound, not a check).
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))]);
+    if (run!.exitCode === null && run!.signalCode === null) {
+      run!.kill('SIGTERM');
+      await exited;
+    }
+
+    let again = '';
+    const second = spawn(process.execPath, [
+      CLI, 'run', join(work, 'disk.img'), '--board', board.id, '--key-dtb', join(work, 'pub.dtb'),
+      '--net', 'user', '--forward', `${ports.http}:8080`,
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    second.stdout!.on('data', (d: Buffer) => (again += d.toString('latin1')));
+    second.stderr!.on('data', (d: Buffer) => (again += d.toString('latin1')));
+    try {
+      const deadline = Date.now() + BOOT_TIMEOUT;
+      while (!/app\[SERVING\]/.test(again)) {
+        if (Date.now() > deadline || second.exitCode !== null) throw new Error('the guest did not serve again; console:\n' + again.slice(-3000));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(again).toContain('boot[OK] slot=a version=2.1.0'); // the boot state survived too
+      const after = JSON.parse((await get(ports.http, path)).body)['wifi-name'];
+      expect([acked, sent]).toContain(after);
+      expect(after).not.toBe('attic'); // some PUT after the first landed
+    } finally {
+      const done = new Promise((r) => second.once('exit', r));
+      if (second.exitCode === null) second.kill('SIGTERM');
+      await done;
+    }
+  }, BOOT_TIMEOUT + 120_000);
 });
 
 describe('signet run --net / --forward (options, no guest)', () => {
