@@ -750,12 +750,13 @@ class FlashSession {
     const onAbort = (): void => stop.abort();
     this.o.signal?.addEventListener('abort', onAbort, { once: true });
     let acked = 0;
-    const noisy = smallBlocks || this.console.stats.retypedLines > 0;
+    // Nudges and small blocks only once the line has shown damage: a clean line needs neither.
+    const noisy = smallBlocks || this.console.stats.retypedLines > 0 || this.console.stats.damagedEchoes > 0;
     const options: YmodemSendOptions = {
       startTimeoutMs: 15_000,
       responseTimeoutMs: 5_000, // U-Boot answers every frame within ~2 s, even if only to ask again
       headerGraceMs: 50, // U-Boot sends no 'C' after block 0; do not wait long for one
-      nudge: { max: 4 },
+      ...(noisy ? { nudge: { max: 4 } } : {}),
       // A line that damages typed commands or 1 K frames may still pass 128-byte frames.
       ...(noisy ? { maxBlockLength: 128 as const, maxRetries: 30 } : {}),
       onProgress: (n) => {
