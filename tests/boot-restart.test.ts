@@ -61,9 +61,9 @@ describe('restarting a service whose handler throws', () => {
     expect(r.status).toBe(0);
     expect(r.lines.filter((l) => /^(app|boot)\[/.test(l) && !l.startsWith('boot[OK]'))).toEqual([
       'app[run] 1 listening',
-      'boot[APP-RESTART] slot=a attempt=1 delay_ms=5',
+      'boot[APP-RESTART] slot=a attempt=1 delay_ms=5 at=app.js:10',
       'app[run] 2 listening',
-      'boot[APP-RESTART] slot=a attempt=2 delay_ms=10',
+      'boot[APP-RESTART] slot=a attempt=2 delay_ms=10 at=app.js:10',
       'app[run] 3 listening',
       'app[done]',
       'boot[HALT]',
@@ -79,7 +79,7 @@ describe('restarting a service whose handler throws', () => {
     const r = await boot(99);
     expect(r.status).toBe(0);
     const restarts = r.lines.filter((l) => l.startsWith('boot[APP-RESTART]'));
-    expect(restarts.map((l) => l.replace(/.* delay_ms=/, ''))).toEqual(['5', '10', '20', '40', '80']);
+    expect(restarts.map((l) => l.replace(/.* delay_ms=(\d+) at=app\.js:10$/, '$1'))).toEqual(['5', '10', '20', '40', '80']);
     expect(r.lines.slice(-2)).toEqual(['boot[APP-GAVE-UP] slot=a restarts=5', 'boot[HALT]']);
     expect(r.lines.filter((l) => l.startsWith('app[run]'))).toHaveLength(6);
   });

@@ -673,7 +673,24 @@ static duk_ret_t report_callback_error(duk_context *ctx, void *udata) {
         duk_get_prop_string(ctx, err, "lineNumber");
         file = duk_is_string(ctx, -2) ? duk_get_string(ctx, -2) : NULL;
         line = duk_is_number(ctx, -1) ? duk_get_number(ctx, -1) : 0;
-        if (file != NULL) snprintf(where, sizeof(where), " at %s:%.0f", file, line);
+        if (file != NULL) {
+            snprintf(where, sizeof(where), " at %s:%.0f", file, line);
+            /* signet_native.where(file, line), when the boot stage set one, names the line the
+             * service's author wrote (src/main.ts:42), from the image's line table. */
+            duk_get_global_string(ctx, "signet_native");
+            if (duk_is_object(ctx, -1)) {
+                duk_get_prop_string(ctx, -1, "where");
+                if (duk_is_function(ctx, -1)) {
+                    duk_push_string(ctx, file);
+                    duk_push_number(ctx, line);
+                    if (duk_pcall(ctx, 2) == DUK_EXEC_SUCCESS && duk_is_string(ctx, -1)) {
+                        snprintf(where, sizeof(where), " at %s", duk_get_string(ctx, -1));
+                    }
+                }
+                duk_pop(ctx);
+            }
+            duk_pop(ctx);
+        }
         duk_pop_2(ctx);
     }
     duk_push_sprintf(ctx, "host[ERROR] uncaught in a '%s' handler%s: ", event, where);

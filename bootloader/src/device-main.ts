@@ -13,6 +13,7 @@
  */
 import { makePureJsCrypto } from '../../sdk/image/crypto-purejs';
 import { verifyTrustedRoot, type RootSigned } from '../../sdk/ota/metadata';
+import { LINE_TABLE_MAX_BYTES, LINE_TABLE_PAYLOAD, lookupLine, parseLineTable, type LineTable } from '../../sdk/build/linetable';
 import { utf8Decode, utf8Encode } from '../../sdk/util/bytes';
 import { PartitionDevice } from './block';
 import type { BootConfig } from './config';
@@ -64,6 +65,16 @@ function hostConfig(open: () => PartitionDevice, log: (line: string) => void): H
     file: function (name: string) { return s().text('file', name); },
     secret: function (name: string) { return s().text('secret', name); },
   };
+}
+
+/** The image's line table (payload app.lines), or null when it has none or it does not parse. */
+function appLineTable(payloads: { name: string; bytes: Uint8Array }[]): LineTable | null {
+  for (let i = 0; i < payloads.length; i++) {
+    if (payloads[i].name !== LINE_TABLE_PAYLOAD || payloads[i].bytes.length > LINE_TABLE_MAX_BYTES) continue;
+    const text = utf8Decode(payloads[i].bytes);
+    return text === null ? null : parseLineTable(text);
+  }
+  return null;
 }
 
 function main(): void {
@@ -138,6 +149,15 @@ function main(): void {
     config: hostConfig(function () { return part(cfg.partitions.state); }, log),
   };
   (Function('return this')() as { __signet_host: unknown }).__signet_host = host;
+  // The host names a throwing handler's line through this: the image's line table turns a
+  // line of app.js into the service's own file and line; the last one goes on APP-RESTART.
+  const lines = appLineTable(choice.image.payloads);
+  let lastWhere = '';
+  n.where = function (file: string, line: number): string {
+    const mapped = file === 'app.js' && lines ? lookupLine(lines, line) : null;
+    lastWhere = mapped || file + ':' + line;
+    return lastWhere;
+  };
   try {
     n.evalScript(source, 'app.js');
   } catch (e) {
@@ -160,7 +180,8 @@ function main(): void {
         break;
       }
       const delay = base * Math.pow(2, restarts++);
-      log('boot[APP-RESTART] slot=' + choice.slot + ' attempt=' + restarts + ' delay_ms=' + delay);
+      log('boot[APP-RESTART] slot=' + choice.slot + ' attempt=' + restarts + ' delay_ms=' + delay + (lastWhere ? ' at=' + lastWhere : ''));
+      lastWhere = '';
       n.uv.closeAll();
       n.uv.timerStart(function () {}, delay, 0);
       n.uv.run(false);

@@ -26,6 +26,8 @@ export interface SignetNative {
    */
   ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
   evalScript(source: string, filename: string): unknown;
+  /** Set by the boot stage: the host calls it to name a throwing handler's file and line. */
+  where?: (file: string, line: number) => string;
   powerOff(): void;
   reboot(): void;
   exit(code: number): void;

@@ -15,6 +15,7 @@ import { BuildError, type BuildErrorCode } from './errors';
 import { checkBundle, DUKTAPE_ES5, type BundleFinding } from './engine';
 import { lowerToEs5, type LoweredModule } from './lower';
 import { nameModule, sdkDir, type ModuleKind } from './modules';
+import { makeLineTable } from './linetable';
 import { SourceMap } from './sourcemap';
 import { typecheckService } from './typecheck';
 
@@ -31,6 +32,8 @@ export interface BundleResult {
   code: string;
   modules: BundleModule[];
   engine: string;
+  /** The line table (JSON, sdk/build/linetable.ts): bundle line → the vendor's file and line. */
+  lineTable: string;
 }
 
 export type Engine = 'duktape-es5' | 'node';
@@ -334,6 +337,32 @@ export async function bundleService(opts: BundleOptions): Promise<BundleResult> 
   if (total > counted) modules.push({ name: BUNDLE_WRAPPER_NAME, kind: 'sdk', bytes: total - counted });
   modules.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
-  if (lower) checkEngine(ctx, code, new SourceMap(mapFile.text));
-  return { code, modules, engine: opts.engine };
+  const map = new SourceMap(mapFile.text);
+  if (lower) checkEngine(ctx, code, map);
+  return { code, modules, engine: opts.engine, lineTable: JSON.stringify(lineTableFor(ctx, map, code, lower)) };
+}
+
+/** One original `file:line` per bundle line, through the bundle's map and each module's lowering map. */
+function lineTableFor(ctx: BuildContext, map: SourceMap, code: string, lowered: boolean) {
+  const lineCount = code.split('\n').length;
+  const sources: string[] = [];
+  const index = new Map<string, number>();
+  const perLine: ({ source: number; line: number } | undefined)[] = [];
+  for (let l = 1; l <= lineCount; l++) {
+    const pos = map.firstOnLine(l);
+    const rec = pos ? recordFor(ctx, pos.source) : undefined;
+    const at = pos && rec ? originalPosition(ctx, rec, pos.line, pos.column, lowered) : undefined;
+    if (!at || !at.file || at.line === undefined) {
+      perLine.push(undefined);
+      continue;
+    }
+    let s = index.get(at.file);
+    if (s === undefined) {
+      s = sources.length;
+      sources.push(at.file);
+      index.set(at.file, s);
+    }
+    perLine.push({ source: s, line: at.line });
+  }
+  return makeLineTable(sources, perLine);
 }

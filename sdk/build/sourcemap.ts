@@ -62,6 +62,19 @@ export class SourceMap {
     }
   }
 
+  /** Generated lines the map covers. */
+  get lineCount(): number {
+    return this.lines.length;
+  }
+
+  /** The original position of the first mapped segment on a generated line (1-based), if any. */
+  firstOnLine(line: number): (SourcePosition & { genColumn: number }) | undefined {
+    const segs = this.lines[line - 1];
+    if (!segs || segs.length === 0) return undefined;
+    const s = segs[0];
+    return { source: this.sources[s.source], line: s.line + 1, column: s.column, genColumn: s.genColumn };
+  }
+
   /**
    * The original position for a generated one (line 1-based, column 0-based): the closest
    * mapped segment at or before it, looking back over earlier lines if needed.

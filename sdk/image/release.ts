@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join, posix, relative } from 'node:path';
 import { loadBoard } from '../board';
 import { bundleService, type BundleModule } from '../build/bundle';
+import { LINE_TABLE_PAYLOAD } from '../build/linetable';
 import { readProject } from '../build/project';
 import { loadSigner } from '../keys/keyfile';
 import { utf8Encode } from '../util/bytes';
@@ -54,6 +55,8 @@ export async function buildRelease(o: ReleaseOptions): Promise<ReleaseResult> {
     typecheck: o.typecheck ?? true,
   });
   const payloads: PayloadInput[] = [{ name: 'app.js', type: 'app', data: utf8Encode(bundle.code) }];
+  // Lets the device report the service's own file and line for an error (docs/runtime.md).
+  payloads.push({ name: LINE_TABLE_PAYLOAD, type: 'asset', data: utf8Encode(bundle.lineTable) });
   for (const p of project.assetPaths) {
     payloads.push({ name: relative(project.dir, p).split(/[\\/]/).join(posix.sep), type: 'asset', data: new Uint8Array(readFileSync(p)) });
   }
