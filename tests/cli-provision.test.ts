@@ -14,6 +14,7 @@ import { FileBlockDevice } from '../bootloader/src/block-file';
 import { ConfigStore } from '../bootloader/src/configstore';
 import { readState } from '../bootloader/src/state';
 import { loadBoard, partition } from '../sdk/board';
+import { provisionDevice } from '../sdk/disk/provision-device';
 import { expectOneLineError, ROOT, signet } from './helpers/cli';
 
 const board = loadBoard('qemu-virt-arm64');
@@ -155,4 +156,12 @@ describe('signet device provision', () => {
     expectOneLineError(base(fill), 'E_CONFIG_FULL');
     expect(fingerprint(disk)).toBe(before);
   }, 120_000);
+
+  it('refuses a disk whose app is for another board with the same flash layout (E_PROVISION_BOARD), writing nothing', async () => {
+    const disk = freshDisk('other-board.img');
+    const before = fingerprint(disk);
+    const twin = { ...board, id: 'qemu-virt-arm64-twin' }; // same layout, another id
+    await expect(provisionDevice({ disk, board: twin, id: 'router-0004', settings: { 'wifi-name': 'x' } })).rejects.toMatchObject({ code: 'E_PROVISION_BOARD' });
+    expect(fingerprint(disk)).toBe(before);
+  });
 });
