@@ -8,6 +8,8 @@ import { runDisk } from '../../disk/run';
 import { publicKeyDtb } from '../../fit/keydtb';
 import { MAX_KEY_DTB_FILE, readInputFile } from '../../util/files';
 import { writeFileAtomic } from '../../util/fs-atomic';
+import { join } from 'node:path';
+import { MAX_ROOT_BYTES } from '../../ota/root-file';
 import { intOption, JSON_OPTION, need, onePositional, UsageError, type Command } from '../command';
 
 const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
@@ -106,15 +108,20 @@ export const run: Command = {
     timeout: { type: 'string', valueName: 'seconds', description: 'stop the guest after this long (exit status non-zero)' },
     net: { type: 'string', valueName: 'user', description: "give the guest a network card on QEMU's user-mode network (the host is 10.0.2.2; kvm boards)" },
     forward: { type: 'string', multiple: true, valueName: '[udp:]HOST:GUEST', description: 'forward 127.0.0.1:HOST on this machine to the guest\'s port GUEST (TCP unless udp:; repeatable; needs --net user)' },
+    engine: { type: 'string', valueName: 'qemu|node', description: 'node: verify the disk\'s image as the boot stage does (root from --keys), then run its app under Node on this machine' },
   },
   details: [
     'The disk is the device\'s flash: the boot stage writes its state to it.',
     'Without --key-dtb or --keys the boot is --direct (U-Boot needs the key in its control DTB).',
     'On a terminal, type Ctrl-A then x to stop the guest.',
+    '--engine node: no QEMU; the app listens on this machine\'s loopback on its own ports (0.0.0.0:P is 127.0.0.1:P, so --net and --forward are not used), 10.0.2.2 is 127.0.0.1, config is the file SIGNET_CONFIG_FILE names. Ctrl-C stops it.',
   ],
   async run(ctx) {
     const diskPath = onePositional(ctx, 'disk image');
     const board = loadBoard(need(ctx, 'board'));
+    const engine = (ctx.values.engine as string | undefined) ?? 'qemu';
+    if (engine !== 'qemu' && engine !== 'node') throw new UsageError(`--engine ${engine} is not an engine signet run has`, 'use --engine qemu or --engine node');
+    if (engine === 'node') return runOnNode(ctx, diskPath, board);
     const timeout = intOption(ctx, 'timeout', 1, 86400);
     const keysDir = ctx.values.keys as string | undefined;
     let keyDtb: Uint8Array | undefined;
@@ -169,6 +176,25 @@ export const run: Command = {
     return r.exitCode === 0 ? 0 : 1;
   },
 };
+
+/** `signet run --engine node`: the boot stage's checks on the disk, then the app under this Node. */
+async function runOnNode(ctx: Parameters<Command['run']>[0], diskPath: string, board: Board): Promise<number> {
+  for (const o of ['net', 'forward', 'key-dtb', 'direct']) {
+    if (ctx.values[o] !== undefined) throw new UsageError(`--${o} is for a QEMU guest; --engine node listens on this machine's loopback on the app's own ports`, `drop --${o}`);
+  }
+  const keysDir = ctx.values.keys as string | undefined;
+  if (keysDir === undefined) throw new UsageError('--engine node needs --keys (its root.json is the trust anchor the boot stage checks the image against)', 'add --keys <folder>');
+  readInputFile(join(keysDir, 'root.json'), MAX_ROOT_BYTES, 'root metadata file (root.json)');
+  const timeout = intOption(ctx, 'timeout', 1, 86400);
+  const { runImageOnNode } = await import('../../disk/run-node');
+  const r = runImageOnNode({ board, disk: diskPath, keysDir, log: (line) => process.stdout.write(line + '\n') });
+  if (r.status !== 'serving') return 1;
+  // The app's sockets keep this process alive; it ends with the app (exit(), a throw) or here.
+  process.once('SIGINT', () => process.exit(0));
+  process.once('SIGTERM', () => process.exit(0));
+  if (timeout !== undefined) setTimeout(() => process.exit(1), timeout * 1000).unref();
+  return 0;
+}
 
 /** --net user [--forward ...]: the guest's network card, or none. */
 function networkOption(net: string | undefined, forwards: string[] | undefined, board: Board): GuestNetwork | undefined {
