@@ -12,6 +12,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildBootStage } from '../bootloader/build';
 import { buildNativeHost } from '../bootloader/native/build';
 import { bundleService } from '../sdk/build/bundle';
+import { verifyImageFile } from '../sdk/image/file';
+import { signet } from './helpers/cli';
 import { LINE_TABLE_PAYLOAD, lookupLine, makeLineTable, parseLineTable } from '../sdk/build/linetable';
 import { utf8Decode, utf8Encode } from '../sdk/util/bytes';
 import { newFlash, smallBoard, tempDir } from './helpers/boot';
@@ -119,6 +121,18 @@ describe('errors name the service own file and line', () => {
     const where = lookupLine(t, bundleLines.findIndex((l) => l.includes('log("app[run] " +')) + 1);
     expect(where).toBe('src/main.ts:' + lineOf(MAIN, "log('app[run] ' +"));
     expect(lookupLine(t, bundleLines.findIndex((l) => l.includes('log("app[done]")')) + 1)).toBe('src/ticker.ts:' + lineOf(TICKER, "log('app[done]')"));
+  });
+
+  it('signet build puts the table in the image as payload app.lines', () => {
+    writeFileSync(join(dir, 'signet.json'), JSON.stringify({ name: 'ticker', board: 'qemu-virt-arm64', entry: 'src/main.ts' }));
+    expect(signet(['keys', 'init', '--dir', join(dir, 'keys')]).code).toBe(0);
+    const out = join(dir, 'ticker.simg');
+    const r = signet(['build', '--project', dir, '--version', '1.0.0', '--security-counter', '1', '--keys', join(dir, 'keys'), '--out', out]);
+    expect(r.code).toBe(0);
+    const v = verifyImageFile(out, { rootPath: join(dir, 'keys', 'root.json'), board: 'qemu-virt-arm64' });
+    expect(v.payloads.map((p) => p.name)).toEqual(['app.js', LINE_TABLE_PAYLOAD]);
+    expect(utf8Decode(v.payloads[1].bytes)).toBe(bundle.lineTable);
+    expect(v.payloads[1].bytes.length).toBeLessThan(4096);
   });
 
   it('a table is runs, and a malformed one is refused (the device then reports bundle lines)', () => {
