@@ -14,7 +14,7 @@ import { buildNativeHost } from '../bootloader/native/build';
 import { bundleService } from '../sdk/build/bundle';
 import { verifyImageFile } from '../sdk/image/file';
 import { signet } from './helpers/cli';
-import { LINE_TABLE_PAYLOAD, lookupLine, makeLineTable, parseLineTable } from '../sdk/build/linetable';
+import { encodeLineTable, LINE_TABLE_PAYLOAD, lookupLine, makeLineTable, parseLineTable } from '../sdk/build/linetable';
 import { utf8Decode, utf8Encode } from '../sdk/util/bytes';
 import { newFlash, smallBoard, tempDir } from './helpers/boot';
 import { makeImage, makeKeySet, type TestKeySet } from './helpers/fixtures';
@@ -138,8 +138,12 @@ describe('errors name the service own file and line', () => {
   it('a table is runs, and a malformed one is refused (the device then reports bundle lines)', () => {
     const t = makeLineTable(['a.ts', 'b.ts'], [undefined, { source: 0, line: 5 }, { source: 0, line: 6 }, { source: 1, line: 2 }, undefined]);
     expect(t.runs).toEqual([1, -1, 0, 2, 0, 5, 4, 1, 2, 5, -1, 0]);
-    expect([1, 2, 3, 4, 5].map((l) => lookupLine(t, l))).toEqual([null, 'a.ts:5', 'a.ts:6', 'b.ts:2', null]);
-    for (const bad of ['', 'null', '{"v":2,"sources":[],"runs":[]}', '{"v":1,"sources":["a"],"runs":[1,1,1]}', '{"v":1,"sources":["a"],"runs":[2,0,1,2,0,1]}', '{"v":1,"sources":["a"],"runs":[1,0]}']) {
+    const stored = encodeLineTable(t);
+    expect(JSON.parse(stored).runs).toEqual([1, -1, 0, 1, 0, 5, 2, 1, -3, 1, -1, -2]);
+    const back = parseLineTable(stored)!;
+    expect(back.runs).toEqual(t.runs);
+    expect([1, 2, 3, 4, 5].map((l) => lookupLine(back, l))).toEqual([null, 'a.ts:5', 'a.ts:6', 'b.ts:2', null]);
+    for (const bad of ['', 'null', '{"v":2,"sources":[],"runs":[]}', '{"v":1,"sources":["a"],"runs":[1,1,1]}', '{"v":1,"sources":["a"],"runs":[2,0,1,0,0,1]}', '{"v":1,"sources":["a"],"runs":[1,0]}', '{"v":1,"sources":["a"],"runs":[1,0,0.5]}']) {
       expect(parseLineTable(bad)).toBeNull();
     }
   });

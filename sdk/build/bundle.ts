@@ -15,7 +15,7 @@ import { BuildError, type BuildErrorCode } from './errors';
 import { checkBundle, DUKTAPE_ES5, type BundleFinding } from './engine';
 import { lowerToEs5, type LoweredModule } from './lower';
 import { nameModule, sdkDir, type ModuleKind } from './modules';
-import { makeLineTable } from './linetable';
+import { encodeLineTable, makeLineTable } from './linetable';
 import { SourceMap } from './sourcemap';
 import { typecheckService } from './typecheck';
 
@@ -339,7 +339,7 @@ export async function bundleService(opts: BundleOptions): Promise<BundleResult> 
 
   const map = new SourceMap(mapFile.text);
   if (lower) checkEngine(ctx, code, map);
-  return { code, modules, engine: opts.engine, lineTable: JSON.stringify(lineTableFor(ctx, map, code, lower)) };
+  return { code, modules, engine: opts.engine, lineTable: encodeLineTable(lineTableFor(ctx, map, code, lower)) };
 }
 
 /** One original `file:line` per bundle line, through the bundle's map and each module's lowering map. */

@@ -5,9 +5,11 @@
  * module's lowering map; read on the device by the boot stage (this file is ES5-safe: no
  * Node imports, no engine features Duktape lacks).
  *
- * Format (JSON, UTF-8): `{ "v": 1, "sources": [name...], "runs": [g, s, l, ...] }`: each
+ * Format (JSON, UTF-8): `{ "v": 1, "sources": [name...], "runs": [dg, s, dl, ...] }`: each
  * triple starts a run at bundle line g (1-based, increasing) whose line g + k came from line
- * l + k of sources[s]; s = -1 is a run of lines with no source line (generated code).
+ * l + k of sources[s]; s = -1 is a run of lines with no source line (generated code). g and l
+ * are stored as differences from the previous triple's (from 0 for the first), which keeps
+ * the numbers short: about a tenth of the bundle's size for a service with the runtime.
  */
 
 export const LINE_TABLE_PAYLOAD = 'app.lines';
@@ -39,7 +41,20 @@ export function makeLineTable(sources: string[], perLine: ({ source: number; lin
   return { v: 1, sources, runs };
 }
 
-/** Parses a table; null when it is not one (the caller then reports bundle lines). */
+/** The table as stored in the image (deltas, see the format above). */
+export function encodeLineTable(t: LineTable): string {
+  const out: number[] = [];
+  let g = 0;
+  let l = 0;
+  for (let i = 0; i < t.runs.length; i += 3) {
+    out.push(t.runs[i] - g, t.runs[i + 1], t.runs[i + 2] - l);
+    g = t.runs[i];
+    l = t.runs[i + 2];
+  }
+  return JSON.stringify({ v: 1, sources: t.sources, runs: out });
+}
+
+/** Parses a stored table (encodeLineTable); null when it is not one (the caller then reports bundle lines). */
 export function parseLineTable(text: string): LineTable | null {
   if (text.length > LINE_TABLE_MAX_BYTES) return null;
   let t: unknown;
@@ -51,14 +66,18 @@ export function parseLineTable(text: string): LineTable | null {
   const o = t as LineTable;
   if (!o || o.v !== 1 || !(o.sources instanceof Array) || !(o.runs instanceof Array) || o.runs.length % 3 !== 0) return null;
   for (let i = 0; i < o.sources.length; i++) if (typeof o.sources[i] !== 'string') return null;
-  let last = 0;
+  const runs: number[] = [];
+  let g = 0;
+  let l = 0;
   for (let i = 0; i < o.runs.length; i += 3) {
-    const g = o.runs[i], s = o.runs[i + 1], l = o.runs[i + 2];
-    if (typeof g !== 'number' || typeof s !== 'number' || typeof l !== 'number' || g <= last || g % 1 !== 0 || l % 1 !== 0) return null;
+    const dg = o.runs[i], s = o.runs[i + 1], dl = o.runs[i + 2];
+    if (typeof dg !== 'number' || typeof s !== 'number' || typeof dl !== 'number' || !(dg >= 1) || dg % 1 !== 0 || dl % 1 !== 0) return null;
     if (s !== -1 && (s < 0 || s >= o.sources.length || s % 1 !== 0)) return null;
-    last = g;
+    g += dg;
+    l += dl;
+    runs.push(g, s, l);
   }
-  return o;
+  return { v: 1, sources: o.sources, runs };
 }
 
 /** `file:line` for bundle line `line`, or null when the line has no source line. */
