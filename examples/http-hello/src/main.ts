@@ -2,9 +2,10 @@
 // carries), a UDP echo on port 7007, and timers whose order it logs; then it fetches over HTTPS
 // from the servers in fetch-targets.ts, checked against its test CA. Runs on the device (Duktape,
 // lowered to ES5, libuv and mbed TLS underneath) and under Node alike.
-import { board, config, confirm, dgram, fetch, http, log, timers, version } from 'signet/runtime';
+import { board, confirm, dgram, fetch, http, log, timers, version } from 'signet/runtime';
 import { FETCH_TARGETS } from './fetch-targets';
 import { TEST_CA_PEM, TEST_CERT_PEM, TEST_KEY_PEM } from './test-tls';
+import { WIFI_NAME_PATH, wifiName } from './wifi-name';
 
 export const HTTP_PORT = 8080;
 export const HTTPS_PORT = 8443;
@@ -44,48 +45,12 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
       res.setHeader('content-type', 'application/octet-stream');
       res.end(parts.length > 0 ? parts[0] : '');
     });
-  } else if (req.url === '/api/config/wifi-name' && (req.method === 'GET' || req.method === 'PUT')) {
+  } else if (req.url === WIFI_NAME_PATH && (req.method === 'GET' || req.method === 'PUT')) {
     wifiName(req, res);
   } else {
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found\n');
   }
-}
-
-/** A Wi-Fi network name: 1-32 printable ASCII characters (an 802.11 SSID is at most 32 bytes). */
-const WIFI_NAME = /^[\x20-\x7e]{1,32}$/;
-const MAX_BODY = 256;
-
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-}
-
-/** GET/PUT /api/config/wifi-name: a setting kept in the device's config store across reboots. */
-function wifiName(req: http.IncomingMessage, res: http.ServerResponse): void {
-  if (req.method === 'GET') {
-    json(res, 200, { 'wifi-name': config.get('wifi-name') ?? null });
-    return;
-  }
-  let body = '';
-  let tooBig = false;
-  req.on('data', (d: Uint8Array) => {
-    for (let i = 0; i < d.length && !tooBig; i++) {
-      body += String.fromCharCode(d[i]);
-      if (body.length > MAX_BODY) tooBig = true;
-    }
-  });
-  req.on('end', () => {
-    if (tooBig) return json(res, 413, { error: 'E_TOO_LARGE' });
-    const name = body; // one character per byte: anything outside printable ASCII is refused
-    if (!WIFI_NAME.test(name)) return json(res, 400, { error: 'E_WIFI_NAME' });
-    try {
-      config.set('wifi-name', name);
-    } catch (e) {
-      return json(res, 500, { error: (e as { code?: string }).code || 'E_CONFIG' });
-    }
-    json(res, 200, { 'wifi-name': name });
-  });
 }
 
 async function main(): Promise<void> {
