@@ -268,6 +268,30 @@ describe('finding 4: every phase of a connection is bounded', () => {
     }
   });
 
+  it('one kept-alive connection carrying many requests with bodies piles up no listeners on its socket', async () => {
+    const s = await server({ deviceBurst: 1000 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const c = await connectTls(s.port, { id: devices[0] });
+      const body = JSON.stringify(CHECKIN);
+      const post = `POST /api/v1/checkin HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+      for (let i = 0; i < 25; i++) {
+        // Headers and body in two writes, so the body is still unread when the request starts.
+        const answer = exchangeOn(c, post, 1, { keepOpen: true });
+        await new Promise((r) => setImmediate(r));
+        c.write(body);
+        expect((await answer).responses.map((r) => r.status)).toEqual([200]);
+      }
+      c.destroy();
+      await new Promise((r) => setTimeout(r, 50)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([]);
+  });
+
   it('a device checking in or reporting beyond its token bucket gets 429 with Retry-After; other devices do not', async () => {
     const s = await server({ deviceBurst: 3, deviceRatePerS: 0.01 });
     const statuses: number[] = [];

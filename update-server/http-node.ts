@@ -141,10 +141,16 @@ function guardedBody(req: IncomingMessage, limits: ServerLimits): AsyncIterable<
     else timer = setTimeout(check, Math.ceil(due));
   };
   timer = setTimeout(check, limits.bodyGraceMs);
-  const stop = () => clearTimeout(timer);
+  // The socket outlives the request on keep-alive: take the listener off again, or a
+  // connection carrying many requests with bodies would pile them up.
+  const socket = req.socket;
+  const stop = () => {
+    clearTimeout(timer);
+    socket.off('close', stop);
+  };
   req.once('end', stop);
   req.once('close', stop);
-  req.socket.once('close', stop);
+  socket.once('close', stop);
   const inner = req.iterator({ destroyOnReturn: false }) as AsyncIterator<Uint8Array>;
   return {
     [Symbol.asyncIterator]: () => ({

@@ -128,6 +128,8 @@ export function exchangeOn(socket: Socket, bytes: Buffer | string, expect: numbe
       settled = true;
       clearTimeout(timer);
       socket.removeListener('data', onData);
+      socket.removeListener('error', onEnd);
+      socket.removeListener('close', onEnd);
       if (!o.keepOpen || closed || hung) socket.destroy();
       resolve({ responses, closed, hung });
     };
@@ -143,9 +145,10 @@ export function exchangeOn(socket: Socket, bytes: Buffer | string, expect: numbe
       }
       if (responses.length >= expect) finish(false);
     };
+    const onEnd = () => finish(true);
     socket.on('data', onData);
-    socket.on('error', () => finish(true));
-    socket.on('close', () => finish(true));
+    socket.on('error', onEnd);
+    socket.on('close', onEnd);
     if (socket.destroyed) finish(true);
     else socket.write(bytes);
   });
