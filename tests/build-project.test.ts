@@ -92,7 +92,7 @@ describe('scaffoldProject', () => {
     const config = await scaffoldProject(dir, { name: 'thermostat', board: 'xen-arm32' });
     expect(config).toEqual({ name: 'thermostat', board: 'xen-arm32', entry: 'src/main.ts', assets: [] });
     expect(JSON.parse(readFileSync(join(dir, 'signet.json'), 'utf8'))).toEqual(config);
-    expect(readdirSync(dir).sort()).toEqual(['signet.json', 'src', 'tsconfig.json']);
+    expect(readdirSync(dir).sort()).toEqual(['signet-env.d.ts', 'signet.json', 'src', 'tsconfig.json']);
     expect(statSync(dir).mode & 0o777).toBe(0o777 & ~process.umask());
     expect(readProject(dir).name).toBe('thermostat');
 
