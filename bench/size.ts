@@ -39,7 +39,7 @@ function dependsGroups(depends: string): string[][] {
  * architecture to fetch each under: `arch`, or for Architecture: all packages the build
  * machine's (apt names those `pkg:<native>`; the contents are the same everywhere).
  */
-async function dependencyClosure(pkg: string, arch: DebianArch): Promise<Map<string, DebianArch>> {
+export async function dependencyClosure(pkg: string, arch: DebianArch): Promise<Map<string, DebianArch>> {
   const known = new Map<string, { depends: string; arch: DebianArch }>();
   const asked = new Set<string>();
   const native = nativeDebianArch();
@@ -78,7 +78,7 @@ async function dependencyClosure(pkg: string, arch: DebianArch): Promise<Map<str
   return chosen;
 }
 
-function treeBytes(dir: string): number {
+export function treeBytes(dir: string): number {
   let n = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     if (e.name === '.signet-deb.json') continue;

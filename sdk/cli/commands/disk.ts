@@ -109,6 +109,7 @@ export const run: Command = {
     net: { type: 'string', valueName: 'user', description: "give the guest a network card on QEMU's user-mode network (the host is 10.0.2.2; kvm boards)" },
     forward: { type: 'string', multiple: true, valueName: '[udp:]HOST:GUEST', description: 'forward 127.0.0.1:HOST on this machine to the guest\'s port GUEST (TCP unless udp:; repeatable; needs --net user)' },
     engine: { type: 'string', valueName: 'qemu|node', description: 'node: verify the disk\'s image as the boot stage does (root from --keys), then run its app under Node on this machine' },
+    memory: { type: 'string', valueName: 'MB', description: "guest memory (QEMU -m) instead of the board file's (U-Boot fixes up the device tree's memory node)" },
   },
   details: [
     'The disk is the device\'s flash: the boot stage writes its state to it.',
@@ -123,6 +124,7 @@ export const run: Command = {
     if (engine !== 'qemu' && engine !== 'node') throw new UsageError(`--engine ${engine} is not an engine signet run has`, 'use --engine qemu or --engine node');
     if (engine === 'node') return runOnNode(ctx, diskPath, board);
     const timeout = intOption(ctx, 'timeout', 1, 86400);
+    const memoryMb = intOption(ctx, 'memory', 8, 65536);
     const keysDir = ctx.values.keys as string | undefined;
     let keyDtb: Uint8Array | undefined;
     if (ctx.values['key-dtb'] !== undefined) keyDtb = readInputFile(ctx.values['key-dtb'] as string, MAX_KEY_DTB_FILE, 'U-Boot key DTB (from `signet fit --key-dtb`)');
@@ -138,7 +140,7 @@ export const run: Command = {
     const stdin = process.stdin;
     const raw = stdin.isTTY === true;
     const r = await runDisk({
-      board,
+      board: memoryMb === undefined || !board.qemu ? board : { ...board, qemu: { ...board.qemu, memoryMb } },
       disk: diskPath,
       halt: ctx.values.halt === true,
       direct,
