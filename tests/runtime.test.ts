@@ -315,15 +315,19 @@ describe('signet/runtime serving: on the C host (Duktape + libuv) and on Node, t
   });
 });
 
-/** Promise ordering that code relies on: reactions, adoption of thenables, combinators, async/await. */
+/**
+ * Promise ordering that code relies on: reactions, adoption of thenables, combinators, async/await.
+ * Timers that race each other are far apart: Node samples "now" for a timer made in a microtask
+ * afresh, so on a loaded machine a 2 ms timer made there could fall behind a 5 ms one made before.
+ */
 const PROMISES = `import { log } from 'signet/runtime';
 const out: string[] = [];
 const p = (s: string) => out.push(s);
 Promise.resolve(1).then((v) => p('then ' + v));
 new Promise<number>((resolve) => { p('executor'); resolve(2); }).then((v) => { p('then ' + v); return { then(f: (x: number) => void) { f(3); } } as unknown as number; }).then((v) => p('adopted ' + v));
 Promise.reject(new Error('no')).catch((e: Error) => p('caught ' + e.message)).finally(() => p('finally'));
-Promise.all([1, Promise.resolve(2), new Promise((r) => setTimeout(() => r(3), 5))]).then((v) => p('all ' + JSON.stringify(v)));
-Promise.race([new Promise((r) => setTimeout(() => r('slow'), 20)), new Promise((r) => setTimeout(() => r('fast'), 1))]).then((v) => p('race ' + v));
+Promise.all([1, Promise.resolve(2), new Promise((r) => setTimeout(() => r(3), 100))]).then((v) => p('all ' + JSON.stringify(v)));
+Promise.race([new Promise((r) => setTimeout(() => r('slow'), 150)), new Promise((r) => setTimeout(() => r('fast'), 1))]).then((v) => p('race ' + v));
 Promise.allSettled([Promise.reject(new Error('x')), 4]).then((v) => p('settled ' + (v as Array<{ status: string }>).map((s) => s.status).join(',')));
 async function f(n: number): Promise<number> {
   p('f start ' + n);
@@ -338,7 +342,7 @@ f(2).catch((e: Error) => p('f(2) threw ' + e.message));
 queueMicrotask(() => p('microtask'));
 setTimeout(() => p('timeout 0'), 0);
 p('sync end');
-setTimeout(() => log(out.join('\\n')), 50);
+setTimeout(() => log(out.join('\\n')), 400);
 `;
 
 describe('the runtime Promise on Duktape orders reactions like V8\'s', () => {
