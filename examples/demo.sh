@@ -3,7 +3,8 @@
 # Run by `npm run demo` after the set-up script. Works in a temp folder; leaves nothing behind
 # unless SIGNET_DEMO_DIR is set. Every step is checked: the demo stops at the first one that fails.
 #   SIGNET_DEMO_PORT=N      the update server's port (default: a free one the server picks)
-#   SIGNET_DEMO_SKIP_BOOT=1 skip step 9 (booting the disk in QEMU), e.g. where QEMU is missing
+#   SIGNET_DEMO_SKIP_BOOT=1 skip steps 9 and 9b (booting disks in QEMU), e.g. where QEMU is missing
+#   SIGNET_DEMO_ADMIN_PORT=N the port forwarded to router-admin's 443 in step 9b (default: a free one)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 signet() { node "$root/sdk/cli/signet.mjs" "$@"; }
@@ -56,6 +57,44 @@ else
     signet run disk.img --board qemu-virt-arm64 --key-dtb u-boot-pubkey.dtb --halt
   signet run disk.img --board qemu-virt-arm64 --key-dtb u-boot-pubkey.dtb --halt --timeout 600 | tee run.log
   grep -q '^boot\[OK\] slot=a' run.log || { echo "DEMO FAILED: no boot[OK] line" >&2; exit 1; }
+fi
+
+# Port: SIGNET_DEMO_ADMIN_PORT, or a free one on 127.0.0.1 (18080 in the docs).
+admin_port="${SIGNET_DEMO_ADMIN_PORT:-$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")}"
+if [ "${SIGNET_DEMO_SKIP_BOOT:-}" = 1 ]; then
+  step "9b. (skipped: SIGNET_DEMO_SKIP_BOOT=1) a service that serves: examples/router-admin over HTTPS" \
+    signet run admin-disk.img --board qemu-virt-arm64 --key-dtb u-boot-pubkey.dtb --net user --forward "$admin_port:443"
+else
+  step "9b. a service that serves: examples/router-admin, its TLS key and certificate provisioned per device (never in the image), HTTPS from the guest" \
+    signet build --project examples/router-admin ... "&&" signet disk ... "&&" signet device provision --disk admin-disk.img --id router-0001 --issue ... \
+    "&&" signet run admin-disk.img --net user --forward "$admin_port:443" "&&" curl --cacert keys/vendor-ca.crt "https://localhost:$admin_port/api/status"
+  signet build --project "$root/examples/router-admin" --version 1.2.0 --security-counter 3 --keys keys --out admin.simg
+  signet disk admin.simg --board qemu-virt-arm64 --keys keys --out admin-disk.img --key-dtb u-boot-pubkey.dtb
+  signet device provision --disk admin-disk.img --id router-0001 --board qemu-virt-arm64 --ca-dir keys --issue --host localhost
+  node "$root/sdk/cli/signet.mjs" run admin-disk.img --board qemu-virt-arm64 --key-dtb u-boot-pubkey.dtb --net user --forward "$admin_port:443" > admin-run.log 2>&1 &
+  admin_pid=$!
+  stop_admin() { # QEMU first, then signet run
+    for q in $(pgrep -P "$admin_pid" -f qemu-system 2>/dev/null); do kill "$q" 2>/dev/null || true; done
+    kill "$admin_pid" 2>/dev/null || true
+    wait "$admin_pid" 2>/dev/null || true
+  }
+  trap 'stop_admin; [ -n "${SIGNET_DEMO_DIR:-}" ] || rm -rf "$work"' EXIT
+  answer=""
+  for _ in $(seq 1 600); do
+    answer="$(curl -sS --max-time 10 --cacert keys/vendor-ca.crt "https://localhost:$admin_port/api/status" 2>/dev/null)" && break
+    answer=""
+    kill -0 "$admin_pid" 2>/dev/null || break
+    sleep 1
+  done
+  grep -a 'boot\[OK\]\|app\[' admin-run.log | tr -d '\r' || true
+  echo "\$ curl --cacert keys/vendor-ca.crt https://localhost:$admin_port/api/status"
+  echo "$answer"
+  stop_admin
+  trap '[ -n "${SIGNET_DEMO_DIR:-}" ] || rm -rf "$work"' EXIT
+  case "$answer" in
+    *'"service":"router-admin","version":"1.2.0","board":"qemu-virt-arm64"'*) ;;
+    *) tail -n 20 admin-run.log >&2; echo "DEMO FAILED: router-admin did not answer /api/status over HTTPS" >&2; exit 1 ;;
+  esac
 fi
 
 # Port 0: the server takes a free port and says which (its --json line); a fixed port that is

@@ -87,8 +87,11 @@ describe.skipIf(!available)('examples/router-admin on qemu-virt-arm64: provision
 
   afterAll(async () => {
     if (run && run.exitCode === null) {
+      // QEMU first: a SIGTERM to `signet run` has been seen to leave its QEMU running.
+      const qemu = spawnSync('pgrep', ['-P', String(run.pid), '-f', 'qemu-system'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+      for (const pid of qemu) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
       const exited = new Promise((r) => run!.once('exit', r));
-      run.kill('SIGTERM'); // signet run stops its QEMU
+      if (run.exitCode === null) run.kill('SIGTERM');
       await exited;
     }
     if (work) rmSync(work, { recursive: true, force: true });
