@@ -86,8 +86,8 @@ describe.skipIf(!available)('examples/router-admin on qemu-virt-arm64: provision
   }, BOOT_TIMEOUT + 300_000);
 
   afterAll(async () => {
-    if (run && run.exitCode === null) {
-      // QEMU first: a SIGTERM to `signet run` has been seen to leave its QEMU running.
+    if (run && run.exitCode === null && run.signalCode === null) {
+      // QEMU first, in case `signet run` failed to take it down (the last test checks it does).
       const qemu = spawnSync('pgrep', ['-P', String(run.pid), '-f', 'qemu-system'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
       for (const pid of qemu) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
       const exited = new Promise((r) => run!.once('exit', r));
@@ -129,5 +129,16 @@ describe.skipIf(!available)('examples/router-admin on qemu-virt-arm64: provision
     expect((await https(port, ca, path, 'PUT', 'x'.repeat(33))).status).toBe(400);
     expect(JSON.parse((await https(port, ca, path)).body)).toEqual({ 'wifi-name': 'home-net' });
     expect((await https(port, ca, '/nope')).status).toBe(404);
+  });
+
+  it('stops its QEMU when `signet run` is stopped with SIGTERM (no orphaned guest)', async () => {
+    const qemu = spawnSync('pgrep', ['-P', String(run.pid), '-f', 'qemu-system'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
+    expect(qemu.length).toBe(1);
+    const exited = new Promise((r) => run.once('exit', r));
+    run.kill('SIGTERM');
+    await exited;
+    const alive = () => { try { process.kill(qemu[0], 0); return true; } catch { return false; } };
+    for (let i = 0; i < 200 && alive(); i++) await new Promise((r) => setTimeout(r, 50)); // liveness bound only
+    expect(alive()).toBe(false);
   });
 });

@@ -91,6 +91,46 @@ export interface GuestOptions {
   onOutput?: (chunk: string) => void;
 }
 
+// ---- no guest outlives the process that started it ----------------------------------------
+
+/** QEMUs this process started and that still run. */
+const liveGuests = new Set<ChildProcess>();
+const GUEST_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+type GuestSignal = (typeof GUEST_SIGNALS)[number];
+const guestSignalHandlers = new Map<GuestSignal, () => void>(GUEST_SIGNALS.map((sig) => [sig, () => onGuestSignal(sig)]));
+
+function killLiveGuests(): void {
+  for (const q of liveGuests) q.kill('SIGKILL');
+  liveGuests.clear();
+}
+
+/** `signet run` stopped by a signal: its guests go with it, then the signal does what it would have. */
+function onGuestSignal(sig: GuestSignal): void {
+  killLiveGuests();
+  for (const [s, h] of guestSignalHandlers) process.off(s, h);
+  process.kill(process.pid, sig);
+}
+
+/**
+ * Tie a QEMU's life to this process: killed at exit and on SIGINT/SIGTERM/SIGHUP (a guest left
+ * running after its `signet run` ended holds its disk and forwarded ports). The signal handlers
+ * are installed only while a guest runs, so they change nothing for a process without one.
+ */
+function outliveNoGuest(qemu: ChildProcess): void {
+  if (liveGuests.size === 0) {
+    for (const [s, h] of guestSignalHandlers) process.on(s, h);
+    process.on('exit', killLiveGuests);
+  }
+  liveGuests.add(qemu);
+  qemu.once('exit', () => {
+    liveGuests.delete(qemu);
+    if (liveGuests.size === 0) {
+      for (const [s, h] of guestSignalHandlers) process.off(s, h);
+      process.off('exit', killLiveGuests);
+    }
+  });
+}
+
 /** A QEMU guest with its console on a unix socket: transcript, waitFor, send, exit. */
 export class GuestConsole {
   readonly #qemu: ChildProcess;
@@ -144,6 +184,7 @@ export class GuestConsole {
     ];
     const startedAt = Date.now();
     const qemu = spawn(o.system, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    outliveNoGuest(qemu);
     let stderr = '';
     qemu.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     let hasExited = false;
