@@ -132,10 +132,11 @@ describe.skipIf(!available)('examples/router-admin on qemu-virt-arm64: provision
   });
 
   it('stops its QEMU when `signet run` is stopped with SIGTERM (no orphaned guest)', async () => {
-    const qemu = spawnSync('pgrep', ['-P', String(run.pid), '-f', 'qemu-system'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
+    const guest = run!;
+    const qemu = spawnSync('pgrep', ['-P', String(guest.pid), '-f', 'qemu-system'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
     expect(qemu.length).toBe(1);
-    const exited = new Promise((r) => run.once('exit', r));
-    run.kill('SIGTERM');
+    const exited = new Promise((r) => guest.once('exit', r));
+    guest.kill('SIGTERM');
     await exited;
     const alive = () => { try { process.kill(qemu[0], 0); return true; } catch { return false; } };
     for (let i = 0; i < 200 && alive(); i++) await new Promise((r) => setTimeout(r, 50)); // liveness bound only
