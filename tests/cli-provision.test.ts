@@ -4,6 +4,7 @@
  * back here with the store's own decoder, the boot state untouched), and every refusal is one
  * coded line that leaves the disk as it was.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash, X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -136,6 +137,11 @@ describe('signet device provision', () => {
     const base = (extra: string[], d = disk, b = board.id) => signet(['device', 'provision', '--disk', d, '--id', 'router-0003', '--board', b, ...extra]);
     expectOneLineError(base([], app), 'E_DISK_NOT_A_DISK'); // an app image, not a disk
     expectOneLineError(base([], join(work, 'nowhere.img')), 'E_DISK_NOT_A_DISK');
+    // A FIFO or a device as the disk is refused at once, not waited on (a FIFO blocked forever).
+    const fifo = join(work, 'disk.fifo');
+    spawnSync('mkfifo', [fifo]);
+    expectOneLineError(base([], fifo), 'E_DISK_NOT_A_DISK');
+    expectOneLineError(base([], '/dev/zero'), 'E_DISK_NOT_A_DISK');
     expectOneLineError(base([], disk, 'bpi-r4-router'), 'E_DISK_NOT_A_DISK'); // another board's layout
     expectOneLineError(base([], disk, 'no-such-board'), 'E_BOARD_UNKNOWN');
     // The right layout but no boot state: a disk whose state partition was wiped.

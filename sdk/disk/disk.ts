@@ -5,7 +5,7 @@
  * the board before anything is written; the file appears atomically (temp file + rename).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileBlockDevice } from '../../bootloader/src/block-file';
 import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision';
@@ -115,11 +115,13 @@ export async function buildDisk(o: DiskOptions): Promise<DiskResult> {
 export function withDiskFile<T>(path: string, read: (fd: number) => T): T {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // Non-blocking, so that a FIFO given as the disk is refused below instead of waiting for a writer.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (cause) {
     throw new DiskError('E_DISK_NOT_A_DISK', `cannot open ${path}`, 'pass a disk image made by `signet disk`', cause);
   }
   try {
+    if (!fstatSync(fd).isFile()) throw new DiskError('E_DISK_NOT_A_DISK', `${path} is not a regular file`, 'pass a disk image made by `signet disk`');
     return read(fd);
   } finally {
     closeSync(fd);
