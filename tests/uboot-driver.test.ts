@@ -25,6 +25,8 @@ class FakeUboot {
   private atStart = false;
   /** Drop the next N status-marker lines from the output. */
   dropMarkers = 0;
+  /** Damage the next N answers to Ctrl-C (the "<INTERRUPT>" and the prompt after it). */
+  damageInterrupts = 0;
   /** Store setenv values with a change (a flash that does not keep what it is told). */
   mangleSetenv = false;
   private line = '';
@@ -96,6 +98,11 @@ class FakeUboot {
     if (ch === '\x03') {
       this.line = '';
       this.last = '';
+      if (this.damageInterrupts > 0) {
+        this.damageInterrupts--;
+        this.out('<INT\x7fRRUPT>\r\n=\x7f ');
+        return;
+      }
       this.out('<INTERRUPT>\r\n=> ');
       return;
     }
@@ -331,6 +338,18 @@ describe('U-Boot console driver (scripted U-Boot on the mock link)', () => {
     // The setenv's marker was the one lost: the step ran again from the start.
     expect(fake.executed.filter((c) => c.startsWith('mw.l')).length).toBeGreaterThanOrEqual(1);
     expect(fake.env.has('signet')).toBe(false);
+  });
+
+  test('a lost marker whose Ctrl-C answer also comes back damaged is asked again, not waited out to the time bound', async () => {
+    const { uboot, fake } = await setup({}, { commandTimeoutMs: 20_000 });
+    fake.handlers.set('mw.l', () => ({}));
+    await uboot.attach();
+    fake.dropMarkers = 1;
+    fake.damageInterrupts = 1;
+    const r = await uboot.run('mw.l 0x50000000 0x0 0x100', { timeoutMs: 20_000 });
+    expect(r.status).toBe(0);
+    expect(uboot.stats.lostOutputs).toBe(1);
+    expect(fake.damageInterrupts).toBe(0);
   });
 
   test('a command that never finishes times out with E_UBOOT_TIMEOUT', async () => {

@@ -151,7 +151,7 @@ export async function flashDisk(o: FlashOptions): Promise<FlashSummary> {
       return await session.run();
     } catch (e) {
       if (o.signal?.aborted) throw await session.interrupted(e);
-      throw asSignetError(e);
+      throw session.lineFailure(e) ?? asSignetError(e);
     } finally {
       if (ownLink) await link.close().catch(() => undefined);
     }
@@ -797,6 +797,10 @@ class FlashSession {
   private lineVerdict(): FlashError | undefined {
     const rate = this.meter.errorRate();
     if (rate === undefined || rate <= MAX_LINE_ERROR_RATE) return undefined;
+    return this.lineError(rate);
+  }
+
+  private lineError(rate: number): FlashError {
     const s = this.console.stats;
     return new FlashError(
       'E_FLASH_LINE',
@@ -804,6 +808,18 @@ class FlashSession {
       'the flash is NOT complete (nothing unverified was written): check the cable and its ground, lower the baud rate, then run again with --skip-unchanged to keep what is already on the board',
       { errorRate: rate },
     );
+  }
+
+  /**
+   * A console or transfer failure on a line measured as too bad (from fewer samples than the
+   * in-flight check needs: the flash has already failed, the question is only why) is reported
+   * as E_FLASH_LINE, the cause a vendor can act on, instead of the step that happened to give up.
+   */
+  lineFailure(e: unknown): FlashError | undefined {
+    if (!(e instanceof UbootError || e instanceof YmodemError)) return undefined;
+    const rate = this.meter.errorRate(FAILED_LINE_SAMPLES, FAILED_FRAME_SAMPLES);
+    if (rate === undefined || rate <= MAX_LINE_ERROR_RATE) return undefined;
+    return this.lineError(rate);
   }
 
   private checkLine(): void {
@@ -913,6 +929,9 @@ class FlashSession {
 const MAX_LINE_ERROR_RATE = 0.025;
 const MIN_LINE_SAMPLES = 20;
 const MIN_FRAME_SAMPLES = 40;
+/** Enough to name the line as the cause once a step has already failed. */
+const FAILED_LINE_SAMPLES = 4;
+const FAILED_FRAME_SAMPLES = 8;
 
 /**
  * How much the line damages, estimated from what had to be repeated: typed lines whose echo
@@ -926,14 +945,14 @@ class LineMeter {
 
   constructor(private readonly stats: Readonly<ConsoleStats>) {}
 
-  errorRate(): number | undefined {
+  errorRate(minLines = MIN_LINE_SAMPLES, minFrames = MIN_FRAME_SAMPLES): number | undefined {
     const estimates: number[] = [];
     const s = this.stats;
-    if (s.typedLines >= MIN_LINE_SAMPLES) {
+    if (s.typedLines >= minLines) {
       const ok = Math.max(s.typedLines - s.damagedEchoes, 0.5) / s.typedLines;
       estimates.push(1 - Math.pow(ok, 1 / (2 * (s.typedChars / s.typedLines))));
     }
-    if (this.frames >= MIN_FRAME_SAMPLES) {
+    if (this.frames >= minFrames) {
       const ok = Math.max(this.frames - this.framesResent, 0.5) / this.frames;
       estimates.push(1 - Math.pow(ok, 1 / (this.frameBytes / this.frames + 1)));
     }

@@ -389,17 +389,17 @@ export class UbootConsole {
         );
       }
       if (r.outcome === 'quiet') {
-        if (!probed) {
-          // Still running, or finished with its marker lost, or the Enter was lost: a Ctrl-C
-          // tells. A prompt reads it only after the command ended, so "<INTERRUPT>" and no marker
-          // means the outcome cannot be known.
-          probed = true;
-          await this.send(CTRL_C);
-        } else if (text.includes('<INTERRUPT>') || this.endsAtPrompt(text)) {
+        if (probed && (text.includes('<INTERRUPT>') || this.endsAtPrompt(text))) {
           this.stats.lostOutputs++;
           await this.resync();
           throw new UbootError('E_UBOOT_LOST_OUTPUT', `the end of "${command}" was lost on the line`, 'the step is repeated', { transcript: this.tail });
         }
+        // Still running, or finished with its marker lost, or the Enter was lost: a Ctrl-C
+        // tells. A prompt reads it only after the command ended, so "<INTERRUPT>" and no marker
+        // means the outcome cannot be known. Asked again after each quiet spell: on a bad line
+        // the answer itself can arrive damaged, and waiting out the whole bound would not help.
+        probed = true;
+        await this.send(CTRL_C);
       }
     }
   }
