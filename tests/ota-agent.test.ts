@@ -308,3 +308,17 @@ var LAYOUT = ${JSON.stringify(SMALL_LAYOUT)}; var FLASH_BYTES = ${SMALL_FLASH_BY
     expect(bad).toContain('final slot=a version=1.2.0 floor=3\n');
   });
 });
+
+describe('agent: the check-in answer is read strictly', () => {
+  it('one reading only: duplicate keys, trailing data and non-JSON are E_API, a plain answer parses', async () => {
+    const { parseOffer } = await import('../sdk/ota/agent');
+    const enc = (s: string) => new TextEncoder().encode(s);
+    const offer = '{"target":"t","version":"1.3.0","securityCounter":4,"length":10,"sha256":"00","rollout":"r"}';
+    expect(parseOffer(enc(`{"offer":${offer}}`))).toMatchObject({ version: '1.3.0', securityCounter: 4 });
+    expect(parseOffer(enc('{"offer":null}'))).toBeNull();
+    // JSON.parse takes the last of two keys; a strict reader refuses the answer.
+    for (const bad of [`{"offer":null,"offer":${offer}}`, `{"offer":${offer.replace('"version":"1.3.0"', '"version":"1.0.0","version":"1.3.0"')}}`, '{"offer":null} x', 'offer']) {
+      expect(() => parseOffer(enc(bad)), bad).toThrow(expect.objectContaining({ code: 'E_API' }));
+    }
+  });
+});

@@ -14,6 +14,7 @@
  * code runs on Node for simulated devices and bundled for Duktape on the device.
  */
 import { utf8Decode, utf8Encode } from '../util/bytes';
+import { parseStrictJson } from '../util/strict-json';
 import type { SignetError } from '../util/errors';
 import type { ImageCrypto } from '../image/crypto';
 import { verifyImage, type VerifiedImage } from '../image/verify';
@@ -131,7 +132,9 @@ function parseJson(bytes: Uint8Array | null | undefined): unknown {
   const text = utf8Decode(bytes);
   if (text === null) return undefined;
   try {
-    return JSON.parse(text);
+    // Strict: a duplicate key, a lone surrogate or a too-deep answer is no answer (the server's
+    // reply is advice, but one reading of it, the same on every engine).
+    return parseStrictJson(text);
   } catch (_e) {
     return undefined;
   }
