@@ -15,9 +15,10 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fetchDeb, nativeDebianArch, type DebianArch } from '../../sdk/build/debian';
+import { attributeNative, checkNativeTcb, NATIVE_TCB_FILE, parseLinkMap, signetHostClassifier, type NativeTcb } from '../../sdk/build/tcb-native';
 import { cacheDir as projectCacheDir, sdkRoot } from '../../sdk/util/paths';
 import { NativeBuildError } from './errors';
 
@@ -204,6 +205,22 @@ async function publish(from: string, to: string): Promise<void> {
   }
 }
 
+/** Part of the cache key: hosts built before the link map was kept have no TCB record beside them. */
+const TCB_RECORD = 'tcb-record-1';
+
+/** The TCB of the linked binary by library (sdk/build/tcb-native), written beside it; the map itself is dropped. */
+async function writeNativeTcb(dir: string, linkMap: string, inputs: Parameters<typeof signetHostClassifier>[0]): Promise<void> {
+  const tcb = attributeNative(parseLinkMap(await readFile(linkMap, 'utf8')), new Uint8Array(await readFile(join(dir, 'signet-host'))), signetHostClassifier(inputs));
+  await writeFile(join(dir, NATIVE_TCB_FILE), JSON.stringify(tcb, null, 1) + '\n');
+  await rm(linkMap);
+}
+
+/** The bytes of a built signet-host by library (libc, mbedtls, duktape, libuv, ...), from its build. */
+export async function nativeHostTcb(binary: string): Promise<NativeTcb> {
+  const path = join(dirname(binary), NATIVE_TCB_FILE);
+  return checkNativeTcb(JSON.parse(await readFile(path, 'utf8')), path);
+}
+
 const inFlight = new Map<string, Promise<string>>();
 
 /** Builds signet-host for `target` (or finds it in the cache) and returns the binary's path. */
@@ -233,7 +250,7 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
   const engineKey = digest([cc, ...CFLAGS, ...engineSources]);
   const libParts: Buffer[] = [];
   for (const l of libs) libParts.push(l.stamp, await readFile(l.archive));
-  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, hostSource, tlsSource, ...engineSources, '--', ...libParts]);
+  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, TCB_RECORD, hostSource, tlsSource, ...engineSources, '--', ...libParts]);
   const outDir = join(nativeDir, `${target}-${outKey}`);
   const binary = join(outDir, 'signet-host');
   if (existsSync(binary)) return binary;
@@ -256,7 +273,9 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
             rename(join(tmp, 'duktape.o'), engineObj),
           ),
     ]);
-    await run(spec.cc, [...LDFLAGS, '-o', join(tmp, 'signet-host'), hostObj, tlsObj, engineObj, ...libs.map((l) => l.archive), ...LIBS], spec);
+    const linkMap = join(tmp, 'signet-host.map');
+    await run(spec.cc, [...LDFLAGS, `-Wl,-Map=${linkMap}`, '-o', join(tmp, 'signet-host'), hostObj, tlsObj, engineObj, ...libs.map((l) => l.archive), ...LIBS], spec);
+    await writeNativeTcb(tmp, linkMap, { ownDir: tmp, engineObject: engineObj, archives: libs.map((l, i) => ({ path: l.archive, pkg: STATIC_LIBS[i]!.pkg })) });
     await rm(hostObj);
     await rm(tlsObj);
     await chmod(tmp, 0o755); // mkdtemp made it private
