@@ -245,12 +245,16 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
   const hostSource = await readFile(hostC);
   const tlsC = hostSourcePath('tls.c');
   const tlsSource = await readFile(tlsC);
+  // net.c (the guest's network, DHCP client) and dhcp.c (DHCP messages), with its header.
+  const netC = hostSourcePath('net.c');
+  const dhcpC = hostSourcePath('dhcp.c');
+  const netSources = await Promise.all([netC, dhcpC, hostSourcePath('dhcp.h')].map((f) => readFile(f)));
 
   const nativeDir = join(cacheDir, 'native');
   const engineKey = digest([cc, ...CFLAGS, ...engineSources]);
   const libParts: Buffer[] = [];
   for (const l of libs) libParts.push(l.stamp, await readFile(l.archive));
-  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, TCB_RECORD, hostSource, tlsSource, ...engineSources, '--', ...libParts]);
+  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, TCB_RECORD, hostSource, tlsSource, ...netSources, ...engineSources, '--', ...libParts]);
   const outDir = join(nativeDir, `${target}-${outKey}`);
   const binary = join(outDir, 'signet-host');
   if (existsSync(binary)) return binary;
@@ -263,10 +267,14 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
     const include = `-I${engine}`;
     const hostObj = join(tmp, 'host.o');
     const tlsObj = join(tmp, 'tls.o');
+    const netObj = join(tmp, 'net.o');
+    const dhcpObj = join(tmp, 'dhcp.o');
     const includes = [...new Set(libs.map((l) => `-I${l.include}`))];
     await Promise.all([
       run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, ...includes, '-c', hostC, '-o', hostObj], spec),
       run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, ...includes, '-c', tlsC, '-o', tlsObj], spec),
+      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, ...includes, '-c', netC, '-o', netObj], spec),
+      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', '-c', dhcpC, '-o', dhcpObj], spec),
       existsSync(engineObj)
         ? Promise.resolve()
         : run(spec.cc, [...CFLAGS, include, '-c', join(engine, 'duktape.c'), '-o', join(tmp, 'duktape.o')], spec).then(() =>
@@ -274,10 +282,12 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
           ),
     ]);
     const linkMap = join(tmp, 'signet-host.map');
-    await run(spec.cc, [...LDFLAGS, `-Wl,-Map=${linkMap}`, '-o', join(tmp, 'signet-host'), hostObj, tlsObj, engineObj, ...libs.map((l) => l.archive), ...LIBS], spec);
+    await run(spec.cc, [...LDFLAGS, `-Wl,-Map=${linkMap}`, '-o', join(tmp, 'signet-host'), hostObj, tlsObj, netObj, dhcpObj, engineObj, ...libs.map((l) => l.archive), ...LIBS], spec);
     await writeNativeTcb(tmp, linkMap, { ownDir: tmp, engineObject: engineObj, archives: libs.map((l, i) => ({ path: l.archive, pkg: STATIC_LIBS[i]!.pkg })) });
     await rm(hostObj);
     await rm(tlsObj);
+    await rm(netObj);
+    await rm(dhcpObj);
     await chmod(tmp, 0o755); // mkdtemp made it private
     await publish(tmp, outDir);
     return binary;

@@ -4,7 +4,7 @@
  * Host mode:   signet-host <script.js> [args...]
  * PID 1 mode:  mounts /proc, /sys, /dev, loads the kernel modules listed in
  *              /signet/modules, brings up lo and the interface /signet/network
- *              names, runs /signet/boot.js with the kernel
+ *              names (net.c: a static address or DHCP), runs /signet/boot.js with the kernel
  *              command-line arguments after "--", and powers off when the
  *              script ends (a PID 1 must never exit).
  *
@@ -1222,6 +1222,8 @@ static const duk_function_list_entry native_functions[] = {
 };
 
 void signet_register_tls(duk_context *ctx); /* tls.c (mbed TLS) */
+void signet_register_net(duk_context *ctx); /* net.c: netInfo */
+void signet_net_up(void);                   /* net.c: lo, the interface, DHCP */
 
 static void register_native(duk_context *ctx, char **args, int nargs) {
     int i;
@@ -1240,6 +1242,7 @@ static void register_native(duk_context *ctx, char **args, int nargs) {
     duk_push_object(ctx);
     duk_put_function_list(ctx, -1, uv_functions);
     signet_register_tls(ctx); /* tls.c: tlsConfig, tlsSession, tlsPush, tlsWrite, tlsEnd */
+    signet_register_net(ctx); /* net.c: netInfo */
     duk_put_prop_string(ctx, -2, "uv");
     duk_put_global_string(ctx, "signet_native");
 }
@@ -1398,90 +1401,8 @@ static void load_modules(void) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Network bring-up (PID 1)                                                  */
+/* Network bring-up (PID 1): net.c (static address or DHCP, DNS servers)     */
 /* ------------------------------------------------------------------------ */
-
-#define NETWORK_CONF "/signet/network" /* "<ifname> <address> <prefix> [gateway]", one line */
-
-static int if_flags_up(int fd, const char *name) {
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) return -1;
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    return ioctl(fd, SIOCSIFFLAGS, &ifr);
-}
-
-static int if_set_addr(int fd, const char *name, unsigned long request, struct in_addr a) {
-    struct ifreq ifr;
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
-    memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
-    sin->sin_family = AF_INET;
-    sin->sin_addr = a;
-    return ioctl(fd, request, &ifr);
-}
-
-/* Brings up lo (the kernel gives it 127.0.0.1/8 when it goes up) and, as NETWORK_CONF says,
- * one interface with a static IPv4 address and a default route. Failures are warnings: the
- * boot stage must still run (it needs no network), and a service that does will say so. */
-static void net_up(void) {
-    static char conf[256];
-    char ifname[IFNAMSIZ] = "", addr[64] = "", gw[64] = "";
-    int prefix = -1, fd, cfd, n;
-    ssize_t len = 0;
-    struct in_addr a, mask, g;
-    char msg[200];
-
-    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        write_line(1, "host[WARN] network: socket: ", strerror(errno));
-        return;
-    }
-    if (if_flags_up(fd, "lo") != 0) write_line(1, "host[WARN] network: lo: ", strerror(errno));
-
-    cfd = open(NETWORK_CONF, O_RDONLY | O_CLOEXEC);
-    if (cfd < 0) {
-        close(fd);
-        return;
-    }
-    for (;;) {
-        ssize_t r = read(cfd, conf + len, sizeof(conf) - 1 - (size_t)len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        len += r;
-    }
-    close(cfd);
-    conf[len] = '\0';
-    n = sscanf(conf, "%15s %63s %d %63s", ifname, addr, &prefix, gw);
-    if (n < 3 || prefix < 0 || prefix > 32 || inet_pton(AF_INET, addr, &a) != 1 || (n == 4 && inet_pton(AF_INET, gw, &g) != 1)) {
-        write_line(1, "host[WARN] network: cannot read " NETWORK_CONF ": ", conf);
-        close(fd);
-        return;
-    }
-    mask.s_addr = htonl(prefix == 0 ? 0 : 0xffffffffu << (32 - prefix));
-    if (if_set_addr(fd, ifname, SIOCSIFADDR, a) != 0 || if_set_addr(fd, ifname, SIOCSIFNETMASK, mask) != 0 || if_flags_up(fd, ifname) != 0) {
-        /* No such interface: the machine has no network card (QEMU -nic none), not a fault. */
-        snprintf(msg, sizeof(msg), "%s: %s", ifname, strerror(errno));
-        write_line(1, errno == ENODEV ? "host[NET] no network: " : "host[WARN] network: ", msg);
-        close(fd);
-        return;
-    }
-    if (n == 4) {
-        struct rtentry rt;
-        memset(&rt, 0, sizeof(rt));
-        ((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
-        ((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
-        ((struct sockaddr_in *)&rt.rt_gateway)->sin_family = AF_INET;
-        ((struct sockaddr_in *)&rt.rt_gateway)->sin_addr = g;
-        rt.rt_flags = RTF_UP | RTF_GATEWAY;
-        rt.rt_dev = ifname;
-        if (ioctl(fd, SIOCADDRT, &rt) != 0 && errno != EEXIST) write_line(1, "host[WARN] network: default route: ", strerror(errno));
-    }
-    snprintf(msg, sizeof(msg), "%s %s/%d%s%s", ifname, addr, prefix, n == 4 ? " via " : "", n == 4 ? gw : "");
-    write_line(1, "host[NET] ", msg);
-    close(fd);
-}
 
 /* Splits the kernel command line the way the kernel does (whitespace, double
  * quotes group) and returns the words after "--"; *count receives their number. */
@@ -1538,7 +1459,7 @@ int main(int argc, char **argv) {
         mount_early("proc", "/proc", "proc");
         mount_early("sysfs", "/sys", "sysfs");
         load_modules();
-        net_up();
+        signet_net_up();
         g_script_path = BOOT_SCRIPT;
         args = cmdline_args(&nargs);
     } else {

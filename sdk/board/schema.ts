@@ -46,11 +46,13 @@ export interface Board {
   };
   qemu?: { system: string; machine: string; cpu: string; memoryMb: number; firmware?: string };
   /**
-   * The guest's network (kvm boards): a static IPv4 address with its prefix length and an
-   * optional default gateway, set by /init on `interface` (default eth0). Absent: QEMU user-mode
-   * networking's 10.0.2.15/24 via 10.0.2.2 (sdk/disk/network.ts).
+   * The guest's network (kvm boards), brought up by /init on `interface` (default eth0): by DHCP
+   * (`mode: "dhcp"`, the default when no address is given), or a static IPv4 address with its
+   * prefix length and an optional default gateway (`mode: "static"`, the default when `address`
+   * is given). `dns`: the resolver's servers, instead of the ones DHCP names. Absent: DHCP on
+   * eth0 (sdk/disk/network.ts).
    */
-  network?: { interface?: string; address: string; gateway?: string };
+  network?: { interface?: string; mode?: 'dhcp' | 'static'; address?: string; gateway?: string; dns?: string[] };
 }
 
 type Rule =
@@ -109,8 +111,10 @@ export const BOARD_SCHEMA: Rule = O({
   network: [
     O({
       interface: [S(/^[a-z][a-z0-9]{0,14}$/), 'optional'],
-      address: S(/^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\/([0-9]|[12]\d|3[0-2])$/),
+      mode: [E('dhcp', 'static'), 'optional'],
+      address: [S(/^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\/([0-9]|[12]\d|3[0-2])$/), 'optional'],
       gateway: [S(/^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/), 'optional'],
+      dns: [{ t: 'list', min: 1, max: 3, of: S(/^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/) }, 'optional'],
     }),
     'optional',
   ],
@@ -184,5 +188,9 @@ export function layoutErrors(b: Board): string[] {
   const bb = parts.find((p) => p.name === 'slot_b');
   if (a && bb && a.size !== bb.size) errs.push('flash.partitions: slot_a and slot_b must be the same size');
   if (b.hypervisor === 'xen' && !b.xen) errs.push('xen: required for hypervisor "xen"');
+  const net = b.network;
+  if (net && net.mode === 'static' && !net.address) errs.push('network.address: required with mode "static"');
+  if (net && net.mode === 'dhcp' && (net.address || net.gateway)) errs.push('network: address and gateway come from DHCP with mode "dhcp"; leave them out');
+  if (net && !net.address && net.gateway) errs.push('network.gateway: only with a static address');
   return errs;
 }

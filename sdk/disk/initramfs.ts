@@ -9,8 +9,9 @@
  *                         signet-host (`--compile`); /init runs it instead of compiling boot.js,
  *                         which took most of the boot stage's time under emulation
  *   /signet/modules       load order: one initramfs path per line (absent when no modules)
- *   /signet/network       `<ifname> <address> <prefix> [gateway]`: /init brings that interface
- *                         up (and lo); absent: lo only
+ *   /signet/network       `<ifname> dhcp` or `<ifname> <address> <prefix> [gateway]`, then
+ *                         `dns <address>` lines: /init brings that interface up (and lo), by
+ *                         DHCP or statically (bootloader/native/net.c); absent: lo only
  *   /lib/modules/*.ko     kernel modules, loaded by /init before boot.js runs
  *   /dev/console          char 5:1, so the kernel can give /init its console
  *   /dev /proc /sys       mount points
@@ -34,7 +35,7 @@ export interface InitramfsInput {
   mtime?: number;
   /** Add /signet/boot.dukbc, boot.js precompiled (default true). */
   bytecode?: boolean;
-  /** The /signet/network line (sdk/disk/network.ts networkConfLine). */
+  /** The /signet/network text (sdk/disk/network.ts networkConfLine). */
   network?: string;
 }
 
@@ -91,7 +92,7 @@ export async function initramfsEntries(i: InitramfsInput): Promise<CpioEntry[]> 
     entries.push({ type: 'file', path: INITRAMFS_MODULE_LIST, data: list });
   }
   if (i.network !== undefined) {
-    if (i.network.length > 255) throw new DiskError('E_CPIO_ENTRY', 'the network line is longer than the 255 bytes /init reads', 'shorten board.network');
+    if (i.network.length > 511) throw new DiskError('E_CPIO_ENTRY', 'the network settings are longer than the 511 bytes /init reads', 'shorten board.network');
     entries.push({ type: 'file', path: INITRAMFS_NETWORK, data: enc.encode(i.network) });
   }
   for (const f of i.files ?? []) entries.push({ type: 'file', path: f.path, data: f.data, mode: f.mode });

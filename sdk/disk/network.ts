@@ -1,19 +1,34 @@
 /**
- * The guest's network: the static address /init gives it (board.network, defaulting to what
- * QEMU's user-mode network expects), and the QEMU options for `signet run --net user
- * --forward HOST:GUEST`. Forwarded ports listen on 127.0.0.1 only.
+ * The guest's network: how /init brings it up (board.network: DHCP by default, or a static
+ * address; DNS servers), and the QEMU options for `signet run --net user --forward HOST:GUEST`.
+ * Forwarded ports listen on 127.0.0.1 only.
  */
 import type { Board } from '../board/schema';
 import { DiskError } from './errors';
 
-/** QEMU user-mode networking: the guest is 10.0.2.15, the host (and gateway) 10.0.2.2. */
-export const QEMU_USER_NETWORK = { interface: 'eth0', address: '10.0.2.15/24', gateway: '10.0.2.2' } as const;
+/** QEMU user-mode networking: its DHCP server gives 10.0.2.15/24 via 10.0.2.2 and DNS 10.0.2.3. */
+export const QEMU_USER_NETWORK = { interface: 'eth0', address: '10.0.2.15/24', gateway: '10.0.2.2', dns: '10.0.2.3' } as const;
 
-/** The line /init reads from /signet/network: `<ifname> <address> <prefix> [gateway]`. */
+/**
+ * What /init reads from /signet/network (bootloader/native/net.c): a first line
+ * `<ifname> dhcp` or `<ifname> <address> <prefix> [gateway]`, then one `dns <address>` line per
+ * server the board names. No `network` in the board: DHCP on eth0 (a device on a real network
+ * gets its address that way, and under QEMU user net the answer is what a static default would
+ * have been, plus the DNS server).
+ */
 export function networkConfLine(board: Board): string {
-  const n = board.network ?? QEMU_USER_NETWORK;
-  const [address, prefix] = n.address.split('/');
-  return [n.interface ?? 'eth0', address, prefix, ...(n.gateway ? [n.gateway] : [])].join(' ') + '\n';
+  const n = board.network ?? {};
+  const ifname = n.interface ?? 'eth0';
+  const staticMode = n.mode === 'static' || (n.mode === undefined && n.address !== undefined);
+  let first: string;
+  if (staticMode) {
+    if (!n.address) throw new DiskError('E_BOARD_NETWORK', `board ${board.id}: network mode "static" without an address`, 'give network.address as a.b.c.d/prefix, or use mode "dhcp"');
+    const [address, prefix] = n.address.split('/');
+    first = [ifname, address, prefix, ...(n.gateway ? [n.gateway] : [])].join(' ');
+  } else {
+    first = `${ifname} dhcp`;
+  }
+  return [first, ...(n.dns ?? []).map((d) => `dns ${d}`)].join('\n') + '\n';
 }
 
 export interface PortForward {
