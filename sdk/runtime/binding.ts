@@ -11,7 +11,7 @@
  *   all    'close' (the last event; the id is invalid afterwards)
  *
  * Calls that fail at once throw an Error whose `code` is libuv's name (EADDRINUSE...).
- * Addresses are numeric IPv4 or IPv6; there are no name lookups.
+ * Addresses are numeric IPv4 or IPv6; names are looked up above this, in dns.ts.
  */
 export type UvHandler = (event: string, a?: unknown, b?: unknown, c?: unknown) => void;
 
@@ -19,6 +19,22 @@ export interface UvAddress {
   address: string;
   port: number;
   family: string;
+}
+
+/**
+ * The network /init brought up (bootloader/native/net.c), as it is now: `address` and `prefix`
+ * are null while DHCP has no lease; `dns` is the board's servers, else DHCP's.
+ */
+export interface NetInfo {
+  interface: string;
+  source: 'dhcp' | 'static';
+  address: string | null;
+  prefix: number | null;
+  gateway: string | null;
+  dns: string[];
+  /** DHCP only, once a lease is held: the server that gave it and its length (-1: infinite). */
+  dhcpServer?: string | null;
+  leaseSeconds?: number;
 }
 
 export interface UvBinding {
@@ -48,6 +64,8 @@ export interface UvBinding {
   run(stopOnError?: boolean): boolean;
   /** Closes every handle without telling its handler (a service being restarted). */
   closeAll(): void;
+  /** The device's network (null: none was brought up); absent under Node. */
+  netInfo?(): NetInfo | null;
   /**
    * True where tcpListen and udpBind finish later (Node): the handler then gets 'listening' or
    * 'error'. On the device they finish in the call (or throw).

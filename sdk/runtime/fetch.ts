@@ -6,8 +6,9 @@
  *
  * `https:` goes through tls.connect: the server must present a certificate from `ca` (required,
  * PEM) naming `servername` (default: the URL's host), else the promise rejects with the
- * refusal's code (E_TLS_UNTRUSTED, E_TLS_HOSTNAME, ...). Hosts are numeric addresses or
- * `localhost`: there is no DNS resolver on the device yet.
+ * refusal's code (E_TLS_UNTRUSTED, E_TLS_HOSTNAME, ...). A host name is looked up with the
+ * runtime's resolver (dns.ts; a failure rejects with its code, ENOTFOUND...); numeric addresses
+ * and `localhost` need no query.
  */
 import { EventEmitter } from './events';
 import { codedError } from './host';
@@ -138,7 +139,7 @@ export function fetch(url: string, options?: FetchOptions): Promise<FetchRespons
   return new Promise<FetchResponse>(function (resolve, reject) {
     const u = URL_RE.exec(url);
     if (!u) {
-      reject(codedError('E_FETCH_URL', "fetch: '" + url + "' is not an http:// or https:// URL with a numeric host or localhost"));
+      reject(codedError('E_FETCH_URL', "fetch: '" + url + "' is not an http:// or https:// URL"));
       return;
     }
     const secure = u[1] === 'https';

@@ -1,6 +1,6 @@
 /**
  * The API a service imports: `import { log, confirm, board, version } from 'signet/runtime'`,
- * and the Node-like modules as namespaces: `import { http, net, dgram, timers } from
+ * and the Node-like modules as namespaces: `import { http, net, dgram, dns, timers } from
  * 'signet/runtime'` (docs/runtime.md lists the subset). Each is left out of a bundle that does
  * not use it.
  *
@@ -10,14 +10,16 @@
  */
 
 import * as dgram from './dgram';
+import * as dns from './dns';
 import * as http from './http';
 import * as net from './net';
 import * as timers from './timers';
 import * as tls from './tls';
 import * as config from './config';
-import type { UvBinding } from './binding';
+import type { NetInfo, UvBinding } from './binding';
 
-export { dgram, http, net, timers, tls };
+export { dgram, dns, http, net, timers, tls };
+export type { NetInfo };
 export { fetch, type FetchOptions, type FetchResponse } from './fetch';
 export { config };
 export { SignetPromise as Promise } from './promise';
@@ -61,6 +63,15 @@ export function log(line: string): void {
 export function confirm(): void {
   if (host) host.confirm();
   else fallbackLog('app[CONFIRM] (no host)');
+}
+
+/**
+ * The device's network as /init brought it up: interface, address and prefix (null while DHCP
+ * has no lease), gateway, DNS servers, and for DHCP the server and lease length. Null when the
+ * device has no network, and under Node.
+ */
+export function networkInfo(): NetInfo | null {
+  return host && host.uv && host.uv.netInfo ? host.uv.netInfo() : null;
 }
 
 /** Stop the service with an exit code, where the host allows it (no-op without a host). */

@@ -3,12 +3,18 @@
  * address) and Socket (write, end, destroy, pause, resume, setNoDelay, address, remoteAddress,
  * remotePort; events connect, data, end, drain, finish, error, close). Data arrives as
  * Uint8Array (there is no Buffer on the device); write takes a string (UTF-8) or bytes.
- * Addresses are numeric ('localhost' is 127.0.0.1); there are no name lookups.
+ * connect() takes a hostname too: it is looked up first (dns.lookup; writes wait for it), and a
+ * failed lookup is the socket's 'error' (ENOTFOUND...). Servers listen on numeric addresses
+ * ('localhost' is 127.0.0.1). isIP, isIPv4 and isIPv6 as in node:net.
  */
 import type { UvAddress, UvBinding } from './binding';
+import { lookup } from './dns';
 import { EventEmitter } from './events';
 import { codedError, requireLoop } from './host';
+import { isIP } from './ip';
 import { guard } from './jobs';
+
+export { isIP, isIPv4, isIPv6 } from './ip';
 
 /** Bytes queued beyond which write() returns false (wait for 'drain'). */
 const HIGH_WATER_MARK = 16 * 1024;
@@ -55,6 +61,8 @@ export class Socket extends EventEmitter {
   private paused = false;
   private needDrain = false;
   private pendingError: Error | undefined;
+  /** Writes made while the host name is being looked up, sent once there is a connection. */
+  private early: Array<{ bytes: Uint8Array; cb: ((e?: Error) => void) | undefined }> | undefined;
 
   /** @internal Sockets are made by connect() and by a server; not by user code. */
   constructor(b: UvBinding, id?: number) {
@@ -85,9 +93,36 @@ export class Socket extends EventEmitter {
   connectTo(port: number, host: string): void {
     const self = this;
     this.connecting = true;
-    this.id = this.b.tcpConnect(guard(function (event: string, a?: unknown, c?: unknown) {
-      self.onEvent(event, a, c);
-    }), host, port);
+    if (isIP(host) !== 0) {
+      this.id = this.b.tcpConnect(guard(function (event: string, a?: unknown, c?: unknown) {
+        self.onEvent(event, a, c);
+      }), host, port);
+      return;
+    }
+    // A name: look it up, then connect; what was written meanwhile goes out in order after.
+    this.early = [];
+    lookup(host, { family: 0 }, function (err: Error | null, address?: string) {
+      if (self.destroyed) return;
+      if (err) {
+        self.connecting = false;
+        self.early = undefined;
+        self.destroy(err);
+        return;
+      }
+      const waiting = self.early || [];
+      self.early = undefined;
+      try {
+        self.connectTo(port, address as string);
+      } catch (e) {
+        self.destroy(e as Error);
+        return;
+      }
+      for (let i = 0; i < waiting.length; i++) {
+        self.pendingBytes -= waiting[i].bytes.length; // counted again as it is sent
+        self.send(waiting[i].bytes, waiting[i].cb);
+      }
+      if (self.writableEnded && !self.destroyed) self.b.shutdown(self.id as number);
+    });
   }
 
   private onEvent(event: string, a?: unknown, c?: unknown): void {
@@ -145,21 +180,33 @@ export class Socket extends EventEmitter {
 
   /** Queues data; false when more than 16 KiB wait to be sent (then wait for 'drain'). */
   write(data: string | Uint8Array, cb?: (e?: Error) => void): boolean {
+    if (this.early && !this.writableEnded && !this.destroyed) {
+      // still looking the host up: kept, and counted against the high-water mark
+      const early = toBytes(data);
+      this.early.push({ bytes: early, cb });
+      this.pendingBytes += early.length;
+      if (this.pendingBytes >= HIGH_WATER_MARK) this.needDrain = true;
+      return !this.needDrain;
+    }
     if (this.writableEnded || this.destroyed || this.id === undefined) {
       const e = codedError('ERR_STREAM_WRITE_AFTER_END', 'write after end');
       if (cb) nextTick(function () { cb(e); });
       return false;
     }
     const bytes = toBytes(data);
-    this.b.write(this.id, bytes);
-    this.bytesWritten += bytes.length;
-    this.pendingBytes += bytes.length;
-    this.writeQueue.push({ len: bytes.length, cb });
+    this.send(bytes, cb);
     if (this.pendingBytes >= HIGH_WATER_MARK) {
       this.needDrain = true;
       return false;
     }
     return true;
+  }
+
+  private send(bytes: Uint8Array, cb: ((e?: Error) => void) | undefined): void {
+    this.b.write(this.id as number, bytes);
+    this.bytesWritten += bytes.length;
+    this.pendingBytes += bytes.length;
+    this.writeQueue.push({ len: bytes.length, cb });
   }
 
   /** Sends the data, if any, then FIN. */

@@ -17,6 +17,7 @@ import type { UvBinding } from './binding';
 import { EventEmitter } from './events';
 import { codedError, requireLoop } from './host';
 import { connect as netConnect, numericHost, Server as NetServer, Socket, toBytes } from './net';
+import { lookup as dnsLookup } from './dns';
 import { clearTimeout, setTimeout, type Timeout } from './timers';
 
 export interface SecureContextOptions {
@@ -346,6 +347,8 @@ export function connect(options: ConnectOptions, cb?: () => void): SecureSocket 
   if (!device) {
     const node = nodeTls().connect({
       host,
+      // Names through the runtime's resolver, as on the device (not the system's).
+      lookup: dnsLookup,
       port: options.port,
       servername,
       ca: options.ca,
