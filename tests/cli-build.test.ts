@@ -100,6 +100,7 @@ describe('signet tcb', () => {
     const html = readFileSync(join(work, 'tcb.html'), 'utf8');
     expect(html).toContain('<html');
     expect(html).toContain('src/helper.ts');
-    expectOneLineError(signet(['tcb', join(ROOT, 'package.json')]), 'E_MAGIC');
+    // Neither an app image, a boot image nor a disk image (sdk/disk/boot-tcb-file).
+    expectOneLineError(signet(['tcb', join(ROOT, 'package.json')]), 'E_TCB_INPUT_KIND');
   });
 });

@@ -219,17 +219,23 @@ export function attributeNative(map: LinkMap, elf: Uint8Array, classify: OriginC
       continue;
     }
     if (out.size !== size) throw new TcbError('E_TCB_LINK_MAP', `the link map gives ${name} ${out.size} bytes, the binary ${size}: the map is not from this link`);
-    // Each byte of the output section goes to the first input that covers it. Merged string and
-    // constant pools are listed at their size before duplicates went, so they overlap what
-    // follows them (or sit at one address together): summing sizes would count bytes twice.
+    // Each byte of the output section goes to the input placed last at or before it (the first
+    // listed, among inputs at one address). Merged string and constant pools are listed at
+    // their size before duplicates went, so they run into what follows them or share an
+    // address: summing sizes would count bytes twice.
     const end = out.address + size;
     const inputs = map.inputs.filter((i) => i.output === name && i.size > 0).map((input, order) => ({ input, order }));
     inputs.sort((x, y) => x.input.address - y.input.address || x.order - y.order);
+    const nextStart: number[] = new Array(inputs.length);
+    for (let i = inputs.length - 1, next = end; i >= 0; i--) {
+      nextStart[i] = next;
+      if (i > 0 && inputs[i - 1]!.input.address < inputs[i]!.input.address) next = inputs[i]!.input.address;
+    }
     let cursor = out.address;
     let covered = 0;
-    for (const { input } of inputs) {
+    for (const [i, { input }] of inputs.entries()) {
       const from = Math.max(input.address, cursor);
-      const to = Math.min(input.address + input.size, end);
+      const to = Math.min(input.address + input.size, nextStart[i]!, end);
       if (to <= from) continue;
       const who = owner(input);
       add(who.library, who.member, to - from);

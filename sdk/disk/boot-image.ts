@@ -4,6 +4,9 @@
  * signed sha256,rsa2048 by `<keys>/fit.key`; plus the public-key DTB to bake into U-Boot
  * (`/signature/key-fit`, `required = "conf"`).
  *
+ * The FIT's root node also carries the boot image's TCB record (`signet,tcb`, sdk/disk/boot-tcb):
+ * kernel, /init by library, initramfs parts; signed with the configuration, read by `signet tcb`.
+ *
  * Compressed where the boot chain can unpack it: an arm64 kernel Image is stored gzip'd
  * (`compression = "gzip"`: U-Boot's bootm inflates it to the load address; QEMU's -kernel takes
  * it as it is), an armhf zImage as it is (it unpacks itself); the initramfs is gzip'd when the
@@ -15,12 +18,14 @@
  */
 import { join } from 'node:path';
 import { buildBootStage } from '../../bootloader/build';
+import { buildNativeHost, nativeHostTcb } from '../../bootloader/native/build';
 import type { Board } from '../board';
 import { buildFit, type FitArch, type FitCompression } from '../fit/fit';
 import { publicKeyDtb } from '../fit/keydtb';
 import { nodeCrypto } from '../image/crypto-node';
 import { loadTrustedRootFile, MAX_ROOT_BYTES } from '../ota/root-file';
 import { readInputFile } from '../util/files';
+import { BOOT_TCB_PROPERTY, buildBootTcb, encodeBootTcb, type BootTcbRecord } from './boot-tcb';
 import { asSignetError, DiskError } from './errors';
 import { FIT_KEY_NAME, loadFitSigner } from './fit-key';
 import { gzipDeterministic, isGzip } from './gzip';
@@ -55,6 +60,8 @@ export interface BootImage {
   timestamp: number;
   keyName: string;
   bootJsBytes: number;
+  /** What the FIT's signed `signet,tcb` record says it is made of (sdk/disk/boot-tcb). */
+  tcb: BootTcbRecord;
 }
 
 export function sourceDateEpoch(): number | undefined {
@@ -149,6 +156,8 @@ export async function buildBootImage(o: BootImageOptions): Promise<BootImage> {
     const { initramfs, modules, bootJsBytes } = await buildBoardInitramfs(o.board, kernel, rootJson, o.testMode ?? false, timestamp);
     const [fitKernel, ramdisk] = await Promise.all([fitKernelImage(o.board, kernel), fitRamdisk(kernel, initramfs)]);
     const dtb = kernelDtb(await dumpMachineDtb(o.board), o.board.kernel.cmdline ?? `console=${o.board.kernel.console}`);
+    const native = await nativeHostTcb(await buildNativeHost(o.board.arch));
+    const tcb = buildBootTcb({ board: o.board, kernel, fitKernel, initramfs, ramdisk, dtb, native });
     const a = o.board.loadAddresses;
     const fit = buildFit({
       description: `Signet boot image for ${o.board.id} (Linux ${kernel.version})`,
@@ -159,10 +168,11 @@ export async function buildBootImage(o: BootImageOptions): Promise<BootImage> {
       fdt: { data: dtb, description: `${o.board.id} device tree`, loadAddress: BigInt(a.fdt) },
       keyName: FIT_KEY_NAME,
       signer,
+      rootProperties: [{ name: BOOT_TCB_PROPERTY, value: await encodeBootTcb(tcb) }],
     });
     const kernelSize = o.board.arch === 'arm64' ? arm64ImageSize(kernel.kernel) : kernel.kernel.length;
     checkLoadLayout(o.board, { kernel: kernelSize, ramdisk: ramdisk.length, fdt: dtb.length, fit: fit.length });
-    return { fit, keyDtb: publicKeyDtb(signer.publicKey(), FIT_KEY_NAME), initramfs, ramdisk, fitKernel, dtb, kernel, modules, timestamp, keyName: FIT_KEY_NAME, bootJsBytes };
+    return { fit, keyDtb: publicKeyDtb(signer.publicKey(), FIT_KEY_NAME), initramfs, ramdisk, fitKernel, dtb, kernel, modules, timestamp, keyName: FIT_KEY_NAME, bootJsBytes, tcb };
   } catch (e) {
     throw asSignetError(e);
   }

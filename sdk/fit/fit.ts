@@ -81,7 +81,15 @@ export interface BuildFitInput {
   configDescription?: string;
   /** Cells per load/entry address (root #address-cells); 1 unless RAM is above 4 GiB. */
   addressCells?: 1 | 2;
+  /**
+   * Extra properties of the root node, after #address-cells (e.g. Signet's `signet,tcb` record).
+   * The root node is one of the signed nodes, so they are covered by the configuration
+   * signature; U-Boot ignores root properties it does not know.
+   */
+  rootProperties?: readonly { name: string; value: Uint8Array }[];
 }
+
+const ROOT_PROPS = ['timestamp', 'description', '#address-cells'];
 
 function fail(message: string): never {
   throw new FitError('E_FIT_BAD_INPUT', message);
@@ -95,6 +103,15 @@ function checkInput(input: BuildFitInput): void {
   checkKeyName(input.keyName);
   for (const [name, img] of [[FIT_KERNEL, input.kernel], [FIT_RAMDISK, input.ramdisk], [FIT_FDT, input.fdt]] as const) {
     if (!(img?.data instanceof Uint8Array)) fail(`${name} data is missing — pass its bytes as a Uint8Array`);
+  }
+  const names = new Set(ROOT_PROPS);
+  for (const p of input.rootProperties ?? []) {
+    // A vendor prefix keeps an extra property clear of the names U-Boot and mkimage give meaning to.
+    if (typeof p?.name !== 'string' || !/^[a-z][a-z0-9-]*,[a-z0-9][a-z0-9-]*$/.test(p.name) || names.has(p.name)) {
+      fail(`root property ${JSON.stringify(p?.name)} is not a unique "vendor,name" property name — name it like "signet,tcb"`);
+    }
+    if (!(p.value instanceof Uint8Array)) fail(`root property ${p.name} has no bytes — pass its value as a Uint8Array`);
+    names.add(p.name);
   }
   const comp = input.kernel.compression ?? 'none';
   if (!COMPRESSIONS.includes(comp)) fail(`kernel compression ${JSON.stringify(comp)} is not supported — use "none" or "gzip"`);
@@ -180,6 +197,7 @@ function fitTree(input: BuildFitInput, signature: Uint8Array, hashedStrings: num
         u32Prop('timestamp', input.timestamp),
         stringProp('description', input.description),
         u32Prop('#address-cells', cells),
+        ...(input.rootProperties ?? []).map((p) => fdtProp(p.name, p.value)),
       ],
       [images, configurations],
     ),
