@@ -173,14 +173,28 @@ describe('boot TCB record (unit)', () => {
     expect(kernelOptions(cfg)).toEqual({ CC_VERSION_TEXT: '"gcc (Debian 12.2.0-14) 12.2.0"', '64BIT': 'y', NR_CPUS: '256', VIRTIO_NET: 'm' });
   });
 
+  const native = (parts: [string, number][]): NativeTcb => ({ format: 'signet-native-tcb', version: 1, loadableBytes: parts.reduce((s, p) => s + p[1], 0), fileBytes: 1,
+    parts: parts.map(([library, bytes]) => ({ library, bytes, members: {} })) });
+  const rec = (opts: Record<string, string>, parts: [string, number][]): BootTcbRecord => ({
+    format: 'signet-boot-tcb', version: 1, board: 'b', arch: 'arm64',
+    kernel: { version: 'v', source: 'debian-binary', package: 'p', configSha256: '0'.repeat(64), optionsSet: Object.keys(opts).length, bytes: 10, fitBytes: 10, compression: 'none' },
+    kernelOptions: opts, native: native(parts), initramfs: { bytes: 0, fitBytes: 0, parts: [] }, dtbBytes: 0,
+  });
+
+  it('decoding reads a good record back and refuses another version, counts that do not add up, and non-gzip bytes', () => {
+    const good = rec({ A: 'y' }, [['libc', 10]]);
+    expect(decodeBootTcb(new Uint8Array(gzipJson(good)))).toEqual(good);
+    const refuse = (r: unknown) => expect(() => decodeBootTcb(new Uint8Array(gzipJson(r)))).toThrow(expect.objectContaining({ code: 'E_TCB_RECORD' }));
+    refuse({ ...good, version: 2 });
+    refuse({ ...good, format: 'other' });
+    refuse({ ...good, kernel: { ...good.kernel, optionsSet: 2 } });
+    refuse({ ...good, native: { ...good.native, loadableBytes: 11 } });
+    refuse({ ...good, initramfs: { ...good.initramfs, bytes: 1 } });
+    refuse({ ...good, kernel: { ...good.kernel, configSha256: 'x' } });
+    expect(() => decodeBootTcb(new TextEncoder().encode(JSON.stringify(good)))).toThrow(expect.objectContaining({ code: 'E_TCB_RECORD' }));
+  });
+
   it('diff: options added, removed, changed; sizes per library, with libraries only on one side', () => {
-    const native = (parts: [string, number][]): NativeTcb => ({ format: 'signet-native-tcb', version: 1, loadableBytes: parts.reduce((s, p) => s + p[1], 0), fileBytes: 1,
-      parts: parts.map(([library, bytes]) => ({ library, bytes, members: {} })) });
-    const rec = (opts: Record<string, string>, parts: [string, number][]): BootTcbRecord => ({
-      format: 'signet-boot-tcb', version: 1, board: 'b', arch: 'arm64',
-      kernel: { version: 'v', source: 'debian-binary', package: 'p', configSha256: '0'.repeat(64), optionsSet: Object.keys(opts).length, bytes: 10, fitBytes: 10, compression: 'none' },
-      kernelOptions: opts, native: native(parts), initramfs: { bytes: 0, fitBytes: 0, parts: [] }, dtbBytes: 0,
-    });
     const d = diffBootTcb(rec({ A: 'y', B: 'm', C: '1' }, [['libc', 10], ['libsodium', 5]]), rec({ A: 'y', B: 'y', D: 'y' }, [['libc', 12], ['libuv', 7]]));
     expect(d.options).toEqual({ added: [{ name: 'D', value: 'y' }], removed: [{ name: 'C', value: '1' }], changed: [{ name: 'B', before: 'm', after: 'y' }] });
     expect(d.native).toEqual([
