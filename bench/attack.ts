@@ -24,25 +24,14 @@
  * Each rate is the best of three rounds; calm and attacked rounds alternate. Bounded: fixed request counts, and the run gives up
  * after a few minutes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { enrollIdentity, loadIdentity, loadVendorCa } from '../sdk/keys/device';
 import { issueCertificate } from '../sdk/keys/device-x509';
-import { loadSigner } from '../sdk/keys/keyfile';
-import { initKeys } from '../sdk/keys/keyset';
-import { AdminClient } from '../sdk/ota/repository-http';
-import { publishRelease } from '../sdk/ota/repository-publish';
-import { prepareServerKeys } from '../update-server/start';
-import { makeImage } from '../tests/helpers/fixtures';
 import { runFuzz } from '../tests/helpers/http-fuzz';
 import { connectTcp, connectTls } from '../tests/helpers/raw-https';
 import type { Figures } from './_lib';
+import { benchServer } from './_server';
 
 const DEVICES = 50;
 const CHECKINS_PER_DEVICE = 60;
@@ -58,12 +47,6 @@ const FUZZ_REQUESTS = 20_000;
 const DEADLINE_MS = 420_000;
 const BOARD = 'qemu-virt-arm64';
 
-function projectRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, 'package.json')) && dirname(d) !== d) d = dirname(d);
-  return d;
-}
-const ROOT = projectRoot();
 const started = Date.now();
 function checkDeadline(): void {
   if (Date.now() - started > DEADLINE_MS) throw new Error('benchmark exceeded its time bound');
@@ -104,24 +87,6 @@ async function round(devices: Device[], url: string, body: string, count: number
   }));
   checkDeadline();
   return n / (Number(process.hrtime.bigint() - t0) / 1e9);
-}
-
-function startSignet(data: string, keys: string): Promise<{ child: ChildProcess; url: string; port: number }> {
-  const child = spawn(process.execPath, [join(ROOT, 'sdk/cli/signet.mjs'), 'server', '--data', data, '--keys', keys, '--port', '0', '--json',
-    '--limit', 'device-burst=1000000', '--limit', 'device-rate-per-s=1000000'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stderr!.resume(); // the access log; keep the pipe drained
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c;
-      const nl = out.indexOf('\n');
-      if (nl >= 0) {
-        const j = JSON.parse(out.slice(0, nl)) as { url: string; port: number };
-        resolve({ child, url: j.url, port: j.port });
-      }
-    });
-    child.on('exit', (code) => reject(new Error('signet server exited (' + code + ')')));
-  });
 }
 
 /** Keeps `n` connections open from `addresses`, reopening each one the server closes. */
@@ -165,27 +130,11 @@ class Holder {
 }
 
 export async function run(): Promise<Figures> {
-  const work = mkdtempSync(join(tmpdir(), 'signet-bench-attack-'));
-  let child: ChildProcess | null = null;
+  const signet = await benchServer('attack', { limits: { 'device-burst': 1_000_000, 'device-rate-per-s': 1_000_000 }, targetMb: TARGET_MB });
+  const { child, ca, admin } = signet;
+  const pub = signet.release;
   const holders: Holder[] = [];
   try {
-    const keys = join(work, 'keys');
-    const serverKeys = join(work, 'server-keys');
-    await initKeys({ dir: keys });
-    await prepareServerKeys({ keysDir: keys, outDir: serverKeys });
-    const ca = await loadVendorCa(keys);
-    await enrollIdentity({ id: 'bench-admin', keysDir: keys, outDir: join(work, 'admin'), admin: true });
-    const admin = loadIdentity(join(work, 'admin'));
-    const signet = await startSignet(join(work, 'data'), serverKeys);
-    child = signet.child;
-
-    // A target for the slow readers, published the normal way.
-    const app = new Uint8Array(TARGET_MB * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
-    const image = await makeImage({ version: '1.3.0', securityCounter: 4, app, signers: [await loadSigner(join(keys, 'targets-1.key'))] });
-    const imageFile = join(work, 'app.simg');
-    writeFileSync(imageFile, image);
-    const pub = await publishRelease({ imagePath: imageFile, keysDir: keys, transport: new AdminClient(signet.url, admin) });
-
     // Devices, each with its own certificate (one shared RSA key) and its own address.
     const issue = (cn: string, publicKeyPem?: string) =>
       issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: cn, role: 'device', days: 2, publicKeyPem, board: BOARD, channel: 'stable' });
@@ -262,13 +211,6 @@ export async function run(): Promise<Figures> {
     };
   } finally {
     for (const h of holders) h.stop();
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const c = child;
-      await new Promise<void>((resolve) => {
-        c.once('exit', () => resolve());
-        c.kill('SIGTERM');
-      });
-    }
-    rmSync(work, { recursive: true, force: true });
+    await signet.close();
   }
 }

@@ -18,21 +18,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { enrollIdentity, loadIdentity, loadVendorCa } from '../sdk/keys/device';
 import { issueCertificate } from '../sdk/keys/device-x509';
-import { loadSigner } from '../sdk/keys/keyfile';
-import { initKeys } from '../sdk/keys/keyset';
-import { AdminClient } from '../sdk/ota/repository-http';
-import { publishRelease } from '../sdk/ota/repository-publish';
-import { prepareServerKeys } from '../update-server/start';
-import { makeImage } from '../tests/helpers/fixtures';
 import type { Figures } from './_lib';
+import { benchServer } from './_server';
 
 const DEVICES = 200;
 const CHECKINS_PER_DEVICE = 25;
@@ -42,13 +34,6 @@ const TARGET_MB = 8;
 const ROUNDS = 3;
 const DEADLINE_MS = 300_000;
 
-/** The project folder: the nearest parent with package.json (this file runs bundled from bench/out/). */
-function projectRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, 'package.json')) && dirname(d) !== d) d = dirname(d);
-  return d;
-}
-const ROOT = projectRoot();
 
 interface Client {
   agent: Agent;
@@ -116,27 +101,6 @@ function freePort(): Promise<number> {
   });
 }
 
-function startSignet(data: string, keys: string): Promise<{ child: ChildProcess; url: string }> {
-  // 200 devices checking in 25 times in a row, all from 127.0.0.1: far beyond the per-device
-  // rate limit and the per-address connection cap a real fleet meets (docs/update-server.md),
-  // both lifted here because this measures throughput (bench/attack.ts measures them).
-  const child = spawn(process.execPath, [join(ROOT, 'sdk/cli/signet.mjs'), 'server', '--data', data, '--keys', keys, '--port', '0', '--json',
-    '--limit', 'device-burst=1000000', '--limit', 'device-rate-per-s=1000000', '--limit', 'max-connections-per-address=4096'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c;
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve({ child, url: JSON.parse(out.slice(0, nl)).url });
-    });
-    child.stderr!.on('data', (c: Buffer) => (err += c));
-    child.on('exit', (code) => reject(new Error('signet server exited (' + code + '): ' + err)));
-  });
-}
-
 async function startNginx(dir: string, serverKeys: string): Promise<{ child: ChildProcess; url: string }> {
   if (!existsSync('/usr/sbin/nginx')) throw new Error('nginx is not installed (apt-get install nginx-light)');
   const port = await freePort();
@@ -187,27 +151,17 @@ function stop(child: ChildProcess): Promise<void> {
 }
 
 export async function run(): Promise<Figures> {
-  const work = mkdtempSync(join(tmpdir(), 'signet-bench-ota-'));
+  // 200 devices checking in 25 times in a row, all from 127.0.0.1: far beyond the per-device
+  // rate limit and the per-address connection cap a real fleet meets (docs/update-server.md),
+  // both lifted here because this measures throughput (bench/attack.ts measures them).
+  const signet = await benchServer('ota', {
+    limits: { 'device-burst': 1_000_000, 'device-rate-per-s': 1_000_000, 'max-connections-per-address': 4096 },
+    targetMb: TARGET_MB,
+  });
+  const { work, serverKeys, ca, adminClient, image } = signet;
+  const pub = signet.release;
   const children: ChildProcess[] = [];
   try {
-    const keys = join(work, 'keys');
-    const serverKeys = join(work, 'server-keys');
-    await initKeys({ dir: keys });
-    await prepareServerKeys({ keysDir: keys, outDir: serverKeys });
-    const ca = await loadVendorCa(keys);
-    await enrollIdentity({ id: 'bench-admin', keysDir: keys, outDir: join(work, 'admin'), admin: true });
-    const admin = loadIdentity(join(work, 'admin'));
-
-    const signet = await startSignet(join(work, 'data'), serverKeys);
-    children.push(signet.child);
-
-    // A release of TARGET_MB, published the normal way, and a 50 % rollout for it.
-    const app = new Uint8Array(TARGET_MB * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
-    const image = await makeImage({ version: '1.3.0', securityCounter: 4, app, signers: [await loadSigner(join(keys, 'targets-1.key'))] });
-    const imageFile = join(work, 'app.simg');
-    writeFileSync(imageFile, image);
-    const adminClient = new AdminClient(signet.url, admin);
-    const pub = await publishRelease({ imagePath: imageFile, keysDir: keys, transport: adminClient });
     await adminClient.json('POST', '/api/v1/rollouts', { board: 'qemu-virt-arm64', version: '1.3.0', percent: 50, haltFailureRate: 0.5 });
 
     // 200 devices, each with its own certificate (one shared RSA key: issuing is the cheap part).
@@ -276,6 +230,6 @@ export async function run(): Promise<Figures> {
     };
   } finally {
     for (const c of children) await stop(c);
-    rmSync(work, { recursive: true, force: true });
+    await signet.close();
   }
 }
