@@ -86,6 +86,17 @@ export class Repository {
     return this.root;
   }
 
+  /**
+   * The online keys the trusted root names for `role`. The server may hold the next ones too
+   * (snapshot-N.key, timestamp-N.key from `signet server keys`), so that a root rotating the
+   * online keys can be pushed to a running server; it signs only with the ones in force.
+   */
+  private online(role: 'snapshot' | 'timestamp'): Signer[] {
+    const all = role === 'snapshot' ? this.o.snapshotSigners : this.o.timestampSigners;
+    const ids = this.root.roles[role].keyids;
+    return all.filter((s) => ids.indexOf(s.keyid) >= 0);
+  }
+
   /** Accept the next root (signed by a threshold of the old and the new root keys). */
   updateRoot(bytes: Uint8Array): Promise<{ version: number }> {
     return this.exclusive(async () => {
@@ -175,7 +186,7 @@ export class Repository {
       const online = await makeSnapshotAndTimestamp({
         targetsVersion: checked.signed.version, targetsBytes: checked.bytes,
         previousSnapshotVersion: prevSnap?.version ?? 0, previousTimestampVersion: prevTs?.version ?? 0,
-        snapshotSigners: this.o.snapshotSigners, timestampSigners: this.o.timestampSigners,
+        snapshotSigners: this.online('snapshot'), timestampSigners: this.online('timestamp'),
         nowSeconds: now, snapshotExpiresS: this.o.snapshotExpiresS, timestampExpiresS: this.o.timestampExpiresS, crypto: nodeCrypto,
       });
       const records: MetadataRecord[] = [
@@ -198,7 +209,7 @@ export class Repository {
     const online = await makeSnapshotAndTimestamp({
       targetsVersion: targets.version, targetsBytes: targets.bytes,
       previousSnapshotVersion: prevSnap?.version ?? 0, previousTimestampVersion: prevTs?.version ?? 0,
-      snapshotSigners: this.o.snapshotSigners, timestampSigners: this.o.timestampSigners,
+      snapshotSigners: this.online('snapshot'), timestampSigners: this.online('timestamp'),
       nowSeconds: now, snapshotExpiresS: this.o.snapshotExpiresS, timestampExpiresS: this.o.timestampExpiresS, crypto: nodeCrypto,
     });
     this.refreshAfter = 0;
@@ -234,7 +245,7 @@ export class Repository {
       }
       const next = await makeTimestamp({
         snapshotVersion: snap.version, snapshotBytes: snap.bytes, previousTimestampVersion: ts.version,
-        timestampSigners: this.o.timestampSigners, nowSeconds: now, timestampExpiresS: this.o.timestampExpiresS, crypto: nodeCrypto,
+        timestampSigners: this.online('timestamp'), nowSeconds: now, timestampExpiresS: this.o.timestampExpiresS, crypto: nodeCrypto,
       });
       this.refreshAfter = 0;
       await this.storage.commitMetadata([{ role: 'timestamp', version: next.version, bytes: next.bytes, createdAt: now }], [],

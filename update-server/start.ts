@@ -12,6 +12,7 @@ import { copyFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { issueServerTls, loadVendorCa, type ServerTls } from '../sdk/keys/device';
 import { loadSigner } from '../sdk/keys/keyfile';
+import type { Signer } from '../sdk/ota/metadata';
 import { envOrPromptPassphrase, type PassphraseSource } from '../sdk/keys/passphrase';
 import { MAX_ROOT_BYTES } from '../sdk/ota/root-file';
 import { MAX_PEM_FILE, readInputFile, readInputText } from '../sdk/util/files';
@@ -90,11 +91,30 @@ async function serverTls(o: StartOptions): Promise<{ tls: ServerTls; created: bo
   return { tls, created: true };
 }
 
+/** snapshot.key and the next ones of a rotation (snapshot-2.key, …); the repository signs with those root names. */
+const ONLINE_KEY = (role: string) => new RegExp('^' + role + '(-\\d{1,4})?\\.key$');
+
+function onlineKeyFiles(keysDir: string): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(keysDir);
+  } catch {
+    names = [];
+  }
+  return names.filter((n) => ONLINE_KEY('snapshot').test(n) || ONLINE_KEY('timestamp').test(n)).sort();
+}
+
+async function loadOnlineSigners(keysDir: string, role: 'snapshot' | 'timestamp', passphrases: PassphraseSource): Promise<Signer[]> {
+  const out: Signer[] = [];
+  for (const n of onlineKeyFiles(keysDir)) if (ONLINE_KEY(role).test(n)) out.push(await loadSigner(join(keysDir, n), passphrases));
+  return out;
+}
+
 export async function startServer(o: StartOptions): Promise<Running> {
   checkServerKeysDir(o.keysDir);
   const passphrases = o.passphrases ?? envOrPromptPassphrase;
-  const snapshot = await loadSigner(join(o.keysDir, 'snapshot.key'), passphrases);
-  const timestamp = await loadSigner(join(o.keysDir, 'timestamp.key'), passphrases);
+  const snapshot = await loadOnlineSigners(o.keysDir, 'snapshot', passphrases);
+  const timestamp = await loadOnlineSigners(o.keysDir, 'timestamp', passphrases);
   const rootBytes = readInputFile(join(o.keysDir, 'root.json'), MAX_ROOT_BYTES, 'root metadata file (root.json)');
   prepareDataDir(o.dataDir); // 0700 before the TLS key can be written into it
   const { tls, created } = await serverTls(o);
@@ -102,7 +122,7 @@ export async function startServer(o: StartOptions): Promise<Running> {
   let app: UpdateServer;
   try {
     app = await createUpdateServer({
-      storage, rootBytes, snapshotSigners: [snapshot], timestampSigners: [timestamp], openLocal: o.openLocal,
+      storage, rootBytes, snapshotSigners: snapshot, timestampSigners: timestamp, openLocal: o.openLocal,
       timestampExpiresS: o.timestampExpiresS,
     });
   } catch (e) {
@@ -187,9 +207,10 @@ export async function prepareServerKeys(o: ServerKeysOptions): Promise<{ outDir:
   }
   const ca = await loadVendorCa(o.keysDir, o.passphrases ?? envOrPromptPassphrase);
   const tls = issueServerTls(ca, o.hosts?.length ? o.hosts : DEFAULT_HOSTS);
-  const files = ['snapshot.key', 'timestamp.key', 'root.json', 'vendor-ca.crt', 'server.crt', 'server.key'];
+  const online = onlineKeyFiles(o.keysDir);
+  const files = [...online, 'root.json', 'vendor-ca.crt', 'server.crt', 'server.key'];
   await createDirAtomic(o.outDir, (tmp) => {
-    for (const f of ['snapshot.key', 'timestamp.key', 'root.json', 'vendor-ca.crt']) copyFileSync(join(o.keysDir, f), join(tmp, f));
+    for (const f of [...online, 'root.json', 'vendor-ca.crt']) copyFileSync(join(o.keysDir, f), join(tmp, f));
     writeFileAtomic(join(tmp, 'server.crt'), tls.certPem);
     writeFileAtomic(join(tmp, 'server.key'), tls.keyPem, 0o600);
   });

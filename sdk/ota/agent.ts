@@ -41,6 +41,13 @@ export interface DeviceStatus {
 /** The boot stage's install API (`BootStage.stageImage` satisfies it). */
 export interface InstallApi {
   stageImage(bytes: Uint8Array): VerifiedImage;
+  /**
+   * Root rotation (`BootStage.installRootChain`, `trustedRoot().version`): the boot stage
+   * verifies images with its own root — the compiled one plus the chain it stored — so a root
+   * the agent reached must be installed there before an image signed under it is staged.
+   */
+  rootVersion?(): number;
+  installRoots?(links: Uint8Array[]): number;
 }
 
 /** The server's advice (docs/ota-protocol.md §2 `/api/v1/checkin`). */
@@ -152,6 +159,9 @@ export function parseOffer(bytes: Uint8Array): Offer | null {
   }
   return { target: o.target, version: o.version, securityCounter: o.securityCounter, length: o.length, sha256: o.sha256, rollout: o.rollout };
 }
+
+/** A root link fetched for the boot stage: the same cap as the TUF client's for root. */
+const ROOT_LINK_MAX = 512 * 1024;
 
 export class OtaAgent {
   private readonly o: AgentOptions;
@@ -344,22 +354,62 @@ export class OtaAgent {
               throw new OtaError('E_TARGET_MANIFEST', 'image manifest (' + m.board + ' ' + m.version + ' #' + m.securityCounter +
                 ') differs from its targets entry (' + custom.board + ' ' + custom.version + ' #' + custom.securityCounter + ')');
             }
-            // The boot stage verifies once more before writing the inactive slot.
-            o.install.stageImage(image);
-            self.setPending({
-              rollout: offer.rollout, target: offer.target, version: custom.version,
-              securityCounter: custom.securityCounter, slot: slot, status: 'staged',
-            });
           } catch (e) {
             return cb(asSignetError(e));
           }
-          self.log('ota[STAGED] target=' + offer.target + ' slot=' + slot + ' version=' + custom.version);
-          self.report({ rollout: offer.rollout, target: offer.target, status: 'staged' }, function () {
-            cb(null, { outcome: 'staged', offer: offer, slot: slot });
+          self.installRootChain(function (err3) {
+            if (err3) return cb(err3);
+            try {
+              // The boot stage verifies once more before writing the inactive slot.
+              o.install.stageImage(image);
+              self.setPending({
+                rollout: offer.rollout, target: offer.target, version: custom.version,
+                securityCounter: custom.securityCounter, slot: slot, status: 'staged',
+              });
+            } catch (e) {
+              return cb(asSignetError(e));
+            }
+            self.log('ota[STAGED] target=' + offer.target + ' slot=' + slot + ' version=' + custom.version);
+            self.report({ rollout: offer.rollout, target: offer.target, status: 'staged' }, function () {
+              cb(null, { outcome: 'staged', offer: offer, slot: slot });
+            });
           });
         });
       });
     });
+  }
+
+  /**
+   * Bring the boot stage's root up to the one TUF reached: fetch the links it lacks (its
+   * version + 1 … ours) and hand them to the install API, which verifies each from its own
+   * root before it writes anything. A boot stage without the API keeps its root.
+   */
+  private installRootChain(cb: (err: SignetError | null) => void): void {
+    const inst = this.o.install;
+    if (!inst.installRoots || !inst.rootVersion) return cb(null);
+    const have = inst.rootVersion();
+    const want = this.tuf.root().version;
+    if (want <= have) return cb(null);
+    const self = this;
+    const links: Uint8Array[] = [];
+    const base = this.o.serverUrl.replace(/\/+$/, '') + '/tuf/metadata/';
+    const next = function (v: number): void {
+      if (v > want) {
+        try {
+          const got = inst.installRoots!(links);
+          self.log('ota[ROOT] installed version=' + got);
+        } catch (e) {
+          return cb(asSignetError(e));
+        }
+        return cb(null);
+      }
+      fetchBytes(self.o.fetcher, { url: base + v + '.root.json', maxBytes: ROOT_LINK_MAX }, function (err, bytes) {
+        if (err) return cb(err);
+        links.push(bytes as Uint8Array);
+        next(v + 1);
+      });
+    };
+    next(have + 1);
   }
 
   /**

@@ -22,6 +22,7 @@ import { OtaAgent, type DeviceStatus, type SlotName, type UpdateResult } from '.
 import type { MetadataLimits } from './client';
 import { DirMetadataStore } from './client-store-node';
 import { OtaError } from './errors';
+import { verifyTrustedRoot } from './metadata';
 import type { Fetcher } from './fetcher';
 import { NodeFetcher, type NodeFetcherOptions, type NodeFetcherTls } from './fetcher-node';
 
@@ -109,7 +110,11 @@ export class SimulatedDevice {
       rootBytes: o.rootBytes,
       now,
       device: () => this.status(),
-      install: { stageImage: (bytes) => this.requireStage().stageImage(bytes) },
+      install: {
+        stageImage: (bytes) => this.requireStage().stageImage(bytes),
+        rootVersion: () => this.requireStage().trustedRoot().version,
+        installRoots: (links) => this.requireStage().installRootChain(links).version,
+      },
       maxImageBytes: o.layout.slot_b.size,
       limits: o.limits,
       maxResumes: o.maxResumes,
@@ -147,11 +152,12 @@ export class SimulatedDevice {
     const L = this.o.layout;
     const crypto = this.o.crypto ?? nodeCrypto;
     const now = this.o.now ?? (() => Math.floor(Date.now() / 1000));
-    // The boot stage trusts the newest root the device reached through the TUF chain.
+    // The boot stage starts from the root built into the device and follows the chain it
+    // stored in the state partition (the agent installs each rotation there before staging).
     this.stage = new BootStage({
       slots: { a: this.part(L.slot_a), b: this.part(L.slot_b) },
       state: this.part(L.state),
-      root: this.agent.trustedRoot(),
+      root: verifyTrustedRoot(this.o.rootBytes, crypto, null),
       board: this.o.board,
       crypto,
       now,

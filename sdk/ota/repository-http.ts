@@ -97,6 +97,18 @@ export class AdminClient {
   async publish(targetsBytes: Uint8Array): Promise<PublishAnswer> {
     return parseAnswer(await this.raw('POST', '/api/v1/publish', targetsBytes, { 'content-type': 'application/json' }));
   }
+
+  /** The next root (signed by the old and new root thresholds); the server serves it as N.root.json. */
+  async pushRoot(rootBytes: Uint8Array): Promise<{ version: number }> {
+    return parseAnswer(await this.raw('POST', '/api/v1/root', rootBytes, { 'content-type': 'application/json' }));
+  }
+
+  /** `N.root.json` as the server serves it to devices (bytes, not trusted by themselves). */
+  async rootFile(version: number): Promise<Uint8Array> {
+    const r = await this.raw('GET', '/tuf/metadata/' + version + '.root.json');
+    if (r.status !== 200) parseAnswer(r);
+    return new Uint8Array(r.body);
+  }
 }
 
 export interface PublishAnswer {

@@ -3,7 +3,9 @@
  *
  *   1. verify the image against keys/root.json (the same decision a device makes)
  *   2. fetch the server's current targets metadata and check it is signed by the targets keys
- *      (we are about to sign its contents: a server must not slip entries into our signature)
+ *      (we are about to sign its contents: a server must not slip entries into our signature) —
+ *      of the current root, or, right after a targets-key rotation, of the root before it as the
+ *      keys folder kept it (repository-roots.ts)
  *   3. add the image as a target, bump the version, sign with the targets key(s) here
  *   4. upload the image, then the signed metadata; the server adds snapshot and timestamp
  */
@@ -20,7 +22,7 @@ import { addTarget, consistentTargetPath, DEFAULT_TARGETS_EXPIRES_S, encodeMetad
 import { RepositoryError } from './repository-errors';
 import type { PublishAnswer } from './repository-http';
 import { checkTargetsShape, type TargetsSigned } from './roles';
-import { loadTrustedRootFile } from './root-file';
+import { checkServerTargets, heldRootChain } from './repository-roots';
 
 /** What publish needs from the server; `AdminClient` implements it over HTTPS. */
 export interface PublishTransport {
@@ -36,6 +38,8 @@ export interface PublishOptions {
   targetsExpiresDays?: number;
   now?: number;
   passphrases?: PassphraseSource;
+  /** Sign with these instead of the folder's targets-*.key files (`--key`, e.g. a PKCS#11 token). */
+  signers?: Signer[];
 }
 
 export interface PublishReport {
@@ -54,7 +58,12 @@ export interface PublishReport {
 }
 
 /** Every targets-N.key in the folder whose key root names for the targets role. */
-async function targetsSigners(keysDir: string, keyids: string[], passphrases: PassphraseSource): Promise<Signer[]> {
+async function targetsSigners(keysDir: string, keyids: string[], passphrases: PassphraseSource, given?: Signer[]): Promise<Signer[]> {
+  if (given) {
+    const out = given.filter((s) => keyids.includes(s.keyid));
+    if (!out.length) throw new RepositoryError('E_REPO_NO_TARGETS_KEY', 'none of the keys given with --key is one that root.json names for targets');
+    return out;
+  }
   let names: string[];
   try {
     names = readdirSync(keysDir).filter((n) => /^targets(-\d+)?\.key$/.test(n)).sort();
@@ -70,10 +79,20 @@ async function targetsSigners(keysDir: string, keyids: string[], passphrases: Pa
   return out;
 }
 
+/** The server's targets (null before the first publish), accepted only as the vendor signed them. */
+function checkedRemoteTargets(targets: unknown | null, chain: ReturnType<typeof heldRootChain>): TargetsSigned | null {
+  if (targets === null) return null;
+  const env = targets as Envelope<unknown>;
+  const current = checkTargetsShape(env && env.signed);
+  checkServerTargets(env, chain);
+  return current;
+}
+
 export async function publishRelease(o: PublishOptions): Promise<PublishReport> {
   const now = o.now ?? Math.floor(Date.now() / 1000);
   const passphrases = o.passphrases ?? envOrPromptPassphrase;
-  const root = loadTrustedRootFile(join(o.keysDir, 'root.json'), nodeCrypto, now);
+  const chain = heldRootChain(o.keysDir, now);
+  const root = chain[0].root;
   const image = readImageFile(o.imagePath);
   const target = targetForImage(image, nodeCrypto);
   // 1. The device's decision, here first: a release that would be refused is not published.
@@ -84,12 +103,7 @@ export async function publishRelease(o: PublishOptions): Promise<PublishReport> 
   if (remote.root !== root.version) {
     throw new MetadataError('E_META_VERSION', `the server trusts root version ${remote.root}, ${join(o.keysDir, 'root.json')} is version ${root.version}`);
   }
-  let current: TargetsSigned | null = null;
-  if (remote.targets !== null) {
-    const env = remote.targets as Envelope<unknown>;
-    current = checkTargetsShape(env && env.signed);
-    checkThreshold(env, root, 'targets', nodeCrypto);
-  }
+  const current = checkedRemoteTargets(remote.targets, chain);
   const sha256 = target.file.hashes.sha256;
   const base: Omit<PublishReport, 'alreadyPublished' | 'targetsVersion' | 'signatures'> = {
     name: target.name, path: consistentTargetPath(target.name, sha256), sha256, length: target.file.length,
@@ -103,7 +117,7 @@ export async function publishRelease(o: PublishOptions): Promise<PublishReport> 
   }
 
   // 3. Sign offline.
-  const signers = await targetsSigners(o.keysDir, root.roles.targets.keyids, passphrases);
+  const signers = await targetsSigners(o.keysDir, root.roles.targets.keyids, passphrases, o.signers);
   const expires = formatUtc(now + (o.targetsExpiresDays !== undefined ? o.targetsExpiresDays * 86400 : DEFAULT_TARGETS_EXPIRES_S));
   const next = addTarget(current, target, expires);
   const env = await signTargets(next, signers);
@@ -113,4 +127,55 @@ export async function publishRelease(o: PublishOptions): Promise<PublishReport> 
   await o.transport.uploadBlob(sha256, o.imagePath, image.length);
   const r = await o.transport.publish(encodeMetadata(env));
   return { ...base, alreadyPublished: false, targetsVersion: r.targetsVersion, snapshotVersion: r.snapshotVersion, timestampVersion: r.timestampVersion, signatures: valid };
+}
+
+export interface ResignOptions {
+  keysDir: string;
+  transport: PublishTransport;
+  targetsExpiresDays?: number;
+  now?: number;
+  passphrases?: PassphraseSource;
+  signers?: Signer[];
+}
+
+export interface ResignReport {
+  /** The root version whose targets keys had signed what the server held. */
+  signedUnderRoot: number;
+  rootVersion: number;
+  targetsVersion: number;
+  snapshotVersion: number;
+  timestampVersion: number;
+  signatures: number;
+  targets: { name: string; sha256: string; length: number }[];
+}
+
+/**
+ * `signet targets resign`: after the targets keys rotated, the server still holds targets
+ * metadata signed by the old keys, which clients refuse. Take it exactly as the vendor signed
+ * it (checked against the old root the keys folder kept), and sign the same entries as the
+ * next version with the new targets key(s). No entry is added, changed or dropped.
+ */
+export async function resignTargets(o: ResignOptions): Promise<ResignReport> {
+  const now = o.now ?? Math.floor(Date.now() / 1000);
+  const chain = heldRootChain(o.keysDir, now);
+  const root = chain[0].root;
+  const remote = await o.transport.getTargets();
+  if (remote.root !== root.version) {
+    throw new MetadataError('E_META_VERSION', `the server trusts root version ${remote.root}, ${join(o.keysDir, 'root.json')} is version ${root.version}`);
+  }
+  if (remote.targets === null) throw new RepositoryError('E_REPO_NO_TARGETS', 'the server holds no targets metadata yet');
+  const env = remote.targets as Envelope<unknown>;
+  const current = checkTargetsShape(env && env.signed);
+  const signedUnderRoot = checkServerTargets(env, chain);
+  const signers = await targetsSigners(o.keysDir, root.roles.targets.keyids, o.passphrases ?? envOrPromptPassphrase, o.signers);
+  const expires = formatUtc(now + (o.targetsExpiresDays !== undefined ? o.targetsExpiresDays * 86400 : DEFAULT_TARGETS_EXPIRES_S));
+  const next: TargetsSigned = { ...current, version: current.version + 1, expires };
+  const signedEnv = await signTargets(next, signers);
+  const valid = checkThreshold(signedEnv, root, 'targets', nodeCrypto);
+  const r = await o.transport.publish(encodeMetadata(signedEnv));
+  return {
+    signedUnderRoot, rootVersion: root.version, targetsVersion: r.targetsVersion, snapshotVersion: r.snapshotVersion, timestampVersion: r.timestampVersion,
+    signatures: valid,
+    targets: Object.keys(current.targets).sort().map((name) => ({ name, sha256: current.targets[name].hashes.sha256, length: current.targets[name].length })),
+  };
 }

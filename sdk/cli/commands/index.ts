@@ -12,6 +12,10 @@ import { server, serverAudit, serverKeys } from './server';
 import { publish } from './publish';
 import { rolloutCreate, rolloutPause, rolloutPromote, rolloutResume, rolloutStatus } from './rollout';
 import { deviceEnroll, deviceList, deviceProvision, deviceRevoke, deviceSimulate } from './device';
+import { keysNew } from './keys-new';
+import { rootNew, rootPush, rootSign, rootVerify } from './root';
+import { targetsResign } from './targets';
 
 export const COMMANDS: Command[] = [init, keysInit, build, sign, inspect, verify, tcb, boardsList, boardsShow, fit, disk, run, flash, serialConsole,
-  server, serverKeys, serverAudit, publish, rolloutCreate, rolloutStatus, rolloutPause, rolloutResume, rolloutPromote, deviceEnroll, deviceRevoke, deviceList, deviceSimulate, deviceProvision];
+  server, serverKeys, serverAudit, publish, rolloutCreate, rolloutStatus, rolloutPause, rolloutResume, rolloutPromote, deviceEnroll, deviceRevoke, deviceList, deviceSimulate, deviceProvision,
+  keysNew, rootNew, rootSign, rootVerify, rootPush, targetsResign];

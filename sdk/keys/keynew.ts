@@ -1,0 +1,40 @@
+/**
+ * `signet keys new`: one new ed25519 key for a role, for a ceremony (a new root holder, a new
+ * targets key, fresh online keys). The private key is written 0600 and the public key beside
+ * it as the TUF key object `signet root new --add-key` reads. Neither file is overwritten.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { TOP_LEVEL_ROLES, type RoleName } from '../ota/metadata';
+import { writeFileAtomic } from '../util/fs-atomic';
+import { KeyError } from './errors';
+import { generateEd25519, writePrivateKeyFile } from './keyfile';
+
+export interface NewKeyResult {
+  role: RoleName;
+  keyid: string;
+  privatePath: string;
+  publicPath: string;
+}
+
+/** `holder.key` → `holder.pub`; any other name gets `.pub` appended. */
+export function publicPathFor(privatePath: string): string {
+  return /\.key$/.test(privatePath) ? privatePath.replace(/\.key$/, '.pub') : privatePath + '.pub';
+}
+
+export function newKey(role: string, out: string, passphrase?: string): NewKeyResult {
+  if ((TOP_LEVEL_ROLES as string[]).indexOf(role) < 0) {
+    throw new KeyError('E_KEY_ROLE', `unknown role "${role}": use root, targets, snapshot or timestamp`);
+  }
+  const pub = publicPathFor(out);
+  for (const p of [out, pub]) if (existsSync(p)) throw new KeyError('E_KEYS_EXIST', p + ' already exists');
+  const kp = generateEd25519();
+  writePrivateKeyFile(out, kp.privatePem(passphrase));
+  try {
+    writeFileAtomic(pub, JSON.stringify(kp.publicKey, null, 2) + '\n');
+  } catch (e) {
+    // Both files or neither.
+    rmSync(out, { force: true });
+    throw e;
+  }
+  return { role: role as RoleName, keyid: kp.signer.keyid, privatePath: out, publicPath: pub };
+}
