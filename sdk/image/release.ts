@@ -9,7 +9,7 @@ import { loadBoard } from '../board';
 import { bundleService, type BundleModule } from '../build/bundle';
 import { LINE_TABLE_PAYLOAD } from '../build/linetable';
 import { readProject } from '../build/project';
-import { loadSigner } from '../keys/keyfile';
+import { loadSignerSpec } from '../keys/signer-spec';
 import { utf8Encode } from '../util/bytes';
 import { writeFileAtomic } from '../util/fs-atomic';
 import { sdkVersion } from '../util/paths';
@@ -47,7 +47,7 @@ export function defaultBuildTime(): number {
 export async function buildRelease(o: ReleaseOptions): Promise<ReleaseResult> {
   const project = readProject(o.projectDir);
   const board = loadBoard(project.board);
-  const signer = await loadSigner(o.keyPath ?? join(o.keysDir ?? 'keys', 'targets-1.key'));
+  const signer = await loadSignerSpec(o.keyPath ?? join(o.keysDir ?? 'keys', 'targets-1.key'));
   const bundle = await bundleService({
     projectDir: project.dir,
     entry: project.entry,

@@ -8,5 +8,9 @@ import { loadSigner } from './keyfile';
 import { envOrPromptPassphrase, type PassphraseSource } from './passphrase';
 
 export async function loadSignerSpec(spec: string, passphrases: PassphraseSource = envOrPromptPassphrase): Promise<Signer> {
+  if (spec.startsWith('pkcs11:')) {
+    const { loadPkcs11Signer } = await import('./pkcs11');
+    return loadPkcs11Signer(spec);
+  }
   return loadSigner(spec, passphrases);
 }

@@ -34,7 +34,7 @@ export const build: Command = {
     version: { type: 'string', valueName: 'semver', description: 'release version, e.g. 1.2.0' },
     'security-counter': { type: 'string', valueName: 'N', description: 'anti-rollback counter; devices refuse lower ones' },
     keys: { type: 'string', valueName: 'folder', description: 'key folder; signs with <folder>/targets-1.key' },
-    key: { type: 'string', valueName: 'file', description: 'sign with this targets key instead' },
+    key: { type: 'string', valueName: 'file|pkcs11:uri', description: 'sign with this targets key instead (a file, or a key in a PKCS#11 token)' },
     out: { type: 'string', valueName: 'file', description: 'the image to write (.simg)' },
     'expires-days': { type: 'string', valueName: 'days', description: 'image refused by devices after this many days' },
     'no-typecheck': { type: 'boolean', description: 'skip the TypeScript type check' },

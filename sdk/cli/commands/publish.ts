@@ -1,5 +1,6 @@
 import { adminClientFor } from '../../ota/repository-http';
 import { publishRelease } from '../../ota/repository-publish';
+import { loadSignerSpec } from '../../keys/signer-spec';
 import { intOption, JSON_OPTION, need, onePositional, type Command } from '../command';
 
 export const ADMIN_OPTIONS = {
@@ -13,6 +14,7 @@ export const publish: Command = {
   args: '<image.simg>',
   options: {
     keys: { type: 'string', valueName: 'folder', description: 'root.json and the targets-*.key files (offline keys; never sent)' },
+    key: { type: 'string', multiple: true, valueName: 'file|pkcs11:uri', description: 'sign the targets metadata with this key instead of the folder\'s targets-*.key (repeatable)' },
     ...ADMIN_OPTIONS,
     'targets-expires-days': { type: 'string', valueName: 'days', description: 'lifetime of the new targets metadata (default 365)' },
     ...JSON_OPTION,
@@ -20,7 +22,10 @@ export const publish: Command = {
   details: ['Only signatures leave this machine. The server adds snapshot and timestamp with its online keys.'],
   async run(ctx) {
     const image = onePositional(ctx, 'image file');
+    const specs = (ctx.values.key as string[] | undefined) ?? [];
+    const signers = specs.length ? await Promise.all(specs.map((s) => loadSignerSpec(s))) : undefined;
     const r = await publishRelease({
+      signers,
       imagePath: image,
       keysDir: need(ctx, 'keys'),
       transport: adminClientFor(ctx.values.server as string | undefined, ctx.values.admin as string | undefined),

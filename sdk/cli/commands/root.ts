@@ -5,6 +5,7 @@ import { adminClientFor } from '../../ota/repository-http';
 import { mergeRootFile, pushRootFile, signRootFile, verifyRootFile, writeNextRoot } from '../../ota/repository-ceremony';
 import { RepositoryError } from '../../ota/repository-errors';
 import type { RootEdits } from '../../ota/repository-root';
+import { publicKeyObject } from '../../ota/metadata';
 import { intOption, JSON_OPTION, need, onePositional, UsageError, type Command, type RunContext } from '../command';
 import { ADMIN_OPTIONS } from './publish';
 
@@ -33,7 +34,7 @@ export const rootNew: Command = {
   summary: 'write the next root version, unsigned, with keys added, removed or thresholds changed',
   options: {
     from: { type: 'string', valueName: 'file', description: 'the root in force (root.json)' },
-    'add-key': { type: 'string', multiple: true, valueName: 'role=file.pub', description: 'add a key to a role (repeatable)' },
+    'add-key': { type: 'string', multiple: true, valueName: 'role=file.pub', description: 'add a key to a role: a .pub file or a pkcs11: URI (repeatable)' },
     'remove-key': { type: 'string', multiple: true, valueName: 'role=keyid', description: 'remove a key from a role, by key id or a unique prefix of 8+ digits (repeatable)' },
     threshold: { type: 'string', multiple: true, valueName: 'role=n', description: 'signatures the role needs (repeatable)' },
     'expires-days': { type: 'string', valueName: 'days', description: 'lifetime of the new root (default 365)' },
@@ -45,7 +46,11 @@ export const rootNew: Command = {
     const from = need(ctx, 'from');
     const out = need(ctx, 'out');
     const edits: RootEdits = {
-      addKeys: pairs(ctx, 'add-key').map(([role, file]) => ({ role, key: readPublicKey(file) })),
+      addKeys: await Promise.all(pairs(ctx, 'add-key').map(async ([role, file]) => ({
+        role,
+        // A key in a token is added by its URI: its public half is read from the token.
+        key: file.startsWith('pkcs11:') ? publicKeyObject((await loadSignerSpec(file)).publicKey) : readPublicKey(file),
+      }))),
       removeKeys: pairs(ctx, 'remove-key').map(([role, keyid]) => ({ role, keyid })),
       thresholds: pairs(ctx, 'threshold').map(([role, n]) => {
         if (!/^\d{1,2}$/.test(n)) throw new UsageError(`--threshold ${role}= needs a number from 1 to 99, got "${n.slice(0, 20)}"`);

@@ -1,6 +1,6 @@
 import { addSignature } from '../../image/create';
 import { readImageFile } from '../../image/file';
-import { loadSigner } from '../../keys/keyfile';
+import { loadSignerSpec } from '../../keys/signer-spec';
 import { writeFileAtomic } from '../../util/fs-atomic';
 import { JSON_OPTION, need, onePositional, type Command } from '../command';
 
@@ -9,13 +9,13 @@ export const sign: Command = {
   summary: 'add one targets signature to an app image (for k-of-n releases)',
   args: '<image.simg>',
   options: {
-    key: { type: 'string', valueName: 'file', description: 'targets private key (e.g. keys/targets-2.key)' },
+    key: { type: 'string', valueName: 'file|pkcs11:uri', description: 'targets private key: a file (e.g. keys/targets-2.key) or a key in a PKCS#11 token' },
     out: { type: 'string', valueName: 'file', description: 'write here instead of updating the image in place' },
     ...JSON_OPTION,
   },
   async run(ctx) {
     const path = onePositional(ctx, 'image file');
-    const signer = await loadSigner(need(ctx, 'key'));
+    const signer = await loadSignerSpec(need(ctx, 'key'));
     const signed = await addSignature(readImageFile(path), signer);
     const out = (ctx.values.out as string | undefined) ?? path;
     writeFileAtomic(out, signed);

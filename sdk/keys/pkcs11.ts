@@ -1,0 +1,195 @@
+/**
+ * A `Signer` whose ed25519 private key stays in a PKCS#11 token (an HSM, a YubiHSM 2, a
+ * Nitrokey HSM 2, SoftHSM 2 in tests), named by a PKCS#11 URI (RFC 7512):
+ *
+ *   pkcs11:token=Signet;object=targets-hsm?module-path=/usr/lib/softhsm/libsofthsm2.so
+ *
+ * Path attributes: `token` (label), `object` (key label), `id` (CKA_ID, %-encoded),
+ * `slot-id`. Query attributes: `module-path` (else $SIGNET_PKCS11_MODULE), `pin-source`
+ * (`file:` path) or `pin-value` (else $SIGNET_PKCS11_PIN). Exactly one private key must match.
+ * Mechanism CKM_EDDSA (PKCS#11 3.0; SoftHSM 2.6 with OpenSSL ≥ 1.1.1 has it). The adapter: the
+ * only file that loads the binding (pkcs11js).
+ */
+import { readFileSync } from 'node:fs';
+import { nodeCrypto } from '../image/crypto-node';
+import { keyIdOf, publicKeyObject, type Signer } from '../ota/metadata';
+import { KeyError } from './errors';
+
+export const PKCS11_PIN_ENV = 'SIGNET_PKCS11_PIN';
+export const PKCS11_MODULE_ENV = 'SIGNET_PKCS11_MODULE';
+
+// PKCS#11 3.0 values the binding's typings do not name.
+const CKK_EC_EDWARDS = 0x40;
+const CKM_EDDSA = 0x1057;
+
+export interface Pkcs11Uri {
+  token?: string;
+  object?: string;
+  id?: Buffer;
+  slotId?: number;
+  modulePath?: string;
+  pin?: string;
+}
+
+function pct(v: string, what: string): Buffer {
+  if (/%(?![0-9a-fA-F]{2})/.test(v)) throw new KeyError('E_KEY_PKCS11', `bad %-escape in the PKCS#11 URI's ${what}`);
+  const out: number[] = [];
+  for (let i = 0; i < v.length; i++) {
+    if (v[i] === '%') {
+      out.push(parseInt(v.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else out.push(...Buffer.from(v[i], 'utf8'));
+  }
+  return Buffer.from(out);
+}
+
+/** Parse a `pkcs11:` URI (RFC 7512 §2.3); unknown path attributes are refused (fail closed). */
+export function parsePkcs11Uri(uri: string): Pkcs11Uri {
+  if (!uri.startsWith('pkcs11:')) throw new KeyError('E_KEY_PKCS11', 'a PKCS#11 key is named by a URI starting with pkcs11:');
+  const rest = uri.slice('pkcs11:'.length);
+  const q = rest.indexOf('?');
+  const path = q < 0 ? rest : rest.slice(0, q);
+  const query = q < 0 ? '' : rest.slice(q + 1);
+  const out: Pkcs11Uri = {};
+  for (const part of path.split(';').filter((x) => x !== '')) {
+    const eq = part.indexOf('=');
+    if (eq < 1) throw new KeyError('E_KEY_PKCS11', `PKCS#11 URI attribute "${part.slice(0, 40)}" has no value`);
+    const k = part.slice(0, eq);
+    const v = part.slice(eq + 1);
+    if (k === 'token') out.token = pct(v, k).toString('utf8');
+    else if (k === 'object') out.object = pct(v, k).toString('utf8');
+    else if (k === 'id') out.id = pct(v, k);
+    else if (k === 'slot-id') {
+      if (!/^\d{1,10}$/.test(v)) throw new KeyError('E_KEY_PKCS11', 'slot-id must be a number');
+      out.slotId = Number(v);
+    } else if (k === 'type') {
+      if (v !== 'private') throw new KeyError('E_KEY_PKCS11', 'a signing key is type=private');
+    } else if (!['manufacturer', 'model', 'serial', 'library-manufacturer', 'library-description', 'library-version'].includes(k)) {
+      throw new KeyError('E_KEY_PKCS11', `PKCS#11 URI attribute "${k}" is not one Signet understands`);
+    }
+  }
+  for (const part of query.split('&').filter((x) => x !== '')) {
+    const eq = part.indexOf('=');
+    const k = eq < 0 ? part : part.slice(0, eq);
+    const v = eq < 0 ? '' : pct(part.slice(eq + 1), k).toString('utf8');
+    if (k === 'module-path') out.modulePath = v;
+    else if (k === 'pin-value') out.pin = v;
+    else if (k === 'pin-source') {
+      const file = v.startsWith('file:') ? v.slice(5) : v;
+      try {
+        out.pin = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      } catch (e) {
+        throw new KeyError('E_KEY_PKCS11', 'cannot read the PIN from ' + file, e);
+      }
+    } else if (k !== 'module-name') throw new KeyError('E_KEY_PKCS11', `PKCS#11 URI query attribute "${k}" is not one Signet understands`);
+  }
+  if (!out.object && !out.id) throw new KeyError('E_KEY_PKCS11', 'the PKCS#11 URI must name the key with object= or id=');
+  return out;
+}
+
+type Binding = typeof import('pkcs11js');
+
+const modules = new Map<string, InstanceType<Binding['PKCS11']>>();
+
+/** Loaded on first use only: a CLI run that signs from files never loads the native addon. */
+async function binding(): Promise<Binding> {
+  try {
+    const m = (await import('pkcs11js')) as Binding & { default?: Binding };
+    return m.default ?? m;
+  } catch (e) {
+    throw new KeyError('E_KEY_PKCS11', 'the PKCS#11 binding (pkcs11js) is not installed or did not build', e);
+  }
+}
+
+/** The raw 32-byte ed25519 public key from CKA_EC_POINT (DER OCTET STRING or raw, as tokens differ). */
+function rawEdwardsPoint(v: Buffer): Uint8Array {
+  if (v.length === 34 && v[0] === 0x04 && v[1] === 0x20) return new Uint8Array(v.subarray(2));
+  if (v.length === 32) return new Uint8Array(v);
+  throw new KeyError('E_KEY_PKCS11', 'the token\'s public key is not an ed25519 point');
+}
+
+/**
+ * Open the token, log in, find the one private key the URI names and its public key. The
+ * session stays open for the process (a CLI command signs a few times and exits).
+ */
+export async function loadPkcs11Signer(uri: string): Promise<Signer> {
+  const u = parsePkcs11Uri(uri);
+  const modulePath = u.modulePath || process.env[PKCS11_MODULE_ENV];
+  if (!modulePath) throw new KeyError('E_KEY_PKCS11', `no PKCS#11 module: add ?module-path=… to the URI or set ${PKCS11_MODULE_ENV}`);
+  const pin = u.pin ?? process.env[PKCS11_PIN_ENV];
+  const p11 = await binding();
+  const fail = (what: string, e: unknown): never => {
+    throw new KeyError('E_KEY_PKCS11', what + ': ' + String((e as Error)?.message ?? e).split('\n')[0], e);
+  };
+  // One loaded, initialized module per path for the process: C_Initialize may run only once.
+  let lib = modules.get(modulePath);
+  if (!lib) {
+    const l = new p11.PKCS11();
+    try {
+      l.load(modulePath);
+      l.C_Initialize();
+    } catch (e) {
+      fail('cannot load the PKCS#11 module ' + modulePath, e);
+    }
+    modules.set(modulePath, l);
+    lib = l;
+  }
+  let session: Buffer | null = null;
+  try {
+    const slots = lib.C_GetSlotList(true).filter((s) => {
+      if (u.slotId !== undefined && s.readUIntLE(0, Math.min(6, s.length)) !== u.slotId) return false;
+      if (u.token === undefined) return true;
+      return lib.C_GetTokenInfo(s).label.trim() === u.token;
+    });
+    if (slots.length !== 1) {
+      throw new KeyError('E_KEY_PKCS11', slots.length ? `${slots.length} tokens match ${uri.split('?')[0]}; add token= or slot-id=` : `no token matches ${uri.split('?')[0]}`);
+    }
+    session = lib.C_OpenSession(slots[0], p11.CKF_SERIAL_SESSION);
+    if (pin !== undefined) {
+      try {
+        lib.C_Login(session, p11.CKU_USER, pin);
+      } catch (e) {
+        if (!/CKR_USER_ALREADY_LOGGED_IN/.test(String((e as Error).message))) fail('the token refused the PIN', e);
+      }
+    }
+    const find = (cls: number) => {
+      const t: { type: number; value: number | string | Buffer }[] = [{ type: p11.CKA_CLASS, value: cls }, { type: p11.CKA_KEY_TYPE, value: CKK_EC_EDWARDS }];
+      if (u.object !== undefined) t.push({ type: p11.CKA_LABEL, value: u.object });
+      if (u.id !== undefined) t.push({ type: p11.CKA_ID, value: u.id });
+      lib.C_FindObjectsInit(session!, t);
+      const hs = lib.C_FindObjects(session!, 2);
+      lib.C_FindObjectsFinal(session!);
+      return hs;
+    };
+    const priv = find(p11.CKO_PRIVATE_KEY);
+    if (priv.length !== 1) {
+      throw new KeyError('E_KEY_PKCS11', priv.length ? `more than one ed25519 private key matches ${uri.split('?')[0]}` :
+        `no ed25519 private key matches ${uri.split('?')[0]}` + (pin === undefined ? ` (no PIN given: set ${PKCS11_PIN_ENV})` : ''));
+    }
+    const pub = find(p11.CKO_PUBLIC_KEY);
+    if (pub.length !== 1) throw new KeyError('E_KEY_PKCS11', `the token holds no single ed25519 public key beside ${uri.split('?')[0]}`);
+    const point = lib.C_GetAttributeValue(session, pub[0], [{ type: p11.CKA_EC_POINT }])[0].value as Buffer;
+    const publicKey = rawEdwardsPoint(point);
+    const keyid = keyIdOf(publicKeyObject(publicKey), nodeCrypto);
+    const key = priv[0];
+    const s = session;
+    return {
+      keyid,
+      publicKey,
+      sign(message: Uint8Array): Uint8Array {
+        try {
+          lib.C_SignInit(s, { mechanism: CKM_EDDSA }, key);
+          return new Uint8Array(lib.C_Sign(s, Buffer.from(message), Buffer.alloc(64)));
+        } catch (e) {
+          return fail('the token could not sign with ' + uri.split('?')[0], e);
+        }
+      },
+    };
+  } catch (e) {
+    if (session) {
+      try { lib.C_CloseSession(session); } catch { /* closing after a failure */ }
+    }
+    if (e instanceof KeyError) throw e;
+    return fail('PKCS#11 error', e);
+  }
+}
