@@ -16,9 +16,11 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard } from '../sdk/board';
+import { startArm64 } from '../sdk/disk/run-arm64';
 import { issueCertificate } from '../sdk/keys/device-x509';
 import { createVendorCa } from '../sdk/keys/x509';
 import { CLI, ROOT, signet } from './helpers/cli';
+import { startDhcpWire, type DhcpRequest, type DhcpWire } from './helpers/dhcp-l2';
 import { startDnsServer, type DnsTestServer } from './helpers/dns-server';
 
 const board = loadBoard('qemu-virt-arm64');
@@ -28,7 +30,7 @@ const BOOT_TIMEOUT = 600_000; // TCG on a loaded 2-core machine; a liveness boun
 const NAME = 'signet-host.test';
 
 /** The service: prints what it sees of its network, then (DHCP boot) resolves and fetches by name. */
-const MAIN = `import { dns, exit, fetch, log, networkInfo } from 'signet/runtime';
+const MAIN = `import { dns, exit, fetch, log, networkInfo, timers } from 'signet/runtime';
 import { CA_PEM, DNS_PORT, HTTP_PORT, HTTPS_PORT } from './targets';
 
 function codeOf(e: unknown): string {
@@ -41,6 +43,21 @@ async function main(): Promise<void> {
   log('app[DNS-SERVERS] ' + dns.getServers().join(','));
   if (!info || info.source !== 'dhcp') {
     exit(0);
+    return;
+  }
+  if (info.dns.join() !== '10.0.2.3') {
+    // Not QEMU's user net (the scripted DHCP server of the socket boots): report every change.
+    let last = JSON.stringify(info);
+    let ticks = 0;
+    const t = timers.setInterval(function () {
+      const now = JSON.stringify(networkInfo());
+      if (now !== last) log('app[NET-NOW] ' + now);
+      last = now;
+      if (++ticks === 240) {
+        timers.clearInterval(t);
+        exit(0);
+      }
+    }, 250);
     return;
   }
   // The test's DNS server on the host's loopback, never the user network's own 10.0.2.3.
@@ -82,6 +99,22 @@ function boot(disk: string, keyDtb: string, env: NodeJS.ProcessEnv = {}): Promis
   });
 }
 
+/**
+ * A direct boot (no U-Boot) whose network card's other end is `wire` (QEMU socket netdev on
+ * loopback) instead of QEMU's user net; returns the console once `until` shows, then stops it.
+ */
+async function bootOnWire(disk: string, keyDtb: string, wire: DhcpWire, until: RegExp): Promise<string> {
+  let out = '';
+  const started = await startArm64({ board, disk, direct: true, keyDtb: readFileSync(keyDtb), halt: true, extraArgs: wire.qemuArgs, onOutput: (c) => (out += c) });
+  try {
+    await started.guest.waitFor(until, BOOT_TIMEOUT);
+  } finally {
+    await started.guest.close();
+    started.cleanup();
+  }
+  return out;
+}
+
 describe.skipIf(!available)('a qemu-virt-arm64 guest brings up its network: DHCP, DNS servers, lookups by name', () => {
   let work: string;
   let dnsServer: DnsTestServer;
@@ -89,6 +122,10 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest brings up its network: DHCP
   let https: HttpsServer;
   let dhcpConsole = '';
   let staticConsole = '';
+  let silentConsole = '';
+  let scriptedConsole = '';
+  let silentRequests: DhcpRequest[] = [];
+  let scriptedRequests: DhcpRequest[] = [];
   const requests: string[] = [];
 
   beforeAll(async () => {
@@ -138,7 +175,46 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest brings up its network: DHCP
 
     dhcpConsole = await boot(join(work, 'dhcp.img'), join(work, 'pub.dtb'));
     staticConsole = await boot(join(work, 'static.img'), join(work, 'pub.dtb'), { SIGNET_BOARDS: boards });
-  }, 2 * BOOT_TIMEOUT + 300_000);
+
+    // A network where nobody answers DHCP: the boot goes on without an address.
+    const silent = await startDhcpWire();
+    try {
+      silentConsole = await bootOnWire(join(work, 'dhcp.img'), join(work, 'pub.dtb'), silent, /app\[NET\] [^\r\n]*\r?\n/);
+      silentRequests = silent.requests;
+    } finally {
+      await silent.close();
+    }
+
+    // A scripted DHCP server: garbage first, then an offer; a 12 s lease (T1 4 s, T2 8 s), one
+    // renewal granted, the next refused (NAK), then silence.
+    const scripted = await startDhcpWire();
+    const lease = { yiaddr: '10.0.3.15', server: '10.0.3.1', mask: '255.255.255.0', router: '10.0.3.1', dns: ['10.0.3.53'], lease: 12, t1: 4, t2: 8 };
+    let renewals = 0;
+    scripted.onRequest = (r) => {
+      if (r.type === 1 && scripted.requests.filter((x) => x.type === 1).length === 1) {
+        const bad = Buffer.alloc(300);
+        bad.writeUInt32BE(0x02010600, 0);
+        bad.writeUInt32BE(r.xid, 4);
+        r.mac.copy(bad, 28);
+        bad.writeUInt32BE(0x63825363, 236);
+        Buffer.from([53, 1, 2, 54, 4, 10, 0, 3, 1, 6, 200, 1, 2]).copy(bad, 240); // option 6 runs past the end
+        scripted.raw(bad.subarray(0, 253));
+        scripted.reply(r, 2, { ...lease, router: '10.9.9.9' }); // router off the subnet
+        scripted.reply({ ...r, xid: (r.xid ^ 1) >>> 0 }, 2, lease); // another transaction: dropped silently
+        scripted.reply(r, 2, lease);
+      } else if (r.type === 3 && r.ciaddr === '0.0.0.0' && r.requested === lease.yiaddr && renewals === 0) {
+        scripted.reply(r, 5, lease);
+      } else if (r.type === 3 && r.ciaddr === lease.yiaddr) {
+        scripted.reply(r, renewals++ === 0 ? 5 : 6, lease);
+      }
+    };
+    try {
+      scriptedConsole = await bootOnWire(join(work, 'dhcp.img'), join(work, 'pub.dtb'), scripted, /eth0 dhcp: no answer after 3 tries[^\r\n]*\r?\n/);
+      scriptedRequests = scripted.requests;
+    } finally {
+      await scripted.close();
+    }
+  }, 4 * BOOT_TIMEOUT + 300_000);
 
   afterAll(async () => {
     await dnsServer?.close();
@@ -174,6 +250,30 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest brings up its network: DHCP
     expect(dhcpConsole).toContain(`app[FETCH-NAME] 200 hello ${NAME}:${httpPort}`);
     expect(dhcpConsole).toContain(`app[FETCH-TLS-NAME] 200 secure hello ${NAME}:${httpsPort}`);
     expect(requests).toEqual([`http /by-name ${NAME}:${httpPort}`, `https /tls-by-name ${NAME}:${httpsPort}`]);
+  });
+
+  it('on a network where nobody answers: three DISCOVERs, a clear line, and the boot stage and service still run', () => {
+    expect(silentRequests.map((r) => r.type)).toEqual([1, 1, 1]);
+    expect(silentConsole).toMatch(/host\[NET\] eth0 dhcp: no answer after 3 tries; going on without an address, asking again every 60 s\r?\n[\s\S]*boot\[OK\] slot=a version=1\.2\.3/);
+    expect(JSON.parse(/app\[NET\] (.*)/.exec(silentConsole)![1]!)).toEqual({ interface: 'eth0', source: 'dhcp', address: null, prefix: null, gateway: null, dns: [] });
+  });
+
+  it('refuses hostile answers, takes a lease, renews it from its server, and starts over on a NAK', () => {
+    expect(scriptedConsole).toContain('host[WARN] network: dhcp: refused an answer on eth0: E_DHCP_OPTION');
+    expect(scriptedConsole).toContain('host[WARN] network: dhcp: refused an answer on eth0: E_DHCP_ADDRESS');
+    expect(scriptedConsole).not.toContain('E_DHCP_XID'); // another client's answer is not news
+    expect(scriptedConsole).toMatch(/host\[NET\] eth0 10\.0\.3\.15\/24 via 10\.0\.3\.1 dhcp server=10\.0\.3\.1 lease=12s dns=10\.0\.3\.53\r?\n/);
+    expect(scriptedConsole).toContain('host[NET] eth0 dhcp renewed 10.0.3.15 lease=12s');
+    expect(scriptedConsole).toContain('host[NET] eth0 dhcp: the server refused 10.0.3.15 (NAK); asking again');
+    // The renewals went to the server itself (unicast, ciaddr set), not to everyone.
+    const renews = scriptedRequests.filter((r) => r.type === 3 && r.ciaddr === '10.0.3.15');
+    expect(renews.length).toBe(2);
+    for (const r of renews) expect([r.to, r.requested]).toEqual(['10.0.3.1', '']);
+    // The service saw the lease, then the address go.
+    const first = JSON.parse(/app\[NET\] (.*)/.exec(scriptedConsole)![1]!);
+    expect(first).toMatchObject({ source: 'dhcp', address: '10.0.3.15', prefix: 24, gateway: '10.0.3.1', dns: ['10.0.3.53'], dhcpServer: '10.0.3.1', leaseSeconds: 12 });
+    const later = [...scriptedConsole.matchAll(/app\[NET-NOW\] (.*)/g)].map((m) => JSON.parse(m[1]!));
+    expect(later.at(-1)).toMatchObject({ address: null, dns: [] });
   });
 
   it('with a static board: the address from the board file, its DNS server, no DHCP', () => {
