@@ -5,7 +5,10 @@
 // host's loopback (the guest reaches it as 10.0.2.2:PORT; never 10.0.2.3, which would forward to
 // this machine's real resolver), looks a name up, and fetches by name over HTTP and HTTPS from
 // servers here. A second boot of the same image with a board that gives a static address and
-// its own DNS server still works as before. Two boots.
+// its own DNS server still works as before. Then two direct boots whose network card's far end is
+// this test (QEMU socket netdev on loopback, tests/helpers/dhcp-l2.ts): nobody answering DHCP
+// (the boot goes on without an address), and a scripted server (garbage, a short lease, a
+// renewal, a NAK). Four boots.
 //
 // Timeouts are liveness bounds, not assertions.
 import { spawn, spawnSync } from 'node:child_process';
