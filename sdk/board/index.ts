@@ -53,6 +53,14 @@ export function loadBoard(id: string): Board {
   throw new BoardError('E_BOARD_UNKNOWN', `unknown board "${id}"`, `known boards: ${listBoards().join(', ')}`);
 }
 
+/** The folder holding boards/<id>/board.json (and the board's kernel.config), as loadBoard finds it. */
+export function boardFolder(id: string): string {
+  for (const d of boardDirs()) {
+    if (/^[a-z0-9][a-z0-9-]{0,63}$/.test(id) && existsSync(join(d, id, 'board.json'))) return join(d, id);
+  }
+  throw new BoardError('E_BOARD_UNKNOWN', `unknown board "${id}"`, `known boards: ${listBoards().join(', ')}`);
+}
+
 export function partition(board: Board, name: string): Partition {
   const p = board.flash.partitions.find((x) => x.name === name);
   if (!p) throw new BoardError('E_BOARD_INVALID', `board ${board.id} has no partition "${name}"`, 'add it to flash.partitions');

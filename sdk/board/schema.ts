@@ -22,7 +22,20 @@ export interface Board {
   hypervisor: Hypervisor;
   engine: 'duktape-es5';
   notes?: string;
-  kernel: { package: string; console: string; cmdline?: string };
+  kernel: {
+    /** The Debian binary kernel (a linux-image meta package): used when source is "debian-binary". */
+    package: string;
+    console: string;
+    cmdline?: string;
+    /**
+     * Where the kernel comes from: "debian-binary" (default: Debian's linux-image package above) or
+     * "debian-source" (built by `signet kernel build` from Debian's linux-source-<version> with
+     * boards/<id>/kernel.config, sdk/kernel).
+     */
+    source?: 'debian-binary' | 'debian-source';
+    /** The linux-source version to build, e.g. "6.1" (required for "debian-source"). */
+    version?: string;
+  };
   xen?: { package: string; dom0Memory?: number; domUMemoryMb: number; bootargs?: string };
   loadAddresses: { kernel: string; ramdisk: string; fdt: string; fit: string };
   flash: { device: string; blockSize: number; size: number; partitions: Partition[] };
@@ -83,7 +96,13 @@ export const BOARD_SCHEMA: Rule = O({
   hypervisor: E('kvm', 'xen'),
   engine: E('duktape-es5'),
   notes: [S(), 'optional'],
-  kernel: O({ package: S(/^[a-z0-9][a-z0-9.+-]+$/), console: S(/^[A-Za-z0-9]+$/), cmdline: [S(), 'optional'] }),
+  kernel: O({
+    package: S(/^[a-z0-9][a-z0-9.+-]+$/),
+    console: S(/^[A-Za-z0-9]+$/),
+    cmdline: [S(), 'optional'],
+    source: [E('debian-binary', 'debian-source'), 'optional'],
+    version: [S(/^[0-9]+\.[0-9]+$/), 'optional'],
+  }),
   xen: [O({ package: S(/^[a-z0-9][a-z0-9.+-]+$/), dom0Memory: [I(0, 65536), 'optional'], domUMemoryMb: I(16, 65536), bootargs: [S(), 'optional'] }), 'optional'],
   loadAddresses: O({ kernel: H, ramdisk: H, fdt: H, fit: H }),
   flash: O({
@@ -188,6 +207,7 @@ export function layoutErrors(b: Board): string[] {
   const bb = parts.find((p) => p.name === 'slot_b');
   if (a && bb && a.size !== bb.size) errs.push('flash.partitions: slot_a and slot_b must be the same size');
   if (b.hypervisor === 'xen' && !b.xen) errs.push('xen: required for hypervisor "xen"');
+  if (b.kernel.source === 'debian-source' && !b.kernel.version) errs.push('kernel.version: required for kernel.source "debian-source" (the linux-source version, e.g. "6.1")');
   const net = b.network;
   if (net && net.mode === 'static' && !net.address) errs.push('network.address: required with mode "static"');
   if (net && net.mode === 'dhcp' && (net.address || net.gateway)) errs.push('network: address and gateway come from DHCP with mode "dhcp"; leave them out');

@@ -1,7 +1,11 @@
 /**
- * The Linux kernel for a board, from Debian's packages (board.kernel.package, a meta package such
- * as linux-image-cloud-arm64, resolved to the versioned package it points at), fetched with
- * `apt-get download` into the project cache by sdk/build/debian.
+ * The Linux kernel for a board, from one of two sources (board.kernel.source):
+ * - "debian-binary" (the default): Debian's packages (board.kernel.package, a meta package such
+ *   as linux-image-cloud-arm64, resolved to the versioned package it points at), fetched with
+ *   `apt-get download` into the project cache by sdk/build/debian; drivers come as modules;
+ * - "debian-source": the board's minimal kernel built from Debian's linux-source-<version> with
+ *   boards/<id>/kernel.config (sdk/kernel), everything built in.
+ * Either way the caller gets a BoardKernel.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -9,20 +13,31 @@ import { join } from 'node:path';
 import type { Board } from '../board';
 import { fetchDeb, resolveMeta, type DebianArch } from '../build/debian';
 import { writeFileAtomic } from '../util/fs-atomic';
+import { buildBoardKernel } from '../kernel/board';
 import { cacheDir } from '../util/paths';
 import { DiskError } from './errors';
 import { resolveModules, type ResolvedModule } from './kmod';
 
+export type KernelSourceKind = 'debian-binary' | 'debian-source';
+
 export interface BoardKernel {
-  /** The kernel release (`uname -r`), e.g. 6.1.0-56-cloud-arm64. */
+  /** The kernel release (`uname -r`), e.g. 6.1.0-56-cloud-arm64, or 6.1.192 when built from source. */
   version: string;
-  /** The kernel image as Debian ships it (arm64: an uncompressed Image; armhf: a zImage). */
+  /** Where it came from (board.kernel.source). */
+  source: KernelSourceKind;
+  /** The kernel image (arm64: an uncompressed Image, or gzip'd as Debian ships it; armhf: a zImage). */
   kernel: Uint8Array;
-  /** Its build configuration (/boot/config-<version>). */
+  /** Its build configuration (/boot/config-<version>, or the .config built). */
   config: string;
-  /** lib/modules/<version> inside the extracted package. */
+  /**
+   * lib/modules/<version> inside the extracted package; for a kernel built from source, a folder
+   * with its modules.builtin and no modules (everything the guest needs is built in).
+   */
   modulesDir: string;
-  /** The versioned Debian package, e.g. linux-image-6.1.0-56-cloud-arm64-unsigned. */
+  /**
+   * The versioned Debian package, e.g. linux-image-6.1.0-56-cloud-arm64-unsigned; for a kernel
+   * built from source, the source package and its version, e.g. "linux-source-6.1 6.1.192-3".
+   */
   package: string;
   /**
    * The kernel file's mtime in the package: Debian builds reproducibly and sets every file's
@@ -79,7 +94,27 @@ async function fetchKernelPackage(meta: string, arch: DebianArch): Promise<strin
   return root;
 }
 
-export async function fetchKernel(board: Board): Promise<BoardKernel> {
+/** The board's kernel from its kernel.source: Debian's binary package, or built from source. */
+export function fetchKernel(board: Board): Promise<BoardKernel> {
+  return board.kernel.source === 'debian-source' ? builtKernel(board) : fetchDebianKernel(board);
+}
+
+/** The minimal kernel built from Debian's source with boards/<id>/kernel.config (cached by its inputs). */
+export async function builtKernel(board: Board): Promise<BoardKernel> {
+  const k = await buildBoardKernel(board);
+  return {
+    version: k.release,
+    source: 'debian-source',
+    kernel: k.image,
+    config: k.config,
+    modulesDir: k.modulesDir,
+    package: `${k.sourcePackage} ${k.sourceVersion}`,
+    sourceDateEpoch: k.sourceDateEpoch,
+  };
+}
+
+/** Debian's binary kernel package for the board (board.kernel.package). */
+export async function fetchDebianKernel(board: Board): Promise<BoardKernel> {
   const arch: DebianArch = board.arch;
   const root = await fetchKernelPackage(board.kernel.package, arch);
   const pkg = JSON.parse(readFileSync(join(root, '.signet-deb.json'), 'utf8')).package as string;
@@ -108,6 +143,7 @@ export async function fetchKernel(board: Board): Promise<BoardKernel> {
   }
   return {
     version,
+    source: 'debian-binary',
     kernel: new Uint8Array(readFileSync(kernelPath)),
     config,
     modulesDir,

@@ -77,7 +77,7 @@ let watching = false;
  * is called. The handlers stay once installed: a signal libuv caught while a temp existed may
  * be dispatched after it is gone, and must still end the process as it would have.
  */
-function trackTemp(path: string): () => void {
+export function trackTemp(path: string): () => void {
   pendingTemps.add(path);
   if (!watching) {
     watching = true;
