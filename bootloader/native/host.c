@@ -1197,6 +1197,7 @@ static const duk_function_list_entry uv_functions[] = {
     { "now", n_uv_now, 0 },
     { "run", n_uv_run, 1 },
     { "closeAll", n_uv_close_all, 0 },
+    { "random", n_random, 1 }, /* the runtime's DNS query ids (sdk/runtime/dns.ts) */
     { NULL, NULL, 0 }
 };
 

@@ -66,6 +66,8 @@ export interface UvBinding {
   closeAll(): void;
   /** The device's network (null: none was brought up); absent under Node. */
   netInfo?(): NetInfo | null;
+  /** n bytes from the system's random source (getrandom(2)); absent under Node. */
+  random?(n: number): Uint8Array;
   /**
    * True where tcpListen and udpBind finish later (Node): the handler then gets 'listening' or
    * 'error'. On the device they finish in the call (or throw).

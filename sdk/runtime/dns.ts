@@ -12,7 +12,7 @@
  * Errors carry Node's codes: ENOTFOUND (no such name, or no address of the family asked),
  * ETIMEOUT, ESERVFAIL, EREFUSED, EBADRESP, EBADNAME, ECONNREFUSED (no server), and `hostname`.
  */
-import type { NetInfo } from './binding';
+import type { NetInfo, UvBinding } from './binding';
 import { codedError, requireLoop, type CodedError } from './host';
 import { isIP, isIPv4 } from './ip';
 import { guard } from './jobs';
@@ -92,8 +92,15 @@ function dnsError(code: string, syscall: string, hostname: string, detail?: stri
   return e;
 }
 
-function randomId(): number {
-  return Math.floor(Math.random() * 65536) & 0xffff;
+declare const crypto: { getRandomValues(a: Uint8Array): Uint8Array } | undefined;
+
+/** A query id from the system's random source (the device's getrandom, Node's crypto). */
+function randomId(b: UvBinding): number {
+  let r: Uint8Array | null = null;
+  if (b.random) r = b.random(2);
+  else if (typeof crypto !== 'undefined' && crypto && crypto.getRandomValues) r = crypto.getRandomValues(new Uint8Array(2));
+  // Neither (a bare engine): the engine's generator; the system-chosen source port still varies.
+  return r ? (r[0] << 8) | r[1] : Math.floor(Math.random() * 65536) & 0xffff;
 }
 
 /**
@@ -131,7 +138,7 @@ function query(name: string, type: number, syscall: string, cb: (err: CodedError
       return;
     }
     const server = list[attempt % list.length];
-    id = randomId();
+    id = randomId(b);
     try {
       b.udpSend(sock as number, encodeQuery(id, name, type), server.address, server.port);
     } catch (e) {
