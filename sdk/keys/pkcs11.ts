@@ -179,8 +179,12 @@ export async function loadPkcs11Signer(uri: string): Promise<Signer> {
       sign(message: Uint8Array): Uint8Array {
         try {
           lib.C_SignInit(s, { mechanism: CKM_EDDSA }, key);
-          return new Uint8Array(lib.C_Sign(s, Buffer.from(message), Buffer.alloc(64)));
+          const sig = new Uint8Array(lib.C_Sign(s, Buffer.from(message), Buffer.alloc(64)));
+          // A token that signs with another key or scheme (Ed25519ph, a context) fails here, not on a device.
+          if (!nodeCrypto.ed25519Verify(sig, message, publicKey)) throw new KeyError('E_KEY_PKCS11', 'the token returned a signature that does not verify with its public key');
+          return sig;
         } catch (e) {
+          if (e instanceof KeyError) throw e;
           return fail('the token could not sign with ' + uri.split('?')[0], e);
         }
       },
