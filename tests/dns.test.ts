@@ -9,6 +9,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeQuery, parseAnswer, TYPE_A, TYPE_AAAA } from '../sdk/runtime/dns-packet';
+import { createSocket as nodeUdp } from 'node:dgram';
+import * as dgram from '../sdk/runtime/dgram';
 import * as dns from '../sdk/runtime/dns';
 import { fetch } from '../sdk/runtime/fetch';
 import * as net from '../sdk/runtime/net';
@@ -261,6 +263,23 @@ describe('dns.lookup under Node against a DNS server on 127.0.0.1', () => {
     const err = await new Promise<{ code?: string }>((resolve) => refused.on('error', resolve));
     expect(err.code).toBe('ENOTFOUND');
     expect(await codeOfAsync(fetch(`http://nowhere.test:${httpPort}/`))).toBe('ENOTFOUND');
+  });
+
+  it('dgram.send takes a host name too', async () => {
+    const echo = nodeUdp('udp4');
+    echo.on('message', (m, r) => echo.send(m, r.port, r.address));
+    await new Promise<void>((r) => echo.bind(0, '127.0.0.1', r));
+    const s = dgram.createSocket('udp4');
+    try {
+      const got = new Promise<string>((resolve) => s.on('message', (m: Uint8Array) => resolve(Buffer.from(m).toString())));
+      s.send('ping by name', echo.address().port, 'host.test');
+      expect(await got).toBe('ping by name');
+      const err = await new Promise<Error | undefined>((resolve) => s.send('x', echo.address().port, 'nowhere.test', resolve));
+      expect((err as { code?: string }).code).toBe('ENOTFOUND');
+    } finally {
+      s.close();
+      echo.close();
+    }
   });
 
   it('fetch over HTTPS by name checks the certificate against that name', async () => {

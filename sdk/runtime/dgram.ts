@@ -1,11 +1,14 @@
 /**
  * UDP, a subset of node:dgram: createSocket('udp4' | 'udp6'[, onMessage]), bind, send, close,
  * address; events listening, message (bytes, { address, port, family, size }), error, close.
- * Messages are Uint8Array; send takes a string (UTF-8) or bytes and a numeric address.
+ * Messages are Uint8Array; send takes a string (UTF-8) or bytes and an address or a host name
+ * (looked up with dns.lookup first; a failed lookup goes to the callback, else 'error').
  */
 import type { UvAddress, UvBinding } from './binding';
 import { EventEmitter } from './events';
 import { codedError, requireLoop } from './host';
+import { lookup } from './dns';
+import { isIP } from './ip';
 import { guard } from './jobs';
 import { numericHost, toBytes } from './net';
 
@@ -73,10 +76,33 @@ export class Socket extends EventEmitter {
     return this;
   }
 
-  /** send(msg, port, address[, cb]): one datagram. A socket not bound yet binds to any port first. */
+  /**
+   * send(msg, port, address[, cb]): one datagram. A socket not bound yet binds to any port
+   * first. A host name is looked up first (A records for udp4, AAAA for udp6).
+   */
   send(msg: string | Uint8Array, port: number, address: string, cb?: (e?: Error) => void): void {
     if (this.id === undefined) this.bind(0);
     if (this.id === undefined || !this.b) throw codedError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'dgram.send: the socket is closed');
+    const host = numericHost(address, '127.0.0.1');
+    if (isIP(host) === 0) {
+      const self = this;
+      const bytes = toBytes(msg);
+      lookup(host, { family: this.type === 'udp6' ? 6 : 4 }, function (err: Error | null, resolved?: string) {
+        if (err) {
+          if (cb) cb(err);
+          else self.emit('error', err);
+          return;
+        }
+        if (self.id === undefined) return; // closed meanwhile
+        try {
+          self.send(bytes, port, resolved as string, cb);
+        } catch (e) {
+          if (cb) cb(e as Error);
+          else self.emit('error', e);
+        }
+      });
+      return;
+    }
     this.sendCallbacks.push(cb);
     try {
       this.b.udpSend(this.id, toBytes(msg), numericHost(address, '127.0.0.1'), port);
