@@ -121,6 +121,9 @@ function query(name: string, type: number, syscall: string, cb: (err: CodedError
   let timer: number | undefined;
   let sock: number | undefined;
   let done = false;
+  /** Which try the next 'sent' event reports on ('sent' comes once per send, in order). */
+  let sentFor = 0;
+  const sentTries: number[] = [];
   let lastError: CodedError = dnsError('ETIMEOUT', syscall, name);
   const finish = function (err: CodedError | null, addresses: string[]): void {
     if (done) return;
@@ -141,6 +144,7 @@ function query(name: string, type: number, syscall: string, cb: (err: CodedError
     id = randomId(b);
     try {
       b.udpSend(sock as number, encodeQuery(id, name, type), server.address, server.port);
+      sentTries.push(attempt);
     } catch (e) {
       lastError = dnsError((e as CodedError).code || 'ECONNREFUSED', syscall, name, (e as Error).message);
       next();
@@ -162,6 +166,15 @@ function query(name: string, type: number, syscall: string, cb: (err: CodedError
       }
       if (event === 'listening' && attempt < 0) {
         next();
+        return;
+      }
+      if (event === 'sent') {
+        // A try the system could not send (no address yet, no route) fails now, not at its timeout.
+        const which = sentTries[sentFor++];
+        if (a !== undefined && which === attempt) {
+          lastError = dnsError(String(a), syscall, name, String(c));
+          next();
+        }
         return;
       }
       if (event !== 'message' || attempt < 0) return;
