@@ -13,8 +13,10 @@ import { attributeNative, elfSections, loadableSections, parseLinkMap, signetHos
 import { BOOT_TCB_PROPERTY, decodeBootTcb, kernelOptions, type BootTcbRecord } from '../sdk/disk/boot-tcb';
 import { readCpio } from '../sdk/disk/cpio';
 import { decodeFdt, encodeFdt, fdtProp, findNode, getProp } from '../sdk/fit/fdt';
+import { buildFit } from '../sdk/fit/fit';
 import { requiredConfKeys, verifyFit } from '../sdk/fit/fit-verify';
 import { readPublicKeysFromDtb } from '../sdk/fit/keydtb';
+import { ForgeRsaSigner } from '../sdk/fit/rsa';
 import { expectOneLineError, ROOT, signet } from './helpers/cli';
 
 // ---------------------------------------------------------------------------------------------
@@ -192,6 +194,23 @@ describe('boot TCB record (unit)', () => {
     refuse({ ...good, initramfs: { ...good.initramfs, bytes: 1 } });
     refuse({ ...good, kernel: { ...good.kernel, configSha256: 'x' } });
     expect(() => decodeBootTcb(new TextEncoder().encode(JSON.stringify(good)))).toThrow(expect.objectContaining({ code: 'E_TCB_RECORD' }));
+  });
+
+  it('the FIT builder signs extra root properties with the configuration, and refuses names that are not "vendor,name" or taken', () => {
+    const signer = ForgeRsaSigner.generate();
+    const input = { description: 'd', arch: 'arm64' as const, timestamp: 1, keyName: 'dev', signer,
+      kernel: { data: new Uint8Array(64), loadAddress: 0x40000000, entryAddress: 0x40000000 }, ramdisk: { data: new Uint8Array(32) }, fdt: { data: new Uint8Array(16) } };
+    const key = [{ keyName: 'dev', publicKey: signer.publicKey() }];
+    const fit = buildFit({ ...input, rootProperties: [{ name: 'signet,tcb', value: new Uint8Array([1, 2, 3]) }] });
+    expect(getProp(decodeFdt(fit).root, 'signet,tcb')).toEqual(new Uint8Array([1, 2, 3]));
+    expect(() => verifyFit(fit, key)).not.toThrow();
+    const tree = decodeFdt(fit);
+    tree.root.properties = tree.root.properties.map((p) => (p.name === 'signet,tcb' ? fdtProp(p.name, new Uint8Array([1, 2, 4])) : p));
+    expect(() => verifyFit(encodeFdt(tree), key)).toThrow(expect.objectContaining({ code: 'E_FIT_SIGNATURE_INVALID' }));
+    for (const name of ['timestamp', 'tcb', 'Signet,TCB', 'signet,']) {
+      expect(() => buildFit({ ...input, rootProperties: [{ name, value: new Uint8Array(1) }] }), name).toThrow(expect.objectContaining({ code: 'E_FIT_BAD_INPUT' }));
+    }
+    expect(() => buildFit({ ...input, rootProperties: [{ name: 'a,b', value: new Uint8Array(1) }, { name: 'a,b', value: new Uint8Array(1) }] })).toThrow(expect.objectContaining({ code: 'E_FIT_BAD_INPUT' }));
   });
 
   it('diff: options added, removed, changed; sizes per library, with libraries only on one side', () => {
