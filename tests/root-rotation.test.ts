@@ -325,6 +325,26 @@ describe('root 3 → 4 rotates the targets key and the online keys; publish need
   });
 });
 
+describe('after a stolen targets key: targets resign --remove drops releases the vendor did not build', () => {
+  it('an unknown name is refused and nothing is published; a named release is dropped and clients no longer see it', async () => {
+    const admin = new AdminClient(url, loadIdentity(at('admin')));
+    const before = ((await admin.getTargets()).targets as { signed: { version: number } }).signed.version;
+    const bad = signet(['targets', 'resign', '--keys', at('keys'), '--server', url, '--admin', at('admin'), '--remove', `${BOARD}/nope-1.0.0.simg`]);
+    expectOneLineError(bad, 'E_REPO_TARGET_MISSING');
+    expect(((await admin.getTargets()).targets as { signed: { version: number } }).signed.version).toBe(before);
+
+    const r = signet(['targets', 'resign', '--keys', at('keys'), '--server', url, '--admin', at('admin'), '--remove', `${BOARD}/hello-1.2.5.simg`, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ signedUnderRoot: 4, rootVersion: 4, targetsVersion: before + 1, removed: [`${BOARD}/hello-1.2.5.simg`] });
+    expect(j.targets.map((t: { name: string }) => t.name)).toEqual([`${BOARD}/hello-1.3.0.simg`, `${BOARD}/hello-1.4.0.simg`]);
+    const u = tufjs(at('tufjs-1'));
+    await u.refresh();
+    expect(await u.getTargetInfo(`${BOARD}/hello-1.2.5.simg`)).toBeUndefined();
+    expect(await u.getTargetInfo(`${BOARD}/hello-1.4.0.simg`)).toBeDefined();
+  });
+});
+
 describe('the boot stage follows the chain from its compiled root', () => {
   it('compiled root 1 + the chain 2, 3, 4 → images signed by the newest targets key boot; a forged chain adds nothing', async () => {
     const v1 = verifyTrustedRoot(readFileSync(at('root-v1.json')), nodeCrypto, null);

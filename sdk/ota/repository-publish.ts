@@ -136,6 +136,8 @@ export interface ResignOptions {
   now?: number;
   passphrases?: PassphraseSource;
   signers?: Signer[];
+  /** Target names to leave out (a release a stolen key signed, or one that must not be offered again). */
+  remove?: string[];
 }
 
 export interface ResignReport {
@@ -147,13 +149,15 @@ export interface ResignReport {
   timestampVersion: number;
   signatures: number;
   targets: { name: string; sha256: string; length: number }[];
+  removed: string[];
 }
 
 /**
  * `signet targets resign`: after the targets keys rotated, the server still holds targets
  * metadata signed by the old keys, which clients refuse. Take it exactly as the vendor signed
  * it (checked against the old root the keys folder kept), and sign the same entries as the
- * next version with the new targets key(s). No entry is added, changed or dropped.
+ * next version with the new targets key(s). No entry is added or changed; entries are dropped
+ * only when named in `remove` (after a stolen targets key: releases the vendor did not build).
  */
 export async function resignTargets(o: ResignOptions): Promise<ResignReport> {
   const now = o.now ?? Math.floor(Date.now() / 1000);
@@ -169,13 +173,22 @@ export async function resignTargets(o: ResignOptions): Promise<ResignReport> {
   const signedUnderRoot = checkServerTargets(env, chain);
   const signers = await targetsSigners(o.keysDir, root.roles.targets.keyids, o.passphrases ?? envOrPromptPassphrase, o.signers);
   const expires = formatUtc(now + (o.targetsExpiresDays !== undefined ? o.targetsExpiresDays * 86400 : DEFAULT_TARGETS_EXPIRES_S));
-  const next: TargetsSigned = { ...current, version: current.version + 1, expires };
+  const remove = o.remove ?? [];
+  for (const name of remove) {
+    if (!Object.prototype.hasOwnProperty.call(current.targets, name)) {
+      throw new RepositoryError('E_REPO_TARGET_MISSING', `the server's targets metadata names no ${JSON.stringify(name)} to remove`);
+    }
+  }
+  const kept: TargetsSigned['targets'] = {};
+  for (const name of Object.keys(current.targets)) if (!remove.includes(name)) kept[name] = current.targets[name];
+  const next: TargetsSigned = { ...current, targets: kept, version: current.version + 1, expires };
   const signedEnv = await signTargets(next, signers);
   const valid = checkThreshold(signedEnv, root, 'targets', nodeCrypto);
   const r = await o.transport.publish(encodeMetadata(signedEnv));
   return {
     signedUnderRoot, rootVersion: root.version, targetsVersion: r.targetsVersion, snapshotVersion: r.snapshotVersion, timestampVersion: r.timestampVersion,
     signatures: valid,
-    targets: Object.keys(current.targets).sort().map((name) => ({ name, sha256: current.targets[name].hashes.sha256, length: current.targets[name].length })),
+    targets: Object.keys(kept).sort().map((name) => ({ name, sha256: kept[name].hashes.sha256, length: kept[name].length })),
+    removed: remove.slice().sort(),
   };
 }
