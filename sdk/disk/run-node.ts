@@ -49,7 +49,10 @@ export function loopbackBinding(b: UvBinding): UvBinding {
   return Object.assign(Object.create(b) as UvBinding, {
     tcpListen: (handler: Parameters<UvBinding['tcpListen']>[0], host: string, port: number, backlog: number) => b.tcpListen(handler, listenHost(host), port, backlog),
     tcpConnect: (handler: Parameters<UvBinding['tcpConnect']>[0], host: string, port: number) => b.tcpConnect(handler, peerHost(host), port),
-    udpBind: (handler: Parameters<UvBinding['udpBind']>[0], host: string, port: number) => b.udpBind(handler, listenHost(host), port),
+    // Datagrams from the host come back from 127.0.0.1; the guest asked 10.0.2.2, and QEMU's user
+    // network shows them from there too (a resolver only trusts the server it asked).
+    udpBind: (handler: Parameters<UvBinding['udpBind']>[0], host: string, port: number) =>
+      b.udpBind((event, a, from, c) => handler(event, a, event === 'message' && from === '127.0.0.1' ? QEMU_GATEWAY : from, c), listenHost(host), port),
     udpSend: (id: number, bytes: Uint8Array, host: string, port: number) => b.udpSend(id, bytes, peerHost(host), port),
   });
 }
