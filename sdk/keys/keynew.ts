@@ -21,12 +21,17 @@ export function publicPathFor(privatePath: string): string {
   return /\.key$/.test(privatePath) ? privatePath.replace(/\.key$/, '.pub') : privatePath + '.pub';
 }
 
-export function newKey(role: string, out: string, passphrase?: string): NewKeyResult {
+/** Refuse an unknown role or an existing output before anything is asked for or written. */
+export function checkNewKey(role: string, out: string): void {
   if ((TOP_LEVEL_ROLES as string[]).indexOf(role) < 0) {
     throw new KeyError('E_KEY_ROLE', `unknown role "${role}": use root, targets, snapshot or timestamp`);
   }
+  for (const p of [out, publicPathFor(out)]) if (existsSync(p)) throw new KeyError('E_KEYS_EXIST', p + ' already exists');
+}
+
+export function newKey(role: string, out: string, passphrase?: string): NewKeyResult {
+  checkNewKey(role, out);
   const pub = publicPathFor(out);
-  for (const p of [out, pub]) if (existsSync(p)) throw new KeyError('E_KEYS_EXIST', p + ' already exists');
   const kp = generateEd25519();
   writePrivateKeyFile(out, kp.privatePem(passphrase));
   try {

@@ -4,6 +4,7 @@
  * the same check a device will make.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Signer } from './metadata';
 import { nodeCrypto } from '../image/crypto-node';
 import { readInputFile } from '../util/files';
@@ -55,7 +56,7 @@ export async function pushRootFile(path: string, transport: RootPushTransport, k
   const serverVersion = (await transport.getTargets()).root;
   const current = verifyTrustedRoot(await transport.rootFile(serverVersion), nodeCrypto, null);
   verifyRootUpdate(current, bytes, nodeCrypto);
-  if (keysDir) verifyRootUpdate(verifyTrustedRoot(readRoot(keysDir + '/root.json'), nodeCrypto, null), bytes, nodeCrypto);
+  if (keysDir) verifyRootUpdate(verifyTrustedRoot(readRoot(join(keysDir, 'root.json')), nodeCrypto, null), bytes, nodeCrypto);
   const r = await transport.pushRoot(bytes);
   if (!keysDir) return r;
   return { version: r.version, kept: installHeldRoot(keysDir, bytes).kept };

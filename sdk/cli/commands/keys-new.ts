@@ -1,5 +1,5 @@
 import { envOrPromptPassphrase, PASSPHRASE_ENV } from '../../keys/passphrase';
-import { newKey } from '../../keys/keynew';
+import { checkNewKey, newKey } from '../../keys/keynew';
 import { JSON_OPTION, need, type Command } from '../command';
 
 export const keysNew: Command = {
@@ -15,6 +15,7 @@ export const keysNew: Command = {
   async run(ctx) {
     const role = need(ctx, 'role');
     const out = need(ctx, 'out');
+    checkNewKey(role, out);
     const passphrase = ctx.values.encrypt ? await envOrPromptPassphrase.get('the new key', true) : undefined;
     const r = newKey(role, out, passphrase);
     if (ctx.json) ctx.out(JSON.stringify(r));
