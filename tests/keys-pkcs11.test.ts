@@ -91,6 +91,28 @@ describe('PKCS#11 keys (SoftHSM 2, ed25519 / CKM_EDDSA)', () => {
     expect(verify('both.simg').code).toBe(0);
   });
 
+  it('`keys new --out pkcs11:` makes the key inside the token; its signatures verify under a root that adds its .pub', () => {
+    const made = uri('made-by-signet');
+    const r = JSON.parse(ok(['keys', 'new', '--role', 'targets', '--out', made, '--pub', at('made.pub'), '--json']).stdout);
+    expect(r).toMatchObject({ role: 'targets', publicPath: at('made.pub') });
+    expect(JSON.parse(readFileSync(at('made.pub'), 'utf8'))).toMatchObject({ keytype: 'ed25519', scheme: 'ed25519' });
+    // The private half is in the token only: pkcs11-tool lists it as sensitive, never extractable.
+    const listing = execFileSync('pkcs11-tool', ['--module', MODULE, '--token-label', 'signet', '--login', '--pin', '1234', '--list-objects', '--type', 'privkey'],
+      { env: { ...process.env, ...env } }).toString();
+    const block = listing.split(/(?=Private Key Object)/).find((b) => b.includes('made-by-signet')) ?? '';
+    expect(block).toMatch(/Access:.*sensitive/);
+    expect(block).toMatch(/Access:.*never extractable/);
+    // A second key under the same name, or without a PIN, is refused and the token is unchanged.
+    expectOneLineError(run(['keys', 'new', '--role', 'targets', '--out', made]), 'E_KEYS_EXIST');
+    expectOneLineError(run(['keys', 'new', '--role', 'targets', '--out', uri('other')], { SIGNET_PKCS11_PIN: '' }), 'E_KEY_PKCS11');
+    ok(['root', 'new', '--from', at('keys/root.json'), '--add-key', 'targets=' + at('made.pub'), '--out', at('root.made.json')]);
+    ok(['root', 'sign', at('root.made.json'), '--key', at('keys/root-1.key')]);
+    ok(['build', '--project', join(ROOT, 'examples/hello'), '--version', '1.0.1', '--security-counter', '1', '--key', made, '--out', at('made.simg'), '--no-typecheck']);
+    const v = run(['verify', at('made.simg'), '--root', at('root.made.json'), '--board', 'qemu-virt-arm64', '--json']);
+    expect(v.code, v.stderr).toBe(0);
+    expect(JSON.parse(v.stdout).signatures).toEqual([{ keyid: r.keyid, status: 'valid' }]);
+  });
+
   it('bad URIs, a wrong PIN, a missing key: one coded line, nothing written', () => {
     const before = readFileSync(at('root.v2.json'));
     const img = readFileSync(at('file.simg'));

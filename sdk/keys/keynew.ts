@@ -4,7 +4,7 @@
  * it as the TUF key object `signet root new --add-key` reads. Neither file is overwritten.
  */
 import { existsSync, rmSync } from 'node:fs';
-import { TOP_LEVEL_ROLES, type RoleName } from '../ota/metadata';
+import { publicKeyObject, TOP_LEVEL_ROLES, type RoleName } from '../ota/metadata';
 import { writeFileAtomic } from '../util/fs-atomic';
 import { KeyError } from './errors';
 import { generateEd25519, writePrivateKeyFile } from './keyfile';
@@ -26,7 +26,14 @@ export function checkNewKey(role: string, out: string): void {
   if ((TOP_LEVEL_ROLES as string[]).indexOf(role) < 0) {
     throw new KeyError('E_KEY_ROLE', `unknown role "${role}": use root, targets, snapshot or timestamp`);
   }
+  if (out === '') return;
   for (const p of [out, publicPathFor(out)]) if (existsSync(p)) throw new KeyError('E_KEYS_EXIST', p + ' already exists');
+}
+
+/** The public half of a key made elsewhere (a token), as the TUF key object `.pub` files hold. */
+export function writeNewPublicKey(path: string, raw: Uint8Array): void {
+  if (existsSync(path)) throw new KeyError('E_KEYS_EXIST', path + ' already exists');
+  writeFileAtomic(path, JSON.stringify(publicKeyObject(raw), null, 2) + '\n');
 }
 
 export function newKey(role: string, out: string, passphrase?: string): NewKeyResult {

@@ -112,8 +112,26 @@ function rawEdwardsPoint(v: Buffer): Uint8Array {
  * Open the token, log in, find the one private key the URI names and its public key. The
  * session stays open for the process (a CLI command signs a few times and exits).
  */
-export async function loadPkcs11Signer(uri: string): Promise<Signer> {
+export function loadPkcs11Signer(uri: string): Promise<Signer> {
+  return openPkcs11Key(uri, false);
+}
+
+/**
+ * `signet keys new --out pkcs11:…`: generate an ed25519 key pair inside the token (private
+ * half sensitive and not extractable), labelled `object=` (and `id=` if given). Refused if the
+ * token already holds a key the URI names.
+ */
+export function generatePkcs11Key(uri: string): Promise<Signer> {
+  return openPkcs11Key(uri, true);
+}
+
+// RFC 8410 id-Ed25519 (1.3.101.112) as DER, the CKA_EC_PARAMS of an Edwards key (PKCS#11 3.0 §2.3.10).
+const ED25519_OID_DER = Buffer.from([0x06, 0x03, 0x2b, 0x65, 0x70]);
+const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;
+
+async function openPkcs11Key(uri: string, generate: boolean): Promise<Signer> {
   const u = parsePkcs11Uri(uri);
+  if (generate && u.object === undefined) throw new KeyError('E_KEY_PKCS11', 'a key made in a token needs a label: object=');
   const modulePath = u.modulePath || process.env[PKCS11_MODULE_ENV];
   if (!modulePath) throw new KeyError('E_KEY_PKCS11', `no PKCS#11 module: add ?module-path=… to the URI or set ${PKCS11_MODULE_ENV}`);
   const pin = u.pin ?? process.env[PKCS11_PIN_ENV];
@@ -144,7 +162,7 @@ export async function loadPkcs11Signer(uri: string): Promise<Signer> {
     if (slots.length !== 1) {
       throw new KeyError('E_KEY_PKCS11', slots.length ? `${slots.length} tokens match ${uri.split('?')[0]}; add token= or slot-id=` : `no token matches ${uri.split('?')[0]}`);
     }
-    session = lib.C_OpenSession(slots[0], p11.CKF_SERIAL_SESSION);
+    session = lib.C_OpenSession(slots[0], p11.CKF_SERIAL_SESSION | (generate ? p11.CKF_RW_SESSION : 0));
     if (pin !== undefined) {
       try {
         lib.C_Login(session, p11.CKU_USER, pin);
@@ -161,6 +179,21 @@ export async function loadPkcs11Signer(uri: string): Promise<Signer> {
       lib.C_FindObjectsFinal(session!);
       return hs;
     };
+    if (generate) {
+      if (pin === undefined) throw new KeyError('E_KEY_PKCS11', `making a key in a token needs its PIN: set ${PKCS11_PIN_ENV}`);
+      if (find(p11.CKO_PRIVATE_KEY).length || find(p11.CKO_PUBLIC_KEY).length) {
+        throw new KeyError('E_KEYS_EXIST', `the token already holds a key named by ${uri.split('?')[0]}`);
+      }
+      const common: { type: number; value: boolean | number | string | Buffer }[] = [{ type: p11.CKA_TOKEN, value: true }, { type: p11.CKA_LABEL, value: u.object! }, { type: p11.CKA_KEY_TYPE, value: CKK_EC_EDWARDS }];
+      if (u.id !== undefined) common.push({ type: p11.CKA_ID, value: u.id });
+      try {
+        lib.C_GenerateKeyPair(session, { mechanism: CKM_EC_EDWARDS_KEY_PAIR_GEN },
+          [...common, { type: p11.CKA_VERIFY, value: true }, { type: p11.CKA_EC_PARAMS, value: ED25519_OID_DER }],
+          [...common, { type: p11.CKA_SIGN, value: true }, { type: p11.CKA_PRIVATE, value: true }, { type: p11.CKA_SENSITIVE, value: true }, { type: p11.CKA_EXTRACTABLE, value: false }]);
+      } catch (e) {
+        fail('the token could not make an ed25519 key (does it support CKM_EC_EDWARDS_KEY_PAIR_GEN?)', e);
+      }
+    }
     const priv = find(p11.CKO_PRIVATE_KEY);
     if (priv.length !== 1) {
       throw new KeyError('E_KEY_PKCS11', priv.length ? `more than one ed25519 private key matches ${uri.split('?')[0]}` :
