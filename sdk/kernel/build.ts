@@ -135,7 +135,23 @@ function make(src: KernelSource, obj: string, recipe: ArchRecipe, args: string[]
   const map = `-ffile-prefix-map=${src.tree}/= -ffile-prefix-map=${obj}/=`;
   const argv = ['-C', src.tree, `O=${obj}`, `ARCH=${recipe.karch}`, `CROSS_COMPILE=${recipe.cross}`, `KCFLAGS=${map}`, `KAFLAGS=${map}`, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn('make', argv, { env: buildEnv(src), stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, ended with us: a build must not outlive the command that started it
+    // (an orphaned make keeps compiling into a folder already removed).
+    const child = spawn('make', argv, { env: buildEnv(src), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const stop = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    process.on('exit', stop);
+    for (const sig of signals) process.on(sig, stop);
+    child.on('close', () => {
+      process.off('exit', stop);
+      for (const sig of signals) process.off(sig, stop);
+    });
     const tail: string[] = [];
     let out = '';
     const keep = (line: string) => {

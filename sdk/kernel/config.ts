@@ -163,7 +163,7 @@ export function checkFinalConfig(o: {
           ? [`another option selects it (see ${defined})`, 'turn off what selects it, or remove the line']
           : [`a dependency is not met (see its "depends on" in ${defined})`, 'enable what it depends on in the fragment, or remove the line'];
     const verb = want === 'n' ? 'was overridden by Kconfig' : 'was dropped by Kconfig';
-    problems.push({ message: `${at}=${want} ${verb}: the final config has ${show(got)}, ${why}`, hint });
+    problems.push({ message: `${at}=${want} ${verb} (final value: ${show(got)}): ${why}`, hint });
   }
   if (problems.length) {
     const first = problems[0]!;
