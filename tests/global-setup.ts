@@ -1,7 +1,26 @@
 /** Once per test run: make sure the CLI bundle (dist/signet.mjs) matches the sources. */
 // @ts-expect-error — a plain .mjs helper without types
 import { bundleCli } from '../sdk/cli/bundle.mjs';
+import { listBoards, loadBoard } from '../sdk/board';
+import { buildBoardKernel } from '../sdk/kernel/board';
 
 export default async function setup(): Promise<void> {
   await bundleCli();
+  await buildBoardKernels();
+}
+
+/**
+ * Boards whose kernel is built from source (kernel.source "debian-source"): built here, once,
+ * before any test file runs, so that the first `signet fit` of a run finds it in the cache
+ * instead of spending a cold build (minutes on 2 cores) inside one test's timeout. Cached
+ * across runs (.cache/signet/kernels), so this is quick after the first.
+ */
+async function buildBoardKernels(): Promise<void> {
+  for (const id of listBoards()) {
+    const board = loadBoard(id);
+    if (board.kernel.source !== 'debian-source') continue;
+    const started = Date.now();
+    const k = await buildBoardKernel(board);
+    if (!k.cached) process.stdout.write(`global-setup: built the ${id} kernel (Linux ${k.release}, ${k.image.length} bytes) in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+  }
 }
