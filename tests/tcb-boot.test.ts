@@ -410,6 +410,73 @@ describe.skipIf(!available)('signet tcb on real boot images', () => {
   });
 });
 
+// The same board with its kernel built from Debian's source (sdk/kernel, kernel.source
+// "debian-source") against Debian's binary kernel: a board copy in SIGNET_BOARDS with the same
+// fragment, so the kernel cache entry is the one tests/kernel-build makes (its key has no board id).
+describe.skipIf(!available)('signet tcb --vs: Debian binary kernel vs the minimal kernel built from source', () => {
+  let work: string;
+  let env: NodeJS.ProcessEnv;
+  const ok = (r: { code: number; stderr: string; stdout: string }) => {
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    return r;
+  };
+  const at = (f: string) => join(work, f);
+  const BUILD = { timeout: 3_000_000 }; // a cold kernel build on a loaded 2-core machine; a liveness bound only
+
+  beforeAll(() => {
+    mkdirSync(cacheRoot, { recursive: true });
+    work = mkdtempSync(join(cacheRoot, 'tcb-kernel-'));
+    const boards = at('boards');
+    const base = join(ROOT, 'boards', 'qemu-virt-arm64');
+    const json = JSON.parse(readFileSync(join(base, 'board.json'), 'utf8'));
+    for (const [id, source] of [['tcb-binary', 'debian-binary'], ['tcb-source', 'debian-source']] as const) {
+      mkdirSync(join(boards, id), { recursive: true });
+      writeFileSync(join(boards, id, 'board.json'), JSON.stringify({ ...json, id, kernel: { ...json.kernel, source, version: '6.1' } }, null, 2));
+      writeFileSync(join(boards, id, 'kernel.config'), readFileSync(join(base, 'kernel.config')));
+    }
+    env = { SIGNET_BOARDS: boards };
+    ok(signet(['keys', 'init', '--dir', at('keys')], { env }));
+    for (const id of ['tcb-binary', 'tcb-source']) ok(signet(['fit', '--board', id, '--keys', at('keys'), '--out', at(`${id}.itb`), '--key-dtb', at('pub.dtb')], { env, ...BUILD }));
+  }, 3_600_000);
+
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('the source-built kernel is reported as sdk/kernel built it, and --vs names every option that differs', () => {
+    const built = JSON.parse(ok(signet(['kernel', 'build', '--board', 'tcb-source', '--json'], { env, ...BUILD })).stdout) as { release: string; bytes: number; configSha256: string; optionsSet: number; sourcePackage: string; sourceVersion: string };
+    const j = JSON.parse(ok(signet(['tcb', at('tcb-source.itb'), '--vs', at('tcb-binary.itb'), '--key-dtb', at('pub.dtb'), '--json'], { env })).stdout) as TcbJson;
+    const k = j.report.kernel;
+    expect(j.verified).toBe(true);
+    expect(k.source).toBe('debian-source');
+    expect(k.version).toBe(built.release);
+    expect(k.configSha256).toBe(built.configSha256);
+    expect(k.optionsSet).toBe(built.optionsSet);
+    expect(k.bytes).toBe(built.bytes);
+    expect(k.package).toContain(built.sourcePackage);
+    const d = j.diff!;
+    expect(d.kernel.sourceBefore).toBe('debian-binary');
+    expect(d.kernel.sourceAfter).toBe('debian-source');
+    expect(d.kernel.bytes.delta).toBeLessThan(0);
+    // Every option of the two records is accounted for: unchanged + changed + added = newer, unchanged + changed + removed = older.
+    const older = tcbOptions(at('tcb-binary.itb'), env);
+    const newer = k.optionsSet;
+    const same = Object.keys(j.report.kernelOptions).filter((o) => older[o] === j.report.kernelOptions[o]).length;
+    expect(same + d.options.changed.length + d.options.added.length).toBe(newer);
+    expect(same + d.options.changed.length + d.options.removed.length).toBe(Object.keys(older).length);
+    // Hardening the minimal kernel turns on, and modules it turns off, show up by name.
+    expect(d.options.removed.map((o) => o.name)).toContain('MODULES');
+    // The initramfs of the source-built kernel carries no modules.
+    expect(j.report.initramfs.parts.some((p) => p.name === 'kernel modules')).toBe(false);
+    expect(d.initramfs.find((c) => c.name === 'kernel modules')!.after).toBe(0);
+  });
+});
+
+function tcbOptions(fit: string, env: NodeJS.ProcessEnv): Record<string, string> {
+  const r = signet(['tcb', fit, '--json'], { env });
+  return (JSON.parse(r.stdout) as TcbJson).report.kernelOptions;
+}
+
 function gzipJson(v: unknown): Buffer {
   return gzipSync(Buffer.from(JSON.stringify(v)));
 }
