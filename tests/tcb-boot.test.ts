@@ -265,6 +265,19 @@ describe.skipIf(!available)('signet tcb on real boot images', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
+  /**
+   * The kernel's .config and image as its source left them: Debian's package in the deb cache,
+   * or the entry `signet kernel build` reports (sdk/kernel) for a kernel built from source.
+   */
+  function kernelFiles(r: BootTcbRecord): { config: string; image: string; built?: { configSha256: string; optionsSet: number; bytes: number; release: string } } {
+    if (r.kernel.source === 'debian-binary') {
+      const root = join(cacheRoot, 'debs', `${r.kernel.package}_${r.arch}`, 'boot');
+      return { config: join(root, `config-${r.kernel.version}`), image: join(root, `vmlinuz-${r.kernel.version}`) };
+    }
+    const built = JSON.parse(ok(signet(['kernel', 'build', '--board', r.board, '--json'], { timeout: 3_000_000 })).stdout) as { dir: string; image: string; configSha256: string; optionsSet: number; bytes: number; release: string };
+    return { config: join(built.dir, 'config'), image: join(built.dir, built.image), built };
+  }
+
   /** /init as the FIT carries it: the ramdisk, gunzip'd, its cpio entry. */
   function initOf(fit: string): Buffer {
     const ramdisk = getProp(findNode(decodeFdt(new Uint8Array(readFileSync(fit))).root, '/images/ramdisk')!, 'data')!;
@@ -319,15 +332,17 @@ describe.skipIf(!available)('signet tcb on real boot images', () => {
       expect(j.report.initramfs.parts.reduce((s, p) => s + p.bytes, 0)).toBe(j.report.initramfs.bytes);
     });
 
-    it(`${board}: the kernel fields are those of the kernel package's config and image`, () => {
-      const k = tcbJson([at(fit)]).report.kernel;
-      const root = join(cacheRoot, 'debs', `${k.package}_${arch}`, 'boot');
-      const config = readFileSync(join(root, `config-${k.version}`));
-      expect(k.configSha256).toBe(createHash('sha256').update(config).digest('hex'));
-      const grep = spawnSync('grep', ['-c', '-E', '^CONFIG_[A-Za-z0-9_]+=', join(root, `config-${k.version}`)], { encoding: 'utf8' });
+    it(`${board}: the kernel fields are those of the kernel's config and image (Debian's package, or the build from source)`, () => {
+      const r = tcbJson([at(fit)]).report;
+      const k = r.kernel;
+      expect(r.arch).toBe(arch);
+      const files = kernelFiles(r);
+      expect(k.configSha256).toBe(createHash('sha256').update(readFileSync(files.config)).digest('hex'));
+      const grep = spawnSync('grep', ['-c', '-E', '^CONFIG_[A-Za-z0-9_]+=', files.config], { encoding: 'utf8' });
       expect(k.optionsSet).toBe(Number(grep.stdout.trim()));
-      expect(k.bytes).toBe(statSync(join(root, `vmlinuz-${k.version}`)).size);
-      expect(k.source).toBe('debian-binary');
+      expect(k.bytes).toBe(statSync(files.image).size);
+      if (files.built) expect([k.version, k.configSha256, k.optionsSet, k.bytes]).toEqual([files.built.release, files.built.configSha256, files.built.optionsSet, files.built.bytes]);
+      expect(k.source).toBe(JSON.parse(readFileSync(join(ROOT, 'boards', board, 'board.json'), 'utf8')).kernel.source ?? 'debian-binary');
       const stored = getProp(findNode(decodeFdt(new Uint8Array(readFileSync(at(fit)))).root, '/images/kernel')!, 'data')!;
       expect(k.fitBytes).toBe(stored.length);
     });
@@ -341,7 +356,7 @@ describe.skipIf(!available)('signet tcb on real boot images', () => {
     expect(d.report.kernel).toEqual(f.report.kernel);
     expect(d.report.native).toEqual(f.report.native);
     const text = ok(signet(['tcb', at('arm64.img'), '--key-dtb', at('pub.dtb')])).stdout;
-    expect(text).toMatch(/^kernel {5}Linux \S+, debian-binary/m);
+    expect(text).toMatch(new RegExp(`^kernel {5}Linux \\S+, ${d.report.kernel.source} `, 'm'));
     expect(text).toMatch(/^ {2}mbedtls +[\d ]+ +[\d.]+% +libmbedcrypto\.a/m);
     expect(text).toContain('record signed');
   });
@@ -351,7 +366,7 @@ describe.skipIf(!available)('signet tcb on real boot images', () => {
     const xen = tcbJson([at('xen.itb')]).report;
     const j = tcbJson([at('xen.itb'), '--vs', at('arm64.itb')]);
     const options = (r: BootTcbRecord) => {
-      const cfg = readFileSync(join(cacheRoot, 'debs', `${r.kernel.package}_${r.arch}`, 'boot', `config-${r.kernel.version}`), 'utf8');
+      const cfg = readFileSync(kernelFiles(r).config, 'utf8');
       return new Map(cfg.split('\n').filter((l) => l.startsWith('CONFIG_')).map((l) => [l.slice(7, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     };
     const older = options(arm);
