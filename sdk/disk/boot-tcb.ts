@@ -87,12 +87,6 @@ function sha256Hex(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Where a kernel came from: the source K's BoardKernel names, else Debian's binary package. */
-function kernelSource(kernel: BoardKernel): string {
-  const s = (kernel as BoardKernel & { source?: unknown }).source;
-  return typeof s === 'string' && s.length > 0 ? s : 'debian-binary';
-}
-
 export const INITRAMFS_PART_HOST = 'signet-host (/init)';
 export const INITRAMFS_PART_STAGE = 'boot stage';
 export const INITRAMFS_PART_MODULES = 'kernel modules';
@@ -143,7 +137,7 @@ export function buildBootTcb(i: BootTcbInput): BootTcbRecord {
     arch: i.board.arch,
     kernel: {
       version: i.kernel.version,
-      source: kernelSource(i.kernel),
+      source: i.kernel.source,
       package: i.kernel.package,
       configSha256: sha256Hex(i.kernel.config),
       optionsSet: Object.keys(options).length,
