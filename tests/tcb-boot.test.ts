@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffBootTcb } from '../sdk/build/tcb-boot';
-import { attributeNative, elfSections, loadableSections, parseLinkMap, signetHostClassifier, type NativeTcb } from '../sdk/build/tcb-native';
+import { attributeNative, elfSections, loadableSections, parseLinkMap, signetHostClassifier, toolchainLibrary, type NativeTcb } from '../sdk/build/tcb-native';
 import { BOOT_TCB_PROPERTY, decodeBootTcb, kernelOptions, type BootTcbRecord } from '../sdk/disk/boot-tcb';
 import { readCpio } from '../sdk/disk/cpio';
 import { decodeFdt, encodeFdt, fdtProp, findNode, getProp } from '../sdk/fit/fdt';
@@ -163,6 +163,8 @@ describe('link map → bytes by library (unit)', () => {
     expect(() => parseLinkMap('LOAD x.o\n')).toThrow(expect.objectContaining({ code: 'E_TCB_LINK_MAP' }));
     expect(() => elfSections(new Uint8Array(100))).toThrow(expect.objectContaining({ code: 'E_TCB_ELF' }));
     expect(loadableSections(elfSections(ELF)).map((s) => s.name)).toEqual(['.note.gnu.build-id', '.text', '.rodata']);
+    // glibc's pieces as each compiler links them statically, libgcc's, and nothing else.
+    expect(['/l/libc.a', '/l/libm-2.36.a', '/l/libmvec.a', '/l/crt1.o', '/l/libgcc_eh.a', '/l/crtbeginT.o', '/l/libfoo.a'].map(toolchainLibrary)).toEqual(['libc', 'libc', 'libc', 'libc', 'libgcc', 'libgcc', undefined]);
   });
 });
 

@@ -206,7 +206,7 @@ async function publish(from: string, to: string): Promise<void> {
 }
 
 /** Part of the cache key: hosts built before the link map was kept have no TCB record beside them. */
-const TCB_RECORD = 'tcb-record-2';
+const TCB_RECORD = 'tcb-record-3';
 
 /** The TCB of the linked binary by library (sdk/build/tcb-native), written beside it; the map itself is dropped. */
 async function writeNativeTcb(dir: string, linkMap: string, inputs: Parameters<typeof signetHostClassifier>[0]): Promise<void> {

@@ -172,10 +172,10 @@ export interface NativeTcb {
 /** The library an origin belongs to, by file; undefined: not known (counted as other). */
 export type OriginClassifier = (origin: { file: string; member?: string }) => { library: string; member: string } | undefined;
 
-/** glibc, libgcc and the C runtime objects as the cross compilers link them statically. */
+/** glibc (x86_64's libm.a is a script naming libm-<version>.a and libmvec.a), libgcc and the C runtime objects as the compilers link them statically. */
 export function toolchainLibrary(file: string): string | undefined {
   const b = basename(file);
-  if (/^(libc|libm|libpthread|libdl|librt|libresolv|libc_nonshared)\.a$/.test(b) || /^crt[1in]\.o$/.test(b) || b === 'Scrt1.o') return 'libc';
+  if (/^(libc|libm|libm-[\d.]+|libmvec|libpthread|libdl|librt|libresolv|libc_nonshared)\.a$/.test(b) || /^crt[1in]\.o$/.test(b) || b === 'Scrt1.o') return 'libc';
   if (/^libgcc(_eh)?\.a$/.test(b) || /^crt(begin|end)[ST]?\.o$/.test(b)) return 'libgcc';
   return undefined;
 }
