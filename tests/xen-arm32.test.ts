@@ -22,6 +22,7 @@ import { checkQemuPlacement, dumpQemuDtb, qemuDtbAddress } from '../sdk/disk/xen
 import { XenError } from '../sdk/disk/xen-errors';
 import { fetchXen, guestForApp, prepareXenBoot, type XenBootPlan } from '../sdk/disk/xen';
 import { readCpio } from '../sdk/disk/cpio';
+import { fetchKernel } from '../sdk/disk/kernel';
 import { makeImage, makeKeySet } from './helpers/fixtures';
 import { tempDir } from './helpers/boot';
 
@@ -187,6 +188,11 @@ describe.concurrent('Xen dom0less boots the guest (real Xen 4.17, real QEMU)', (
     await buildRelease({ projectDir, version: '1.4.0', securityCounter: 2, keysDir, out, typecheck: false });
 
     const r = await runXen({ board, appImage: new Uint8Array(readFileSync(out)), keysDir, halt: true });
+    // The DomU ran the board's minimal kernel, built from Debian's source with boards/xen-arm32/kernel.config.
+    const kernel = await fetchKernel(board);
+    expect(kernel.source).toBe('debian-source');
+    expect(r.plan.kernelBytes).toBe(kernel.kernel.length);
+    expect(kernel.config).toMatch(/^# CONFIG_MODULES is not set$/m);
     const ok = r.lines.indexOf('boot[OK] slot=a version=1.4.0');
     const app = r.lines.indexOf('hello from xen-svc');
     expect(ok, r.rawLines.slice(-30).join('\n')).toBeGreaterThanOrEqual(0);
