@@ -19,6 +19,7 @@ import { buildRelease } from '../image/release';
 import { initKeys } from '../keys/keyset';
 import { asSignetError } from './errors';
 import { checkQemuInstalled, GuestConsole } from './qemu';
+import type { KernelSourceKind } from './kernel';
 import type { GuestRunOptions, StartedGuest } from './run-types';
 import { checkXenBoard, fetchXen, guestForApp, guestFromDisk, prepareXenBoot, type XenBootPlan, type XenGuestImages } from './xen';
 import { XenError } from './xen-errors';
@@ -240,9 +241,12 @@ export async function runXen(opts: RunXenOptions): Promise<RunXenResult> {
 /**
  * For `npm run bench -- boot` (`boot.xen_arm32_ms`): a fresh key set and the scaffolded hello
  * service built for xen-arm32, booted once; milliseconds from QEMU start to the app's line.
+ * `kernelSource` boots the DomU on that kernel instead of the board's own choice (the minimal
+ * kernel built from source against Debian's armmp binary, in one bench run).
  */
-export async function bootXenArm32ForBench(): Promise<number> {
-  const board = loadBoard('xen-arm32');
+export async function bootXenArm32ForBench(o: { kernelSource?: KernelSourceKind } = {}): Promise<number> {
+  const own = loadBoard('xen-arm32');
+  const board: Board = o.kernelSource ? { ...own, kernel: { ...own.kernel, source: o.kernelSource } } : own;
   const dir = await mkdtemp(join(tmpdir(), 'signet-xen-bench-'));
   try {
     const keysDir = join(dir, 'keys');
