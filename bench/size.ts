@@ -2,7 +2,8 @@
  * What a qemu-virt-arm64 device stores for examples/hello, against a conventional image serving
  * the same app.
  *
- * size.kernel_bytes                 the kernel as Debian ships it (arm64: an uncompressed Image)
+ * size.kernel_bytes                 the board's kernel (arm64: an uncompressed Image), built from
+ *                                   source or as Debian ships it (board kernel.source)
  * size.fit_kernel_bytes             the kernel as the FIT stores it (arm64: gzip -9)
  * size.initramfs_bytes              the initramfs cpio; size.ramdisk_bytes: as the FIT stores it (gzip)
  * size.boot_image_bytes (the FIT), size.app_image_bytes
@@ -15,12 +16,21 @@
  * size.percent_of_conventional      signet_bytes as a percentage of conventional_bytes
  * size.percent_of_conventional_userspace   the same without the kernel both images carry:
  *                                   (initramfs + app image) ÷ (nodejs closure + app)
+ * size.kernel_options               options set in the board's kernel config (=y/=m/values)
+ * size.debian_kernel_bytes          Debian's cloud-arm64 kernel Image, what a conventional image boots
+ * size.percent_of_conventional_debian_kernel  signet_bytes against Debian's kernel + the nodejs
+ *                                   closure + the app: a conventional image with a distribution kernel
+ *
+ * "The same kernel" is the board's: with a kernel built from source (kernel.source
+ * "debian-source") the conventional image gets that small kernel too, which flatters it.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBoard } from '../sdk/board';
 import { fetchDeb, nativeDebianArch, showPackages, type DebianArch } from '../sdk/build/debian';
 import { buildBootImage } from '../sdk/disk/boot-image';
+import { fetchDebianKernel } from '../sdk/disk/kernel';
+import { countOptionsSet } from '../sdk/kernel/config';
 import { buildRelease } from '../sdk/image/release';
 import { initKeys } from '../sdk/keys/keyset';
 import { cacheDir, sdkRoot } from '../sdk/util/paths';
@@ -105,6 +115,7 @@ export async function run(): Promise<Figures> {
     let nodeBytes = 0;
     for (const [pkg, arch] of closure) nodeBytes += treeBytes(await fetchDeb(pkg, arch));
     const kernelBytes = boot.kernel.kernel.length;
+    const debianKernel = await fetchDebianKernel(board);
     // The conventional image ships the kernel's modules folder too; counting only the Image is
     // generous to it.
     const conventional = kernelBytes + nodeBytes + appBytes;
@@ -123,6 +134,9 @@ export async function run(): Promise<Figures> {
       percent_of_conventional: { value: (100 * signet) / conventional, unit: '%' },
       percent_of_conventional_compressed_kernel: { value: (100 * signet) / conventionalGz, unit: '%' },
       percent_of_conventional_userspace: { value: (100 * (boot.initramfs.length + appBytes)) / (nodeBytes + appBytes), unit: '%' },
+      kernel_options: { value: countOptionsSet(boot.kernel.config), unit: 'options' },
+      debian_kernel_bytes: { value: debianKernel.kernel.length, unit: 'bytes' },
+      percent_of_conventional_debian_kernel: { value: (100 * signet) / (debianKernel.kernel.length + nodeBytes + appBytes), unit: '%' },
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
