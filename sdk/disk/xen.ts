@@ -3,7 +3,8 @@
  * boot image and the flash; the runner (run-xen.ts) only places it in memory.
  *
  *   Xen            xen-hypervisor-4.17-armhf: /boot/xen-4.17-armhf (a zImage-style image)
- *   DomU kernel    the boot image's (linux-image-armmp, a zImage)
+ *   DomU kernel    the boot image's: the board's kernel (fetchKernel: xen-arm32's minimal zImage
+ *                  built from linux-source with its kernel.config, or Debian's linux-image-armmp)
  *   DomU ramdisk   the boot image's initramfs (/init = Duktape host, /signet/boot.js and its
  *                  bytecode; gzip'd when it comes from a FIT)
  *                  ‖ a cpio holding the head of the flash as /signet/flash.img (xen-flash.ts)
