@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/cli';
+import { mulberry32 } from './helpers/prng';
 
 const hasCc = spawnSync('sh', ['-c', 'command -v gcc']).status === 0;
 const XID = 0x1234abcd;
@@ -16,16 +17,7 @@ const MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const MAC_TEXT = MAC.map((b) => b.toString(16).padStart(2, '0')).join(':');
 
 /** A seeded PRNG (mulberry32): the fuzz run is the same every time. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 const ip = (s: string) => s.split('.').map(Number);
 type Opt = [number, number[]];

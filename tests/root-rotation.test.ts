@@ -9,17 +9,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { BaseFetcher, Updater } from 'tuf-js';
-import { DownloadHTTPError } from 'tuf-js/dist/error';
+import { Updater } from 'tuf-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MtlsFetcher } from './helpers/tuf-js-mtls';
 import { BootStage } from '../bootloader/src/stage';
 import { readRootChain } from '../bootloader/src/rootstore';
 import { nodeCrypto } from '../sdk/image/crypto-node';
-import { loadIdentity, type Identity } from '../sdk/keys/device';
+import { loadIdentity } from '../sdk/keys/device';
 import { generateEd25519, loadSigner } from '../sdk/keys/keyfile';
 import { verifyTrustedRoot, type RootSigned } from '../sdk/ota/metadata';
 import { AdminClient } from '../sdk/ota/repository-http';
@@ -28,25 +26,6 @@ import { utf8Encode } from '../sdk/util/bytes';
 import { canonicalString } from '../sdk/util/canonical-json';
 import { newFlash, parts } from './helpers/boot';
 import { CLI, expectOneLineError, ROOT, signet, type CliResult } from './helpers/cli';
-
-class MtlsFetcher extends BaseFetcher {
-  constructor(private readonly id: Identity) {
-    super();
-  }
-
-  fetch(url: string): Promise<NodeJS.ReadableStream> {
-    return new Promise((resolve, reject) => {
-      get(url, { ca: this.id.caPem, cert: this.id.certPem, key: this.id.keyPem, agent: false }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          reject(new DownloadHTTPError('Failed to download', res.statusCode ?? 0));
-          return;
-        }
-        resolve(res as Readable);
-      }).on('error', reject);
-    });
-  }
-}
 
 let work: string;
 let server: ChildProcess | null = null;

@@ -6,36 +6,15 @@
  * trust decision is tuf-js's.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:https';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { BaseFetcher, Updater } from 'tuf-js';
-import { DownloadHTTPError } from 'tuf-js/dist/error';
+import { Updater } from 'tuf-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MtlsFetcher } from './helpers/tuf-js-mtls';
 import type { Identity } from '../sdk/keys/device';
 import type { MetadataRole } from '../sdk/ota/repository';
 import type { SqliteStorage } from '../update-server/storage-sqlite';
 import type { Storage } from '../update-server/storage';
 import { enroll, makeRepoKeys, publishImage, releaseImage, startTestServer, tempDir, type RepoKeys, type TestServer } from './server-fixture';
-
-class MtlsFetcher extends BaseFetcher {
-  constructor(private readonly id: Identity) {
-    super();
-  }
-
-  fetch(url: string): Promise<NodeJS.ReadableStream> {
-    return new Promise((resolve, reject) => {
-      get(url, { ca: this.id.caPem, cert: this.id.certPem, key: this.id.keyPem, agent: false }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          reject(new DownloadHTTPError('Failed to download', res.statusCode ?? 0));
-          return;
-        }
-        resolve(res as Readable);
-      }).on('error', reject);
-    });
-  }
-}
 
 let work: string;
 let k: RepoKeys;

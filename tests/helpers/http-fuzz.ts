@@ -8,21 +8,13 @@
  *
  * Used by tests/server-fuzz.test.ts and bench/attack.ts.
  */
+import { mulberry32, type Rng } from './prng';
 import { connectTcp, connectTls, exchangeOn, type ClientIdentity } from './raw-https';
 
-export type Rng = () => number;
+export type { Rng } from './prng';
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export function seeded(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The fuzzer's seeded PRNG (mulberry32). */
+export const seeded: (seed: number) => Rng = mulberry32;
 
 const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
 const int = (r: Rng, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));

@@ -9,6 +9,7 @@
  *
  * The proxy owns the wrapped link: it is the link's only reader and closes it on close().
  */
+import { mulberry32 } from './prng';
 import { BufferedTransport } from '../../sdk/flash/transport-buffered';
 import { TransportError } from '../../sdk/flash/transport-errors';
 import type { Transport } from '../../sdk/flash/transport-types';
@@ -35,16 +36,7 @@ export interface NoiseStats {
 }
 
 /** mulberry32: tiny, fast, good enough to decide which bytes to damage. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom: (seed: number) => () => number = mulberry32;
 
 class NoisyDirection {
   readonly stats: NoiseStats = { bytes: 0, corrupted: 0, dropped: 0 };
