@@ -181,6 +181,9 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest brings up its network: DHCP
     const boards = join(work, 'boards');
     mkdirSync(join(boards, board.id), { recursive: true });
     writeFileSync(join(boards, board.id, 'board.json'), JSON.stringify({ ...board, network: { address: '10.0.2.15/24', gateway: '10.0.2.2', dns: ['10.0.2.2'] } }, null, 2));
+    // The same kernel fragment: the copy builds (finds in the cache) the board's minimal kernel.
+    const fragment = join(ROOT, 'boards', board.id, 'kernel.config');
+    if (existsSync(fragment)) cpSync(fragment, join(boards, board.id, 'kernel.config'));
     ok(signet(['disk', app, '--board', board.id, '--keys', keys, '--out', join(work, 'static.img')], { timeout: 300_000, env: { SIGNET_BOARDS: boards } }));
 
     dhcpConsole = await boot(join(work, 'dhcp.img'), join(work, 'pub.dtb'));
