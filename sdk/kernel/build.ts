@@ -89,19 +89,11 @@ export interface KernelBuild {
   cached: boolean;
 }
 
-interface EntryMeta {
-  recipe: string;
-  release: string;
-  arch: Arch;
-  imageName: 'Image' | 'zImage';
-  configSha256: string;
-  optionsSet: number;
-  fragmentOptions: number;
-  sourcePackage: string;
-  sourceVersion: string;
-  sourceDateEpoch: number;
-  compiler: string;
-}
+/** build.json in a cache entry: the build's description, without the bytes and paths. */
+type EntryMeta = { recipe: string } & Pick<
+  KernelBuild,
+  'release' | 'arch' | 'imageName' | 'configSha256' | 'optionsSet' | 'fragmentOptions' | 'sourcePackage' | 'sourceVersion' | 'sourceDateEpoch' | 'compiler'
+>;
 
 const firstLine = (s: string) => s.trim().split('\n')[0]!.trim();
 

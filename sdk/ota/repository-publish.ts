@@ -129,13 +129,7 @@ export async function publishRelease(o: PublishOptions): Promise<PublishReport> 
   return { ...base, alreadyPublished: false, targetsVersion: r.targetsVersion, snapshotVersion: r.snapshotVersion, timestampVersion: r.timestampVersion, signatures: valid };
 }
 
-export interface ResignOptions {
-  keysDir: string;
-  transport: PublishTransport;
-  targetsExpiresDays?: number;
-  now?: number;
-  passphrases?: PassphraseSource;
-  signers?: Signer[];
+export interface ResignOptions extends Omit<PublishOptions, 'imagePath'> {
   /** Target names to leave out (a release a stolen key signed, or one that must not be offered again). */
   remove?: string[];
 }
