@@ -111,6 +111,15 @@ export interface AgentOptions {
   maxResumes?: number;
   /** Cap on an API answer (check-in, report). Default 64 KiB. */
   maxApiBytes?: number;
+  /**
+   * Mirrors of the TUF repository (`signet mirror sync` folders behind any static web server or
+   * CDN), tried in order: metadata under `<mirror>/metadata/`, targets under `<mirror>/targets/`.
+   * They are untrusted: a stale, tampered or unreachable one fails a TUF check (or the fetch)
+   * and the next is tried. With mirrors the API sees only check-ins and reports.
+   */
+  mirrors?: string[];
+  /** After the last mirror, try the server's own `/tuf/` too (default false; always so without mirrors). */
+  serverFallback?: boolean;
   log?(line: string): void;
 }
 
@@ -163,26 +172,68 @@ export function parseOffer(bytes: Uint8Array): Offer | null {
 /** A root link fetched for the boot stage: the same cap as the TUF client's for root. */
 const ROOT_LINK_MAX = 512 * 1024;
 
+const SOURCE_URL = /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/;
+
+/**
+ * The TUF sources in the order tried: each mirror, then the server's `/tuf` (when there are no
+ * mirrors, or `serverFallback`). A source is a base URL; `metadata/` and `targets/` lie under it.
+ */
+export function tufSources(serverUrl: string, mirrors: string[] | undefined, serverFallback: boolean | undefined): string[] {
+  const out: string[] = [];
+  const list = mirrors || [];
+  for (let i = 0; i < list.length; i++) {
+    if (typeof list[i] !== 'string' || !SOURCE_URL.test(list[i])) {
+      throw new OtaError('E_AGENT_MIRROR', 'mirror ' + JSON.stringify(list[i]) + ' is not an http(s) URL without query or fragment');
+    }
+    out.push(list[i].replace(/\/+$/, ''));
+  }
+  if (out.length === 0 || serverFallback) out.push(serverUrl.replace(/\/+$/, '') + '/tuf');
+  return out;
+}
+
+/**
+ * Failures a different copy of the repository may not have: the metadata did not fetch or
+ * verify (stale, expired, rolled back, tampered), the offered target is not in this copy's
+ * signed targets (a mirror behind the server), or its bytes did not fetch or match. Policy
+ * refusals from metadata that verified, and the image verifier's, are the same everywhere.
+ */
+function sourceFault(code: string): boolean {
+  return code !== 'E_CLOCK' && code !== 'E_CLIENT_STATE' && code !== 'E_STAGE_BUSY';
+}
+
 export class OtaAgent {
   private readonly o: AgentOptions;
-  readonly tuf: TufClient;
+  /** Base URLs of the TUF repository copies, in the order tried (`tufSources`). */
+  readonly sources: string[];
+  private readonly clients: TufClient[] = [];
+  /** The source of the last refresh (its client holds the trusted metadata). */
+  private active = 0;
   private busy = false;
 
   constructor(opts: AgentOptions) {
     this.o = opts;
-    const base = opts.serverUrl.replace(/\/+$/, '');
-    this.tuf = new TufClient({
-      fetcher: opts.fetcher,
-      store: opts.store,
-      crypto: opts.crypto,
-      rootBytes: opts.rootBytes,
-      metadataUrl: base + '/tuf/metadata/',
-      targetsUrl: base + '/tuf/targets/',
-      now: opts.now,
-      limits: opts.limits,
-      maxResumes: opts.maxResumes,
-      log: opts.log,
-    });
+    this.sources = tufSources(opts.serverUrl, opts.mirrors, opts.serverFallback);
+    // One client per source over the one store: trust (root, rollback references) is shared,
+    // so a copy older than anything seen through another is refused as a rollback.
+    for (let i = 0; i < this.sources.length; i++) {
+      this.clients.push(new TufClient({
+        fetcher: opts.fetcher,
+        store: opts.store,
+        crypto: opts.crypto,
+        rootBytes: opts.rootBytes,
+        metadataUrl: this.sources[i] + '/metadata/',
+        targetsUrl: this.sources[i] + '/targets/',
+        now: opts.now,
+        limits: opts.limits,
+        maxResumes: opts.maxResumes,
+        log: opts.log,
+      }));
+    }
+  }
+
+  /** The TUF client of the source used last (the first before any cycle). */
+  get tuf(): TufClient {
+    return this.clients[this.active];
   }
 
   private log(line: string): void {
@@ -305,18 +356,43 @@ export class OtaAgent {
     });
   }
 
+  /** Try each source in turn until one serves metadata and bytes that verify. */
   private install(offer: Offer, dev: DeviceStatus, cb: Callback<UpdateResult>): void {
     const self = this;
+    const reported = { downloading: false };
+    const from = function (i: number): void {
+      self.installFrom(i, offer, dev, reported, function (err, r, fault) {
+        if (!err) return cb(null, r);
+        if (!fault || !sourceFault(err.code) || i + 1 >= self.sources.length) return cb(err);
+        self.log('ota[MIRROR] source=' + self.sources[i] + ' refused reason=' + err.code + ' next=' + self.sources[i + 1]);
+        from(i + 1);
+      });
+    };
+    from(0);
+  }
+
+  /** `fault`: the error is this source's (the metadata or the target bytes), another may do. */
+  private installFrom(i: number, offer: Offer, dev: DeviceStatus, reported: { downloading: boolean },
+    done: (err: SignetError | null, r?: UpdateResult, fault?: boolean) => void): void {
+    const self = this;
     const o = this.o;
+    this.active = i;
+    const tuf = this.clients[i];
+    const cb: Callback<UpdateResult> = function (err, r) {
+      done(err, r, false);
+    };
+    const fault = function (err: SignetError): void {
+      done(err, undefined, true);
+    };
     // TUF 5.3–5.6: only what the signed metadata says counts from here on.
-    this.tuf.refresh(function (err) {
-      if (err) return cb(err);
+    tuf.refresh(function (err) {
+      if (err) return fault(err);
       let info: TargetFile | null;
       let custom: TargetCustom;
       try {
         // 5.7.1: the offered target must be in the signed targets metadata.
-        info = self.tuf.target(offer.target);
-        if (!info) throw new OtaError('E_TARGET_UNKNOWN', 'target ' + offer.target + ' is not in the signed targets metadata');
+        info = tuf.target(offer.target);
+        if (!info) return fault(new OtaError('E_TARGET_UNKNOWN', 'target ' + offer.target + ' is not in the signed targets metadata'));
         // roles.ts checkTargetsShape guarantees custom { board, version, securityCounter, name }.
         custom = info.custom;
         // Policy before download: wrong software, rollback, endless data.
@@ -337,16 +413,16 @@ export class OtaAgent {
         return cb(null, { outcome: 'current', offer: offer });
       }
       const signed = info as TargetFile;
-      self.report({ rollout: offer.rollout, target: offer.target, status: 'downloading' }, function () {
+      const download = function (): void {
         // 5.7.2–5.7.3: download, length and SHA-256 while streaming.
-        self.tuf.downloadTarget(offer.target, signed, function (err2, bytes) {
-          if (err2) return cb(err2);
+        tuf.downloadTarget(offer.target, signed, function (err2, bytes) {
+          if (err2) return fault(err2);
           const image = bytes as Uint8Array;
           const slot: SlotName = dev.slot === 'a' ? 'b' : 'a';
           try {
             // The one image verifier, with the root TUF just reached.
             const v = verifyImage(image, {
-              root: self.tuf.root(), board: dev.board, minSecurityCounter: dev.securityFloor,
+              root: tuf.root(), board: dev.board, minSecurityCounter: dev.securityFloor,
               now: o.now(), crypto: o.crypto, maxPayloadBytes: o.maxImageBytes,
             });
             const m = v.manifest;
@@ -375,7 +451,10 @@ export class OtaAgent {
             });
           });
         });
-      });
+      };
+      if (reported.downloading) return download();
+      reported.downloading = true;
+      self.report({ rollout: offer.rollout, target: offer.target, status: 'downloading' }, download);
     });
   }
 
@@ -392,7 +471,7 @@ export class OtaAgent {
     if (want <= have) return cb(null);
     const self = this;
     const links: Uint8Array[] = [];
-    const base = this.o.serverUrl.replace(/\/+$/, '') + '/tuf/metadata/';
+    const base = this.sources[this.active] + '/metadata/';
     const next = function (v: number): void {
       if (v > want) {
         try {

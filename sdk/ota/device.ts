@@ -35,6 +35,10 @@ export interface SimulatedDeviceOptions {
   /** The root built into the device (its initramfs). */
   rootBytes: Uint8Array;
   serverUrl: string;
+  /** TUF repository mirrors tried before the server (AgentOptions.mirrors). */
+  mirrors?: string[];
+  /** After the last mirror, the server's own /tuf/ (AgentOptions.serverFallback). */
+  serverFallback?: boolean;
   /** Client certificate, key and the CA for mutual TLS. */
   tls?: NodeFetcherTls;
   /** Use this fetcher instead of a NodeFetcher (tests that misbehave on purpose). */
@@ -104,6 +108,8 @@ export class SimulatedDevice {
     const now = o.now ?? (() => Math.floor(Date.now() / 1000));
     this.agent = new OtaAgent({
       serverUrl: o.serverUrl,
+      mirrors: o.mirrors,
+      serverFallback: o.serverFallback,
       fetcher: o.fetcher ?? new NodeFetcher({ ...(o.fetcherOptions ?? {}), tls: o.tls }),
       store: this.store,
       crypto: o.crypto ?? nodeCrypto,

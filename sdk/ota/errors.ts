@@ -51,6 +51,7 @@ export type OtaErrorCode =
   | 'E_API' // check-in or report answer malformed or refused
   | 'E_CLOCK' // no trustworthy clock: expiry cannot be checked, so nothing is trusted
   | 'E_CLIENT_STATE' // a step asked for out of order (the trust state machine refuses)
+  | 'E_AGENT_MIRROR' // a configured mirror is not an http(s) URL
   | 'E_INTERNAL'; // a bug: an exception that is not a Signet error
 
 const OTA_HINTS: Record<OtaErrorCode, string> = {
@@ -74,6 +75,7 @@ const OTA_HINTS: Record<OtaErrorCode, string> = {
   E_API: 'check that the update server speaks docs/ota-protocol.md',
   E_CLOCK: 'set the device clock (NTP or RTC) before updating',
   E_CLIENT_STATE: 'run the TUF refresh steps in order',
+  E_AGENT_MIRROR: 'list mirrors as base URLs like https://cdn.example.com/signet (metadata/ and targets/ lie under it)',
   E_INTERNAL: 'this is a bug in Signet; please report it',
 };
 

@@ -16,7 +16,8 @@ import { deviceEnroll, deviceList, deviceProvision, deviceRevoke, deviceSimulate
 import { keysNew } from './keys-new';
 import { rootNew, rootPush, rootSign, rootVerify } from './root';
 import { targetsResign } from './targets';
+import { mirrorSync } from './mirror';
 
 export const COMMANDS: Command[] = [init, keysInit, build, sign, inspect, verify, tcb, boardsList, boardsShow, kernelBuild, fit, disk, run, flash, serialConsole,
   server, serverKeys, serverAudit, publish, rolloutCreate, rolloutStatus, rolloutPause, rolloutResume, rolloutPromote, deviceEnroll, deviceRevoke, deviceList, deviceSimulate, deviceProvision,
-  keysNew, rootNew, rootSign, rootVerify, rootPush, targetsResign];
+  keysNew, rootNew, rootSign, rootVerify, rootPush, targetsResign, mirrorSync];
