@@ -215,6 +215,25 @@ describe('mirrors served by nginx', () => {
     for (const x of [d, alone, ...fleet]) x.shutdown();
   });
 
+  it('an unreachable mirror is skipped; with serverFallback the server itself comes last', async () => {
+    const dead = `https://127.0.0.1:${await freePort()}/signet`;
+    const id = quickDevices(k, ['fallback-1'])[0];
+    const d = SimulatedDevice.provision({
+      dir: join(work, 'devices', id.id), id: id.id, board: BOARD, layout: SMALL_LAYOUT, rootBytes, serverUrl: url,
+      mirrors: [dead], serverFallback: true, tls: { ca: id.caPem, cert: id.certPem, key: id.keyPem },
+      factoryImage: factory, flashBytes: SMALL_FLASH_BYTES, securityFloor: 3,
+    });
+    await d.boot();
+    const before = (await accessLog()).length;
+    expect(await update(d)).toBe('1.5.0');
+    expect(d.lines.join('\n')).toContain(`ota[MIRROR] source=${dead} refused reason=E_FETCH_NETWORK next=${url}/tuf`);
+    const routes = (await accessLog()).slice(before).filter((l) => l.identity === 'device:fallback-1').map((l) => l.route);
+    expect(routes.filter((r) => r.startsWith('/tuf/targets/'))).toHaveLength(1);
+    d.shutdown();
+    // A mirror list entry that is not an http(s) URL is refused when the agent is made.
+    expect(() => devices('badmirror', 1, ['ftp://127.0.0.1/signet'])).toThrow(expect.objectContaining({ code: 'E_AGENT_MIRROR' }));
+  });
+
   it('files the current snapshot no longer names are pruned only after the grace period', async () => {
     const to = join(www, 'main');
     const before = readdirSync(join(to, 'metadata'));
@@ -229,6 +248,27 @@ describe('mirrors served by nginx', () => {
     expect(after.filter((f) => f.endsWith('.root.json'))).toEqual(['1.root.json']);
     // The targets metadata still names every release: all four images stay.
     expect(readdirSync(join(to, 'targets', BOARD)).filter((f) => f.endsWith('.simg'))).toHaveLength(4);
+  });
+
+  it('--watch keeps the mirror in step with new releases until SIGTERM', async () => {
+    const to = join(www, 'main');
+    const tsVersion = () => JSON.parse(readFileSync(join(to, 'metadata', 'timestamp.json'), 'utf8')).signed.version as number;
+    const was = tsVersion();
+    const child = spawn(process.execPath, [CLI, 'mirror', 'sync', '--server', url, '--to', to, '--admin', adminDir, '--watch', '--interval', '1'], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SIGNET_PASSPHRASE: '' },
+    });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    await release('1.6.0');
+    for (let i = 0; i < 600 && tsVersion() === was; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(tsVersion()).toBeGreaterThan(was);
+    const [d] = devices('watch', 1, [nginx.url + '/main']);
+    await d.boot();
+    expect(await update(d)).toBe('1.6.0');
+    d.shutdown();
+    const code = await new Promise((r) => { child.once('exit', (c) => r(c)); child.kill('SIGTERM'); });
+    expect(code).toBe(0);
+    expect(out).toMatch(/file\(s\) written/);
   });
 
   it('every bad input is one coded line and leaves the folder as it was', async () => {
