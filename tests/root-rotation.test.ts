@@ -3,8 +3,8 @@
  * (HTTPS + mutual TLS on loopback, a real SQLite file): a 2-of-3 root whose holders keep their
  * keys in separate folders rotates 1 → 2 → 3 → 4; version 3 rotates the targets key (the
  * repository is repaired with `targets resign`, then `publish` works), version 4 rotates the
- * targets key again and the online snapshot/timestamp keys (the server picks them up from
- * `signet server keys`). Devices running the agent follow, one of them missing version 2;
+ * targets key again and the online snapshot/timestamp keys (the running server picks them up
+ * from its keys folder on SIGHUP, without a restart; a bad key set is refused and the old stay). Devices running the agent follow, one of them missing version 2;
  * tuf-js follows; the boot stage follows the chain from its compiled root and refuses a forged one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -30,6 +30,8 @@ import { CLI, expectOneLineError, ROOT, signet, type CliResult } from './helpers
 let work: string;
 let server: ChildProcess | null = null;
 let url: string;
+/** The server's stderr: its JSON event lines (keys-reloaded, keys-reload-refused). */
+let serverLog = '';
 const at = (p: string) => join(work, p);
 const BOARD = 'qemu-virt-arm64';
 
@@ -50,9 +52,24 @@ async function startServer(keysDir: string): Promise<void> {
       const m = /"url":"([^"]+)"/.exec(out);
       if (m) resolve(m[1]);
     });
-    s.stderr!.on('data', (d) => (err += d));
+    s.stderr!.on('data', (d) => {
+      err += d;
+      serverLog += d;
+    });
     s.on('exit', (c) => reject(new Error(`server exited ${c}: ${out} ${err}`)));
   });
+}
+
+/** SIGHUP the running server and wait for its verdict on the keys now in its folder. */
+async function reloadKeys(): Promise<{ event: string; code?: string; snapshot?: string[]; timestamp?: string[] }> {
+  const from = serverLog.length;
+  server!.kill('SIGHUP');
+  for (;;) {
+    const line = serverLog.slice(from).split('\n').find((l) => /"event":"keys-reload/.test(l));
+    if (line) return JSON.parse(line);
+    if (server!.exitCode !== null) throw new Error('server exited: ' + serverLog);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 async function stopServer(): Promise<void> {
@@ -261,7 +278,7 @@ describe('root 2 → 3 rotates the targets key; the repository is repaired', () 
 });
 
 describe('root 3 → 4 rotates the targets key and the online keys; publish needs no repair', () => {
-  it('the server picks up the next online keys from `signet server keys`; publish with the new targets key works at once', async () => {
+  it('the running server takes the next online keys on SIGHUP (a bad set is refused, the old stay); publish with the new targets key works at once', async () => {
     ok(['keys', 'new', '--role', 'targets', '--out', at('keys/targets-5.key')]);
     ok(['keys', 'new', '--role', 'snapshot', '--out', at('keys/snapshot-2.key')]);
     ok(['keys', 'new', '--role', 'timestamp', '--out', at('keys/timestamp-2.key')]);
@@ -274,11 +291,28 @@ describe('root 3 → 4 rotates the targets key and the online keys; publish need
     holdersSign('root.v4.json', ['a', 'd']);
     // The running server holds only the old online keys: it refuses a root it could not sign under.
     expectOneLineError(signet(['root', 'push', at('root.v4.json'), '--server', url, '--admin', at('admin')]), 'E_REPO_ONLINE_KEY');
-    // Restart with a keys folder from `signet server keys` that holds the next online keys too.
+    // `signet server keys` copies the next online keys too; they go into the running server's
+    // folder and a SIGHUP loads them, no restart.
     ok(['server', 'keys', '--keys', at('keys'), '--out', at('server-keys-2')]);
     expect(existsSync(at('server-keys-2/snapshot-2.key'))).toBe(true);
-    await stopServer();
-    await startServer(at('server-keys-2'));
+    const live = at('server-keys-1');
+    // A bad set first: timestamp.key replaced by a key root 3 does not name → refused, old keys stay.
+    renameSync(join(live, 'timestamp.key'), at('timestamp-1.key.saved'));
+    ok(['keys', 'new', '--role', 'timestamp', '--out', join(live, 'timestamp.key')]);
+    expect(await reloadKeys()).toMatchObject({ event: 'keys-reload-refused', code: 'E_REPO_ONLINE_KEY' });
+    // An offline key in the folder is refused as at start.
+    rmSync(join(live, 'timestamp.key'));
+    rmSync(join(live, 'timestamp.pub'));
+    renameSync(at('timestamp-1.key.saved'), join(live, 'timestamp.key'));
+    copyFileSync(at('keys/targets-5.key'), join(live, 'targets-5.key'));
+    expect(await reloadKeys()).toMatchObject({ event: 'keys-reload-refused', code: 'E_SERVER_OFFLINE_KEYS' });
+    rmSync(join(live, 'targets-5.key'));
+    // Still the old keys: the push is refused, nothing changed.
+    expectOneLineError(signet(['root', 'push', at('root.v4.json'), '--server', url, '--admin', at('admin')]), 'E_REPO_ONLINE_KEY');
+    for (const f of ['snapshot-2.key', 'timestamp-2.key']) copyFileSync(at('server-keys-2/' + f), join(live, f));
+    const loaded = await reloadKeys();
+    expect(loaded).toMatchObject({ event: 'keys-reloaded' });
+    expect(loaded.timestamp).toHaveLength(2);
     ok(['root', 'push', at('root.v4.json'), '--server', url, '--admin', at('admin'), '--keys', at('keys')]);
 
     ok(['build', '--project', join(ROOT, 'examples/hello'), '--version', '1.4.0', '--security-counter', '5', '--key', at('keys/targets-5.key'), '--out', at('app-1.4.0.simg'), '--no-typecheck']);

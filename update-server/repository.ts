@@ -51,11 +51,31 @@ export class Repository {
     this.storage = o.storage;
   }
 
-  /** Serialize writers: a publish, a root update and a timestamp refresh never interleave. */
+  /**
+   * Serialize writers: a publish, a root update and a timestamp refresh never interleave, in
+   * this process (the queue) nor across replicas sharing the storage (its lock). Under the lock
+   * the root is brought up to what another replica may have committed, so this one signs with
+   * the keys in force; the snapshot and timestamp each writer reads are the newest.
+   */
   private exclusive<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(f, f);
+    const g = () => this.storage.exclusive(async () => {
+      if (this.root) await this.syncRoot();
+      return f();
+    });
+    const run = this.chain.then(g, g);
     this.chain = run.catch(() => undefined);
     return run;
+  }
+
+  /** Follow the root chain to the newest root in storage (another replica may have added one). */
+  private async syncRoot(): Promise<void> {
+    const latest = await this.storage.latestMetadata('root');
+    if (!latest || latest.version <= this.root.version) return;
+    for (let v = this.root.version + 1; v <= latest.version; v++) {
+      const rec = v === latest.version ? latest : await this.storage.metadata('root', v);
+      if (!rec) throw new ServerError('E_SERVER_CONFIG', `root version ${v} is missing from storage`);
+      this.root = verifyRootUpdate(this.root, rec.bytes, nodeCrypto);
+    }
   }
 
   /**
@@ -65,10 +85,16 @@ export class Repository {
   async init(rootBytes: Uint8Array): Promise<void> {
     const now = this.o.clock();
     const given = verifyTrustedRoot(rootBytes, nodeCrypto, null);
-    const stored = await this.storage.latestMetadata('root');
+    // Replicas starting together on an empty database: one commits the first root, the others find it.
+    const stored = await this.storage.exclusive(async () => {
+      const had = await this.storage.latestMetadata('root');
+      if (!had) {
+        checkOnlineSigners(given, this.o.snapshotSigners, this.o.timestampSigners);
+        await this.storage.commitMetadata([{ role: 'root', version: given.version, bytes: rootBytes, createdAt: now }], [], { root: 0 });
+      }
+      return had;
+    });
     if (!stored) {
-      checkOnlineSigners(given, this.o.snapshotSigners, this.o.timestampSigners);
-      await this.storage.commitMetadata([{ role: 'root', version: given.version, bytes: rootBytes, createdAt: now }], [], { root: 0 });
       this.root = given;
     } else {
       this.root = verifyTrustedRoot(stored.bytes, nodeCrypto, null);
@@ -95,6 +121,19 @@ export class Repository {
     const all = role === 'snapshot' ? this.o.snapshotSigners : this.o.timestampSigners;
     const ids = this.root.roles[role].keyids;
     return all.filter((s) => ids.indexOf(s.keyid) >= 0);
+  }
+
+  /**
+   * Replace the online keys while running (`signet server` on SIGHUP, after new keys were put
+   * in its keys folder): the new set must sign for the root in force exactly as at start
+   * (checkOnlineSigners), else it is refused and the keys in force stay — never a gap in signing.
+   */
+  replaceOnlineSigners(snapshot: Signer[], timestamp: Signer[]): Promise<void> {
+    return this.exclusive(async () => {
+      checkOnlineSigners(this.root, snapshot, timestamp);
+      this.o.snapshotSigners = snapshot;
+      this.o.timestampSigners = timestamp;
+    });
   }
 
   /** Accept the next root (signed by a threshold of the old and the new root keys). */

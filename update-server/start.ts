@@ -9,7 +9,7 @@
  * keys sign releases and trust, and a server is the machine most exposed to the network.
  */
 import { copyFileSync, existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { issueServerTls, loadVendorCa, type ServerTls } from '../sdk/keys/device';
 import { loadSigner } from '../sdk/keys/keyfile';
 import type { Signer } from '../sdk/ota/metadata';
@@ -22,6 +22,8 @@ import { ServerError } from './errors';
 import { openAccessLog, type AccessLog, type AccessLogSink } from './access-log';
 import { listenHttps, type Listening } from './http-node';
 import type { ServerLimits } from './limits';
+import type { Storage } from './storage';
+import { isPostgresUrl, PostgresStorage } from './storage-postgres';
 import { prepareDataDir, SqliteStorage } from './storage-sqlite';
 
 export const DEFAULT_HOSTS = ['localhost', '127.0.0.1', '::1'];
@@ -30,6 +32,8 @@ const OFFLINE_KEY = /^(root|targets)(-\d+)?\.key$|^fit\.key$/;
 export interface StartOptions {
   dataDir: string;
   keysDir: string;
+  /** `postgres://…` for PostgreSQL (shared by replicas); absent or `sqlite`: SQLite in dataDir. */
+  db?: string;
   port: number;
   /** Address to bind (default 127.0.0.1). */
   bind?: string;
@@ -53,6 +57,11 @@ export interface Running {
   listening: Listening;
   url: string;
   tlsCreated: boolean;
+  /**
+   * Load the online keys again from the keys folder (SIGHUP): checked like at start (no offline
+   * key in the folder, the keys the root in force names); on any refusal the keys in force stay.
+   */
+  reloadKeys(): Promise<{ snapshot: string[]; timestamp: string[] }>;
   close(): Promise<void>;
 }
 
@@ -118,7 +127,7 @@ export async function startServer(o: StartOptions): Promise<Running> {
   const rootBytes = readInputFile(join(o.keysDir, 'root.json'), MAX_ROOT_BYTES, 'root metadata file (root.json)');
   prepareDataDir(o.dataDir); // 0700 before the TLS key can be written into it
   const { tls, created } = await serverTls(o);
-  const storage = await SqliteStorage.open(o.dataDir);
+  const storage = await openStorage(o);
   let app: UpdateServer;
   try {
     app = await createUpdateServer({
@@ -151,6 +160,13 @@ export async function startServer(o: StartOptions): Promise<Running> {
   timer.unref();
   return {
     app, listening, url: listening.url, tlsCreated: created,
+    reloadKeys: async () => {
+      checkServerKeysDir(o.keysDir);
+      const snap = await loadOnlineSigners(o.keysDir, 'snapshot', passphrases);
+      const ts = await loadOnlineSigners(o.keysDir, 'timestamp', passphrases);
+      await app.repository.replaceOnlineSigners(snap, ts);
+      return { snapshot: snap.map((s) => s.keyid), timestamp: ts.map((s) => s.keyid) };
+    },
     close: async () => {
       clearInterval(timer);
       await listening.close();
@@ -160,8 +176,21 @@ export async function startServer(o: StartOptions): Promise<Running> {
   };
 }
 
+/**
+ * The storage `--db` names: PostgreSQL for a URL, SQLite in the data folder otherwise (`sqlite`,
+ * or that file's own path). The data folder still holds the TLS key and the access log.
+ */
+export async function openStorage(o: Pick<StartOptions, 'db' | 'dataDir'>): Promise<Storage> {
+  const db = o.db;
+  if (db !== undefined && isPostgresUrl(db)) return PostgresStorage.open(db);
+  if (db !== undefined && db !== 'sqlite' && resolve(db) !== resolve(o.dataDir, 'signet.db')) {
+    throw new ServerError('E_SERVER_CONFIG', `--db ${db.slice(0, 100)} is neither postgres://… nor sqlite (the SQLite file is ${join(o.dataDir, 'signet.db')})`);
+  }
+  return SqliteStorage.open(o.dataDir);
+}
+
 /** One JSON line on stderr about something that went wrong outside any request. */
-function logEvent(event: string, e: unknown): void {
+export function logEvent(event: string, e: unknown): void {
   try {
     const err = e as { name?: unknown; code?: unknown; message?: unknown };
     process.stderr.write(JSON.stringify({

@@ -1,6 +1,6 @@
 import { describeAudit } from '../../../update-server/dashboard';
 import { readAuditLog } from '../../../update-server/storage-sqlite';
-import { prepareServerKeys, startServer } from '../../../update-server/start';
+import { logEvent, prepareServerKeys, startServer } from '../../../update-server/start';
 import { ACCESS_LOG_SINKS, type AccessLogSink } from '../../../update-server/access-log';
 import { parseLimitArgs } from '../../../update-server/limits';
 import { parseServerHosts } from '../../keys/host-names';
@@ -36,6 +36,7 @@ export const server: Command = {
   options: {
     data: { type: 'string', valueName: 'folder', description: 'where the SQLite database and target blobs live (created if missing)' },
     keys: { type: 'string', valueName: 'folder', description: 'online keys only: snapshot.key, timestamp.key, root.json, vendor-ca.crt (+ server.crt/.key)' },
+    db: { type: 'string', valueName: 'url', description: 'postgres://… keeps state in PostgreSQL, shared by replicas (default: sqlite, <data>/signet.db)' },
     port: { type: 'string', valueName: 'n', description: 'TCP port (default 8443; 0 picks a free one)' },
     bind: { type: 'string', valueName: 'address', description: 'address to listen on (default 127.0.0.1)' },
     host: { type: 'string', multiple: true, valueName: 'name', description: 'name for a certificate issued on first start (repeatable; default localhost, 127.0.0.1, ::1)' },
@@ -47,12 +48,13 @@ export const server: Command = {
   details: [
     'Refuses to start when --keys holds root-*.key, targets-*.key or fit.key: those stay offline.',
     'On first start without server.crt, issues one from vendor-ca.key (if present) into <data>/tls.',
-    'Runs until SIGINT or SIGTERM. Dashboard: https://HOST:PORT/dashboard, metrics: /metrics.',
+    'Runs until SIGINT or SIGTERM. SIGHUP reloads the online keys from --keys (a key rotation without restart; a set the root in force does not name is refused and the keys in force stay). Dashboard: https://HOST:PORT/dashboard, metrics: /metrics.',
   ],
   async run(ctx) {
     const running = await startServer({
       dataDir: need(ctx, 'data'),
       keysDir: need(ctx, 'keys'),
+      db: ctx.values.db as string | undefined,
       port: intOption(ctx, 'port', 0, 65535) ?? 8443,
       bind: ctx.values.bind as string | undefined,
       hosts: hostsOption(ctx),
@@ -66,10 +68,19 @@ export const server: Command = {
       if (running.tlsCreated) ctx.out('issued a server certificate from the vendor CA');
       ctx.out(`signet server listening on ${running.url} (dashboard ${running.url}/dashboard)`);
     }
+    // SIGHUP: take the online keys now in --keys (a rotation); a refused set leaves the old in force.
+    const reload = () => {
+      running.reloadKeys().then(
+        (k) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), event: 'keys-reloaded', snapshot: k.snapshot, timestamp: k.timestamp }) + '\n'),
+        (e) => logEvent('keys-reload-refused', e),
+      );
+    };
+    process.on('SIGHUP', reload);
     await new Promise<void>((resolve) => {
       const stop = () => {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
+        process.off('SIGHUP', reload);
         running.close().then(resolve, resolve);
       };
       process.on('SIGINT', stop);
