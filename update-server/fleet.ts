@@ -70,13 +70,12 @@ export class Fleet {
     const why = whyNoOffer(rollout, entry ? entry.custom : null, device, failed);
     if (why) return { offer: null, reason: why };
     const f = entry!;
-    const prev = await this.storage.rolloutDevice(rollout.id, device.id);
-    if (!prev) {
-      await this.storage.recordRolloutDevice({
-        rolloutId: rollout.id, deviceId: device.id, target: rollout.target, status: 'offered', code: null, updatedAt: this.clock(),
-      });
-      this.metrics.offers++;
-    }
+    // Insert-if-absent in one statement: a device checking in on two replicas at once is offered
+    // once, and an offer never overwrites a status it already reported.
+    const fresh = await this.storage.offerRolloutDevice({
+      rolloutId: rollout.id, deviceId: device.id, target: rollout.target, status: 'offered', code: null, updatedAt: this.clock(),
+    });
+    if (fresh) this.metrics.offers++;
     return {
       offer: {
         target: rollout.target, version: f.custom.version, securityCounter: f.custom.securityCounter, length: f.length,
@@ -103,20 +102,20 @@ export class Fleet {
     const prev = await this.storage.rolloutDevice(rolloutId, caller.id);
     if (!prev) throw new ServerError('E_BAD_REQUEST', `${caller.id} was not offered ${target} in rollout ${rolloutId}`);
     const now = this.clock();
-    await this.storage.recordRolloutDevice({ rolloutId, deviceId: caller.id, target, status, code, updatedAt: now });
+    // The report, the counts it moves and the halt it may cause are one transaction in the
+    // storage (the rollout row locked): concurrent reports on any number of replicas halt the
+    // rollout at the same count as one by one, and only one of them halts it.
+    const finished = status === 'failed' || status === 'confirmed';
+    const { rollout: current, halted } = await this.storage.recordReport(
+      { rolloutId, deviceId: caller.id, target, status, code, updatedAt: now }, finished ? haltReason : null);
     this.metrics.reports[status] = (this.metrics.reports[status] ?? 0) + 1;
     if (status === 'failed') {
       this.metrics.failures++;
       await this.storage.setDeviceError(caller.id, code ?? 'E_UPDATE_FAILED', now);
     }
-    let current = rollout;
-    if (rollout.state === 'active' && (status === 'failed' || status === 'confirmed')) {
-      const reason = haltReason(rollout, await this.storage.rolloutCounts(rolloutId));
-      if (reason) {
-        current = await this.storage.updateRollout(rolloutId, { state: 'halted', reason, at: now });
-        this.metrics.halts++;
-        await this.storage.audit({ at: now, actor: 'server', action: 'rollout.halt', subject: rolloutId, detail: { reason, lastReport: caller.id } });
-      }
+    if (halted) {
+      this.metrics.halts++;
+      await this.storage.audit({ at: now, actor: 'server', action: 'rollout.halt', subject: rolloutId, detail: { reason: halted, lastReport: caller.id } });
     }
     return { ok: true, rollout: current };
   }

@@ -73,7 +73,7 @@ export class Rollouts {
   async pause(id: string): Promise<RolloutStatus> {
     const r = await this.need(id);
     if (r.state !== 'active') throw new ServerError('E_ROLLOUT_STATE', `rollout ${id} is ${r.state}, only an active rollout can be paused`);
-    await this.storage.updateRollout(id, { state: 'paused', reason: 'paused by an admin', at: this.clock() });
+    await this.storage.updateRollout(id, { state: 'paused', reason: 'paused by an admin', at: this.clock(), from: ['active'] });
     return this.status(id);
   }
 
@@ -82,7 +82,7 @@ export class Rollouts {
     if (r.state !== 'paused' && r.state !== 'halted') {
       throw new ServerError('E_ROLLOUT_STATE', `rollout ${id} is ${r.state}, only a paused or halted rollout can be resumed`);
     }
-    await this.storage.updateRollout(id, { state: 'active', reason: null, at: this.clock() });
+    await this.storage.updateRollout(id, { state: 'active', reason: null, at: this.clock(), from: ['paused', 'halted'] });
     return this.status(id);
   }
 
@@ -96,7 +96,7 @@ export class Rollouts {
     if (r.state !== 'active' && r.state !== 'paused') {
       throw new ServerError('E_ROLLOUT_STATE', `rollout ${id} is ${r.state}; resume it before promoting`);
     }
-    await this.storage.updateRollout(id, { percent, at: this.clock() });
+    await this.storage.updateRollout(id, { percent, at: this.clock(), from: ['active', 'paused'] });
     return this.status(id);
   }
 

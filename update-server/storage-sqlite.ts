@@ -15,7 +15,7 @@ import { BlobFolder } from './blob-folder';
 import { ServerError } from './errors';
 import {
   emptyCounts, type AuditRecord, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord, type RevocationRecord, type RolloutCounts,
-  type RolloutDeviceRecord, type RolloutRecord, type RolloutState, type Storage, type TargetRecord, type UpdateStatus,
+  type HaltRule, type RolloutDeviceRecord, type RolloutPatch, type RolloutRecord, type RolloutState, type Storage, type TargetRecord, type UpdateStatus,
 } from './storage';
 
 /** 2: the audit table (a v1 file is upgraded in place on open). */
@@ -294,12 +294,18 @@ export class SqliteStorage implements Storage {
     return (this.stmt(sql).all(...args) as RolloutRow[]).map(rolloutOf);
   }
 
-  async updateRollout(id: string, patch: { state?: RolloutState; reason?: string | null; percent?: number; at: number }): Promise<RolloutRecord> {
+  async updateRollout(id: string, patch: RolloutPatch): Promise<RolloutRecord> {
+    // One statement: the state check and the change are one step.
+    const from = patch.from ?? null;
+    const r = this.stmt(`UPDATE rollouts SET state = COALESCE(?, state), reason = CASE WHEN ? THEN ? ELSE reason END,
+        percent = COALESCE(?, percent), updated_at = ?
+      WHERE id = ? AND (? IS NULL OR state IN (SELECT value FROM json_each(?))) RETURNING *`).get(
+      patch.state ?? null, patch.reason !== undefined ? 1 : 0, patch.reason ?? null, patch.percent ?? null, patch.at, id,
+      from ? 1 : null, JSON.stringify(from ?? [])) as RolloutRow | undefined;
+    if (r) return rolloutOf(r);
     const cur = await this.rollout(id);
     if (!cur) throw new ServerError('E_NOT_FOUND', 'no rollout ' + id);
-    this.stmt('UPDATE rollouts SET state = ?, reason = ?, percent = ?, updated_at = ? WHERE id = ?').run(
-      patch.state ?? cur.state, patch.reason === undefined ? cur.reason : patch.reason, patch.percent ?? cur.percent, patch.at, id);
-    return (await this.rollout(id))!;
+    throw new ServerError('E_ROLLOUT_STATE', `rollout ${id} is ${cur.state} now, not ${from!.join(' or ')}`);
   }
 
   async rolloutDevice(rolloutId: string, deviceId: string): Promise<RolloutDeviceRecord | null> {
@@ -313,12 +319,39 @@ export class SqliteStorage implements Storage {
       .run(r.rolloutId, r.deviceId, r.target, r.status, r.code, r.updatedAt);
   }
 
-  async rolloutCounts(rolloutId: string): Promise<RolloutCounts> {
+  async offerRolloutDevice(r: RolloutDeviceRecord): Promise<boolean> {
+    return this.stmt('INSERT OR IGNORE INTO rollout_devices (rollout_id, device_id, target, status, code, updated_at) VALUES (?,?,?,?,?,?)')
+      .run(r.rolloutId, r.deviceId, r.target, r.status, r.code, r.updatedAt).changes === 1;
+  }
+
+  async recordReport(r: RolloutDeviceRecord, halt: HaltRule | null): Promise<{ rollout: RolloutRecord; halted: string | null }> {
+    // Synchronous: nothing else in this process runs between the insert, the count and the halt.
+    const tx = this.db.transaction((): { rollout: RolloutRecord; halted: string | null } => {
+      const row = this.stmt('SELECT * FROM rollouts WHERE id = ?').get(r.rolloutId) as RolloutRow | undefined;
+      if (!row) throw new ServerError('E_NOT_FOUND', 'no rollout ' + r.rolloutId);
+      const rollout = rolloutOf(row);
+      this.stmt('INSERT OR REPLACE INTO rollout_devices (rollout_id, device_id, target, status, code, updated_at) VALUES (?,?,?,?,?,?)')
+        .run(r.rolloutId, r.deviceId, r.target, r.status, r.code, r.updatedAt);
+      if (!halt || rollout.state !== 'active') return { rollout, halted: null };
+      const reason = halt(rollout, this.countsNow(r.rolloutId));
+      if (!reason) return { rollout, halted: null };
+      const next = this.stmt(`UPDATE rollouts SET state = 'halted', reason = ?, updated_at = ? WHERE id = ? RETURNING *`)
+        .get(reason, r.updatedAt, r.rolloutId) as RolloutRow;
+      return { rollout: rolloutOf(next), halted: reason };
+    });
+    return tx();
+  }
+
+  private countsNow(rolloutId: string): RolloutCounts {
     const counts = emptyCounts();
     const rows = this.stmt('SELECT status, COUNT(*) AS n FROM rollout_devices WHERE rollout_id = ? GROUP BY status').all(rolloutId) as
       { status: UpdateStatus; n: number }[];
     for (const r of rows) if (r.status in counts) counts[r.status] = r.n;
     return counts;
+  }
+
+  async rolloutCounts(rolloutId: string): Promise<RolloutCounts> {
+    return this.countsNow(rolloutId);
   }
 
   async hasFailed(deviceId: string, target: string): Promise<boolean> {
@@ -336,6 +369,11 @@ export class SqliteStorage implements Storage {
 
   async auditLog(filter: { since?: number; limit?: number } = {}): Promise<AuditRecord[]> {
     return auditRows(this.stmt(AUDIT_SQL), filter);
+  }
+
+  /** One process owns the file (the repository's own queue orders its writers). */
+  async exclusive<T>(f: () => Promise<T>): Promise<T> {
+    return f();
   }
 
   async close(): Promise<void> {

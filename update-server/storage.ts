@@ -1,8 +1,11 @@
 /**
  * Everything the server keeps, behind one interface: TUF metadata and the targets it names,
  * target blobs, devices, revocations and rollouts. `storage-sqlite.ts` (SQLite file + blob
- * folder) is the default; a Postgres + S3-compatible implementation fits the same interface
- * (every call is async, blobs are streamed, and repository changes are one `commitMetadata`).
+ * folder) is the default; `storage-postgres.ts` is the one several server replicas share.
+ * Every call is async, blobs are streamed, repository changes are one `commitMetadata`, and
+ * whatever must stay exact across replicas (a report and the halt it causes, an offer, a
+ * rollout transition) is one call, done in one transaction by the storage, never read-modify-
+ * write by the caller.
  */
 import type { MetadataRole } from '../sdk/ota/repository';
 
@@ -91,6 +94,18 @@ export interface RolloutDeviceRecord {
 
 export type RolloutCounts = Record<UpdateStatus, number>;
 
+/** A change to a rollout; with `from`, made only if its state is one of them (else E_ROLLOUT_STATE), in the same step. */
+export interface RolloutPatch {
+  state?: RolloutState;
+  reason?: string | null;
+  percent?: number;
+  at: number;
+  from?: RolloutState[];
+}
+
+/** The halt rule a report is checked against, inside the storage's transaction: a reason to halt, or null. */
+export type HaltRule = (rollout: RolloutRecord, counts: RolloutCounts) => string | null;
+
 export interface FleetRow {
   board: string;
   version: string;
@@ -166,10 +181,19 @@ export interface Storage {
   createRollout(r: Omit<RolloutRecord, 'id'>): Promise<RolloutRecord>;
   rollout(id: string): Promise<RolloutRecord | null>;
   rollouts(filter?: { board?: string; channel?: string; states?: RolloutState[] }): Promise<RolloutRecord[]>;
-  updateRollout(id: string, patch: { state?: RolloutState; reason?: string | null; percent?: number; at: number }): Promise<RolloutRecord>;
+  updateRollout(id: string, patch: RolloutPatch): Promise<RolloutRecord>;
   rolloutDevice(rolloutId: string, deviceId: string): Promise<RolloutDeviceRecord | null>;
   /** Insert or replace the device's status in the rollout. */
   recordRolloutDevice(r: RolloutDeviceRecord): Promise<void>;
+  /** Insert the device's `offered` row unless it has one; true if this call inserted it. */
+  offerRolloutDevice(r: RolloutDeviceRecord): Promise<boolean>;
+  /**
+   * Record a device's report and, if the rollout is active and `halt` gives a reason on the
+   * counts including this report, halt it: one transaction, reports of one rollout in one
+   * order across every replica, so the halt happens at one exact count and exactly once
+   * (`halted` is the reason only for the report that halted it).
+   */
+  recordReport(r: RolloutDeviceRecord, halt: HaltRule | null): Promise<{ rollout: RolloutRecord; halted: string | null }>;
   rolloutCounts(rolloutId: string): Promise<RolloutCounts>;
   /** Has this device ever reported `failed` for this target, in any rollout? */
   hasFailed(deviceId: string, target: string): Promise<boolean>;
@@ -180,6 +204,13 @@ export interface Storage {
   audit(r: Omit<AuditRecord, 'seq'>): Promise<void>;
   /** Oldest first, from `since` (unix seconds) on, at most `limit` (the newest ones). */
   auditLog(filter?: { since?: number; limit?: number }): Promise<AuditRecord[]>;
+
+  /**
+   * Run `f` as the repository's only writer across every process sharing this storage (a
+   * publish, a root update, snapshot/timestamp signing), so two replicas never sign the same
+   * version. SQLite: one process owns the file, so the caller's own queue suffices.
+   */
+  exclusive<T>(f: () => Promise<T>): Promise<T>;
 
   close(): Promise<void>;
 }
