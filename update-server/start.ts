@@ -221,6 +221,8 @@ export interface ServerKeysOptions {
   outDir: string;
   hosts?: string[];
   passphrases?: PassphraseSource;
+  /** The vendor CA key in a PKCS#11 token (`pkcs11:…`) instead of <keysDir>/vendor-ca.key. */
+  caKey?: string;
 }
 
 /**
@@ -231,10 +233,10 @@ export async function prepareServerKeys(o: ServerKeysOptions): Promise<{ outDir:
   if (outputFolderState(o.outDir) === 'not-empty') {
     throw new ServerError('E_SERVER_CONFIG', `${o.outDir} already exists and is not empty`);
   }
-  for (const need of ['snapshot.key', 'timestamp.key', 'root.json', 'vendor-ca.crt', 'vendor-ca.key']) {
+  for (const need of ['snapshot.key', 'timestamp.key', 'root.json', 'vendor-ca.crt', ...(o.caKey ? [] : ['vendor-ca.key'])]) {
     if (!existsSync(join(o.keysDir, need))) throw new ServerError('E_SERVER_CONFIG', `${o.keysDir} has no ${need}`);
   }
-  const ca = await loadVendorCa(o.keysDir, o.passphrases ?? envOrPromptPassphrase);
+  const ca = await loadVendorCa(o.keysDir, o.passphrases ?? envOrPromptPassphrase, o.caKey);
   const tls = issueServerTls(ca, o.hosts?.length ? o.hosts : DEFAULT_HOSTS);
   const online = onlineKeyFiles(o.keysDir);
   const files = [...online, 'root.json', 'vendor-ca.crt', 'server.crt', 'server.key'];

@@ -38,6 +38,8 @@ export interface BootImageOptions {
   board: Board;
   /** Folder from `signet keys init`: root.json (trust anchor) and fit.key (FIT signing key). */
   keysDir: string;
+  /** The FIT signing key instead of <keysDir>/fit.key: a key file or a `pkcs11:` URI (RSA-2048 in a token). */
+  fitKey?: string;
   /** Compile test mode into the boot stage: the guest powers off after the app. */
   testMode?: boolean;
   /** FIT timestamp; default SOURCE_DATE_EPOCH, else the kernel package's build time. */
@@ -150,7 +152,7 @@ export async function buildBootImage(o: BootImageOptions): Promise<BootImage> {
     // Fail early on a root that would leave every device in recovery.
     loadTrustedRootFile(rootPath, nodeCrypto, Math.floor(Date.now() / 1000));
     const rootJson = new TextDecoder().decode(readInputFile(rootPath, MAX_ROOT_BYTES, 'root metadata file (root.json)'));
-    const signer = await loadFitSigner(o.keysDir);
+    const signer = await loadFitSigner(o.keysDir, undefined, o.fitKey);
     const kernel = await fetchKernel(o.board);
     const timestamp = o.timestamp ?? sourceDateEpoch() ?? kernel.sourceDateEpoch;
     const { initramfs, modules, bootJsBytes } = await buildBoardInitramfs(o.board, kernel, rootJson, o.testMode ?? false, timestamp);

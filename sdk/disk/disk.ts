@@ -27,6 +27,8 @@ export interface DiskOptions {
   /** Optional image for slot B (a factory fallback); B is left empty otherwise. */
   slotBImage?: string;
   keysDir: string;
+  /** The FIT signing key instead of <keysDir>/fit.key (a file or a `pkcs11:` URI). */
+  fitKey?: string;
   out: string;
   testMode?: boolean;
   timestamp?: number;
@@ -73,7 +75,7 @@ export async function buildDisk(o: DiskOptions): Promise<DiskResult> {
     const rootPath = join(o.keysDir, 'root.json');
     const a = verifyForBoard(o.appImage, board, rootPath, 'app image');
     const b = o.slotBImage ? verifyForBoard(o.slotBImage, board, rootPath, 'slot B image') : undefined;
-    const boot = await buildBootImage({ board, keysDir: o.keysDir, testMode: o.testMode, timestamp: o.timestamp });
+    const boot = await buildBootImage({ board, keysDir: o.keysDir, fitKey: o.fitKey, testMode: o.testMode, timestamp: o.timestamp });
     const bootPart = partition(board, 'boot');
     if (boot.fit.length > bootPart.size) {
       throw new DiskError('E_DISK_TOO_LARGE', `the boot image is ${boot.fit.length} bytes, the boot partition of ${board.id} holds ${bootPart.size}`, 'enlarge the boot partition in the board file');

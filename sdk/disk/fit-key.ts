@@ -2,10 +2,13 @@
  * The vendor's FIT signing key, `<keys>/fit.key` from `signet keys init`: RSA-2048, PKCS#8 PEM,
  * encrypted when the key set was made with --encrypt (passphrase from SIGNET_PASSPHRASE or a
  * prompt, as for every other key). Node's crypto decrypts; sdk/fit's node-forge adapter signs.
+ * Or, with `--key` (`keySpec`), another key file or an RSA-2048 key in a PKCS#11 token
+ * (`pkcs11:…`, sdk/keys/pkcs11-rsa.ts), which signs inside the token.
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { ForgeRsaSigner } from '../fit/rsa';
+import type { RsaPublicKey, RsaSigner } from '../fit/signer';
 import { isEncryptedPem, readKeyFile } from '../keys/keyfile';
 import { envOrPromptPassphrase, type PassphraseSource } from '../keys/passphrase';
 import { DiskError } from './errors';
@@ -14,8 +17,15 @@ export const FIT_KEY_FILE = 'fit.key';
 /** key-name-hint in the FIT and key-<name> in U-Boot's DTB: the key file's base name, as mkimage does. */
 export const FIT_KEY_NAME = 'fit';
 
-export async function loadFitSigner(keysDir: string, passphrases: PassphraseSource = envOrPromptPassphrase): Promise<ForgeRsaSigner> {
-  const path = join(keysDir, FIT_KEY_FILE);
+/** What signs a FIT: a key file's (ForgeRsaSigner) or a token's (Pkcs11RsaKey). */
+export type FitSigner = RsaSigner & { publicKey(): RsaPublicKey };
+
+export async function loadFitSigner(keysDir: string, passphrases: PassphraseSource = envOrPromptPassphrase, keySpec?: string): Promise<FitSigner> {
+  if (keySpec?.startsWith('pkcs11:')) {
+    const { loadPkcs11RsaKey } = await import('../keys/pkcs11-rsa');
+    return loadPkcs11RsaKey(keySpec, 2048);
+  }
+  const path = keySpec ?? join(keysDir, FIT_KEY_FILE);
   let pem: string;
   try {
     pem = readKeyFile(path, 'FIT key');

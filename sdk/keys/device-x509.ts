@@ -8,13 +8,17 @@
  */
 import forge from 'node-forge';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import type { RsaSigner } from '../fit/signer';
+import { IdentityError } from './device-errors';
 
 export type CertRole = 'device' | 'admin' | 'server';
 
 export interface IssueOptions {
   caCertPem: string;
-  /** Unencrypted PEM (PKCS#8 or PKCS#1). */
-  caKeyPem: string;
+  /** Unencrypted PEM (PKCS#8 or PKCS#1); or, instead, */
+  caKeyPem?: string;
+  /** the CA's RSA key behind a signer (a PKCS#11 token): it signs the TBSCertificate's SHA-256. */
+  caSigner?: RsaSigner;
   commonName: string;
   role: CertRole;
   days: number;
@@ -59,7 +63,7 @@ export function generateRsaKey(): { privatePem: string; publicPem: string } {
 export function issueCertificate(o: IssueOptions): IssuedCert {
   const now = o.now ?? new Date();
   const ca = forge.pki.certificateFromPem(o.caCertPem);
-  const caKey = forge.pki.privateKeyFromPem(createPrivateKey(o.caKeyPem).export({ format: 'pem', type: 'pkcs1' }) as string);
+  const caKey = caSigningKey(o);
   let keyPem: string | undefined;
   let publicPem = o.publicKeyPem;
   if (!publicPem) {
@@ -97,7 +101,23 @@ export function issueCertificate(o: IssueOptions): IssuedCert {
   }
   cert.setExtensions(ext);
   cert.sign(caKey, forge.md.sha256.create());
+  // Fail closed: a CA key that is not the certificate's (a wrong token object) issues nothing.
+  if (!ca.verify(cert)) throw new IdentityError('E_CA_FILE', 'the CA key is not the key of the CA certificate');
   return { certPem: forge.pki.certificateToPem(cert), keyPem, serial: cert.serialNumber, notAfter: cert.validity.notAfter };
+}
+
+/**
+ * What forge's `cert.sign` calls: `key.sign(md)` → the signature as a binary string. A token's
+ * key is given the SHA-256 forge computed over the DER TBSCertificate (sha256WithRSAEncryption).
+ */
+export function caSigningKey(o: { caKeyPem?: string; caSigner?: RsaSigner }): forge.pki.rsa.PrivateKey {
+  if (o.caSigner) {
+    const s = o.caSigner;
+    const key = { sign: (md: forge.md.MessageDigest) => Buffer.from(s.sign(Buffer.from(md.digest().getBytes(), 'binary'))).toString('binary') };
+    return key as unknown as forge.pki.rsa.PrivateKey;
+  }
+  if (o.caKeyPem === undefined) throw new IdentityError('E_CA_FILE', 'no CA key to sign with');
+  return forge.pki.privateKeyFromPem(createPrivateKey(o.caKeyPem).export({ format: 'pem', type: 'pkcs1' }) as string);
 }
 
 /** Subject CN and OU of a certificate, for listing identity folders. */

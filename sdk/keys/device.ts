@@ -6,7 +6,8 @@
  * authenticate the server) and `identity.json`; it is written under a temp name and renamed,
  * so a failed enrolment leaves nothing behind.
  */
-import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import type { RsaSigner } from '../fit/signer';
 import { join } from 'node:path';
 import { loadBoard } from '../board';
 import { FileError, MAX_PEM_FILE, readInputText } from '../util/files';
@@ -44,11 +45,19 @@ export interface Identity extends IdentityInfo {
 
 export interface VendorCa {
   certPem: string;
-  keyPem: string; // unencrypted, in memory only
+  /** From vendor-ca.key: unencrypted, in memory only. */
+  keyPem?: string;
+  /** Or the CA key in a PKCS#11 token (`--ca-key pkcs11:…`): it signs there. */
+  signer?: RsaSigner;
 }
 
-/** Read vendor-ca.crt and vendor-ca.key from a keys folder, asking for a passphrase if encrypted. */
-export async function loadVendorCa(keysDir: string, passphrases: PassphraseSource = envOrPromptPassphrase): Promise<VendorCa> {
+/**
+ * Read vendor-ca.crt and vendor-ca.key from a keys folder, asking for a passphrase if encrypted.
+ * With `caKey` (a `pkcs11:` URI) the key is the token's RSA key instead, which must be the key
+ * of vendor-ca.crt.
+ */
+export async function loadVendorCa(keysDir: string, passphrases: PassphraseSource = envOrPromptPassphrase, caKey?: string): Promise<VendorCa> {
+  if (caKey !== undefined) return loadTokenCa(keysDir, caKey);
   const crtPath = join(keysDir, 'vendor-ca.crt');
   const keyPath = join(keysDir, 'vendor-ca.key');
   let certPem: string;
@@ -68,6 +77,26 @@ export async function loadVendorCa(keysDir: string, passphrases: PassphraseSourc
   }
 }
 
+async function loadTokenCa(keysDir: string, caKey: string): Promise<VendorCa> {
+  if (!caKey.startsWith('pkcs11:')) throw new IdentityError('E_CA_FILE', '--ca-key takes a pkcs11: URI (a CA key file is vendor-ca.key in --keys)');
+  const crtPath = join(keysDir, 'vendor-ca.crt');
+  let certPem: string;
+  let cert: X509Certificate;
+  try {
+    certPem = readInputText(crtPath, MAX_PEM_FILE, 'certificate');
+    cert = new X509Certificate(certPem);
+  } catch (e) {
+    throw new IdentityError('E_CA_FILE', 'cannot read the CA certificate ' + crtPath, e);
+  }
+  const { loadPkcs11RsaKey } = await import('./pkcs11-rsa');
+  const key = await loadPkcs11RsaKey(caKey, 2048, true);
+  const spki = (pem: string) => createPublicKey(pem).export({ format: 'der', type: 'spki' });
+  if (!spki(key.publicKeyPem()).equals(spki(cert.publicKey.export({ format: 'pem', type: 'spki' }) as string))) {
+    throw new IdentityError('E_CA_FILE', `the token key ${key.name} is not the key of ${crtPath}`);
+  }
+  return { certPem, signer: key };
+}
+
 export interface EnrollOptions {
   id: string;
   keysDir: string;
@@ -80,6 +109,8 @@ export interface EnrollOptions {
   days?: number;
   now?: Date;
   passphrases?: PassphraseSource;
+  /** The CA key in a PKCS#11 token instead of <keysDir>/vendor-ca.key. */
+  caKey?: string;
 }
 
 export async function enrollIdentity(o: EnrollOptions): Promise<IdentityInfo & { outDir: string }> {
@@ -90,9 +121,9 @@ export async function enrollIdentity(o: EnrollOptions): Promise<IdentityInfo & {
     throw new IdentityError('E_IDENTITY_EXISTS', o.outDir + ' already exists and is not empty');
   }
   const bound = boundBoard(o);
-  const ca = await loadVendorCa(o.keysDir, o.passphrases);
+  const ca = await loadVendorCa(o.keysDir, o.passphrases, o.caKey);
   const role: CertRole = o.admin ? 'admin' : 'device';
-  const issued = issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: o.id, role, days, now: o.now, ...bound });
+  const issued = issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, caSigner: ca.signer, commonName: o.id, role, days, now: o.now, ...bound });
   const info: IdentityInfo = { id: o.id, role, serial: issued.serial, notAfter: issued.notAfter.toISOString(), ...bound };
   await createDirAtomic(o.outDir, (tmp) => {
     writeFileAtomic(join(tmp, IDENTITY_FILES.cert), issued.certPem);
@@ -173,7 +204,7 @@ export interface ServerTls {
 export function issueServerTls(ca: VendorCa, hosts: string[], now?: Date, days = 825): ServerTls {
   const { dnsNames: dns, ipAddresses: ips } = parseServerHosts(hosts);
   const issued = issueCertificate({
-    caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: dns[0] ?? ips[0] ?? 'localhost', role: 'server', days, now,
+    caCertPem: ca.certPem, caKeyPem: ca.keyPem, caSigner: ca.signer, commonName: dns[0] ?? ips[0] ?? 'localhost', role: 'server', days, now,
     dnsNames: dns, ipAddresses: ips,
   });
   return { certPem: issued.certPem, keyPem: issued.keyPem!, caPem: ca.certPem };

@@ -13,7 +13,7 @@ const HINTS: Record<KeyErrorCode, string> = {
   E_PASSPHRASE: 'set SIGNET_PASSPHRASE or run in a terminal to be asked for it',
   E_KEYS_EXIST: 'choose an empty --dir; existing keys are never overwritten',
   E_KEY_ARGS: 'use 1 ≤ --threshold ≤ --count ≤ 16',
-  E_KEY_ROLE: 'use --role root, targets, snapshot or timestamp',
+  E_KEY_ROLE: 'use --role root, targets, snapshot or timestamp (or fit, ca for a key in a token)',
   E_KEY_PKCS11: 'check the pkcs11: URI (token=, object= or id=, module-path=) and the PIN in SIGNET_PKCS11_PIN',
 };
 

@@ -21,9 +21,19 @@ export function publicPathFor(privatePath: string): string {
   return /\.key$/.test(privatePath) ? privatePath.replace(/\.key$/, '.pub') : privatePath + '.pub';
 }
 
+/**
+ * RSA keys made in a PKCS#11 token by `keys new --out pkcs11:…` (files come from `keys init`):
+ * `fit` signs U-Boot FIT boot images (RSA-2048), `ca` is the vendor CA (device and server certificates).
+ */
+export const TOKEN_RSA_ROLES = ['fit', 'ca'];
+
 /** Refuse an unknown role or an existing output before anything is asked for or written. */
-export function checkNewKey(role: string, out: string): void {
-  if ((TOP_LEVEL_ROLES as string[]).indexOf(role) < 0) {
+export function checkNewKey(role: string, out: string, inToken = false): void {
+  if (inToken && TOKEN_RSA_ROLES.indexOf(role) >= 0) {
+    // an RSA key for a token
+  } else if (TOKEN_RSA_ROLES.indexOf(role) >= 0) {
+    throw new KeyError('E_KEY_ROLE', `a ${role} key file comes from \`signet keys init\`; \`keys new --role ${role}\` makes one in a PKCS#11 token (--out pkcs11:…)`);
+  } else if ((TOP_LEVEL_ROLES as string[]).indexOf(role) < 0) {
     throw new KeyError('E_KEY_ROLE', `unknown role "${role}": use root, targets, snapshot or timestamp`);
   }
   if (out === '') return;

@@ -129,9 +129,24 @@ export function generatePkcs11Key(uri: string): Promise<Signer> {
 const ED25519_OID_DER = Buffer.from([0x06, 0x03, 0x2b, 0x65, 0x70]);
 const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;
 
-async function openPkcs11Key(uri: string, generate: boolean): Promise<Signer> {
+/** An open, logged-in session on the one token a URI names (shared by the ed25519 and RSA keys). */
+export interface TokenSession {
+  p11: Binding;
+  lib: InstanceType<Binding['PKCS11']>;
+  session: Buffer;
+  u: Pkcs11Uri;
+  /** The URI without its query (no module path or PIN), for messages. */
+  name: string;
+  pin: string | undefined;
+  /** Objects of class `cls` and key type `keyType` (any type if undefined) the URI names; at most 2. */
+  find(cls: number, keyType?: number): Buffer[];
+  fail(what: string, e: unknown): never;
+  close(): void;
+}
+
+export async function openToken(uri: string, rw: boolean): Promise<TokenSession> {
   const u = parsePkcs11Uri(uri);
-  if (generate && u.object === undefined) throw new KeyError('E_KEY_PKCS11', 'a key made in a token needs a label: object=');
+  const name = uri.split('?')[0];
   const modulePath = u.modulePath || process.env[PKCS11_MODULE_ENV];
   if (!modulePath) throw new KeyError('E_KEY_PKCS11', `no PKCS#11 module: add ?module-path=… to the URI or set ${PKCS11_MODULE_ENV}`);
   const pin = u.pin ?? process.env[PKCS11_PIN_ENV];
@@ -145,24 +160,31 @@ async function openPkcs11Key(uri: string, generate: boolean): Promise<Signer> {
     const l = new p11.PKCS11();
     try {
       l.load(modulePath);
-      l.C_Initialize();
+      try {
+        l.C_Initialize();
+      } catch (e) {
+        // Another loader in this process (a test runner's earlier module instance) did it first.
+        if (!/CKR_CRYPTOKI_ALREADY_INITIALIZED/.test(String((e as Error).message))) throw e;
+      }
     } catch (e) {
       fail('cannot load the PKCS#11 module ' + modulePath, e);
     }
     modules.set(modulePath, l);
     lib = l;
   }
-  let session: Buffer | null = null;
+  const slots = lib.C_GetSlotList(true).filter((s) => {
+    if (u.slotId !== undefined && s.readUIntLE(0, Math.min(6, s.length)) !== u.slotId) return false;
+    if (u.token === undefined) return true;
+    return lib.C_GetTokenInfo(s).label.trim() === u.token;
+  });
+  if (slots.length !== 1) {
+    throw new KeyError('E_KEY_PKCS11', slots.length ? `${slots.length} tokens match ${name}; add token= or slot-id=` : `no token matches ${name}`);
+  }
+  const session = lib.C_OpenSession(slots[0], p11.CKF_SERIAL_SESSION | (rw ? p11.CKF_RW_SESSION : 0));
+  const close = () => {
+    try { lib.C_CloseSession(session); } catch { /* closing after a failure */ }
+  };
   try {
-    const slots = lib.C_GetSlotList(true).filter((s) => {
-      if (u.slotId !== undefined && s.readUIntLE(0, Math.min(6, s.length)) !== u.slotId) return false;
-      if (u.token === undefined) return true;
-      return lib.C_GetTokenInfo(s).label.trim() === u.token;
-    });
-    if (slots.length !== 1) {
-      throw new KeyError('E_KEY_PKCS11', slots.length ? `${slots.length} tokens match ${uri.split('?')[0]}; add token= or slot-id=` : `no token matches ${uri.split('?')[0]}`);
-    }
-    session = lib.C_OpenSession(slots[0], p11.CKF_SERIAL_SESSION | (generate ? p11.CKF_RW_SESSION : 0));
     if (pin !== undefined) {
       try {
         lib.C_Login(session, p11.CKU_USER, pin);
@@ -170,19 +192,40 @@ async function openPkcs11Key(uri: string, generate: boolean): Promise<Signer> {
         if (!/CKR_USER_ALREADY_LOGGED_IN/.test(String((e as Error).message))) fail('the token refused the PIN', e);
       }
     }
-    const find = (cls: number) => {
-      const t: { type: number; value: number | string | Buffer }[] = [{ type: p11.CKA_CLASS, value: cls }, { type: p11.CKA_KEY_TYPE, value: CKK_EC_EDWARDS }];
-      if (u.object !== undefined) t.push({ type: p11.CKA_LABEL, value: u.object });
-      if (u.id !== undefined) t.push({ type: p11.CKA_ID, value: u.id });
-      lib.C_FindObjectsInit(session!, t);
-      const hs = lib.C_FindObjects(session!, 2);
-      lib.C_FindObjectsFinal(session!);
-      return hs;
-    };
+  } catch (e) {
+    close();
+    throw e;
+  }
+  const find = (cls: number, keyType?: number) => {
+    const t: { type: number; value: number | string | Buffer }[] = [{ type: p11.CKA_CLASS, value: cls }];
+    if (keyType !== undefined) t.push({ type: p11.CKA_KEY_TYPE, value: keyType });
+    if (u.object !== undefined) t.push({ type: p11.CKA_LABEL, value: u.object });
+    if (u.id !== undefined) t.push({ type: p11.CKA_ID, value: u.id });
+    lib.C_FindObjectsInit(session, t);
+    const hs = lib.C_FindObjects(session, 2);
+    lib.C_FindObjectsFinal(session);
+    return hs;
+  };
+  return { p11, lib, session, u, name, pin, find, fail, close };
+}
+
+/** Why no private key of the wanted type matched: another type by that name, or nothing (no PIN?). */
+export function noKeyMessage(t: TokenSession, want: string, found: number): string {
+  if (found > 1) return `more than one ${want} private key matches ${t.name}`;
+  if (t.find(t.p11.CKO_PRIVATE_KEY).length) return `the key ${t.name} is not an ${want} key (wrong key type for this use)`;
+  return `no ${want} private key matches ${t.name}` + (t.pin === undefined ? ` (no PIN given: set ${PKCS11_PIN_ENV})` : '');
+}
+
+async function openPkcs11Key(uri: string, generate: boolean): Promise<Signer> {
+  if (generate && parsePkcs11Uri(uri).object === undefined) throw new KeyError('E_KEY_PKCS11', 'a key made in a token needs a label: object=');
+  const t = await openToken(uri, generate);
+  const { p11, lib, session, u, pin, fail } = t;
+  const find = (cls: number) => t.find(cls, CKK_EC_EDWARDS);
+  try {
     if (generate) {
       if (pin === undefined) throw new KeyError('E_KEY_PKCS11', `making a key in a token needs its PIN: set ${PKCS11_PIN_ENV}`);
-      if (find(p11.CKO_PRIVATE_KEY).length || find(p11.CKO_PUBLIC_KEY).length) {
-        throw new KeyError('E_KEYS_EXIST', `the token already holds a key named by ${uri.split('?')[0]}`);
+      if (t.find(p11.CKO_PRIVATE_KEY).length || t.find(p11.CKO_PUBLIC_KEY).length) {
+        throw new KeyError('E_KEYS_EXIST', `the token already holds a key named by ${t.name}`);
       }
       const common: { type: number; value: boolean | number | string | Buffer }[] = [{ type: p11.CKA_TOKEN, value: true }, { type: p11.CKA_LABEL, value: u.object! }, { type: p11.CKA_KEY_TYPE, value: CKK_EC_EDWARDS }];
       if (u.id !== undefined) common.push({ type: p11.CKA_ID, value: u.id });
@@ -195,37 +238,31 @@ async function openPkcs11Key(uri: string, generate: boolean): Promise<Signer> {
       }
     }
     const priv = find(p11.CKO_PRIVATE_KEY);
-    if (priv.length !== 1) {
-      throw new KeyError('E_KEY_PKCS11', priv.length ? `more than one ed25519 private key matches ${uri.split('?')[0]}` :
-        `no ed25519 private key matches ${uri.split('?')[0]}` + (pin === undefined ? ` (no PIN given: set ${PKCS11_PIN_ENV})` : ''));
-    }
+    if (priv.length !== 1) throw new KeyError('E_KEY_PKCS11', noKeyMessage(t, 'ed25519', priv.length));
     const pub = find(p11.CKO_PUBLIC_KEY);
-    if (pub.length !== 1) throw new KeyError('E_KEY_PKCS11', `the token holds no single ed25519 public key beside ${uri.split('?')[0]}`);
+    if (pub.length !== 1) throw new KeyError('E_KEY_PKCS11', `the token holds no single ed25519 public key beside ${t.name}`);
     const point = lib.C_GetAttributeValue(session, pub[0], [{ type: p11.CKA_EC_POINT }])[0].value as Buffer;
     const publicKey = rawEdwardsPoint(point);
     const keyid = keyIdOf(publicKeyObject(publicKey), nodeCrypto);
     const key = priv[0];
-    const s = session;
     return {
       keyid,
       publicKey,
       sign(message: Uint8Array): Uint8Array {
         try {
-          lib.C_SignInit(s, { mechanism: CKM_EDDSA }, key);
-          const sig = new Uint8Array(lib.C_Sign(s, Buffer.from(message), Buffer.alloc(64)));
+          lib.C_SignInit(session, { mechanism: CKM_EDDSA }, key);
+          const sig = new Uint8Array(lib.C_Sign(session, Buffer.from(message), Buffer.alloc(64)));
           // A token that signs with another key or scheme (Ed25519ph, a context) fails here, not on a device.
           if (!nodeCrypto.ed25519Verify(sig, message, publicKey)) throw new KeyError('E_KEY_PKCS11', 'the token returned a signature that does not verify with its public key');
           return sig;
         } catch (e) {
           if (e instanceof KeyError) throw e;
-          return fail('the token could not sign with ' + uri.split('?')[0], e);
+          return fail('the token could not sign with ' + t.name, e);
         }
       },
     };
   } catch (e) {
-    if (session) {
-      try { lib.C_CloseSession(session); } catch { /* closing after a failure */ }
-    }
+    t.close();
     if (e instanceof KeyError) throw e;
     return fail('PKCS#11 error', e);
   }

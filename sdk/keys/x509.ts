@@ -4,6 +4,8 @@
  */
 import forge from 'node-forge';
 import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import type { RsaSigner } from '../fit/signer';
+import { caSigningKey } from './device-x509';
 
 export interface CertAndKey {
   certPem: string;
@@ -29,6 +31,19 @@ function serial(): string {
 
 export function createVendorCa(commonName: string, days: number, now = new Date()): CertAndKey {
   const { privatePem, forgeKey, forgePub } = rsaKeyPair(2048);
+  return { certPem: vendorCaCert(commonName, days, now, forgePub, forgeKey), keyPem: privatePem };
+}
+
+/**
+ * The vendor CA certificate for an RSA key held in a token (`signet keys new --role ca --out
+ * pkcs11:…`): self-signed by the token through `signer`.
+ */
+export function createVendorCaFor(publicKeyPem: string, signer: RsaSigner, commonName: string, days: number, now = new Date()): string {
+  const pub = forge.pki.publicKeyFromPem(publicKeyPem) as forge.pki.rsa.PublicKey;
+  return vendorCaCert(commonName, days, now, pub, caSigningKey({ caSigner: signer }));
+}
+
+function vendorCaCert(commonName: string, days: number, now: Date, forgePub: forge.pki.rsa.PublicKey, forgeKey: forge.pki.rsa.PrivateKey): string {
   const cert = forge.pki.createCertificate();
   cert.publicKey = forgePub;
   cert.serialNumber = serial();
@@ -43,7 +58,7 @@ export function createVendorCa(commonName: string, days: number, now = new Date(
     { name: 'subjectKeyIdentifier' },
   ]);
   cert.sign(forgeKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: privatePem };
+  return forge.pki.certificateToPem(cert);
 }
 
 export interface CertInfo {

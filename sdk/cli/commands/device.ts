@@ -11,6 +11,7 @@ export const deviceEnroll: Command = {
     board: { type: 'string', valueName: 'id', description: 'the board the device is (required for devices; bound into its certificate)' },
     channel: { type: 'string', valueName: 'name', description: 'the rollout channel the device follows (default stable; bound into its certificate)' },
     keys: { type: 'string', valueName: 'folder', description: 'folder with vendor-ca.crt and vendor-ca.key' },
+    'ca-key': { type: 'string', valueName: 'pkcs11:uri', description: 'the vendor CA key in a PKCS#11 token (RSA), instead of vendor-ca.key in --keys' },
     out: { type: 'string', valueName: 'folder', description: 'identity folder to write (default devices/<id>, or ./admin with --admin)' },
     admin: { type: 'boolean', description: 'an admin identity (publish, rollouts, revocation) instead of a device' },
     days: { type: 'string', valueName: 'n', description: 'certificate lifetime (default 3650 for devices, 365 for admins)' },
@@ -26,7 +27,7 @@ export const deviceEnroll: Command = {
     const r = await enrollIdentity({
       id, keysDir: need(ctx, 'keys'), outDir: (ctx.values.out as string | undefined) ?? (admin ? 'admin' : `devices/${id}`), admin,
       board: ctx.values.board as string | undefined, channel: ctx.values.channel as string | undefined,
-      days: intOption(ctx, 'days', 1, 36500),
+      days: intOption(ctx, 'days', 1, 36500), caKey: ctx.values['ca-key'] as string | undefined,
     });
     if (ctx.json) ctx.out(JSON.stringify(r, null, 2));
     else {

@@ -20,6 +20,7 @@ export const fit: Command = {
   options: {
     board: { type: 'string', valueName: 'id', description: 'the board (see `signet boards`)' },
     keys: { type: 'string', valueName: 'folder', description: 'key folder: root.json is compiled in, fit.key signs' },
+    key: { type: 'string', valueName: 'file|pkcs11:uri', description: 'the FIT signing key instead of <keys>/fit.key: a key file, or an RSA-2048 key in a PKCS#11 token' },
     out: { type: 'string', valueName: 'file', description: 'the FIT to write (.itb)' },
     'key-dtb': { type: 'string', valueName: 'file', description: 'also write the public-key DTB to bake into U-Boot' },
     'app-test-mode': { type: 'boolean', description: 'the guest powers off after the app (tests, CI)' },
@@ -29,7 +30,7 @@ export const fit: Command = {
   async run(ctx) {
     const board = loadBoard(need(ctx, 'board'));
     const out = need(ctx, 'out');
-    const b = await buildBootImage({ board, keysDir: need(ctx, 'keys'), testMode: ctx.values['app-test-mode'] === true });
+    const b = await buildBootImage({ board, keysDir: need(ctx, 'keys'), fitKey: ctx.values.key as string | undefined, testMode: ctx.values['app-test-mode'] === true });
     writeFileAtomic(out, b.fit);
     const keyDtb = ctx.values['key-dtb'] as string | undefined;
     if (keyDtb !== undefined) writeFileAtomic(keyDtb, b.keyDtb);
@@ -55,6 +56,7 @@ export const disk: Command = {
   options: {
     board: { type: 'string', valueName: 'id', description: 'the board (see `signet boards`)' },
     keys: { type: 'string', valueName: 'folder', description: 'key folder: root.json (verifies the app, compiled in), fit.key (signs the boot image)' },
+    key: { type: 'string', valueName: 'file|pkcs11:uri', description: 'the FIT signing key instead of <keys>/fit.key: a key file, or an RSA-2048 key in a PKCS#11 token' },
     out: { type: 'string', valueName: 'file', description: 'the disk image to write' },
     'slot-b': { type: 'string', valueName: 'app.simg', description: 'put this image in slot B as a fallback instead of leaving it empty' },
     'key-dtb': { type: 'string', valueName: 'file', description: 'also write the public-key DTB to bake into U-Boot' },
@@ -71,6 +73,7 @@ export const disk: Command = {
       appImage: app,
       slotBImage: ctx.values['slot-b'] as string | undefined,
       keysDir: need(ctx, 'keys'),
+      fitKey: ctx.values.key as string | undefined,
       out,
       testMode: ctx.values['app-test-mode'] === true,
     });

@@ -94,13 +94,14 @@ export const serverKeys: Command = {
   summary: 'prepare a server keys folder: online keys, root.json, vendor CA certificate, and a server TLS certificate',
   options: {
     keys: { type: 'string', valueName: 'folder', description: 'the full key set from `signet keys init`' },
+    'ca-key': { type: 'string', valueName: 'pkcs11:uri', description: 'the vendor CA key in a PKCS#11 token (RSA), instead of vendor-ca.key in --keys' },
     out: { type: 'string', valueName: 'folder', description: 'where to write the server\'s keys (must not exist or be empty)' },
     host: { type: 'string', multiple: true, valueName: 'name', description: 'DNS name or IP address the server is reached by (repeatable; default localhost, 127.0.0.1, ::1)' },
     ...JSON_OPTION,
   },
   details: ['Nothing offline is copied: no root, targets, FIT or CA private key.'],
   async run(ctx) {
-    const r = await prepareServerKeys({ keysDir: need(ctx, 'keys'), outDir: need(ctx, 'out'), hosts: hostsOption(ctx) });
+    const r = await prepareServerKeys({ keysDir: need(ctx, 'keys'), outDir: need(ctx, 'out'), hosts: hostsOption(ctx), caKey: ctx.values['ca-key'] as string | undefined });
     if (ctx.json) ctx.out(JSON.stringify(r));
     else ctx.out(`wrote ${r.files.join(', ')} to ${r.outDir}`);
   },
