@@ -119,8 +119,14 @@ export class Repository {
    */
   private online(role: 'snapshot' | 'timestamp'): Signer[] {
     const all = role === 'snapshot' ? this.o.snapshotSigners : this.o.timestampSigners;
-    const ids = this.root.roles[role].keyids;
-    return all.filter((s) => ids.indexOf(s.keyid) >= 0);
+    const { keyids: ids, threshold } = this.root.roles[role];
+    const held = all.filter((s) => ids.indexOf(s.keyid) >= 0);
+    // Fail closed: never sign (and store) metadata clients would refuse — e.g. a replica that
+    // followed a root another replica accepted before its own keys folder had the new keys.
+    if (held.length < threshold) {
+      throw new RepositoryError('E_REPO_ONLINE_KEY', `this server holds ${held.length} of the ${role} keys root version ${this.root.version} names (threshold ${threshold}); put them in its keys folder and send it SIGHUP`);
+    }
+    return held;
   }
 
   /**
