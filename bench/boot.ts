@@ -25,6 +25,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { partition, loadBoard, type Board } from '../sdk/board';
 import { fitRamdisk } from '../sdk/disk/boot-image';
+import { unlzma } from '../sdk/disk/compress';
 import { buildDisk } from '../sdk/disk/disk';
 import { buildInitramfs } from '../sdk/disk/initramfs';
 import { fetchKernel, kernelModules, KVM_BLOCK_MODULES } from '../sdk/disk/kernel';
@@ -118,8 +119,10 @@ export async function run(): Promise<Figures> {
       bootJs: unverifiedBootJs(board.flash.device, partition(board, 'slot_a').offset),
       modules: kernelModules(kernel, KVM_BLOCK_MODULES),
     }));
-    // The FIT's kernel as it is (arm64: gzip'd Image; QEMU's -kernel inflates it).
-    writeFileSync(join(work, 'Image'), image('kernel'));
+    // The FIT's kernel for QEMU's -kernel, which takes a raw or gzip'd Image: an lzma one unpacked.
+    const kernelNode = findNode(fit, '/images/kernel')!;
+    const lzma = new TextDecoder().decode(getProp(kernelNode, 'compression') ?? new Uint8Array()).startsWith('lzma');
+    writeFileSync(join(work, 'Image'), lzma ? await unlzma(image('kernel')) : image('kernel'));
     writeFileSync(join(work, 'board.dtb'), image('fdt'));
     writeFileSync(join(work, 'verified.cpio'), image('ramdisk'));
     writeFileSync(join(work, 'unverified.cpio'), unverified);

@@ -4,13 +4,15 @@
  *
  * size.kernel_bytes                 the board's kernel (arm64: an uncompressed Image), built from
  *                                   source or as Debian ships it (board kernel.source)
- * size.fit_kernel_bytes             the kernel as the FIT stores it (arm64: gzip -9)
- * size.initramfs_bytes              the initramfs cpio; size.ramdisk_bytes: as the FIT stores it (gzip)
+ * size.fit_kernel_bytes             the kernel as the FIT stores it (arm64 built from source:
+ *                                   xz --format=lzma -9e; Debian's binary vmlinuz: its gzip)
+ * size.initramfs_bytes              the initramfs cpio; size.ramdisk_bytes: as the FIT stores it
+ *                                   (xz when the kernel has CONFIG_RD_XZ, else gzip)
  * size.boot_image_bytes (the FIT), size.app_image_bytes
  * size.signet_bytes                 boot image + app image: all our disk holds besides free space
  * size.percent_of_conventional_compressed_kernel   the same percentage against a conventional image
- *                                   whose kernel is stored gzip'd as well (bootloaders inflate
- *                                   both the same way)
+ *                                   whose kernel is stored compressed as the FIT stores it
+ *                                   (bootloaders unpack both the same way)
  * size.conventional_bytes           the same kernel + Debian's nodejs for arm64 with its whole
  *                                   Depends closure (extracted .debs, everything in them) + the app
  * size.percent_of_conventional      signet_bytes as a percentage of conventional_bytes

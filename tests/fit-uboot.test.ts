@@ -3,8 +3,11 @@
 // QEMU's own device tree. One QEMU boot; the FITs sit side by side in RAM and
 // `bootm` is run on each, the refused ones first (bootm returns), the good
 // one last (it hands over to the kernel and never returns). The good one
-// carries its kernel gzip'd (compression = "gzip", as signet fit stores arm64
-// kernels): bootm inflates it to the load address.
+// carries its kernel gzip'd (compression = "gzip", as signet fit stores
+// Debian's arm64 vmlinuz): bootm inflates it to the load address. Another
+// carries it lzma'd (compression = "lzma", as signet fit stores a kernel built
+// from source): `bootm start` + `bootm loados` unpack it without starting it,
+// and U-Boot's `cmp` compares the result with the raw kernel loaded beside it.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +18,7 @@ import { buildFit, type BuildFitInput } from '../sdk/fit/fit';
 import { verifyFit } from '../sdk/fit/fit-verify';
 import { mergePublicKeyIntoDtb } from '../sdk/fit/keydtb';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
+import { lzmaDeterministic } from '../sdk/disk/compress';
 import { gzipDeterministic } from '../sdk/disk/gzip';
 import { dummyArm64Kernel, dumpQemuVirtDtb, UBOOT_QEMU_ARM64, UbootConsole } from './helpers/uboot-console';
 import { skipUnlessCi } from './helpers/tools';
@@ -24,13 +28,16 @@ const cacheRoot = process.env.SIGNET_CACHE ?? join(repo, '.cache', 'signet');
 const available = existsSync(UBOOT_QEMU_ARM64) && spawnSync('sh', ['-c', 'command -v qemu-system-aarch64']).status === 0;
 
 const KERNEL_BANNER = 'SIGNET-DUMMY-KERNEL-OK';
-const FIT_ADDRS = { flipped: 0x50000000, otherKey: 0x54000000, editedLoad: 0x58000000, unsigned: 0x5c000000, good: 0x60000000 } as const;
+const FIT_ADDRS = { flipped: 0x50000000, otherKey: 0x54000000, editedLoad: 0x58000000, unsigned: 0x5c000000, lzma: 0x64000000, good: 0x60000000 } as const;
+/** The dummy kernel as it is, for `cmp` against what bootm unpacked from the lzma FIT. */
+const RAW_KERNEL_ADDR = 0x68000000;
 type Case = keyof typeof FIT_ADDRS;
 
 describe.skipIf(skipUnlessCi(available))('U-Boot 2023.01 (qemu_arm64) verifies Signet FITs', () => {
   let work: string;
   let uboot: UbootConsole;
   let bootLog = '';
+  let rawKernelBytes = 0;
   const started = Date.now();
 
   beforeAll(async () => {
@@ -74,13 +81,19 @@ describe.skipIf(skipUnlessCi(available))('U-Boot 2023.01 (qemu_arm64) verifies S
       otherKey: buildFit({ ...input, signer: other }),
       editedLoad: encodeFdt(edited),
       unsigned: encodeFdt(unsigned),
+      lzma: buildFit({ ...input, kernel: { ...input.kernel, data: await lzmaDeterministic(input.kernel.data), compression: 'lzma' } }),
       good,
     };
     for (const [name, blob] of Object.entries(fits)) writeFileSync(join(work, `${name}.itb`), blob);
+    writeFileSync(join(work, 'raw-kernel.bin'), input.kernel.data);
+    rawKernelBytes = input.kernel.data.length;
 
     uboot = await UbootConsole.start({
       dtb: join(work, 'u-boot-keys.dtb'),
-      loads: (Object.keys(FIT_ADDRS) as Case[]).map((c) => ({ file: join(work, `${c}.itb`), addr: FIT_ADDRS[c] })),
+      loads: [
+        ...(Object.keys(FIT_ADDRS) as Case[]).map((c) => ({ file: join(work, `${c}.itb`), addr: FIT_ADDRS[c] })),
+        { file: join(work, 'raw-kernel.bin'), addr: RAW_KERNEL_ADDR },
+      ],
     });
     bootLog = await uboot.stopAutoboot();
   });
@@ -135,6 +148,18 @@ describe.skipIf(skipUnlessCi(available))('U-Boot 2023.01 (qemu_arm64) verifies S
     expect(out).toContain("No 'signature' subnode found");
     expect(out).toContain("Failed to verify required signature 'key-dev'");
     expect(out).not.toContain('Starting kernel');
+  });
+
+  it('verifies the FIT with an lzma kernel and unpacks it to the load address byte for byte', async () => {
+    await uboot.command('mw.b 0x40400000 0 0x1000'); // nothing left over from an earlier load
+    const start = await uboot.command(`bootm start 0x${FIT_ADDRS.lzma.toString(16)}`);
+    expect(start).toContain('Verifying Hash Integrity ... sha256,rsa2048:dev+ OK');
+    expect(start).toMatch(/Compression:\s+lzma compressed/);
+    const loados = await uboot.command('bootm loados');
+    expect(loados).toContain('Uncompressing Kernel Image');
+    expect(loados).not.toMatch(/error|ERROR|must RESET/);
+    const cmp = await uboot.command(`cmp.b 0x40400000 0x${RAW_KERNEL_ADDR.toString(16)} 0x${rawKernelBytes.toString(16)}`);
+    expect(cmp).toContain(`Total of ${rawKernelBytes} byte(s) were the same`);
   });
 
   it('accepts the FIT signed with our key, inflates its gzip kernel and starts it', async () => {

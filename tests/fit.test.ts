@@ -38,6 +38,7 @@ import { requiredConfKeys, verifyFit, type FitVerifyKey } from '../sdk/fit/fit-v
 import { mergePublicKeyIntoDtb, publicKeyDtb, publicKeyNode, readPublicKeysFromDtb } from '../sdk/fit/keydtb';
 import { emsaPkcs1v15Sha256, sha256, ubootRsaParams, verifyPkcs1v15Sha256 } from '../sdk/fit/pkcs1';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
+import { lzmaDeterministic, unlzma } from '../sdk/disk/compress';
 import { mutate, xorshift } from './helpers/mutate';
 import { skipUnlessCi } from './helpers/tools';
 
@@ -419,6 +420,21 @@ describe('FIT built by buildFit, read by U-Boot tools', () => {
     expect(hex(readFileSync(out))).toBe(hex(gz));
     expect(verifyFit(fit, [devKey]).images.find((i) => i.role === 'kernel')!.data).toEqual(gz);
   });
+
+  it.skipIf(skipUnlessCi(HAVE.dumpimage))('an lzma kernel (xz --format=lzma) is declared so, mkimage reads it as lzma, and it unpacks to the Image', async () => {
+    const lz = await lzmaDeterministic(input.kernel.data);
+    expect(lz).toEqual(await lzmaDeterministic(input.kernel.data)); // same bytes in, same bytes out
+    expect(lz.length).toBeLessThan(input.kernel.data.length);
+    const f = join(work, 'lzma.itb');
+    const fit = buildFit({ ...input, kernel: { ...input.kernel, data: lz, compression: 'lzma' } });
+    writeFileSync(f, fit);
+    const kernel = run('dumpimage', ['-l', f], { TZ: 'UTC' }).split(/Image \d+ \(/)[1]!;
+    expect(kernel).toMatch(/Compression:\s+lzma compressed/);
+    expect(kernel).toContain(`Hash value:   ${hex(sha256([lz]))}`);
+    const v = verifyFit(fit, [devKey]).images.find((i) => i.role === 'kernel')!;
+    expect(v.compression).toBe('lzma');
+    expect(await unlzma(v.data)).toEqual(input.kernel.data);
+  });
 });
 
 describe('signing matches mkimage -F -k exactly', () => {
@@ -502,6 +518,45 @@ describe('signing matches mkimage -F -k exactly', () => {
     expect(codeOf(() => verifyFit(bad, keys))).toBe('E_FIT_HASH_MISMATCH');
     expect(codeOf(() => verifyFit(theirFit, [{ keyName: 'other', publicKey: other.publicKey() }]))).toBe('E_FIT_SIGNATURE_INVALID');
   });
+
+  it.skipIf(skipUnlessCi(HAVE.mkimage && HAVE.openssl))('a validly signed FIT whose kernel is compressed "zstd" is refused by ours (E_FIT_UNSUPPORTED_COMPRESSION); "lzma" is not', () => {
+    const dir = join(work, 'mkimage-compression');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'dev.key'), signer.privateKeyPem());
+    run('openssl', ['req', '-batch', '-new', '-x509', '-key', join(dir, 'dev.key'), '-out', join(dir, 'dev.crt'), '-subj', '/CN=dev', '-days', '1']);
+    writeFileSync(join(dir, 'k.bin'), input.kernel.data);
+    writeFileSync(join(dir, 'f.dtb'), input.fdt.data);
+    const signed = (compression: string): Uint8Array => {
+      writeFileSync(join(dir, 'keys.dtb'), encodeFdt(newFdt(fdtNode(''))));
+      writeFileSync(
+        join(dir, 'c.its'),
+        `/dts-v1/;
+/ {
+  description = "compression";
+  #address-cells = <1>;
+  images {
+    kernel-1 { description = "k"; data = /incbin/("k.bin"); type = "kernel"; arch = "arm64"; os = "linux"; compression = "${compression}"; load = <0x40400000>; entry = <0x40400000>; hash-1 { algo = "sha256"; }; };
+    fdt-1 { description = "f"; data = /incbin/("f.dtb"); type = "flat_dt"; arch = "arm64"; compression = "none"; hash-1 { algo = "sha256"; }; };
+  };
+  configurations {
+    default = "conf-1";
+    conf-1 { description = "c"; kernel = "kernel-1"; fdt = "fdt-1";
+      signature-1 { algo = "sha256,rsa2048"; key-name-hint = "dev"; sign-images = "fdt", "kernel"; };
+    };
+  };
+};
+`,
+      );
+      execFileSync('mkimage', ['-f', 'c.its', '-k', '.', '-K', 'keys.dtb', '-r', 'c.itb'], { cwd: dir, env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' }, stdio: 'ignore' });
+      return new Uint8Array(readFileSync(join(dir, 'c.itb')));
+    };
+    const zstd = signed('zstd');
+    const keys = requiredConfKeys(readPublicKeysFromDtb(new Uint8Array(readFileSync(join(dir, 'keys.dtb')))));
+    expect(codeOf(() => verifyFit(zstd, keys))).toBe('E_FIT_UNSUPPORTED_COMPRESSION');
+    const lzma = signed('lzma');
+    expect(verifyFit(lzma, requiredConfKeys(readPublicKeysFromDtb(new Uint8Array(readFileSync(join(dir, 'keys.dtb'))))))
+      .images.find((i) => i.role === 'kernel')!.compression).toBe('lzma');
+  });
 });
 
 // ---------------------------------------------------------------------------
@@ -584,9 +639,12 @@ describe('FIT layout and determinism', () => {
     expect(codeOf(() => buildFit({ ...input, kernel: { ...input.kernel, loadAddress: 0x1_0000_0000 } }))).toBe('E_FIT_BAD_INPUT');
     expect(codeOf(() => buildFit({ ...input, addressCells: 2, kernel: { ...input.kernel, loadAddress: 0x1_0000_0000n } }))).toBe('OK');
     expect(codeOf(() => buildFit({ ...input, signer: { sign: () => new Uint8Array(255) } }))).toBe('E_FIT_BAD_SIGNATURE_LENGTH');
-    // "gzip" must be gzip; only "none" and "gzip" exist.
+    // "gzip" must be gzip, "lzma" an LZMA alone stream (not gzip); only "none", "gzip" and "lzma" exist.
     expect(codeOf(() => buildFit({ ...input, kernel: { ...input.kernel, compression: 'gzip' } }))).toBe('E_FIT_BAD_INPUT');
-    expect(codeOf(() => buildFit({ ...input, kernel: { ...input.kernel, compression: 'lzma' as 'gzip' } }))).toBe('E_FIT_BAD_INPUT');
+    const gz = new Uint8Array(gzipSync(Buffer.from(input.kernel.data)));
+    expect(codeOf(() => buildFit({ ...input, kernel: { ...input.kernel, data: gz, compression: 'lzma' } }))).toBe('E_FIT_BAD_INPUT');
+    expect(codeOf(() => buildFit({ ...input, kernel: { ...input.kernel, data: Uint8Array.of(0xff, ...input.kernel.data), compression: 'lzma' } }))).toBe('E_FIT_BAD_INPUT');
+    expect(codeOf(() => buildFit({ ...input, kernel: { ...input.kernel, compression: 'zstd' as 'gzip' } }))).toBe('E_FIT_BAD_INPUT');
   });
 });
 

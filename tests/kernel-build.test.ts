@@ -8,12 +8,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCpio } from '../sdk/disk/cpio';
 import { decodeFdt, findNode, getProp } from '../sdk/fit/fdt';
 import { parseDotConfig, parseFragment } from '../sdk/kernel/config';
 import { expectOneLineError, ROOT, signet } from './helpers/cli';
+import { unpack, unpackRamdisk } from './helpers/unpack';
 
 const BOARD = 'qemu-virt-arm64';
 const fragmentPath = join(ROOT, 'boards', BOARD, 'kernel.config');
@@ -110,9 +110,9 @@ describe('the qemu-virt-arm64 kernel from Debian source', () => {
     const k = build(BOARD);
     expect(info).toMatchObject({ kernel: k.release, kernelPackage: `linux-source-6.1 ${k.sourceVersion}`, kernelBytes: k.bytes, modules: [] });
     const root = decodeFdt(new Uint8Array(readFileSync(join(work, 'min.itb')))).root;
-    const kernel = gunzipSync(getProp(findNode(root, '/images/kernel')!, 'data')!);
+    const kernel = unpack('lzma', getProp(findNode(root, '/images/kernel')!, 'data')!);
     expect(kernel.equals(readFileSync(join(k.dir, 'Image')))).toBe(true);
-    const files = readCpio(new Uint8Array(gunzipSync(getProp(findNode(root, '/images/ramdisk')!, 'data')!)));
+    const files = readCpio(new Uint8Array(unpackRamdisk(getProp(findNode(root, '/images/ramdisk')!, 'data')!)));
     expect(files.some((f) => f.path === 'signet/modules' || f.path.startsWith('lib/modules'))).toBe(false);
   }, 600_000);
 });
@@ -220,7 +220,7 @@ describe('kernel.source "debian-binary"', () => {
     expect(info.modules).toEqual(expect.arrayContaining(['virtio_blk', 'virtio_mmio', 'virtio_net']));
     // /init's load order in the initramfs: dependencies first, the network driver last.
     const root = decodeFdt(new Uint8Array(readFileSync(join(work, 'bin.itb')))).root;
-    const files = readCpio(new Uint8Array(gunzipSync(getProp(findNode(root, '/images/ramdisk')!, 'data')!)));
+    const files = readCpio(new Uint8Array(unpackRamdisk(getProp(findNode(root, '/images/ramdisk')!, 'data')!)));
     const order = new TextDecoder().decode(files.find((f) => f.path === 'signet/modules')!.data).trim().split('\n');
     expect(order).toContain('/lib/modules/virtio_blk.ko');
     expect(order[order.length - 1]).toBe('/lib/modules/virtio_net.ko');

@@ -6,11 +6,12 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffBootTcb } from '../sdk/build/tcb-boot';
 import { attributeNative, elfSections, loadableSections, parseLinkMap, signetHostClassifier, toolchainLibrary, type NativeTcb } from '../sdk/build/tcb-native';
 import { BOOT_TCB_PROPERTY, decodeBootTcb, kernelOptions, type BootTcbRecord } from '../sdk/disk/boot-tcb';
+import { isXz, unlzma } from '../sdk/disk/compress';
 import { readCpio } from '../sdk/disk/cpio';
 import { decodeFdt, encodeFdt, fdtProp, findNode, getProp } from '../sdk/fit/fdt';
 import { buildFit } from '../sdk/fit/fit';
@@ -18,6 +19,7 @@ import { requiredConfKeys, verifyFit } from '../sdk/fit/fit-verify';
 import { readPublicKeysFromDtb } from '../sdk/fit/keydtb';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
 import { expectOneLineError, ROOT, signet } from './helpers/cli';
+import { unpackRamdisk } from './helpers/unpack';
 
 // ---------------------------------------------------------------------------------------------
 // Unit: link map and ELF
@@ -280,10 +282,10 @@ describe.skipIf(!available)('signet tcb on real boot images', () => {
     return { config: join(built.dir, 'config'), image: join(built.dir, built.image), built };
   }
 
-  /** /init as the FIT carries it: the ramdisk, gunzip'd, its cpio entry. */
+  /** /init as the FIT carries it: the ramdisk, unpacked (xz or gzip), its cpio entry. */
   function initOf(fit: string): Buffer {
     const ramdisk = getProp(findNode(decodeFdt(new Uint8Array(readFileSync(fit))).root, '/images/ramdisk')!, 'data')!;
-    const cpio = ramdisk[0] === 0x1f && ramdisk[1] === 0x8b ? gunzipSync(ramdisk) : Buffer.from(ramdisk);
+    const cpio = unpackRamdisk(ramdisk);
     return Buffer.from(readCpio(new Uint8Array(cpio)).find((e) => e.path === 'init')!.data);
   }
 
@@ -488,6 +490,25 @@ describe.skipIf(!available)('signet tcb --vs: Debian binary kernel vs the minima
     // The initramfs of the source-built kernel carries no modules.
     expect(j.report.initramfs.parts.some((p) => p.name === 'kernel modules')).toBe(false);
     expect(d.initramfs.find((c) => c.name === 'kernel modules')!.after).toBe(0);
+  });
+
+  it('the source-built kernel is stored lzma (U-Boot unpacks it), its initramfs xz (CONFIG_RD_XZ), and the report says so', async () => {
+    const built = JSON.parse(ok(signet(['kernel', 'build', '--board', 'tcb-source', '--json'], { env, ...BUILD })).stdout) as { dir: string; image: string };
+    const report = (fit: string) => (JSON.parse(ok(signet(['tcb', fit, '--json'], { env })).stdout) as TcbJson).report;
+    const root = decodeFdt(new Uint8Array(readFileSync(at('tcb-source.itb')))).root;
+    const kernelNode = findNode(root, '/images/kernel')!;
+    const stored = getProp(kernelNode, 'data')!;
+    expect(new TextDecoder().decode(getProp(kernelNode, 'compression')!)).toBe('lzma\0');
+    const image = await unlzma(stored);
+    expect(Buffer.from(image).equals(readFileSync(join(built.dir, built.image)))).toBe(true);
+    expect(isXz(getProp(findNode(root, '/images/ramdisk')!, 'data')!)).toBe(true);
+    const r = report(at('tcb-source.itb'));
+    expect([r.kernel.compression, r.kernel.fitBytes]).toEqual(['lzma', stored.length]);
+    expect(r.kernel.fitBytes).toBeLessThan(r.kernel.bytes);
+    const text = ok(signet(['tcb', at('tcb-source.itb'), '--key-dtb', at('pub.dtb')], { env })).stdout;
+    expect(text).toMatch(/bytes, stored lzma [\d,]+/);
+    // Debian's binary kernel keeps its own gzip'd vmlinuz.
+    expect(report(at('tcb-binary.itb')).kernel.compression).toBe('gzip');
   });
 });
 

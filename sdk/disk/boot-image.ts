@@ -7,14 +7,17 @@
  * The FIT's root node also carries the boot image's TCB record (`signet,tcb`, sdk/disk/boot-tcb):
  * kernel, /init by library, initramfs parts; signed with the configuration, read by `signet tcb`.
  *
- * Compressed where the boot chain can unpack it: an arm64 kernel Image is stored gzip'd
- * (`compression = "gzip"`: U-Boot's bootm inflates it to the load address; QEMU's -kernel takes
- * it as it is), an armhf zImage as it is (it unpacks itself); the initramfs is gzip'd when the
- * kernel can unpack that (CONFIG_RD_GZIP=y), declared "none" since the kernel, not U-Boot, does.
+ * Compressed where the boot chain can unpack it: an arm64 kernel Image built from source is
+ * stored lzma'd (`compression = "lzma"`: U-Boot's bootm unpacks it to the load address; a
+ * quarter smaller than gzip), Debian's binary Image gzip'd as before, an armhf zImage as it is
+ * (it unpacks itself); the initramfs is gzip'd when the kernel unpacks gzip (CONFIG_RD_GZIP=y),
+ * xz'd when it unpacks only xz (a fragment that chose xz for size), declared "none" since the
+ * kernel, not U-Boot, unpacks it.
+ * QEMU's -kernel takes a raw or gzip'd Image only: `signet run --direct` unpacks an lzma one.
  *
  * Deterministic: the FIT timestamp is SOURCE_DATE_EPOCH when set, else the kernel package's own
- * build time, every other input is content, and gzip is GNU gzip -9 -n; two builds give
- * identical bytes.
+ * build time, every other input is content, gzip is GNU gzip -9 -n and lzma/xz are xz -9e
+ * single-threaded (sdk/disk/compress.ts); two builds give identical bytes.
  */
 import { join } from 'node:path';
 import { buildBootStage } from '../../bootloader/build';
@@ -28,6 +31,7 @@ import { readInputFile } from '../util/files';
 import { BOOT_TCB_PROPERTY, buildBootTcb, encodeBootTcb, type BootTcbRecord } from './boot-tcb';
 import { asSignetError, DiskError } from './errors';
 import { FIT_KEY_NAME, loadFitSigner } from './fit-key';
+import { lzmaDeterministic, xzDeterministic } from './compress';
 import { gzipDeterministic, isGzip } from './gzip';
 import { buildInitramfs } from './initramfs';
 import { fetchKernel, kernelConfigValue, kernelModules, KVM_BLOCK_MODULES, KVM_NET_MODULES, type BoardKernel } from './kernel';
@@ -52,8 +56,9 @@ export interface BootImage {
   keyDtb: Uint8Array;
   /** The initramfs as built (cpio newc). */
   initramfs: Uint8Array;
-  /** What the FIT holds as its ramdisk: the initramfs, gzip'd when the kernel can unpack that. */
+  /** What the FIT holds as its ramdisk: the initramfs, xz'd or gzip'd when the kernel can unpack that. */
   ramdisk: Uint8Array;
+  ramdiskCompression: 'xz' | 'gzip' | 'none';
   /** What the FIT holds as its kernel, and how it is compressed. */
   fitKernel: { data: Uint8Array; compression: FitCompression };
   dtb: Uint8Array;
@@ -85,26 +90,43 @@ export async function buildBoardInitramfs(board: Board, kernel: BoardKernel, roo
 }
 
 /**
- * The kernel as the FIT stores it. arm64: the Image gzip'd (Debian's own bytes when its vmlinuz
- * already is gzip); U-Boot inflates it to loadAddresses.kernel. armhf: the zImage as it is.
+ * The kernel as the FIT stores it; U-Boot unpacks it to loadAddresses.kernel. arm64 built from
+ * source: the Image lzma'd (Debian's U-Boot 2023.01 has CONFIG_LZMA; its CONFIG_SYS_BOOTM_LEN,
+ * which bounds what bootm unpacks, lets it inflate Debian's 27 MB Image, far more than
+ * checkLoadLayout leaves a minimal kernel). Debian's binary Image: gzip'd (its own bytes when its
+ * vmlinuz already is gzip), as before: xz -9e on 27 MB takes a minute, and bench/boot.ts's Debian
+ * anchor stays what it was. armhf: the zImage as it is.
  */
 export async function fitKernelImage(board: Board, kernel: BoardKernel): Promise<{ data: Uint8Array; compression: FitCompression }> {
   if (board.arch !== 'arm64') return { data: kernel.kernel, compression: 'none' };
   if (isGzip(kernel.kernel)) return { data: kernel.kernel, compression: 'gzip' };
+  if (kernel.source === 'debian-source') return { data: await lzmaDeterministic(kernel.kernel), compression: 'lzma' };
   return { data: await gzipDeterministic(kernel.kernel), compression: 'gzip' };
 }
 
 /**
- * The FIT's ramdisk: the initramfs gzip'd when the kernel unpacks gzip (CONFIG_RD_GZIP=y), with
- * zero bytes up to a multiple of 4 so that another cpio archive may follow it (the kernel skips
- * zeros between archives, and wants each uncompressed one 4-byte aligned; xen-flash.ts appends
- * one). Otherwise the cpio as it is.
+ * How the FIT's ramdisk is packed: gzip when the kernel unpacks it (the fastest to unpack; Debian's
+ * kernels), else xz when the kernel unpacks only that (a board fragment that chose xz for size,
+ * as qemu-virt-arm64's does), else the cpio as it is.
+ */
+export function ramdiskCompression(kernel: BoardKernel): 'xz' | 'gzip' | 'none' {
+  if (kernelConfigValue(kernel.config, 'CONFIG_RD_GZIP') === 'y') return 'gzip';
+  if (kernelConfigValue(kernel.config, 'CONFIG_RD_XZ') === 'y') return 'xz';
+  return 'none';
+}
+
+/**
+ * The FIT's ramdisk: the initramfs xz'd or gzip'd (ramdiskCompression), with zero bytes up to a
+ * multiple of 4 so that another cpio archive may follow it (the kernel skips zeros between
+ * archives, and wants each uncompressed one 4-byte aligned; xen-flash.ts appends one; an xz
+ * stream is a multiple of 4 already). Otherwise the cpio as it is.
  */
 export async function fitRamdisk(kernel: BoardKernel, initramfs: Uint8Array): Promise<Uint8Array> {
-  if (kernelConfigValue(kernel.config, 'CONFIG_RD_GZIP') !== 'y') return initramfs;
-  const gz = await gzipDeterministic(initramfs);
-  const out = new Uint8Array(Math.ceil(gz.length / 4) * 4);
-  out.set(gz);
+  const how = ramdiskCompression(kernel);
+  if (how === 'none') return initramfs;
+  const packed = how === 'xz' ? await xzDeterministic(initramfs) : await gzipDeterministic(initramfs);
+  const out = new Uint8Array(Math.ceil(packed.length / 4) * 4);
+  out.set(packed);
   return out;
 }
 
@@ -166,7 +188,7 @@ export async function buildBootImage(o: BootImageOptions): Promise<BootImage> {
       arch: FIT_ARCH[o.board.arch],
       timestamp,
       kernel: { data: fitKernel.data, compression: fitKernel.compression, description: `Linux ${kernel.version}`, loadAddress: BigInt(a.kernel), entryAddress: BigInt(a.kernel) },
-      ramdisk: { data: ramdisk, description: ramdisk === initramfs ? 'Signet initramfs' : 'Signet initramfs (gzip)', loadAddress: BigInt(a.ramdisk) },
+      ramdisk: { data: ramdisk, description: ramdisk === initramfs ? 'Signet initramfs' : `Signet initramfs (${ramdiskCompression(kernel)})`, loadAddress: BigInt(a.ramdisk) },
       fdt: { data: dtb, description: `${o.board.id} device tree`, loadAddress: BigInt(a.fdt) },
       keyName: FIT_KEY_NAME,
       signer,
@@ -174,7 +196,7 @@ export async function buildBootImage(o: BootImageOptions): Promise<BootImage> {
     });
     const kernelSize = o.board.arch === 'arm64' ? arm64ImageSize(kernel.kernel) : kernel.kernel.length;
     checkLoadLayout(o.board, { kernel: kernelSize, ramdisk: ramdisk.length, fdt: dtb.length, fit: fit.length });
-    return { fit, keyDtb: publicKeyDtb(signer.publicKey(), FIT_KEY_NAME), initramfs, ramdisk, fitKernel, dtb, kernel, modules, timestamp, keyName: FIT_KEY_NAME, bootJsBytes, tcb };
+    return { fit, keyDtb: publicKeyDtb(signer.publicKey(), FIT_KEY_NAME), initramfs, ramdisk, ramdiskCompression: ramdiskCompression(kernel), fitKernel, dtb, kernel, modules, timestamp, keyName: FIT_KEY_NAME, bootJsBytes, tcb };
   } catch (e) {
     throw asSignetError(e);
   }

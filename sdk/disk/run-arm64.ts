@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { decodeFdt, findNode, getProp, readString } from '../fit/fdt';
 import { verifyFit, requiredConfKeys } from '../fit/fit-verify';
 import { mergePublicKeyIntoDtb, readPublicKeysFromDtb } from '../fit/keydtb';
+import { unlzma } from './compress';
 import { readDiskBootImage } from './disk';
 import { DiskError, asSignetError } from './errors';
 import { qemuNetworkArgs } from './network';
@@ -28,7 +29,7 @@ export const UBOOT_ENV_SIZE = 0x40000;
 export const VIRT_PFLASH_BANK_BYTES = 64 * 1024 * 1024;
 
 /** Kernel, initramfs and device tree of a boot image, and its signed command line (/chosen/bootargs). */
-function fitParts(fit: Uint8Array): { kernel: Uint8Array; ramdisk: Uint8Array; fdt: Uint8Array; bootargs: string } {
+function fitParts(fit: Uint8Array): { kernel: Uint8Array; kernelCompression: string; ramdisk: Uint8Array; fdt: Uint8Array; bootargs: string } {
   const root = decodeFdt(fit).root;
   const image = (name: string): Uint8Array => {
     const node = findNode(root, `/images/${name}`);
@@ -39,7 +40,15 @@ function fitParts(fit: Uint8Array): { kernel: Uint8Array; ramdisk: Uint8Array; f
   const fdt = image('fdt');
   const chosen = findNode(decodeFdt(fdt).root, '/chosen');
   const args = chosen && getProp(chosen, 'bootargs');
-  return { kernel: image('kernel'), ramdisk: image('ramdisk'), fdt, bootargs: args ? readString(args) : '' };
+  const compression = getProp(findNode(root, '/images/kernel')!, 'compression');
+  return { kernel: image('kernel'), kernelCompression: compression ? readString(compression) : 'none', ramdisk: image('ramdisk'), fdt, bootargs: args ? readString(args) : '' };
+}
+
+/** The FIT's kernel as QEMU's -kernel takes it: raw or gzip'd as it is, an lzma one unpacked. */
+async function directKernel(parts: { kernel: Uint8Array; kernelCompression: string }): Promise<Uint8Array> {
+  if (parts.kernelCompression === 'none' || parts.kernelCompression === 'gzip') return parts.kernel;
+  if (parts.kernelCompression === 'lzma') return unlzma(parts.kernel);
+  throw new DiskError('E_DISK_NOT_A_DISK', `the boot image's kernel is compressed "${parts.kernelCompression}", which --direct cannot hand to QEMU`, 'rebuild the disk with `signet disk`');
 }
 
 const hex = (n: number | bigint) => '0x' + n.toString(16);
@@ -67,7 +76,7 @@ export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
         };
         args = [
           ...machineArgs(o.board),
-          '-kernel', file('Image', parts.kernel),
+          '-kernel', file('Image', await directKernel(parts)),
           '-initrd', file('initramfs.cpio', parts.ramdisk),
           '-dtb', file('board.dtb', parts.fdt),
           '-append', bootargs,

@@ -16,6 +16,7 @@ import {
   FIT_SIG_NODE_PREFIX,
   unsignedPropertyNames,
 } from './fit-sig';
+import { FIT_COMPRESSIONS, type FitCompression } from './fit';
 import { FIT_SIGN_ALGO, type UbootPublicKey } from './keydtb';
 import { sha256, verifyPkcs1v15Sha256 } from './pkcs1';
 import type { RsaPublicKey } from './signer';
@@ -33,7 +34,8 @@ export interface VerifiedFitImage {
   type?: string;
   arch?: string;
   os?: string;
-  compression?: string;
+  /** One of FIT_COMPRESSIONS; absent when the node has none (U-Boot reads that as "none"). */
+  compression?: FitCompression;
   load?: bigint;
   entry?: bigint;
   data: Uint8Array;
@@ -149,6 +151,12 @@ function verifyImage(image: FdtNode, role: string): VerifiedFitImage {
   if (image.children.some((c) => c.name === 'cipher')) {
     fail('E_FIT_UNSUPPORTED_ALGO', `${where} is encrypted, which is not supported — rebuild it unencrypted`);
   }
+  // A compression this verifier does not know is data it cannot vouch for unpacking: refuse it
+  // (U-Boot would use bzip2, lz4, lzo, zstd too; Signet writes none, gzip and lzma).
+  const compression = optString(image, 'compression');
+  if (compression !== undefined && !(FIT_COMPRESSIONS as readonly string[]).includes(compression)) {
+    fail('E_FIT_UNSUPPORTED_COMPRESSION', `${where} is compressed "${compression}", only ${FIT_COMPRESSIONS.join(', ')} are supported — rebuild the FIT with one of those`);
+  }
   const data = getProp(image, 'data');
   if (!data) fail('E_FIT_MISSING_IMAGE', `${where} has no data — rebuild the FIT`);
   const digest = sha256([data]);
@@ -170,7 +178,7 @@ function verifyImage(image: FdtNode, role: string): VerifiedFitImage {
   set('type', optString(image, 'type'));
   set('arch', optString(image, 'arch'));
   set('os', optString(image, 'os'));
-  set('compression', optString(image, 'compression'));
+  set('compression', compression as FitCompression | undefined);
   set('load', optAddress(image, 'load'));
   set('entry', optAddress(image, 'entry'));
   return out;

@@ -50,20 +50,21 @@ export interface FitImageInput {
 }
 
 /**
- * How an image's `data` is compressed (U-Boot's `compression` property). U-Boot's bootm inflates
- * a gzip kernel to its load address (and refuses one whose inflated size exceeds
- * CONFIG_SYS_BOOTM_LEN or overlaps the FIT); other images stay "none" here — a compressed
- * initramfs is declared "none" because the kernel, not U-Boot, unpacks it.
+ * How an image's `data` is compressed (U-Boot's `compression` property). U-Boot's bootm unpacks
+ * a gzip or lzma ("LZMA alone": 13-byte header, as `xz --format=lzma` writes) kernel to its load
+ * address (and refuses one whose unpacked size exceeds CONFIG_SYS_BOOTM_LEN or overlaps the
+ * FIT); other images stay "none" here — a compressed initramfs is declared "none" because the
+ * kernel, not U-Boot, unpacks it. verifyFit refuses any other value.
  */
-export type FitCompression = 'none' | 'gzip';
-const COMPRESSIONS: readonly FitCompression[] = ['none', 'gzip'];
+export type FitCompression = 'none' | 'gzip' | 'lzma';
+export const FIT_COMPRESSIONS: readonly FitCompression[] = ['none', 'gzip', 'lzma'];
 
 export interface FitKernelInput {
   data: Uint8Array;
   description?: string;
   loadAddress: FitAddress;
   entryAddress: FitAddress;
-  /** Default "none". "gzip" data must be a gzip stream (RFC 1952). */
+  /** Default "none". "gzip" data must be a gzip stream (RFC 1952), "lzma" an LZMA alone stream. */
   compression?: FitCompression;
 }
 
@@ -114,10 +115,14 @@ function checkInput(input: BuildFitInput): void {
     names.add(p.name);
   }
   const comp = input.kernel.compression ?? 'none';
-  if (!COMPRESSIONS.includes(comp)) fail(`kernel compression ${JSON.stringify(comp)} is not supported — use "none" or "gzip"`);
+  if (!FIT_COMPRESSIONS.includes(comp)) fail(`kernel compression ${JSON.stringify(comp)} is not supported — use "none", "gzip" or "lzma"`);
   const d = input.kernel.data;
   if (comp === 'gzip' && !(d.length >= 18 && d[0] === 0x1f && d[1] === 0x8b && d[2] === 0x08)) {
     fail('kernel compression is "gzip" but its data is not a gzip (deflate) stream — compress it, or declare "none"');
+  }
+  // LZMA alone has no magic: its properties byte (lc, lp, pb) must be valid and a header present.
+  if (comp === 'lzma' && !(d.length >= 18 && d[0]! < 225 && !(d[0] === 0x1f && d[1] === 0x8b))) {
+    fail('kernel compression is "lzma" but its data is not an LZMA alone stream — compress it with `xz --format=lzma`, or declare "none"');
   }
 }
 

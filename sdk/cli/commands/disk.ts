@@ -43,7 +43,7 @@ export const fit: Command = {
     ctx.out(`built ${out}: ${board.id} boot image, ${kib(b.fit.length)}, signed sha256,rsa2048 with key "${b.keyName}"`);
     const stored = (n: number, how: string) => (how === 'none' ? '' : `, stored ${how} ${kib(n)}`);
     ctx.out(`  kernel     Linux ${b.kernel.version} (${b.kernel.package}), ${kib(b.kernel.kernel.length)}${stored(b.fitKernel.data.length, b.fitKernel.compression)}`);
-    ctx.out(`  initramfs  ${kib(b.initramfs.length)}${stored(b.ramdisk.length, b.ramdisk === b.initramfs ? 'none' : 'gzip')}: /init (signet-host), boot stage ${kib(b.bootJsBytes)}, modules ${b.modules.join(' ') || 'none'}`);
+    ctx.out(`  initramfs  ${kib(b.initramfs.length)}${stored(b.ramdisk.length, b.ramdiskCompression)}: /init (signet-host), boot stage ${kib(b.bootJsBytes)}, modules ${b.modules.join(' ') || 'none'}`);
     ctx.out(`  fdt        ${kib(b.dtb.length)}   timestamp ${b.timestamp}`);
     if (keyDtb) ctx.out(`  U-Boot key ${keyDtb} (/signature/key-${b.keyName}, required = "conf")`);
   },

@@ -1,0 +1,125 @@
+/**
+ * Deterministic LZMA and xz for boot images, with the `xz` CLI (Debian's xz-utils, which
+ * `.ci/setup` installs; the kernel source tarball needs it too):
+ *
+ * - `lzma` — the arm64 kernel Image as the FIT stores it (`compression = "lzma"`). U-Boot's bootm
+ *   (lib/lzma, `lzmaBuffToBuffDecompress`) takes the "LZMA alone" format: 5 property bytes, the
+ *   64-bit uncompressed size (all ones = unknown, the stream then ends with an end marker, as
+ *   Linux's own `cmd_lzma` writes it), then the raw stream. `xz --format=lzma -9e`; about a
+ *   quarter smaller than gzip -9 for an Image.
+ * - `xz` — the initramfs when the kernel unpacks xz (CONFIG_RD_XZ=y). The kernel's decoder
+ *   (lib/xz) knows only the CRC32 and "none" checks, so `--check=crc32` (as scripts/xz_wrap.sh);
+ *   and it allocates the dictionary the header names while it unpacks the initramfs, so the
+ *   dictionary is the input's size rounded up to a power of two (at least 1 MiB) rather than -9e's
+ *   64 MiB: the same output (a dictionary larger than the input cannot help) in a guest with
+ *   32 MiB of RAM.
+ *
+ * Same bytes in, same bytes out: single-threaded (`-T1`), no file name or time in either format,
+ * `XZ_DEFAULTS`/`XZ_OPT` cleared. The encoder's output could change between xz releases, so large
+ * inputs are cached under `<cache>/xz/` keyed by the input's sha256, the options and xz's version
+ * line, like gzip.ts.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../util/fs-atomic';
+import { cacheDir } from '../util/paths';
+import { DiskError } from './errors';
+
+/** Inputs at least this large are cached on disk (-9e on a 5 MB Image takes seconds). */
+const CACHE_FROM = 1024 * 1024;
+const MIB = 1024 * 1024;
+const INSTALL = "install Debian's xz-utils package ('apt-get install xz-utils')";
+
+const XZ_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
+
+/** An xz stream (its 6-byte magic). */
+export function isXz(data: Uint8Array): boolean {
+  return data.length >= 32 && XZ_MAGIC.every((b, i) => data[i] === b);
+}
+
+/**
+ * An "LZMA alone" stream: 13 header bytes whose properties byte is valid (lc/lp/pb:
+ * (pb * 5 + lp) * 9 + lc < 225) and whose dictionary size is one xz writes (2^n or 2^n + 2^(n-1)),
+ * plus at least the 5-byte range-coder start. The format has no magic; this is what xz's own
+ * `.lzma` detection checks.
+ */
+export function isLzmaAlone(data: Uint8Array): boolean {
+  if (data.length < 18 || data[0]! >= 225) return false;
+  const dict = (data[1]! | (data[2]! << 8) | (data[3]! << 16) | (data[4]! << 24)) >>> 0;
+  const pow2 = (n: number) => n > 0 && Number.isInteger(Math.log2(n));
+  return dict === 0xffffffff || pow2(dict) || (dict % 3 === 0 && pow2(dict / 3));
+}
+
+let versionLine: string | undefined;
+
+function xzVersion(): string {
+  if (versionLine !== undefined) return versionLine;
+  const r = spawnSync('xz', ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new DiskError('E_XZ', `xz is not installed or failed (${r.error ? r.error.message : `exit ${r.status}`})`, INSTALL, r.error);
+  }
+  versionLine = r.stdout.split('\n')[0]!.trim();
+  return versionLine;
+}
+
+function runXz(args: readonly string[], data: Uint8Array): Promise<Uint8Array> {
+  const env = { ...process.env };
+  delete env.XZ_DEFAULTS;
+  delete env.XZ_OPT;
+  return new Promise((resolve, reject) => {
+    const child = spawn('xz', [...args, '-T1', '-c'], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', (e) => reject(new DiskError('E_XZ', `cannot run xz: ${e.message}`, INSTALL, e)));
+    child.on('close', (code) => {
+      if (code === 0) resolve(new Uint8Array(Buffer.concat(out)));
+      else reject(new DiskError('E_XZ', `xz ${args.join(' ')} exited with ${code}: ${Buffer.concat(err).toString().trim()}`, 'check the input, the disk space and the xz installation'));
+    });
+    child.stdin.on('error', () => {}); // reported by 'close'
+    child.stdin.end(data);
+  });
+}
+
+async function cached(args: readonly string[], data: Uint8Array, suffix: string, valid: (d: Uint8Array) => boolean): Promise<Uint8Array> {
+  const version = xzVersion();
+  if (data.length < CACHE_FROM) return runXz(args, data);
+  const key = createHash('sha256').update(version).update('\0').update(args.join(' ')).update('\0').update(data).digest('hex');
+  const path = join(cacheDir(), 'xz', `${key}.${suffix}`);
+  if (existsSync(path)) {
+    const hit = new Uint8Array(readFileSync(path));
+    if (valid(hit)) return hit;
+  }
+  const packed = await runXz(args, data);
+  writeFileAtomic(path, packed);
+  return packed;
+}
+
+export const LZMA_ARGS = ['--format=lzma', '-9e'] as const;
+
+/** `xz --format=lzma -9e` of `data` (what a FIT's `compression = "lzma"` holds). */
+export function lzmaDeterministic(data: Uint8Array): Promise<Uint8Array> {
+  return cached(LZMA_ARGS, data, 'lzma', isLzmaAlone);
+}
+
+/** The xz dictionary for `bytes` of input: the next power of two, at least 1 MiB. */
+export function xzDictBytes(bytes: number): number {
+  let d = MIB;
+  while (d < bytes) d *= 2;
+  return d;
+}
+
+/** `xz --check=crc32 -9e` with a dictionary sized to the input (what the kernel's lib/xz unpacks). */
+export function xzDeterministic(data: Uint8Array): Promise<Uint8Array> {
+  const args = ['--format=xz', '--check=crc32', `--lzma2=preset=9e,dict=${xzDictBytes(data.length) / MIB}MiB`];
+  return cached(args, data, 'xz', isXz);
+}
+
+/** Unpacks an LZMA alone stream (e.g. a FIT's lzma kernel, for QEMU's -kernel, which takes only raw or gzip). */
+export function unlzma(data: Uint8Array): Promise<Uint8Array> {
+  xzVersion();
+  return runXz(['--format=lzma', '-d'], data);
+}

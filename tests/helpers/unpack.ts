@@ -1,0 +1,31 @@
+/**
+ * Unpacks what a boot image stores (tests only): gzip with Node's zlib, xz and lzma with the `xz`
+ * CLI (a separate implementation from the one that packed it would be better still, but xz is
+ * the reference decoder for both formats).
+ */
+import { spawnSync } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
+
+/** An xz stream's magic (FD '7zXZ' 00). */
+export const XZ_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00] as const;
+
+function xzDecode(format: 'xz' | 'lzma', data: Uint8Array): Buffer {
+  const r = spawnSync('xz', [`--format=${format}`, '-dc'], { input: data, maxBuffer: 1 << 30 });
+  if (r.status !== 0) throw new Error(`xz --format=${format} -d failed: ${r.stderr?.toString().trim()}`);
+  return r.stdout;
+}
+
+/** `data` unpacked as `how` says ("none", "gzip", "xz", "lzma"). */
+export function unpack(how: string, data: Uint8Array): Buffer {
+  if (how === 'none') return Buffer.from(data);
+  if (how === 'gzip') return gunzipSync(data);
+  if (how === 'xz' || how === 'lzma') return xzDecode(how, data);
+  throw new Error(`unknown compression ${how}`);
+}
+
+/** A FIT ramdisk (declared "none": the kernel unpacks it) by its magic: xz, gzip or a plain cpio. */
+export function unpackRamdisk(data: Uint8Array): Buffer {
+  if (XZ_MAGIC.every((b, i) => data[i] === b)) return unpack('xz', data);
+  if (data[0] === 0x1f && data[1] === 0x8b) return unpack('gzip', data);
+  return Buffer.from(data);
+}
