@@ -15,9 +15,9 @@ import { AdminClient } from '../sdk/ota/repository-http';
 import { appSource, SMALL_FLASH_BYTES, SMALL_LAYOUT } from './helpers/boot';
 import { CLI, expectOneLineError } from './helpers/cli';
 import { makeImage } from './helpers/fixtures';
-import { freePort, mirrorSiteConf, startNginx, type Nginx } from './helpers/nginx';
+import { freePort, mirrorSiteConf, passThroughConf, startNginx, type Nginx } from './helpers/nginx';
 import { MtlsFetcher } from './helpers/tuf-js-mtls';
-import { enroll, makeRepoKeys, publishImage, quickDevices, signetAsync, tempDir, type RepoKeys } from './server-fixture';
+import { call, enroll, makeRepoKeys, publishImage, quickDevices, signetAsync, tempDir, type RepoKeys } from './server-fixture';
 
 const BOARD = 'qemu-virt-arm64';
 
@@ -269,6 +269,32 @@ describe('mirrors served by nginx', () => {
     const code = await new Promise((r) => { child.once('exit', (c) => r(c)); child.kill('SIGTERM'); });
     expect(code).toBe(0);
     expect(out).toMatch(/file\(s\) written/);
+  });
+
+  it('the load-balancer rig: nginx stream pass-through in front of the server, mutual TLS still names the device', async () => {
+    const port = await freePort();
+    const lb = await startNginx(port, (dir) => passThroughConf(dir, { port, upstreams: [new URL(url).host] }));
+    try {
+      const [d] = devices('lb', 1, [nginx.url + '/main']).map((x) => new SimulatedDevice({
+        dir: join(work, 'devices', x.id), id: x.id, board: BOARD, layout: SMALL_LAYOUT, rootBytes, serverUrl: lb.url, mirrors: [nginx.url + '/main'],
+        tls: quickDevices(k, [x.id]).map((id) => ({ ca: id.caPem, cert: id.certPem, key: id.keyPem }))[0],
+      }));
+      const before = (await accessLog()).length;
+      await d.boot();
+      expect(await update(d)).toBe('1.6.0');
+      d.shutdown();
+      // The server terminated TLS itself: it saw the device's certificate, through nginx.
+      const seen = (await accessLog()).slice(before).filter((l) => l.identity === 'device:lb-1').map((l) => l.route);
+      expect(seen).toContain('/api/v1/checkin');
+      expect(seen).toContain('/api/v1/report');
+      // No certificate: refused by the server behind nginx, not by nginx.
+      const anon = await call(lb.url + '/api/v1/checkin', { ca: k.ca.certPem, body: {} });
+      expect(anon.status).toBe(401);
+      expect(anon.json().error.code).toBe('E_AUTH_NO_CERT');
+      expect(lb.accessLines().filter((l) => l.includes(new URL(url).host)).length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await lb.stop();
+    }
   });
 
   it('every bad input is one coded line and leaves the folder as it was', async () => {
