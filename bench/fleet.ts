@@ -1,6 +1,8 @@
 /**
  * Fleet-scale figures (issue 16).
  *
+ *   fleet.checkin_per_s_*, fleet.checkin_p99_ms, fleet.replicas_2_vs_1: signet server replicas on
+ *                                PostgreSQL (bench/_fleet-replicas.ts).
  *   fleet.mirror_bytes_fraction  bytes the devices fetched from the mirror ÷ all bytes they
  *                                fetched (mirror + API), for a fleet taking a 1 MiB release
  *                                through `signet mirror sync` and nginx; goal ≥ 0.99.
@@ -25,6 +27,7 @@ import { makeImage } from '../tests/helpers/fixtures';
 import { freePort, mirrorSiteConf, startNginx } from '../tests/helpers/nginx';
 import type { Figures } from './_lib';
 import { benchServer } from './_server';
+import { replicaFigures } from './_fleet-replicas';
 
 const DEVICES = 20;
 const SLOT = 2 * 1024 * 1024;
@@ -52,6 +55,10 @@ function counting(inner: Fetcher, tally: Map<string, number>, prefixes: string[]
 }
 
 export async function run(): Promise<Figures> {
+  return { ...(await mirrorFigures()), ...(await replicaFigures()) };
+}
+
+async function mirrorFigures(): Promise<Figures> {
   const s = await benchServer('fleet', {
     limits: { 'device-burst': 1_000_000, 'device-rate-per-s': 1_000_000, 'max-connections-per-address': 4096 },
     targetMb: 1,
