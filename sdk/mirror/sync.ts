@@ -292,7 +292,10 @@ async function syncLocked(o: MirrorSyncOptions, server: string, graceS: number, 
       throw new MirrorError('E_MIRROR_SOURCE', `the server's timestamp is version ${ts.version}, older than the mirror's ${curVersion} (a rollback)`);
     }
   }
-  const changed = !cur || !Buffer.from(tsBytes).equals(cur);
+  // A file of the current set gone from the folder (removed by hand, a disk error): write all again.
+  const named = [`metadata/${snap.meta['targets.json'].version}.targets.json`, `metadata/${ts.meta['snapshot.json'].version}.snapshot.json`,
+    ...Object.keys(targets.targets).map((n) => 'targets/' + targetPath(n, targets.targets[n].hashes.sha256))];
+  const changed = !cur || !Buffer.from(tsBytes).equals(cur) || named.some((rel) => !existsSync(join(dir, rel)));
 
   const referenced = new Set<string>();
   const track = (rel: string) => {
@@ -346,10 +349,8 @@ async function syncLocked(o: MirrorSyncOptions, server: string, graceS: number, 
   } else {
     // Unchanged: what the current files name stays referenced.
     for (let v = 1; v <= rootVersion; v++) referenced.add(`metadata/${v}.root.json`);
-    referenced.add(`metadata/${snap.meta['targets.json'].version}.targets.json`);
-    referenced.add(`metadata/${ts.meta['snapshot.json'].version}.snapshot.json`);
+    for (const rel of named) referenced.add(rel);
     referenced.add('metadata/timestamp.json');
-    for (const name of Object.keys(targets.targets)) referenced.add('targets/' + targetPath(name, targets.targets[name].hashes.sha256));
   }
 
   // 5. Prune what the current snapshot no longer names, once it has been unnamed for the grace period.
