@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { bundleService, type BundleModule } from '../sdk/build/bundle';
 import { partition, type Board } from '../sdk/board';
+import { abLayout } from '../sdk/disk/boot-ab';
 import { sdkRoot } from '../sdk/util/paths';
 import type { BootConfig } from './src/config';
 
@@ -32,7 +33,9 @@ export function bootConfig(o: BootBuildOptions): BootConfig {
     const x = partition(o.board, name);
     return { offset: x.offset, size: x.size };
   };
+  const ab = abLayout(o.board);
   return {
+    ...(ab ? { bootenv: ab.bootenv } : {}),
     board: o.board.id,
     device: o.device ?? o.board.flash.device,
     sectorSize: o.board.flash.blockSize,

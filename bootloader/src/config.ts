@@ -5,6 +5,11 @@ export interface BootConfig {
   device: string;
   sectorSize: number;
   partitions: { slot_a: { offset: number; size: number }; slot_b: { offset: number; size: number }; state: { offset: number; size: number } };
+  /**
+   * Where an A/B disk keeps its boot environment (sdk/disk/boot-ab.ts); the stage confirms the
+   * boot slot there only when it finds a valid copy, so a plain disk is never written there.
+   */
+  bootenv?: { offset: number; size: number };
   /** The trust anchor: root.json as shipped (a TUF root envelope). */
   root: string;
   trialTries: number;

@@ -20,6 +20,7 @@ import type { BootConfig } from './config';
 import { errorCode } from './errors';
 import { NativeBlockDevice, type SignetNative } from './native';
 import { BootStage } from './stage';
+import { confirmBootSlot } from './bootenv';
 import { ConfigStore } from './configstore';
 import type { HostConfig } from '../../sdk/runtime/config-types';
 
@@ -137,7 +138,18 @@ function main(): void {
     board: cfg.board,
     version: choice.image.manifest.version,
     log: log,
-    confirm: function () { stage.confirm(); },
+    // The app's health check passed: its slot is confirmed, and so is the boot slot U-Boot
+    // booted (an A/B disk's boot environment: bootcount back to 0 before U-Boot gives up on it).
+    confirm: function () {
+      stage.confirm();
+      if (cfg.bootenv) {
+        try {
+          confirmBootSlot(part(cfg.bootenv), log);
+        } catch (e) {
+          log('boot[BOOTENV] reason=' + errorCode(e));
+        }
+      }
+    },
     /** Install API for the OTA agent: stage an image into the inactive slot. */
     stage: function (bytes: Uint8Array) { return stage.stageImage(bytes).manifest.version; },
     /** Install API for root rotation: newer root envelopes, oldest first. */

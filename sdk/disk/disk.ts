@@ -7,7 +7,9 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { PartitionDevice } from '../../bootloader/src/block';
 import { FileBlockDevice } from '../../bootloader/src/block-file';
+import { provisionBootEnv } from '../../bootloader/src/bootenv';
 import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision';
 import { partition, type Board } from '../board';
 import { decodeFdtHeader, FDT_HEADER_SIZE, FDT_MAGIC } from '../fit/fdt';
@@ -16,6 +18,9 @@ import { readImageFile } from '../image/file';
 import { verifyImage, type VerifiedImage } from '../image/verify';
 import { loadTrustedRootFile } from '../ota/root-file';
 import { writeOutputWith } from '../util/fs-atomic';
+import { requiredConfKeys, verifyFit } from '../fit/fit-verify';
+import { readPublicKeysFromDtb } from '../fit/keydtb';
+import { abLayout, abPartitions, DEFAULT_BOOTLIMIT, type AbLayout } from './boot-ab';
 import { buildBootImage, type BootImage } from './boot-image';
 import { asSignetError, DiskError } from './errors';
 import { decodeGpt, encodeGpt, type GptLayout } from './gpt';
@@ -32,6 +37,12 @@ export interface DiskOptions {
   out: string;
   testMode?: boolean;
   timestamp?: number;
+  /**
+   * A/B boot slots (sdk/disk/boot-ab.ts): `boot_a`, `boot_b` and `bootenv` instead of `boot`.
+   * Both slots get the boot image built here unless `fitA`/`fitB` give one (a FIT signed by the
+   * same key: checked against it before anything is written).
+   */
+  bootAb?: { fitA?: Uint8Array; fitB?: Uint8Array; bootlimit?: number };
 }
 
 export interface DiskResult {
@@ -42,6 +53,8 @@ export interface DiskResult {
   slotA: VerifiedImage['manifest'];
   slotB?: VerifiedImage['manifest'];
   securityFloor: number;
+  /** The A/B layout when `bootAb` was asked for. */
+  ab?: AbLayout;
 }
 
 export function flashLayout(board: Board): FlashLayout {
@@ -80,8 +93,20 @@ export async function buildDisk(o: DiskOptions): Promise<DiskResult> {
     if (boot.fit.length > bootPart.size) {
       throw new DiskError('E_DISK_TOO_LARGE', `the boot image is ${boot.fit.length} bytes, the boot partition of ${board.id} holds ${bootPart.size}`, 'enlarge the boot partition in the board file');
     }
-    const seed = createHash('sha256').update(board.id).update(boot.fit).update(a.bytes).update(b?.bytes ?? new Uint8Array(0)).digest();
-    const gpt = encodeGpt({ diskBytes: board.flash.size, sectorSize: board.flash.blockSize, partitions: board.flash.partitions, seed });
+    const ab = o.bootAb ? abLayout(board) : null;
+    if (o.bootAb && !ab) throw new DiskError('E_DISK_TOO_LARGE', `the flash of ${board.id} has no room for a second boot slot`, 'build the disk without --boot-ab');
+    const fitA = o.bootAb?.fitA ?? boot.fit;
+    const fitB = o.bootAb?.fitB ?? boot.fit;
+    if (o.bootAb) {
+      const keys = requiredConfKeys(readPublicKeysFromDtb(boot.keyDtb));
+      for (const [name, fit] of [['boot_a', fitA], ['boot_b', fitB]] as const) {
+        if (fit.length > bootPart.size) throw new DiskError('E_DISK_TOO_LARGE', `the ${name} image is ${fit.length} bytes, the slot holds ${bootPart.size}`, 'use a smaller boot image');
+        verifyFit(fit, keys); // U-Boot would refuse it: so do we, before writing anything
+      }
+    }
+    const partitions = ab ? abPartitions(board, ab) : board.flash.partitions;
+    const seed = createHash('sha256').update(board.id).update(fitA).update(ab ? fitB : new Uint8Array(0)).update(a.bytes).update(b?.bytes ?? new Uint8Array(0)).digest();
+    const gpt = encodeGpt({ diskBytes: board.flash.size, sectorSize: board.flash.blockSize, partitions, seed });
 
     // Both slots provisioned as good: the device starts at the lower counter so either boots.
     const counterA = a.image.manifest.securityCounter;
@@ -93,18 +118,20 @@ export async function buildDisk(o: DiskOptions): Promise<DiskResult> {
         ftruncateSync(fd, board.flash.size); // sparse: unwritten space reads as zeros
         writeAll(fd, gpt.primary.bytes, gpt.primary.offset);
         writeAll(fd, gpt.backup.bytes, gpt.backup.offset);
-        writeAll(fd, boot.fit, bootPart.offset);
+        writeAll(fd, fitA, bootPart.offset);
+        if (ab) writeAll(fd, fitB, ab.boot_b.offset);
       } finally {
         closeSync(fd);
       }
       const dev = new FileBlockDevice(tmp, board.flash.blockSize, true);
       try {
         provisionFlash(dev, flashLayout(board), { slotA: a.bytes, slotB: b?.bytes, securityFloor });
+        if (ab) provisionBootEnv(new PartitionDevice(dev, ab.bootenv.offset, ab.bootenv.size), 'a', o.bootAb?.bootlimit ?? DEFAULT_BOOTLIMIT);
       } finally {
         dev.close();
       }
     });
-    return { out: o.out, bytes: board.flash.size, gpt: gpt.layout, boot, slotA: a.image.manifest, slotB: b?.image.manifest, securityFloor };
+    return { out: o.out, bytes: board.flash.size, gpt: gpt.layout, boot, slotA: a.image.manifest, slotB: b?.image.manifest, securityFloor, ...(ab ? { ab } : {}) };
   } catch (e) {
     throw asSignetError(e);
   }

@@ -10,6 +10,9 @@ import { MAX_KEY_DTB_FILE, readInputFile } from '../../util/files';
 import { writeFileAtomic } from '../../util/fs-atomic';
 import { join } from 'node:path';
 import { MAX_ROOT_BYTES } from '../../ota/root-file';
+
+/** A FIT given to `--boot-b`: no larger than a boot partition may be (checked again against the board's). */
+const MAX_FIT_FILE = 256 * 1024 * 1024;
 import { intOption, JSON_OPTION, need, onePositional, UsageError, type Command } from '../command';
 
 const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
@@ -23,6 +26,8 @@ export const fit: Command = {
     key: { type: 'string', valueName: 'file|pkcs11:uri', description: 'the FIT signing key instead of <keys>/fit.key: a key file, or an RSA-2048 key in a PKCS#11 token' },
     out: { type: 'string', valueName: 'file', description: 'the FIT to write (.itb)' },
     'key-dtb': { type: 'string', valueName: 'file', description: 'also write the public-key DTB to bake into U-Boot' },
+    'boot-ab': { type: 'boolean', description: 'A/B boot slots: boot_a and boot_b (both this boot image) and a bootenv for U-Boot\'s boot counter' },
+    'boot-b': { type: 'string', valueName: 'boot.itb', description: 'with --boot-ab: put this FIT (signed by the same key) in boot_b instead' },
     'app-test-mode': { type: 'boolean', description: 'the guest powers off after the app (tests, CI)' },
     ...JSON_OPTION,
   },
@@ -68,6 +73,8 @@ export const disk: Command = {
     const app = onePositional(ctx, 'app image');
     const board = loadBoard(need(ctx, 'board'));
     const out = need(ctx, 'out');
+    const bootB = ctx.values['boot-b'] as string | undefined;
+    if (bootB !== undefined && ctx.values['boot-ab'] !== true) throw new UsageError('--boot-b needs --boot-ab');
     const r = await buildDisk({
       board,
       appImage: app,
@@ -76,6 +83,7 @@ export const disk: Command = {
       fitKey: ctx.values.key as string | undefined,
       out,
       testMode: ctx.values['app-test-mode'] === true,
+      bootAb: ctx.values['boot-ab'] === true ? { fitB: bootB === undefined ? undefined : readInputFile(bootB, MAX_FIT_FILE, 'boot image') } : undefined,
     });
     const keyDtb = ctx.values['key-dtb'] as string | undefined;
     if (keyDtb !== undefined) writeFileAtomic(keyDtb, r.boot.keyDtb);
@@ -88,7 +96,7 @@ export const disk: Command = {
     }
     ctx.out(`built ${out}: ${board.id} disk, ${r.bytes} bytes, GPT ${r.gpt.diskGuid}`);
     for (const p of r.gpt.partitions) {
-      const what = p.name === 'boot' ? `boot image ${kib(r.boot.fit.length)} (Linux ${r.boot.kernel.version})`
+      const what = p.name === 'boot' || p.name === 'boot_a' || p.name === 'boot_b' ? `boot image ${kib(r.boot.fit.length)} (Linux ${r.boot.kernel.version})`
         : p.name === 'slot_a' ? `${r.slotA.name} ${r.slotA.version} (security counter ${r.slotA.securityCounter})`
         : p.name === 'slot_b' ? (r.slotB ? `${r.slotB.name} ${r.slotB.version} (security counter ${r.slotB.securityCounter})` : 'empty')
         : p.name === 'state' ? `boot state, security floor ${r.securityFloor}` : '';
