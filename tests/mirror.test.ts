@@ -325,6 +325,23 @@ describe('mirrors served by nginx', () => {
     rmSync(join(www, 'main', '.signet-mirror.lock'));
   });
 
+  it('signet device simulate --mirror: a device from the command line updates from the mirror', async () => {
+    const id = await enroll(k, work, 'cli-dev');
+    const dir = join(work, 'ids', 'cli-dev');
+    const factoryFile = join(work, 'factory.simg');
+    writeFileSync(factoryFile, factory);
+    const base = ['device', 'simulate', '--dir', dir, '--board', BOARD, '--root', join(k.keys, 'root.json'), '--server', url, '--factory', factoryFile];
+    expectOneLineError(await signetAsync([...base, '--mirror', 'ftp://127.0.0.1/signet']), 'E_AGENT_MIRROR');
+    expect(existsSync(join(dir, 'flash.img'))).toBe(false);
+    const before = (await accessLog()).length;
+    const r = await signetAsync([...base, '--mirror', nginx.url + '/main', '--json']);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ update: { outcome: 'staged' }, running: { version: '1.6.0', confirmed: true } });
+    const routes = (await accessLog()).slice(before).filter((l) => l.identity === 'device:' + id.id).map((l) => l.route);
+    expect(routes.length).toBeGreaterThan(0);
+    expect(routes.filter((x) => !x.startsWith('/api/v1/'))).toEqual([]);
+  });
+
   it('a blob the server serves wrong is refused: the new mirror gets no timestamp.json', async () => {
     const blobs = join(data, 'blobs');
     const files: string[] = [];

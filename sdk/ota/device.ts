@@ -18,7 +18,7 @@ import type { BootState } from '../../bootloader/src/state';
 import type { ImageCrypto } from '../image/crypto';
 import { nodeCrypto } from '../image/crypto-node';
 import type { SignetError } from '../util/errors';
-import { OtaAgent, type DeviceStatus, type SlotName, type UpdateResult } from './agent';
+import { OtaAgent, tufSources, type DeviceStatus, type SlotName, type UpdateResult } from './agent';
 import type { MetadataLimits } from './client';
 import { DirMetadataStore } from './client-store-node';
 import { OtaError } from './errors';
@@ -88,6 +88,7 @@ export class SimulatedDevice {
 
   /** Factory provisioning: a fresh flash with the factory image in slot A. */
   static provision(o: ProvisionDeviceOptions): SimulatedDevice {
+    tufSources(o.serverUrl, o.mirrors, o.serverFallback); // a bad mirror list is refused before flash is written
     ensureOutputFolder(o.dir);
     const path = join(o.dir, FLASH_FILE);
     writeFileSync(path, new Uint8Array(o.flashBytes).fill(0xff));

@@ -23,6 +23,9 @@ export interface SimulateOptions {
   server: string;
   /** Factory image for slot A when the device has no flash yet. */
   factory?: string;
+  /** Mirrors for metadata and targets (AgentOptions.mirrors), and the server after them. */
+  mirrors?: string[];
+  serverFallback?: boolean;
   onLine?: (line: string) => void;
 }
 
@@ -58,6 +61,8 @@ export async function simulateDevice(o: SimulateOptions): Promise<SimulateResult
     layout,
     rootBytes: readInputFile(o.rootPath, MAX_ROOT_BYTES, 'root metadata file (root.json)'),
     serverUrl: o.server,
+    mirrors: o.mirrors,
+    serverFallback: o.serverFallback,
     tls: { ca: id.caPem, cert: id.certPem, key: id.keyPem },
   };
   const fresh = !existsSync(join(o.dir, 'flash.img'));

@@ -85,6 +85,8 @@ export const deviceSimulate: Command = {
     root: { type: 'string', valueName: 'root.json', description: 'the root built into the device' },
     server: { type: 'string', valueName: 'url', description: 'update server (default $SIGNET_SERVER or https://localhost:8443)' },
     factory: { type: 'string', valueName: 'app.simg', description: 'factory image for slot A on first use' },
+    mirror: { type: 'string', multiple: true, valueName: 'url', description: 'a `signet mirror sync` folder\'s URL for metadata and targets (repeatable, tried in order)' },
+    'server-fallback': { type: 'boolean', description: 'with --mirror: try the server\'s own /tuf after the last mirror' },
     ...JSON_OPTION,
   },
   async run(ctx) {
@@ -96,6 +98,8 @@ export const deviceSimulate: Command = {
       rootPath: need(ctx, 'root'),
       server: (ctx.values.server as string | undefined) ?? process.env.SIGNET_SERVER ?? 'https://localhost:8443',
       factory: ctx.values.factory as string | undefined,
+      mirrors: ctx.values.mirror as string[] | undefined,
+      serverFallback: ctx.values['server-fallback'] === true,
       onLine: ctx.json ? undefined : (l) => ctx.out('  ' + l),
     });
     const last = r.after ?? r.first;
