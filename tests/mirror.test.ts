@@ -5,6 +5,7 @@
 // serving an old copy (stale timestamp) or a tampered target is refused by TUF and the next
 // mirror is used; tuf-js reads the exported layout too.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Updater } from 'tuf-js';
@@ -342,8 +343,24 @@ describe('mirrors served by nginx', () => {
     expect(routes.filter((x) => !x.startsWith('/api/v1/'))).toEqual([]);
   });
 
-  it('a blob the server serves wrong is refused: the new mirror gets no timestamp.json', async () => {
+  it('a blob the server serves wrong is refused: the mirror keeps serving its last complete snapshot', async () => {
     const blobs = join(data, 'blobs');
+    // A new release whose blob is damaged on the server after upload.
+    const image = await makeImage({ version: '1.7.0', securityCounter: ++counter, app: appSource('svc', true), signers: [k.targets] });
+    await publishImage(k, url, adminId, image, work);
+    const sha = createHash('sha256').update(image).digest('hex');
+    const blob = join(blobs, sha.slice(0, 2), sha);
+    const damaged = readFileSync(blob);
+    damaged[damaged.length - 1] ^= 0x01;
+    writeFileSync(blob, damaged);
+    const main = join(www, 'main');
+    const tsBefore = readFileSync(join(main, 'metadata', 'timestamp.json'));
+    const metaBefore = readdirSync(join(main, 'metadata')).sort();
+    expectOneLineError(await sync(main), 'E_MIRROR_TARGET');
+    expect(readFileSync(join(main, 'metadata', 'timestamp.json')).equals(tsBefore)).toBe(true);
+    expect(readdirSync(join(main, 'metadata')).sort()).toEqual(metaBefore);
+    expect(readdirSync(join(main, 'targets', BOARD)).filter((f) => f.includes('1.7.0') || f.startsWith('.signet-tmp-'))).toEqual([]);
+    // A new mirror from the same server: nothing a device could start from.
     const files: string[] = [];
     const walk = (d: string) => {
       for (const e of readdirSync(d, { withFileTypes: true })) {
