@@ -6,7 +6,7 @@
  * version, and each serves what the other wrote. A replica started later migrates nothing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,9 +15,9 @@ import { parseEnvelope } from '../sdk/ota/metadata';
 import { startServer, type Running } from '../update-server/start';
 import type { Storage } from '../update-server/storage';
 import { PostgresStorage } from '../update-server/storage-postgres';
-import { CLI } from './helpers/cli';
+import { CLI, expectOneLineError } from './helpers/cli';
 import { sharedPostgres, stopPostgres, type PgCluster } from './helpers/postgres';
-import { call, enroll, makeRepoKeys, publishImage, quickDevices, releaseImage, startTestServer, tempDir, type RepoKeys } from './server-fixture';
+import { call, enroll, makeRepoKeys, publishImage, quickDevices, releaseImage, signetAsync, startTestServer, tempDir, type RepoKeys } from './server-fixture';
 
 let work: string;
 let k: RepoKeys;
@@ -200,5 +200,16 @@ describe('two signet server replicas on one PostgreSQL', () => {
     } finally {
       for (const r of replicas) await r.close();
     }
+  });
+
+  it('--db refuses what is neither postgres://… nor sqlite before writing anything, and an unreachable database in one line', async () => {
+    const bogus = await signetAsync(['server', '--data', join(work, 'never'), '--keys', k.serverKeys, '--db', 'mysql://x/y', '--port', '0']);
+    expectOneLineError(bogus, 'E_SERVER_CONFIG');
+    expect(existsSync(join(work, 'never'))).toBe(false);
+    const gone = await signetAsync(['server', '--data', join(work, 'gone'), '--keys', k.serverKeys, '--db',
+      `postgres://signet:hunter2@127.0.0.1:${cluster.port}/no_such_database`, '--port', '0']);
+    expectOneLineError(gone, 'E_SERVER_CONFIG');
+    expect(gone.stderr).toContain('no_such_database');
+    expect(gone.stderr).not.toContain('hunter2');
   });
 });

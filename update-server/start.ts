@@ -121,6 +121,7 @@ async function loadOnlineSigners(keysDir: string, role: 'snapshot' | 'timestamp'
 
 export async function startServer(o: StartOptions): Promise<Running> {
   checkServerKeysDir(o.keysDir);
+  checkDbOption(o); // before anything is written
   const passphrases = o.passphrases ?? envOrPromptPassphrase;
   const snapshot = await loadOnlineSigners(o.keysDir, 'snapshot', passphrases);
   const timestamp = await loadOnlineSigners(o.keysDir, 'timestamp', passphrases);
@@ -181,12 +182,15 @@ export async function startServer(o: StartOptions): Promise<Running> {
  * or that file's own path). The data folder still holds the TLS key and the access log.
  */
 export async function openStorage(o: Pick<StartOptions, 'db' | 'dataDir'>): Promise<Storage> {
-  const db = o.db;
-  if (db !== undefined && isPostgresUrl(db)) return PostgresStorage.open(db);
-  if (db !== undefined && db !== 'sqlite' && resolve(db) !== resolve(o.dataDir, 'signet.db')) {
-    throw new ServerError('E_SERVER_CONFIG', `--db ${db.slice(0, 100)} is neither postgres://… nor sqlite (the SQLite file is ${join(o.dataDir, 'signet.db')})`);
-  }
+  checkDbOption(o);
+  if (o.db !== undefined && isPostgresUrl(o.db)) return PostgresStorage.open(o.db);
   return SqliteStorage.open(o.dataDir);
+}
+
+function checkDbOption(o: Pick<StartOptions, 'db' | 'dataDir'>): void {
+  const db = o.db;
+  if (db === undefined || isPostgresUrl(db) || db === 'sqlite' || resolve(db) === resolve(o.dataDir, 'signet.db')) return;
+  throw new ServerError('E_SERVER_CONFIG', `--db ${db.slice(0, 100)} is neither postgres://… nor sqlite (the SQLite file is ${join(o.dataDir, 'signet.db')})`);
 }
 
 /** One JSON line on stderr about something that went wrong outside any request. */
