@@ -142,9 +142,11 @@ function main(): void {
     // booted (an A/B disk's boot environment: bootcount back to 0 before U-Boot gives up on it).
     confirm: function () {
       stage.confirm();
-      if (cfg.bootenv) {
+      // A device too small to hold the area is no A/B disk (the stage also runs on small test disks).
+      const env = cfg.bootenv;
+      if (env && env.offset + env.size <= disk.sectorCount * disk.sectorSize) {
         try {
-          confirmBootSlot(part(cfg.bootenv), log);
+          confirmBootSlot(part(env), log);
         } catch (e) {
           log('boot[BOOTENV] reason=' + errorCode(e));
         }
