@@ -12,7 +12,7 @@
 //  2. a good boot_a boots once and its boot stage puts bootcount back to 0.
 // Timeouts are liveness bounds, not assertions.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PartitionDevice } from '../bootloader/src/block';
@@ -27,7 +27,7 @@ import { buildBootImage } from '../sdk/disk/boot-image';
 import { buildDisk } from '../sdk/disk/disk';
 import { decodeGpt } from '../sdk/disk/gpt';
 import { bootAbDisk } from './helpers/boot-ab';
-import { ROOT, signet } from './helpers/cli';
+import { expectOneLineError, ROOT, signet } from './helpers/cli';
 
 const board = loadBoard('qemu-virt-arm64');
 
@@ -145,6 +145,18 @@ describe.skipIf(!available)('A/B boot slots through U-Boot in QEMU', () => {
     }
     expect(readEnv(join(work, 'good.img'), ab)).toEqual({ ab_seq: '2', boot_good: 'a', boot_slot: 'a', bootcount: '0', bootlimit: '3' });
   });
+
+  it('refuses a boot_b FIT that U-Boot would refuse before writing anything, and --boot-b without --boot-ab', () => {
+    const disk = readFileSync(join(work, 'good.img'));
+    const fit = Buffer.from(disk.subarray(ab.boot_a.offset, ab.boot_a.offset + disk.readUInt32BE(ab.boot_a.offset + 4)));
+    fit[fit.length >> 1] ^= 0x01; // inside the kernel's data: its hash no longer matches
+    writeFileSync(join(work, 'tampered.itb'), fit);
+    const out = join(work, 'refused.img');
+    const args = [join(work, 'app.simg'), '--board', board.id, '--keys', keys, '--boot-b', join(work, 'tampered.itb'), '--out', out];
+    expectOneLineError(signet(['disk', ...args, '--boot-ab'], { timeout: 600_000 }), 'E_FIT_HASH_MISMATCH');
+    expectOneLineError(signet(['disk', ...args]), 'E_USAGE');
+    expect(existsSync(out)).toBe(false);
+  }, 660_000);
 
   it.concurrent('a kernel that panics in boot_a: U-Boot tries it bootlimit times, then boot_b boots and is confirmed', async () => {
     const out = await bootAbDisk(board, ab, join(work, 'fallback.img'), new Uint8Array(readFileSync(join(work, 'pub.dtb'))), BOOT_TIMEOUT);
