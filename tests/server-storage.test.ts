@@ -59,6 +59,7 @@ describe.each(BACKENDS)('storage on $name', ({ open }) => {
   it('metadata: latest, by version, commit with targets, conflicts refused', async () => {
     const s = await fresh();
     expect(await s.latestMetadata('root')).toBeNull();
+    expect(await s.latestVersion('root')).toBe(0);
     await s.commitMetadata([{ role: 'root', version: 1, bytes: enc('r1'), createdAt: 5 }], [], { root: 0 });
     const t = target('b/hello-1.0.0.simg', 'a'.repeat(64));
     await s.commitMetadata([
@@ -70,6 +71,8 @@ describe.each(BACKENDS)('storage on $name', ({ open }) => {
     expect(await s.latestMetadata('timestamp')).toEqual({ role: 'timestamp', version: 2, bytes: enc('ts2'), createdAt: 7 });
     expect(await s.metadata('timestamp', 1)).toEqual({ role: 'timestamp', version: 1, bytes: enc('ts1'), createdAt: 6 });
     expect(await s.metadata('snapshot', 9)).toBeNull();
+    expect([await s.latestVersion('timestamp'), await s.latestVersion('targets'), await s.latestVersion('root')]).toEqual([2, 1, 1]);
+    expect(await s.latestVersion('snapshot')).toBe(1);
     expect(await s.target(t.name, t.sha256)).toEqual(t);
     expect(await s.target(t.name, 'b'.repeat(64))).toBeNull();
     expect([...await s.referencedBlobs()]).toEqual([t.sha256]);

@@ -160,9 +160,12 @@ export class Repository {
 
   /** Current targets metadata (bytes as served), or null before the first publish. */
   async currentTargets(): Promise<{ signed: TargetsSigned; bytes: Uint8Array } | null> {
+    // Read and parsed once per version: every check-in needs it, and asks only for the version.
+    const version = await this.storage.latestVersion('targets');
+    if (version === 0) return null;
+    if (this.targetsCache?.version === version) return this.targetsCache.value;
     const rec = await this.storage.latestMetadata('targets');
     if (!rec) return null;
-    // Parsed once per version: every check-in needs it.
     if (this.targetsCache?.version !== rec.version) {
       this.targetsCache = { version: rec.version, value: { signed: checkTargetsShape(parseEnvelope(rec.bytes).signed), bytes: rec.bytes } };
     }

@@ -265,6 +265,10 @@ export class PostgresStorage implements Storage {
     return rows.length ? metaOf(rows[0]) : null;
   }
 
+  async latestVersion(role: MetadataRole): Promise<number> {
+    return (await this.pool.query('SELECT COALESCE(MAX(version), 0) AS v FROM metadata WHERE role = $1', [role])).rows[0].v;
+  }
+
   async metadata(role: MetadataRole, version: number): Promise<MetadataRecord | null> {
     const { rows } = await this.pool.query('SELECT role, version, bytes, created_at FROM metadata WHERE role = $1 AND version = $2', [role, version]);
     return rows.length ? metaOf(rows[0]) : null;

@@ -184,6 +184,10 @@ export class SqliteStorage implements Storage {
     return r ? { role: r.role, version: r.version, bytes: new Uint8Array(r.bytes), createdAt: r.created_at } : null;
   }
 
+  async latestVersion(role: MetadataRole): Promise<number> {
+    return (this.stmt('SELECT COALESCE(MAX(version), 0) AS v FROM metadata WHERE role = ?').get(role) as { v: number }).v;
+  }
+
   async metadata(role: MetadataRole, version: number): Promise<MetadataRecord | null> {
     const r = this.stmt('SELECT role, version, bytes, created_at FROM metadata WHERE role = ? AND version = ?').get(role, version) as
       { role: MetadataRole; version: number; bytes: Buffer; created_at: number } | undefined;

@@ -159,6 +159,8 @@ export interface Storage {
   readonly blobs: BlobStore;
 
   latestMetadata(role: MetadataRole): Promise<MetadataRecord | null>;
+  /** The latest version of `role` (0 = none), without its bytes: what a cache keyed by version checks per request. */
+  latestVersion(role: MetadataRole): Promise<number>;
   metadata(role: MetadataRole, version: number): Promise<MetadataRecord | null>;
   /**
    * Make new metadata, and the targets it names, visible in one transaction. Refused with
