@@ -16,7 +16,7 @@
  * QEMU's -kernel takes a raw or gzip'd Image only: `signet run --direct` unpacks an lzma one.
  *
  * Deterministic: the FIT timestamp is SOURCE_DATE_EPOCH when set, else the kernel package's own
- * build time, every other input is content, gzip is GNU gzip -9 -n and lzma/xz are xz -9e
+ * build time, every other input is content, gzip is GNU gzip -9 -n and lzma/xz are the xz CLI
  * single-threaded (sdk/disk/compress.ts); two builds give identical bytes.
  */
 import { join } from 'node:path';

@@ -10,14 +10,16 @@
  * - `xz` — the initramfs when the kernel unpacks xz (CONFIG_RD_XZ=y). The kernel's decoder
  *   (lib/xz) knows only the CRC32 and "none" checks, so `--check=crc32` (as scripts/xz_wrap.sh);
  *   and it allocates the dictionary the header names while it unpacks the initramfs, so the
- *   dictionary is the input's size rounded up to a power of two (at least 1 MiB) rather than -9e's
+ *   dictionary is the input's size rounded up to a power of two (at least 1 MiB) rather than -9's
  *   64 MiB: the same output (a dictionary larger than the input cannot help) in a guest with
- *   32 MiB of RAM.
+ *   32 MiB of RAM. Preset 6 (-9 is preset 6 with a larger dictionary) rather than -9e: as fast
+ *   here and slightly smaller (measured on the 2.4 MB initramfs: 914,056 against 915,128 bytes,
+ *   1.2 s of CPU either way; gzip -9: 1,178,222 bytes, 0.3 s).
  *
  * Same bytes in, same bytes out: single-threaded (`-T1`), no file name or time in either format,
- * `XZ_DEFAULTS`/`XZ_OPT` cleared. The encoder's output could change between xz releases, so large
- * inputs are cached under `<cache>/xz/` keyed by the input's sha256, the options and xz's version
- * line, like gzip.ts.
+ * `XZ_DEFAULTS`/`XZ_OPT` cleared. The encoder's output could change between xz releases, so the
+ * kernel's lzma is cached under `<cache>/xz/` keyed by the Image's sha256, the options and xz's
+ * version line, like gzip.ts (the initramfs, different for every key set, is not).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -112,10 +114,10 @@ export function xzDictBytes(bytes: number): number {
   return d;
 }
 
-/** `xz --check=crc32 -9e` with a dictionary sized to the input (what the kernel's lib/xz unpacks). */
+/** `xz --check=crc32 -6` with a dictionary sized to the input (what the kernel's lib/xz unpacks). */
 export function xzDeterministic(data: Uint8Array): Promise<Uint8Array> {
-  const args = ['--format=xz', '--check=crc32', `--lzma2=preset=9e,dict=${xzDictBytes(data.length) / MIB}MiB`];
-  return cached(args, data, 'xz', isXz);
+  xzVersion();
+  return runXz(['--format=xz', '--check=crc32', `--lzma2=preset=6,dict=${xzDictBytes(data.length) / MIB}MiB`], data);
 }
 
 /** Unpacks an LZMA alone stream (e.g. a FIT's lzma kernel, for QEMU's -kernel, which takes only raw or gzip). */
