@@ -20,7 +20,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
+import { freePort } from '../tests/helpers/ports';
 import { dirname, join } from 'node:path';
 import { issueCertificate } from '../sdk/keys/device-x509';
 import type { Figures } from './_lib';
@@ -90,16 +91,6 @@ function p99(xs: number[]): number {
   return s[Math.min(s.length - 1, Math.ceil(s.length * 0.99) - 1)];
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startNginx(dir: string, serverKeys: string): Promise<{ child: ChildProcess; url: string }> {
   if (!existsSync('/usr/sbin/nginx')) throw new Error('nginx is not installed (apt-get install nginx-light)');
