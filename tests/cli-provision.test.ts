@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import { readState } from '../bootloader/src/state';
 import { loadBoard, partition } from '../sdk/board';
 import { provisionDevice } from '../sdk/disk/provision-device';
 import { expectOneLineError, ROOT, signet } from './helpers/cli';
+import { initSoftHsm } from './helpers/softhsm';
 
 const board = loadBoard('qemu-virt-arm64');
 const work = mkdtempSync(join(tmpdir(), 'signet-provision-'));
@@ -161,6 +162,31 @@ describe('signet device provision', () => {
     const fill = Array.from({ length: 8 }, (_, i) => ['--set', `fill-${i}=` + 'y'.repeat(1024)]).flat();
     expectOneLineError(base(fill), 'E_CONFIG_FULL');
     expect(fingerprint(disk)).toBe(before);
+  }, 120_000);
+
+  it('--issue --ca-key pkcs11:… signs the device certificate with a CA key held in a token (SoftHSM); --ca-key without --issue is refused', () => {
+    const hsm = initSoftHsm(join(work, 'hsm'));
+    const cakeys = join(work, 'cakeys');
+    mkdirSync(cakeys);
+    const made = signet(['keys', 'new', '--role', 'ca', '--out', hsm.uri('ca-hsm'), '--pub', join(cakeys, 'vendor-ca.crt'), '--name', 'HSM provisioning CA'], { env: hsm.env });
+    expect(made.code, made.stderr).toBe(0);
+    expect(readdirSync(cakeys)).toEqual(['vendor-ca.crt']); // the CA's private key never leaves the token
+    const disk = freshDisk('hsm.img');
+    const r = signet(['device', 'provision', '--disk', disk, '--id', 'router-0005', '--board', board.id, '--ca-dir', cakeys, '--ca-key', hsm.uri('ca-hsm'), '--issue', '--json'], { env: hsm.env });
+    expect(r.code, r.stderr).toBe(0);
+    const { store, dev } = openStore(disk);
+    const cert = new X509Certificate(store.text('file', 'admin.crt'));
+    dev.close();
+    expect(cert.subject).toContain('CN=router-0005');
+    expect(cert.checkIssued(new X509Certificate(readFileSync(join(cakeys, 'vendor-ca.crt'))))).toBe(true);
+    expect(cert.verify(new X509Certificate(readFileSync(join(cakeys, 'vendor-ca.crt'))).publicKey)).toBe(true);
+    expect(cert.checkIssued(new X509Certificate(readFileSync(join(keys, 'vendor-ca.crt'))))).toBe(false); // not the file CA's
+    const other = freshDisk('hsm-refused.img');
+    const before = fingerprint(other);
+    expectOneLineError(signet(['device', 'provision', '--disk', other, '--id', 'router-0006', '--board', board.id, '--ca-dir', cakeys, '--ca-key', hsm.uri('ca-hsm'), '--set', 'region=eu'], { env: hsm.env }), 'E_PROVISION_TLS');
+    expectOneLineError(signet(['device', 'provision', '--disk', other, '--id', 'router-0006', '--board', board.id, '--ca-dir', cakeys, '--ca-key', hsm.uri('no-such-key'), '--issue'], { env: hsm.env }), 'E_KEY_PKCS11');
+    expect(fingerprint(other)).toBe(before);
+    expect(existsSync(join(cakeys, 'vendor-ca.key'))).toBe(false);
   }, 120_000);
 
   it('refuses a disk whose app is for another board with the same flash layout (E_PROVISION_BOARD), writing nothing', async () => {

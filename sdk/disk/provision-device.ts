@@ -34,6 +34,8 @@ export interface ProvisionDeviceOptions {
   id: string;
   /** Folder with vendor-ca.crt (and vendor-ca.key for --issue). */
   caDir?: string;
+  /** The vendor CA key in a PKCS#11 token (`pkcs11:…`) for `issue`, instead of vendor-ca.key in caDir. */
+  caKey?: string;
   tls?: { issue: true; days?: number; hosts?: string[] } | { certFile: string; keyFile: string };
   /** Initial settings, name → value. */
   settings?: Record<string, string>;
@@ -101,7 +103,7 @@ interface Tls { certPem: string; keyPem: string; caPem: string | null; serial: s
 
 async function issuedTls(o: ProvisionDeviceOptions, ca: VendorCa, days: number, hosts: string[]): Promise<Tls> {
   const dns = hosts.length ? hosts : [o.id];
-  const c = issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, commonName: o.id, role: 'server', days, now: o.now, dnsNames: dns });
+  const c = issueCertificate({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, caSigner: ca.signer, commonName: o.id, role: 'server', days, now: o.now, dnsNames: dns });
   return { certPem: c.certPem, keyPem: c.keyPem!, caPem: ca.certPem, serial: c.serial, notAfter: c.notAfter.toISOString() };
 }
 
@@ -138,7 +140,7 @@ export async function provisionDevice(o: ProvisionDeviceOptions): Promise<Provis
   let tls: Tls | null = null;
   if (o.tls && 'issue' in o.tls) {
     if (!o.caDir) throw new ProvisionError('E_PROVISION_TLS', '--issue needs --ca-dir (the folder with vendor-ca.crt and vendor-ca.key)');
-    tls = await issuedTls(o, await loadVendorCa(o.caDir), o.tls.days ?? 825, o.tls.hosts ?? []);
+    tls = await issuedTls(o, await loadVendorCa(o.caDir, undefined, o.caKey), o.tls.days ?? 825, o.tls.hosts ?? []);
   } else if (o.tls) {
     tls = givenTls(o.tls.certFile, o.tls.keyFile, o.caDir ? readCaCert(o.caDir) : null);
   }

@@ -118,6 +118,7 @@ export const deviceProvision: Command = {
     board: { type: 'string', valueName: 'id', description: 'the board the disk was made for' },
     'ca-dir': { type: 'string', valueName: 'folder', description: 'folder with vendor-ca.crt (and vendor-ca.key for --issue)' },
     issue: { type: 'boolean', description: 'issue a new RSA-2048 key and server certificate from the vendor CA' },
+    'ca-key': { type: 'string', valueName: 'pkcs11:uri', description: 'with --issue: the vendor CA key in a PKCS#11 token (RSA), instead of vendor-ca.key in --ca-dir' },
     cert: { type: 'string', valueName: 'file', description: 'a certificate to install instead (with --key)' },
     key: { type: 'string', valueName: 'file', description: 'its unencrypted PEM private key' },
     host: { type: 'string', multiple: true, valueName: 'name', description: 'DNS name for the issued certificate (repeatable; default the id)' },
@@ -139,9 +140,11 @@ export const deviceProvision: Command = {
     if ((issue && (cert || key)) || (!issue && !!cert !== !!key)) {
       throw new ProvisionError('E_PROVISION_TLS', issue ? '--issue and --cert/--key both given' : '--cert and --key go together');
     }
+    if (ctx.values['ca-key'] !== undefined && !issue) throw new ProvisionError('E_PROVISION_TLS', '--ca-key signs the certificate --issue makes: give --issue, or drop --ca-key');
     const r = await provisionDevice({
       disk: need(ctx, 'disk'), id: need(ctx, 'id'), board: loadBoard(need(ctx, 'board')),
       caDir: ctx.values['ca-dir'] as string | undefined,
+      caKey: ctx.values['ca-key'] as string | undefined,
       tls: issue ? { issue: true, days: intOption(ctx, 'days', 1, 36500), hosts: ctx.values.host as string[] | undefined } : cert && key ? { certFile: cert, keyFile: key } : undefined,
       settings: parseSettings((ctx.values.set as string[] | undefined) ?? []),
     });
