@@ -15,6 +15,7 @@ import { consistentTargetPath } from '../sdk/ota/repository';
 import { checkSnapshotShape, checkTargetsShape, checkTimestampShape } from '../sdk/ota/roles';
 import { CLI } from './helpers/cli';
 import { call, enroll, makeRepoKeys, publishImage, releaseImage, tempDir, type RepoKeys } from './server-fixture';
+import { serverListening } from './helpers/server-child';
 
 let work: string;
 let k: RepoKeys;
@@ -29,17 +30,7 @@ function startChild(): Promise<{ child: ChildProcess; url: string }> {
     env: { ...process.env, SIGNET_PASSPHRASE: '' },
   });
   children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve({ child, url: JSON.parse(out.slice(0, nl)).url });
-    });
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('exit', (code, sig) => reject(new Error(`signet server exited (${code ?? sig}) before listening: ${err}`)));
-  });
+  return serverListening(child);
 }
 
 function exited(child: ChildProcess): Promise<NodeJS.Signals | number | null> {

@@ -18,6 +18,7 @@ import { PostgresStorage } from '../update-server/storage-postgres';
 import { CLI, expectOneLineError } from './helpers/cli';
 import { sharedPostgres, stopPostgres, type PgCluster } from './helpers/postgres';
 import { call, enroll, makeRepoKeys, publishImage, quickDevices, releaseImage, signetAsync, startTestServer, tempDir, type RepoKeys } from './server-fixture';
+import { serverListening } from './helpers/server-child';
 
 let work: string;
 let k: RepoKeys;
@@ -30,17 +31,7 @@ function startReplica(db: string, name: string): Promise<{ child: ChildProcess; 
   const child = spawn(process.execPath, [CLI, 'server', '--data', join(work, name), '--keys', k.serverKeys, '--db', db, '--port', '0', '--json',
     '--access-log', 'off', '--limit', 'max-connections-per-address=1000'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SIGNET_PASSPHRASE: '' } });
   children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve({ child, url: JSON.parse(out.slice(0, nl)).url });
-    });
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('exit', (code, sig) => reject(new Error(`signet server exited (${code ?? sig}) before listening: ${err}`)));
-  });
+  return serverListening(child);
 }
 
 /** Run `f` over `items` with at most `width` at a time. */
