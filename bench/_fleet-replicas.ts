@@ -7,6 +7,12 @@
  *   fleet.checkin_per_s_2replicas  check-ins/s, devices alternating over two replicas
  *   fleet.checkin_p99_ms           99th percentile check-in latency with two replicas
  *   fleet.replicas_2_vs_1          the ratio of the two rates (the anchor: same run, same clients)
+ *   fleet.lost_reports             reports the devices sent that the database does not hold, when
+ *                                  one of the two replicas behind nginx (stream pass-through) is
+ *                                  SIGKILLed half-way through 200 reports, 50 in flight (goal 0: each
+ *                                  device's report queue, the real agent's, delivers again)
+ *   fleet.reports_redelivered      deliveries the kill cut off (and the queues sent again): the
+ *                                  kill hit reports in flight, so lost_reports = 0 means something
  *
  * Each figure is the best of rounds that alternate between one and two replicas. On a 2-core
  * machine the replicas, PostgreSQL and the clients share the same cores: the ratio says what a
@@ -14,7 +20,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +32,11 @@ import { AdminClient } from '../sdk/ota/repository-http';
 import { publishRelease } from '../sdk/ota/repository-publish';
 import { prepareServerKeys } from '../update-server/start';
 import { makeImage } from '../tests/helpers/fixtures';
+import { nginxAvailable, passThroughConf, startNginx } from '../tests/helpers/nginx';
+import { freePort } from '../tests/helpers/ports';
 import { startPostgres } from '../tests/helpers/postgres';
+import { inPool, ReportingDevice } from '../tests/helpers/replica-fleet';
+import pg from 'pg';
 import type { Figures } from './_lib';
 import { projectRoot } from './_server';
 
@@ -91,7 +101,7 @@ function replica(work: string, name: string, serverKeys: string, db: string): Pr
 
 export async function replicaFigures(): Promise<Figures> {
   const work = mkdtempSync(join(tmpdir(), 'signet-bench-fleet-'));
-  const pg = await startPostgres();
+  const cluster = await startPostgres();
   const children: ChildProcess[] = [];
   try {
     const keys = join(work, 'keys');
@@ -100,7 +110,7 @@ export async function replicaFigures(): Promise<Figures> {
     await prepareServerKeys({ keysDir: keys, outDir: serverKeys });
     const ca = await loadVendorCa(keys);
     await enrollIdentity({ id: 'bench-admin', keysDir: keys, outDir: join(work, 'admin'), admin: true });
-    const db = await pg.createDatabase('fleet');
+    const db = await cluster.createDatabase('fleet');
     const replicas = await Promise.all([replica(work, 'a', serverKeys, db), replica(work, 'b', serverKeys, db)]);
     children.push(...replicas.map((r) => r.child));
     const admin = new AdminClient(replicas[0].url, loadIdentity(join(work, 'admin')));
@@ -127,7 +137,14 @@ export async function replicaFigures(): Promise<Figures> {
     }
     for (const a of agents.flat()) a.destroy();
     const perS = (p: Phase) => p.latencies.length / (p.wallMs / 1000);
+    const lost = nginxAvailable(true)
+      ? await lostReports({ work, db, replicas, admin, keys, ca, certs, keyPem: first.keyPem! })
+      : null;
     return {
+      ...(lost ? {
+        lost_reports: { value: lost.lost, unit: 'reports' },
+        reports_redelivered: { value: lost.redelivered, unit: 'reports' },
+      } : {}),
       checkin_per_s_1replica: { value: perS(one!), unit: 'req/s' },
       checkin_per_s_2replicas: { value: perS(two!), unit: 'req/s' },
       checkin_p99_ms: { value: p99(two!.latencies), unit: 'ms' },
@@ -142,7 +159,65 @@ export async function replicaFigures(): Promise<Figures> {
         });
       }
     }
-    await pg.stop();
+    await cluster.stop();
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * fleet.lost_reports: a rollout of 1.3.0 to every device, each checks in through nginx (offered),
+ * then all 200 report `confirmed` through nginx, 50 at a time; when half of them are done, replica
+ * b is SIGKILLed. Each device's agent queue keeps what did not get through and delivers it again
+ * (through nginx, now only to a). Lost = reports sent − the rows in the database that say so.
+ */
+async function lostReports(o: {
+  work: string; db: string; replicas: { child: ChildProcess; url: string }[]; admin: AdminClient; keys: string;
+  ca: { certPem: string }; certs: string[]; keyPem: string;
+}): Promise<{ lost: number; redelivered: number }> {
+  const port = await freePort();
+  const upstreams = o.replicas.map((r) => new URL(r.url).host);
+  const nginx = await startNginx(port, (dir) => passThroughConf(dir, { port, upstreams }));
+  try {
+    const created = await o.admin.json('POST', '/api/v1/rollouts', { board: 'qemu-virt-arm64', version: '1.3.0', percent: 100, haltFailureRate: 1 }) as { id: string; target: string };
+    const rootBytes = new Uint8Array(readFileSync(join(o.keys, 'root.json')));
+    const devices = o.certs.map((certPem, i) => new ReportingDevice({ id: 'dev-' + i, certPem, keyPem: o.keyPem, board: 'qemu-virt-arm64' }, nginx.url, rootBytes, o.ca.certPem));
+    const agent = new Agent({ keepAlive: false });
+    const body = JSON.stringify({ board: 'qemu-virt-arm64', version: '1.2.0', securityCounter: 3, slot: 'a' });
+    for (let i = 0; i < o.certs.length; i += 20) {
+      await Promise.all(o.certs.slice(i, i + 20).map((cert) => new Promise<void>((resolve, reject) => {
+        const req = request(nginx.url + '/api/v1/checkin', { method: 'POST', agent, cert, key: o.keyPem, ca: o.ca.certPem,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error('check-in answered ' + res.statusCode))));
+        });
+        req.on('error', reject);
+        req.end(body);
+      })));
+    }
+    let done = 0;
+    const victim = o.replicas[1].child;
+    const killed = new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (done < devices.length / 2) return;
+        clearInterval(t);
+        victim.once('exit', () => resolve());
+        victim.kill('SIGKILL');
+      }, 5);
+    });
+    // A steady stream (50 in flight at a time), so the kill lands with reports under way on b.
+    await inPool(devices, 50, (d) => d.report({ rollout: created.id, target: created.target, status: 'confirmed' }).then(() => void done++));
+    await killed;
+    const redelivered = devices.reduce((n, d) => n + d.deferred, 0);
+    for (const d of devices) await d.drain(100, 100);
+    const c = new pg.Client({ connectionString: o.db });
+    await c.connect();
+    try {
+      const held = (await c.query("SELECT COUNT(*)::int AS n FROM rollout_devices WHERE rollout_id = $1 AND status = 'confirmed'", [created.id])).rows[0].n as number;
+      return { lost: devices.length - held, redelivered };
+    } finally {
+      await c.end();
+    }
+  } finally {
+    await nginx.stop();
   }
 }

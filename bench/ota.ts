@@ -7,6 +7,8 @@
  *   ota.download_mb_s     16 devices downloading an 8 MiB target concurrently, 4 times each
  *   ota.checkin_vs_nginx  check-ins/s ÷ nginx's GETs/s of timestamp.json (what a device fetches
  *                         every check-in) with the same clients, certificates and TLS settings
+ *   ota.checkin_vs_nginx_postgres  the same for a `signet server --db postgres://…` on a
+ *                         throw-away cluster (tests/helpers/postgres.ts), same keys and release
  *   ota.download_vs_nginx download MB/s ÷ nginx's MB/s for the same target file
  *   ota.metadata_vs_nginx our GETs/s of timestamp.json ÷ nginx's
  *
@@ -24,8 +26,13 @@ import { connect } from 'node:net';
 import { freePort } from '../tests/helpers/ports';
 import { dirname, join } from 'node:path';
 import { issueCertificate } from '../sdk/keys/device-x509';
+import { loadIdentity } from '../sdk/keys/device';
+import { AdminClient } from '../sdk/ota/repository-http';
+import { publishRelease } from '../sdk/ota/repository-publish';
+import { startPostgres, type PgCluster } from '../tests/helpers/postgres';
+import { startReplica } from '../tests/helpers/replica-fleet';
 import type { Figures } from './_lib';
-import { benchServer } from './_server';
+import { benchServer, projectRoot } from './_server';
 
 const DEVICES = 200;
 const CHECKINS_PER_DEVICE = 25;
@@ -33,7 +40,8 @@ const DOWNLOADERS = 16;
 const DOWNLOADS_EACH = 4;
 const TARGET_MB = 8;
 const ROUNDS = 3;
-const DEADLINE_MS = 300_000;
+const DEADLINE_MS = 400_000;
+const LIMITS = { 'device-burst': 1_000_000, 'device-rate-per-s': 1_000_000, 'max-connections-per-address': 4096 };
 
 
 interface Client {
@@ -145,10 +153,8 @@ export async function run(): Promise<Figures> {
   // 200 devices checking in 25 times in a row, all from 127.0.0.1: far beyond the per-device
   // rate limit and the per-address connection cap a real fleet meets (docs/update-server.md),
   // both lifted here because this measures throughput (bench/attack.ts measures them).
-  const signet = await benchServer('ota', {
-    limits: { 'device-burst': 1_000_000, 'device-rate-per-s': 1_000_000, 'max-connections-per-address': 4096 },
-    targetMb: TARGET_MB,
-  });
+  const signet = await benchServer('ota', { limits: LIMITS, targetMb: TARGET_MB });
+  let cluster: PgCluster | null = null;
   const { work, serverKeys, ca, adminClient, image } = signet;
   const pub = signet.release;
   const children: ChildProcess[] = [];
@@ -183,12 +189,23 @@ export async function run(): Promise<Figures> {
     const nginx = await startNginx(ngDir, serverKeys);
     children.push(nginx.child);
 
+    // The same server on PostgreSQL: same keys, the same release and rollout, its own data folder.
+    cluster = await startPostgres();
+    const onPg = await startReplica({ cli: join(projectRoot(), 'sdk/cli/signet.mjs'), dataDir: join(work, 'pg-data'), keysDir: serverKeys,
+      db: await cluster.createDatabase('ota'), port: await freePort(), limits: LIMITS });
+    children.push(onPg.child);
+    const pgAdmin = new AdminClient(onPg.url, loadIdentity(join(work, 'admin')));
+    await publishRelease({ imagePath: join(work, 'app.simg'), keysDir: signet.keys, transport: pgAdmin });
+    await pgAdmin.json('POST', '/api/v1/rollouts', { board: 'qemu-virt-arm64', version: '1.3.0', percent: 50, haltFailureRate: 0.5 });
+    checkDeadline();
+
     const checkinBody = JSON.stringify({ board: 'qemu-virt-arm64', version: '1.2.0', securityCounter: 3, slot: 'a' });
     const downloaders = clients.slice(0, DOWNLOADERS);
     const expected = image.length * DOWNLOADERS * DOWNLOADS_EACH;
     // Rounds alternate between the two servers and the best of each is kept, so that a burst
     // of other load on a shared machine does not land on one side only.
     let ours: Phase | null = null;
+    let oursPg: Phase | null = null;
     let oursMeta: Phase | null = null;
     let theirsMeta: Phase | null = null;
     let oursDl: Phase | null = null;
@@ -196,6 +213,7 @@ export async function run(): Promise<Figures> {
     const best = (a: Phase | null, b: Phase) => (!a || b.wallMs < a.wallMs ? b : a);
     for (let round = 0; round < ROUNDS; round++) {
       ours = best(ours, await phase(clients, CHECKINS_PER_DEVICE, signet.url + '/api/v1/checkin', 'POST', checkinBody));
+      oursPg = best(oursPg, await phase(clients, CHECKINS_PER_DEVICE, onPg.url + '/api/v1/checkin', 'POST', checkinBody));
       theirsMeta = best(theirsMeta, await phase(clients, CHECKINS_PER_DEVICE, nginx.url + '/tuf/metadata/timestamp.json', 'GET'));
       oursMeta = best(oursMeta, await phase(clients, CHECKINS_PER_DEVICE, signet.url + '/tuf/metadata/timestamp.json', 'GET'));
       const a = await phase(downloaders, DOWNLOADS_EACH, signet.url + '/' + targetRel, 'GET');
@@ -206,7 +224,7 @@ export async function run(): Promise<Figures> {
     }
     for (const c of clients) c.agent.destroy();
 
-    if (!ours || !oursMeta || !theirsMeta || !oursDl || !theirsDl) throw new Error('no rounds ran');
+    if (!ours || !oursPg || !oursMeta || !theirsMeta || !oursDl || !theirsDl) throw new Error('no rounds ran');
     const perS = (p: Phase) => p.latencies.length / (p.wallMs / 1000);
     const mbS = (p: Phase) => p.bytes / 1048576 / (p.wallMs / 1000);
     return {
@@ -214,6 +232,8 @@ export async function run(): Promise<Figures> {
       checkin_p99_ms: { value: p99(ours.latencies), unit: 'ms' },
       download_mb_s: { value: mbS(oursDl), unit: 'MB/s' },
       checkin_vs_nginx: { value: perS(ours) / perS(theirsMeta), unit: 'ratio' },
+      checkin_per_s_postgres: { value: perS(oursPg), unit: 'req/s' },
+      checkin_vs_nginx_postgres: { value: perS(oursPg) / perS(theirsMeta), unit: 'ratio' },
       download_vs_nginx: { value: mbS(oursDl) / mbS(theirsDl), unit: 'ratio' },
       metadata_vs_nginx: { value: perS(oursMeta) / perS(theirsMeta), unit: 'ratio' },
       nginx_metadata_per_s: { value: perS(theirsMeta), unit: 'req/s' },
@@ -221,6 +241,7 @@ export async function run(): Promise<Figures> {
     };
   } finally {
     for (const c of children) await stop(c);
+    await cluster?.stop();
     await signet.close();
   }
 }

@@ -85,7 +85,7 @@ export class ReportingDevice {
   /** Why each deferred delivery failed (E_FETCH_… codes), in order. */
   readonly deferredReasons: string[] = [];
 
-  constructor(readonly id: Identity, serverUrl: string, rootBytes: Uint8Array, caPem: string) {
+  constructor(readonly id: Pick<Identity, 'id' | 'certPem' | 'keyPem' | 'board'>, serverUrl: string, rootBytes: Uint8Array, caPem: string) {
     const store = new MemoryMetadataStore();
     this.agent = new OtaAgent({
       serverUrl,
