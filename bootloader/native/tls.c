@@ -15,7 +15,8 @@
  * expired/not-yet-valid flags ignored; everything else still fails closed.
  *
  * Registered on signet_native.uv (README.md beside this file):
- *   tlsConfig(isServer, certPem, keyPem, caPem) -> config object
+ *   tlsConfig(isServer, certPem, keyPem, caPem) -> config object (a client may give
+ *     certPem and keyPem too: its certificate for mutual TLS)
  *   tlsSession(config, serverName) -> session object
  *   tlsPush(session, bytes|null) -> [state, plaintext|null, out|null, code, message]
  *   tlsWrite(session, bytes) -> out,  tlsEnd(session) -> out
@@ -261,6 +262,26 @@ static duk_ret_t n_tls_config(duk_context *ctx) {
             goto fail;
         }
         mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
+        /* Mutual TLS: a client certificate and key, both or neither (a device's identity). */
+        if (have_cert != have_key) {
+            code = "E_TLS_CONFIG"; what = "a TLS client certificate needs its key (and a key its certificate)";
+            rc = MBEDTLS_ERR_SSL_BAD_INPUT_DATA;
+            goto fail;
+        }
+        if (have_cert) {
+            if ((rc = mbedtls_x509_crt_parse(&c->cert, cert, cert_len)) != 0) {
+                code = "E_TLS_CERT_PARSE"; what = "the client certificate";
+                goto fail;
+            }
+            if ((rc = mbedtls_pk_parse_key(&c->key, key, key_len, NULL, 0)) != 0) {
+                code = "E_TLS_KEY_PARSE"; what = "the client private key";
+                goto fail;
+            }
+            if ((rc = mbedtls_ssl_conf_own_cert(&c->conf, &c->cert, &c->key)) != 0) {
+                code = "E_TLS_CONFIG"; what = "the client certificate and key";
+                goto fail;
+            }
+        }
         mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
         mbedtls_ssl_conf_verify(&c->conf, verify_dates, NULL);
     }

@@ -19,10 +19,12 @@ import { PartitionDevice } from './block';
 import type { BootConfig } from './config';
 import { errorCode } from './errors';
 import { NativeBlockDevice, type SignetNative } from './native';
-import { BootStage } from './stage';
+import { BootStage, type BootChoice } from './stage';
+import type { ImageCrypto } from '../../sdk/image/crypto';
 import { confirmBootSlot } from './bootenv';
 import { ConfigStore } from './configstore';
 import type { HostConfig } from '../../sdk/runtime/config-types';
+import { readAgentConfig, startDeviceAgent, type DeviceAgentHandle } from '../../sdk/ota/agent-device';
 
 declare const signet_native: SignetNative;
 declare const __SIGNET_BOOT_CONFIG__: BootConfig;
@@ -76,6 +78,44 @@ function appLineTable(payloads: { name: string; bytes: Uint8Array }[]): LineTabl
     return text === null ? null : parseLineTable(text);
   }
   return null;
+}
+
+/**
+ * Start the OTA agent next to the app (docs/ota-agent.md "On the device") when the config store
+ * names an update server; a server without the device's identity is logged, not fatal.
+ */
+function startAgent(config: HostConfig, stage: BootStage, choice: BootChoice, cfg: BootConfig, crypto: ImageCrypto,
+  now: () => number | null, log: (line: string) => void, reboot: () => void): DeviceAgentHandle | null {
+  try {
+    const c = readAgentConfig(config);
+    if (!c) return null;
+    const m = choice.image.manifest;
+    const st = stage.currentState();
+    return startDeviceAgent({
+      config: config,
+      agent: c,
+      device: function () {
+        const s = stage.currentState();
+        return { board: cfg.board, version: m.version, securityCounter: m.securityCounter, slot: choice.slot, securityFloor: s ? s.securityFloor : m.securityCounter };
+      },
+      boot: { slot: choice.slot, trial: choice.trial, lastError: st ? st.lastError : '' },
+      install: {
+        stageImage: function (bytes: Uint8Array) { return stage.stageImage(bytes); },
+        rootVersion: function () { return stage.trustedRoot().version; },
+        installRoots: function (links: Uint8Array[]) { return stage.installRootChain(links).version; },
+      },
+      crypto: crypto,
+      rootBytes: utf8Encode(cfg.root),
+      now: now,
+      maxImageBytes: cfg.partitions.slot_b.size < cfg.partitions.slot_a.size ? cfg.partitions.slot_b.size : cfg.partitions.slot_a.size,
+      log: log,
+      reboot: reboot,
+    });
+  } catch (e) {
+    // A disk without a config store (small test disks) has no agent to start, and says nothing.
+    if (errorCode(e) !== 'E_CONFIG_NO_STORE') log('ota[DISABLED] reason=' + errorCode(e));
+    return null;
+  }
 }
 
 function main(): void {
@@ -134,6 +174,8 @@ function main(): void {
     halt();
     return;
   }
+  // The OTA agent (sdk/ota/agent-device.ts), when the device was provisioned with a server.
+  let agent: DeviceAgentHandle | null = null;
   const host = {
     board: cfg.board,
     version: choice.image.manifest.version,
@@ -142,6 +184,7 @@ function main(): void {
     // booted (an A/B disk's boot environment: bootcount back to 0 before U-Boot gives up on it).
     confirm: function () {
       stage.confirm();
+      if (agent) agent.confirmed();
       // A device too small to hold the area is no A/B disk (the stage also runs on small test disks).
       const env = cfg.bootenv;
       if (env && env.offset + env.size <= disk.sectorCount * disk.sectorSize) {
@@ -163,6 +206,7 @@ function main(): void {
     config: hostConfig(function () { return part(cfg.partitions.state); }, log),
   };
   (Function('return this')() as { __signet_host: unknown }).__signet_host = host;
+  agent = startAgent(host.config, stage, choice, cfg, crypto, nowFn, log, function () { n.reboot(); });
   // The host names a throwing handler's line through this: the image's line table turns a
   // line of app.js into the service's own file and line; the last one goes on APP-RESTART.
   const lines = appLineTable(choice.image.payloads);

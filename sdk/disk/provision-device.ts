@@ -17,7 +17,8 @@ import { readSlotImage } from '../../bootloader/src/stage';
 import { readState } from '../../bootloader/src/state';
 import { decodeLayout } from '../image/format';
 import { decodeManifest } from '../image/manifest';
-import { IDENTITY_ID, loadVendorCa, type VendorCa } from '../keys/device';
+import { IDENTITY_ID, loadIdentity, loadVendorCa, type Identity, type VendorCa } from '../keys/device';
+import { AGENT_FILES } from '../ota/agent-device';
 import { issueCertificate } from '../keys/device-x509';
 import { MAX_PEM_FILE, readInputText } from '../util/files';
 import { utf8Encode } from '../util/bytes';
@@ -37,6 +38,11 @@ export interface ProvisionDeviceOptions {
   /** The vendor CA key in a PKCS#11 token (`pkcs11:…`) for `issue`, instead of vendor-ca.key in caDir. */
   caKey?: string;
   tls?: { issue: true; days?: number; hosts?: string[] } | { certFile: string; keyFile: string };
+  /**
+   * The device's update-server identity (a `signet device enroll` folder): its client
+   * certificate, key and the vendor CA go in as the OTA agent's files (sdk/ota/agent-device.ts).
+   */
+  identity?: string;
   /** Initial settings, name → value. */
   settings?: Record<string, string>;
   now?: Date;
@@ -137,6 +143,18 @@ export async function provisionDevice(o: ProvisionDeviceOptions): Promise<Provis
   if (!IDENTITY_ID.test(o.id)) throw new ProvisionError('E_PROVISION_ID', `device id ${JSON.stringify(o.id.slice(0, 70))} is not valid`);
   checkDisk(o.disk, o.board);
 
+  let identity: Identity | null = null;
+  if (o.identity !== undefined) {
+    try {
+      identity = loadIdentity(o.identity);
+    } catch (e) {
+      throw new ProvisionError('E_PROVISION_IDENTITY', `${o.identity} is not a readable device identity`, e);
+    }
+    if (identity.role !== 'device') throw new ProvisionError('E_PROVISION_IDENTITY', `${o.identity} is an ${identity.role} identity, not a device's`);
+    if (identity.id !== o.id) throw new ProvisionError('E_PROVISION_IDENTITY', `${o.identity} is the identity of ${identity.id}, not ${o.id}`);
+    if (identity.board !== o.board.id) throw new ProvisionError('E_PROVISION_IDENTITY', `${o.identity} was enrolled for board ${identity.board}, not ${o.board.id}`);
+  }
+
   let tls: Tls | null = null;
   if (o.tls && 'issue' in o.tls) {
     if (!o.caDir) throw new ProvisionError('E_PROVISION_TLS', '--issue needs --ca-dir (the folder with vendor-ca.crt and vendor-ca.key)');
@@ -152,6 +170,11 @@ export async function provisionDevice(o: ProvisionDeviceOptions): Promise<Provis
     put('file', PROVISION_NAMES.cert, tls.certPem);
     put('secret', PROVISION_NAMES.key, tls.keyPem);
     if (tls.caPem) put('file', PROVISION_NAMES.ca, tls.caPem);
+  }
+  if (identity) {
+    put('file', AGENT_FILES.cert, identity.certPem);
+    put('secret', AGENT_FILES.key, identity.keyPem);
+    put('file', AGENT_FILES.ca, identity.caPem);
   }
   for (const [k, v] of Object.entries(o.settings ?? {})) put('setting', k, v);
 

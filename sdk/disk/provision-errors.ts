@@ -7,7 +7,8 @@ export type ProvisionErrorCode =
   | 'E_PROVISION_TLS' // neither --issue nor --cert/--key, both, or one without the other
   | 'E_PROVISION_KEY' // --key is not an unencrypted private key, or not the key of --cert
   | 'E_PROVISION_CERT' // --cert is not a certificate issued by the vendor CA
-  | 'E_PROVISION_SETTING'; // a --set that is not KEY=VALUE
+  | 'E_PROVISION_SETTING' // a --set that is not KEY=VALUE
+  | 'E_PROVISION_IDENTITY'; // --identity is not a device identity for this id and board
 
 export class ProvisionError extends hintedError<ProvisionErrorCode>('ProvisionError', {
   E_PROVISION_ID: 'use 1-64 characters of A-Z, a-z, 0-9, ".", "_" and "-"',
@@ -16,4 +17,5 @@ export class ProvisionError extends hintedError<ProvisionErrorCode>('ProvisionEr
   E_PROVISION_KEY: 'pass the unencrypted PEM private key that belongs to --cert',
   E_PROVISION_CERT: 'pass a PEM certificate issued by the vendor CA in --ca-dir',
   E_PROVISION_SETTING: 'write --set name=value (name: a-z, 0-9, ".", "_", "-")',
+  E_PROVISION_IDENTITY: 'pass the folder `signet device enroll --id ID --board BOARD` wrote for this device',
 }) {}

@@ -24,6 +24,9 @@ export interface FetchOptions {
   ca?: string | Uint8Array;
   /** The name the server's certificate must carry (default: the URL's host). */
   servername?: string;
+  /** Mutual TLS: this client's PEM certificate and private key (both or neither). */
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
   /** The whole answer, head and body, at most this many bytes (default 1 MiB). */
   maxBytes?: number;
   /** Give up after this many ms (default 30000). */
@@ -169,7 +172,7 @@ export function fetch(url: string, options?: FetchOptions): Promise<FetchRespons
     let socket: SecureSocket;
     try {
       socket = secure
-        ? tlsConnect({ port, host, servername: o.servername || host, ca: o.ca })
+        ? tlsConnect({ port, host, servername: o.servername || host, ca: o.ca, cert: o.cert, key: o.key })
         : (netConnect({ port, host }) as unknown as SecureSocket);
     } catch (e) {
       reject(e);

@@ -21,9 +21,9 @@ import { lookup as dnsLookup } from './dns';
 import { clearTimeout, setTimeout, type Timeout } from './timers';
 
 export interface SecureContextOptions {
-  /** PEM certificate (chain) of a server. */
+  /** PEM certificate (chain) of a server, or of a client for mutual TLS. */
   cert?: string | Uint8Array;
-  /** PEM private key of a server (PKCS#8, PKCS#1 or SEC1). */
+  /** PEM private key of a server or client (PKCS#8, PKCS#1 or SEC1). */
   key?: string | Uint8Array;
   /** PEM certificate(s) of the CA a client trusts; required for a client. */
   ca?: string | Uint8Array;
@@ -352,6 +352,9 @@ export function connect(options: ConnectOptions, cb?: () => void): SecureSocket 
       port: options.port,
       servername,
       ca: options.ca,
+      // Mutual TLS: the client's own certificate and key (a device's identity), when given.
+      cert: options.cert,
+      key: options.key,
       minVersion: 'TLSv1.2',
       rejectUnauthorized: true,
     });
@@ -366,7 +369,7 @@ export function connect(options: ConnectOptions, cb?: () => void): SecureSocket 
     return node;
   }
   // Parsed before any connection: a bad CA or a missing name is thrown here.
-  const config = device.tlsConfig(false, null, null, options.ca);
+  const config = device.tlsConfig(false, pem(options.cert), pem(options.key), options.ca);
   const raw = netConnect({ port: options.port, host });
   const s = new TLSSocket(device, raw, config, servername);
   if (cb) s.once('secureConnect', cb);

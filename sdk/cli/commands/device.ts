@@ -124,10 +124,12 @@ export const deviceProvision: Command = {
     host: { type: 'string', multiple: true, valueName: 'name', description: 'DNS name for the issued certificate (repeatable; default the id)' },
     days: { type: 'string', valueName: 'n', description: 'issued certificate lifetime (default 825)' },
     set: { type: 'string', multiple: true, valueName: 'name=value', description: 'an initial setting (repeatable)' },
+    identity: { type: 'string', valueName: 'folder', description: 'the device\'s update-server identity (`signet device enroll` folder): the on-device OTA agent\'s client certificate and key' },
     ...JSON_OPTION,
   },
   details: [
     'Stores file admin.crt, secret admin.key, file vendor-ca.crt and file device-id: the service reads them with config.file() / config.secret().',
+    'With --identity: file ota-client.crt, secret ota-client.key, file ota-ca.crt; with --set ota.server=https://HOST:PORT (and ota.servername, ota.interval-s, ota.first-s) the boot stage runs the OTA agent.',
     'Everything is checked before the single store write; a refusal changes nothing.',
   ],
   async run(ctx) {
@@ -147,6 +149,7 @@ export const deviceProvision: Command = {
       caKey: ctx.values['ca-key'] as string | undefined,
       tls: issue ? { issue: true, days: intOption(ctx, 'days', 1, 36500), hosts: ctx.values.host as string[] | undefined } : cert && key ? { certFile: cert, keyFile: key } : undefined,
       settings: parseSettings((ctx.values.set as string[] | undefined) ?? []),
+      identity: ctx.values.identity as string | undefined,
     });
     if (ctx.json) ctx.out(JSON.stringify(r, null, 2));
     else {
