@@ -65,6 +65,29 @@ class FakeUboot {
 
   private receiving: { left: number; cans: number; timeoutMs: number; timer: NodeJS.Timeout | undefined } | undefined;
 
+  /**
+   * The command running (e.g. a `loady` whose closing block was damaged) prints `text` only once
+   * the line has been quiet for `idleMs`: every byte it gets starts the wait over (U-Boot's YMODEM
+   * receiver waits for 2 s of silence before it reports an error).
+   */
+  printWhenQuiet(idleMs: number, text: string): void {
+    const arm = (): void => {
+      clearTimeout(this.quiet?.timer);
+      this.quiet = {
+        timer: setTimeout(() => {
+          this.quiet = undefined;
+          this.busy = false;
+          this.out(text);
+        }, idleMs),
+      };
+    };
+    this.rearmQuiet = arm;
+    arm();
+  }
+
+  private quiet: { timer: NodeJS.Timeout } | undefined;
+  private rearmQuiet: (() => void) | undefined;
+
   private armReceiveTimer(): void {
     const r = this.receiving!;
     clearTimeout(r.timer);
@@ -77,6 +100,7 @@ class FakeUboot {
   }
 
   private key(ch: string): void {
+    if (this.quiet) return this.rearmQuiet!();
     if (this.busy) return; // a running command does not read the keyboard
     if (this.receiving) {
       const r = this.receiving;
@@ -317,7 +341,7 @@ describe('U-Boot console driver (scripted U-Boot on the mock link)', () => {
   });
 
   test('with a line editor, a line that arrived damaged is never run: it shows wrong, is abandoned and typed again', async () => {
-    const { uboot, fake } = await setup();
+    const { uboot, fake, typed } = await setup();
     fake.lineEditor = true;
     fake.handlers.set('mw.l', () => ({}));
     await uboot.attach();
@@ -325,6 +349,8 @@ describe('U-Boot console driver (scripted U-Boot on the mock link)', () => {
     await uboot.run('mw.l 0x50000000 0x0 0x100');
     expect(fake.executed).toEqual(['mw.l 0x50000000 0x0 0x100']);
     expect(uboot.stats).toMatchObject({ damagedEchoes: 1, retypedLines: 1 });
+    // The echo and the line shown agree on the damaged character: one look is enough.
+    expect(typed.filter((t) => t === '\x01\x05')).toHaveLength(1);
   });
 
   test('a lost status marker is detected by silence and a Ctrl-C probe; run() repeats the step', async () => {
@@ -370,6 +396,24 @@ describe('U-Boot console driver (scripted U-Boot on the mock link)', () => {
     const r = await loady.finish(2_000);
     expect(r.output).toContain('Total Size');
     expect(r.status).toBe(0);
+  });
+
+  test('finish() lets a board that waits for a quiet line have it: probes further and further apart, never at a pace that keeps it waiting', async () => {
+    // U-Boot's loady, when the closing block arrives damaged, waits for 2 s without a byte before
+    // it prints the error, its status and the prompt; probing every 1.5 s kept it there until the
+    // 30 s bound, on every attempt (flash-hardening, a 1 % line). Here: probes every 150 ms, a
+    // board that wants 400 ms of quiet.
+    const { uboot, fake, typed } = await setup();
+    fake.handlers.set('loady', () => ({ hang: true }));
+    await uboot.attach();
+    const loady = await uboot.start('loady 0x50000000');
+    const seq = (uboot as unknown as { seq: number }).seq;
+    fake.printWhenQuiet(400, `\r\nCRC/checksum error\r\n## Binary (ymodem) download aborted\r\n@@1@@${seq}\r\n=> `);
+    const probesBefore = typed.filter((t) => t === '\x03').length;
+    const r = await loady.finish(5_000, { allowFailure: true });
+    expect(r.status).toBe(1);
+    expect(r.output).toContain('download aborted');
+    expect(typed.filter((t) => t === '\x03').length - probesBefore).toBeLessThanOrEqual(3); // a probe or two, and the resync after one
   });
 
   test('setenv reads the value back; a board that stores something else is E_UBOOT_OUTPUT', async () => {

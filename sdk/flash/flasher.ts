@@ -754,8 +754,13 @@ class FlashSession {
     const noisy = smallBlocks || this.console.stats.retypedLines > 0 || this.console.stats.damagedEchoes > 0;
     const options: YmodemSendOptions = {
       startTimeoutMs: 15_000,
-      responseTimeoutMs: 5_000, // U-Boot answers every frame within ~2 s, even if only to ask again
+      // U-Boot asks again within ~5 s of the last byte it got, even after a framing error or a
+      // lost 'C' (2 s timeout, 2 s of quiet line, 0.75 s); with nudges the sender waits for that
+      // request rather than sending into the quiet U-Boot waits for.
+      responseTimeoutMs: noisy ? 8_000 : 5_000,
       headerGraceMs: 50, // U-Boot sends no 'C' after block 0; do not wait long for one
+      turnaroundGuardUs: 0, // U-Boot never throws input away right after it answers
+      ...(this.replyMs !== undefined ? { expectedReplyMs: this.replyMs } : {}),
       ...(noisy ? { nudge: { max: 4 } } : {}),
       // A line that damages typed commands or 1 K frames may still pass 128-byte frames.
       ...(noisy ? { maxBlockLength: 128 as const, maxRetries: 30 } : {}),
@@ -778,6 +783,7 @@ class FlashSession {
     try {
       const r = await sendYmodem(this.link, { name, data: payload }, options);
       this.wireBytes += r.wireBytes;
+      this.replyMs = r.replyMs ?? this.replyMs;
     } catch (e) {
       if (e instanceof YmodemError && e.code === 'E_YMODEM_ABORTED' && !this.o.signal?.aborted) {
         await this.console.resync().catch(() => undefined);
@@ -828,6 +834,8 @@ class FlashSession {
   }
 
   private lastCrc: number | undefined;
+  /** How long U-Boot takes to answer a 128-byte frame, from the last transfer: when to nudge the next one's block 0. */
+  private replyMs: number | undefined;
 
   /**
    * True when U-Boot prints `want` for the region (`output`: a crc32 already run). Output

@@ -43,7 +43,13 @@ export interface UbootConsoleOptions {
   attachTimeoutMs?: number;
   /** Default bound on one command. Default 30 s. */
   commandTimeoutMs?: number;
-  /** Silence after which a command whose marker has not come is probed with Ctrl-C. Default 1.5 s. */
+  /**
+   * Silence after which a command whose marker has not come is probed with Ctrl-C. Default 1.5 s.
+   * Each further probe waits twice as long as the one before, and the first one after a command
+   * from `start` (a YMODEM transfer) twice as long too: a board may go on only once the line has
+   * been quiet for a while (U-Boot's loady, ending in an error, waits for 2 s without a byte
+   * before it prints it), and a probe sent sooner would only start that wait over.
+   */
   quietMs?: number;
   /** How many times one line is typed before giving up (E_UBOOT_LINE). Default 40. */
   lineRetries?: number;
@@ -255,7 +261,7 @@ export class UbootConsole {
     return {
       command,
       finish: async (timeoutMs = this.commandTimeoutMs, options: RunOptions = {}) =>
-        this.checked({ ...(await this.awaitMarker(command, seq, timeoutMs)), command }, options),
+        this.checked({ ...(await this.awaitMarker(command, seq, timeoutMs, 2 * this.quietMs)), command }, options),
     };
   }
 
@@ -336,7 +342,7 @@ export class UbootConsole {
       // U-Boot to show the line it holds (twice at most) instead of typing it all again. Only an
       // exact copy counts; a key damaged on its way changes the line, which then never shows
       // exactly, and the line is abandoned with Ctrl-C as before.
-      if (await this.lineShows(line, echoTimeoutMs)) return;
+      if (await this.lineShows(line, text, echoTimeoutMs)) return;
       this.stats.retypedLines++;
       this.onRetype?.(this.stats);
       await this.resync();
@@ -349,20 +355,29 @@ export class UbootConsole {
     );
   }
 
-  /** True when U-Boot, asked to show its line again (Ctrl-A Ctrl-E), shows exactly `line`. */
-  private async lineShows(line: string, timeoutMs: number): Promise<boolean> {
+  /**
+   * True when U-Boot, asked to show its line again (Ctrl-A Ctrl-E), shows exactly `line`. `echo`
+   * is the first echo, up to where it departed from the line: when the line shown departs at the
+   * same place with the same character, two answers agree that U-Boot holds a damaged line, and
+   * it is abandoned without looking again.
+   */
+  private async lineShows(line: string, echo: string, timeoutMs: number): Promise<boolean> {
     for (let look = 0; look < 2; look++) {
       this.link.discardInput();
       await this.send(SHOW_LINE);
-      const { text } = await this.collect('', (t) => t.endsWith(line), timeoutMs, 300);
-      const shown = text.slice(text.lastIndexOf('\b') + 1);
+      // The whole line is in once as many characters as it has follow the last backspace (U-Boot's
+      // line can only be shorter than what was typed): no need to wait for the line to go quiet.
+      const shownPart = (t: string): string => t.slice(t.lastIndexOf('\b') + 1);
+      const { text } = await this.collect('', (t) => t.endsWith(line) || (t.includes('\b') && shownPart(t).length >= line.length), timeoutMs, 300);
+      const shown = shownPart(text);
       if (text.includes('\b') && shown === line) return true;
       if (!text.includes('\b')) return false; // no line editor (or the keys were lost): type it again
+      if (echo.length > 0 && echo !== line.slice(0, echo.length) && shown.startsWith(echo)) return false;
     }
     return false;
   }
 
-  private async awaitMarker(command: string, seq: number, timeoutMs: number): Promise<CommandResult> {
+  private async awaitMarker(command: string, seq: number, timeoutMs: number, firstQuietMs = this.quietMs): Promise<CommandResult> {
     const marker = new RegExp(`@@(\\d+)@@${seq}\\r?\\n`);
     const complete = (t: string): boolean => {
       const m = marker.exec(t);
@@ -371,8 +386,9 @@ export class UbootConsole {
     const deadline = Date.now() + timeoutMs;
     let text = '';
     let probed = false;
+    let quietMs = firstQuietMs;
     for (;;) {
-      const r = await this.collect(text, complete, Math.max(0, deadline - Date.now()), this.quietMs);
+      const r = await this.collect(text, complete, Math.max(0, deadline - Date.now()), quietMs);
       text = r.text;
       const m = marker.exec(text);
       if (m) {
@@ -398,8 +414,11 @@ export class UbootConsole {
         // tells. A prompt reads it only after the command ended, so "<INTERRUPT>" and no marker
         // means the outcome cannot be known. Asked again after each quiet spell: on a bad line
         // the answer itself can arrive damaged, and waiting out the whole bound would not help.
+        // Each spell twice as long as the last (see quietMs): probes at a fixed pace shorter
+        // than the quiet a board waits for would keep it waiting until the bound.
         probed = true;
         await this.send(CTRL_C);
+        quietMs *= 2;
       }
     }
   }

@@ -27,6 +27,7 @@ import {
   encodeEndOfBatchBlock,
   encodeHeaderBlock,
   encodeHeaderPayload,
+  frameOverhead,
   type BlockLength,
   type CheckMode,
 } from './ymodem-frame';
@@ -85,15 +86,27 @@ export interface YmodemSendOptions {
    */
   turnaroundGuardUs?: number | 'auto';
   /**
-   * A receiver that lost a byte of a frame waits for it until its character timeout (2 s in
-   * U-Boot) before it asks again; on a line that drops bytes that wait is most of the time spent.
-   * With `nudge`, when no answer comes within a few times the usual answer delay, one filler byte
-   * (not SOH, STX, EOT or CAN) is sent, up to `max` times per transmission: it completes the short
-   * frame, whose check then fails at once and the receiver asks again. A receiver that had the
-   * whole frame reads the filler as noise before the next frame start (U-Boot ignores it). Not for
-   * lrzsz rb, which counts such noise as errors. Default off.
+   * For U-Boot's loady (docs/ymodem.md, "Late answers"), whose silences cost seconds: it waits
+   * 2 s for each missing byte of a frame, drops a bad block 0 without a word, and after a
+   * framing error or a silence waits for the line to stay quiet for 2 s before it asks again
+   * (a byte in that time starts the wait over). With `nudge`, when no answer comes within a few
+   * times the usual answer delay:
+   *  - one filler byte (NUL: not SOH, STX, EOT or CAN) is sent, up to `max` times per
+   *    transmission (once for block 0): it completes a frame that lost bytes, whose check then
+   *    fails at once; a receiver that had the whole frame skips it before the next frame start;
+   *    it also completes a closing block 0 that lost a byte exactly (that block is all NULs);
+   *  - a data block or block 0 still unanswered after that is sent again at once, while the
+   *    receiver is still looking for a frame start (a bad block 0, a lost ACK or a lost 'C');
+   *  - if that one is unanswered too, the sender stays silent until the receiver asks (or
+   *    `responseTimeoutMs` after its last byte): a receiver waiting for a quiet line gets it.
+   * Not for lrzsz rb, which counts such noise as errors. Default off.
    */
   nudge?: { max: number };
+  /**
+   * The receiver's usual delay in answering a 128-byte frame, from an earlier transfer to it
+   * (`YmodemSendResult.replyMs`): when to nudge before this transfer has measured its own.
+   */
+  expectedReplyMs?: number;
   /** Called after every acknowledged data block: payload bytes acknowledged, and the total, over the batch. */
   onProgress?: (sentBytes: number, totalBytes: number) => void;
   onEvent?: (event: YmodemEvent) => void;
@@ -109,6 +122,8 @@ export interface YmodemSendResult {
   framesSent: number;
   retransmissions: number;
   check: CheckMode;
+  /** The receiver's smoothed delay in answering a 128-byte frame, when one was measured (see `expectedReplyMs`). */
+  replyMs?: number;
 }
 
 const CANCEL_SEQUENCE = Uint8Array.from([CAN, CAN, CAN, CAN, CAN, BS, BS, BS, BS, BS]);
@@ -129,7 +144,23 @@ const NUDGE_FIRST_MS = 400;
 const NUDGE_MIN_MS = 60;
 const NUDGE_MAX_MS = 1_500;
 
-type Reply = 'ack' | 'nak' | 'timeout';
+/** 'unanswered': still silent after the nudges, and the frame may be sent again at once (see `nudge`). */
+type Reply = 'ack' | 'nak' | 'timeout' | 'unanswered';
+
+/** What to do while an answer is late (see `nudge`). */
+interface LatePlan {
+  /** Filler bytes to send, one per `waitMs` of silence. */
+  fillers: number;
+  /** After the fillers and another `waitMs` of silence: 'unanswered' instead of waiting on. */
+  resend: boolean;
+  waitMs: number;
+}
+
+const NO_NUDGE: LatePlan = { fillers: 0, resend: false, waitMs: 0 };
+/** Longest pause after the ACK of a frame sent twice, for the second ACK the receiver may send. */
+const DUPLICATE_ACK_MS = 250;
+/** In `nudge` mode, how long to wait for the 'C' that U-Boot sends together with its ACKs of EOT: it reads the closing block 0 only until its 2 s timeout. */
+const NEXT_HEADER_WAIT_MS = 1_000;
 type FrameKind = 'header' | 'data' | 'eot' | 'end-of-batch';
 
 /** Sends `files` as one YMODEM batch over `transport` and closes the batch. */
@@ -204,6 +235,7 @@ class YmodemSender {
       framesSent: this.framesSent,
       retransmissions: this.retransmissions,
       check: this.check,
+      replyMs: this.replyMs.get(smallFrameLength(this.check)),
     };
   }
 
@@ -222,6 +254,7 @@ class YmodemSender {
       if (byte === CRC_REQUEST || byte === NAK) {
         this.check = byte === CRC_REQUEST ? 'crc16' : 'checksum';
         this.started = true;
+        if (this.options.expectedReplyMs !== undefined) this.replyMs.set(smallFrameLength(this.check), this.options.expectedReplyMs);
         this.options.onEvent?.({ type: 'start', check: this.check });
         return;
       }
@@ -270,7 +303,7 @@ class YmodemSender {
 
   /** Before the next block 0 (next file or end of batch) the receiver asks with 'C'. */
   private async awaitNextHeaderRequest(): Promise<void> {
-    const deadline = Date.now() + this.responseTimeoutMs;
+    const deadline = Date.now() + (this.options.nudge ? Math.min(this.responseTimeoutMs, NEXT_HEADER_WAIT_MS) : this.responseTimeoutMs);
     for (;;) {
       const byte = await this.nextControlByte(deadline - Date.now());
       // On timeout send anyway: U-Boot sends its one 'C' and then waits only 2 s.
@@ -291,6 +324,8 @@ class YmodemSender {
     const silenceEnds = kind === 'end-of-batch';
     const timeoutMs = silenceEnds ? Math.min(this.responseTimeoutMs, this.endOfBatchQuietMs) : this.responseTimeoutMs;
     let nakCount = 0;
+    // This transmission follows one that went unanswered without a pause (see `nudge`).
+    let sentAgainAtOnce = false;
     for (let attempt = 1; ; attempt++) {
       this.turnaroundPause();
       await this.dropStaleInput();
@@ -298,15 +333,17 @@ class YmodemSender {
       await this.writeFrame(frame);
       this.frameInFlight = true;
       const sentAt = Date.now();
-      const reply = await this.awaitReply(timeoutMs, kind === 'data' || kind === 'header' ? frame.length : 0);
+      const { reply, fillers, lastByteAt } = await this.awaitReply(timeoutMs, this.latePlan(kind, frame.length, sentAgainAtOnce));
       this.frameInFlight = false;
-      if (reply === 'ack' && frame.length > 1) {
+      if (reply === 'ack' && frame.length > 1 && fillers === 0) {
         const took = Date.now() - sentAt;
         const was = this.replyMs.get(frame.length);
         this.replyMs.set(frame.length, was === undefined ? took : was * 0.8 + took * 0.2);
       }
+      if (reply === 'ack' && sentAgainAtOnce) await this.dropDuplicateAck(frame.length);
       if (reply === 'ack' || (reply === 'timeout' && silenceEnds)) return attempt;
-      if (reply === 'timeout' || Date.now() - sentAt >= LOST_FRAME_SILENCE_MS) this.receiverLostAFrame();
+      sentAgainAtOnce = reply === 'unanswered';
+      if (reply === 'timeout' || (reply === 'nak' && Date.now() - lastByteAt >= LOST_FRAME_SILENCE_MS)) this.receiverLostAFrame();
       if (reply === 'nak') {
         nakCount++;
         await new Promise((resolve) => setTimeout(resolve, NAK_SETTLE_MS));
@@ -330,7 +367,7 @@ class YmodemSender {
         );
       }
       this.retransmissions++;
-      this.options.onEvent?.({ type: 'retry', frame: kind, ...where, reason: reply });
+      this.options.onEvent?.({ type: 'retry', frame: kind, ...where, reason: reply === 'nak' ? 'nak' : 'timeout' });
     }
   }
 
@@ -359,25 +396,59 @@ class YmodemSender {
   }
 
   /**
-   * ACK, NAK ('C' counts as NAK: U-Boot's way to ask for a resend) or timeout. `frameLength` > 0:
-   * a frame the receiver may be missing a byte of, nudged when `nudge` is on.
+   * What to do while the answer to this transmission is late (see `nudge`). EOT gets nothing:
+   * U-Boot takes it only as the first byte it reads, so a filler or a second EOT in front of it
+   * would only hide it. The closing block 0 gets fillers but is never sent again at once
+   * (U-Boot reads it once, whatever arrives).
    */
-  private async awaitReply(timeoutMs: number, frameLength = 0): Promise<Reply> {
-    const deadline = Date.now() + timeoutMs;
-    let nudges = frameLength > 0 ? (this.options.nudge?.max ?? 0) : 0;
+  private latePlan(kind: FrameKind, frameLength: number, sentAgainAtOnce: boolean): LatePlan {
+    const max = this.options.nudge?.max ?? 0;
+    if (max <= 0 || kind === 'eot') return NO_NUDGE;
     const usual = this.replyMs.get(frameLength);
-    const nudgeMs = usual === undefined ? NUDGE_FIRST_MS : Math.min(NUDGE_MAX_MS, Math.max(NUDGE_MIN_MS, 3 * usual + 30));
+    const waitMs = usual === undefined ? NUDGE_FIRST_MS : Math.min(NUDGE_MAX_MS, Math.max(NUDGE_MIN_MS, 3 * usual + 30));
+    // U-Boot does not answer a bad block 0: once the frame is complete more filler is no use.
+    const fillers = kind === 'header' ? Math.min(1, max) : max;
+    return { fillers, resend: kind !== 'end-of-batch' && !sentAgainAtOnce, waitMs };
+  }
+
+  /**
+   * ACK, NAK ('C' counts as NAK: U-Boot's way to ask for a resend), timeout (`timeoutMs` after
+   * the last byte written), or 'unanswered' (see LatePlan).
+   */
+  private async awaitReply(timeoutMs: number, plan: LatePlan): Promise<{ reply: Reply; fillers: number; lastByteAt: number }> {
+    let lastByteAt = Date.now();
+    let fillers = 0;
     for (;;) {
-      const wait = nudges > 0 ? Math.min(nudgeMs, deadline - Date.now()) : deadline - Date.now();
-      const byte = await this.nextControlByte(wait);
-      if (byte === undefined && nudges > 0 && Date.now() < deadline) {
-        nudges--;
-        await this.writeFrame(NUDGE_BYTE);
+      const deadline = lastByteAt + timeoutMs;
+      const late = fillers < plan.fillers || plan.resend;
+      const byte = await this.nextControlByte(late ? Math.min(plan.waitMs, deadline - Date.now()) : deadline - Date.now());
+      if (byte === undefined) {
+        if (Date.now() >= deadline) return { reply: 'timeout', fillers, lastByteAt };
+        if (fillers < plan.fillers) {
+          fillers++;
+          await this.writeFrame(NUDGE_BYTE);
+          lastByteAt = Date.now();
+          continue;
+        }
+        if (plan.resend) return { reply: 'unanswered', fillers, lastByteAt };
         continue;
       }
-      if (byte === undefined) return 'timeout';
-      if (byte === ACK) return 'ack';
-      if (byte === NAK || byte === CRC_REQUEST) return 'nak';
+      if (byte === ACK) return { reply: 'ack', fillers, lastByteAt };
+      if (byte === NAK || byte === CRC_REQUEST) return { reply: 'nak', fillers, lastByteAt };
+    }
+  }
+
+  /**
+   * A frame sent twice may be ACKed twice (U-Boot ACKs a repeat of the block it already has, at
+   * once): that second ACK must not pass for the answer to the next frame.
+   */
+  private async dropDuplicateAck(frameLength: number): Promise<void> {
+    const usual = this.replyMs.get(frameLength);
+    const waitMs = Math.min(DUPLICATE_ACK_MS, Math.max(NUDGE_MIN_MS, 3 * (usual ?? NUDGE_MIN_MS)));
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline) {
+      const byte = await this.nextControlByte(deadline - Date.now());
+      if (byte === undefined || byte === ACK) return;
     }
   }
 
@@ -464,6 +535,11 @@ class YmodemSender {
     }
     return error;
   }
+}
+
+/** A 128-byte block on the wire. */
+function smallFrameLength(check: CheckMode): number {
+  return 128 + frameOverhead(check);
 }
 
 function validateFile(file: YmodemFile): void {
