@@ -126,6 +126,8 @@ describe('a database from before the audit log (schema 1)', () => {
     await (await SqliteStorage.open(dir)).close();
     const db = new Database(join(dir, 'signet.db'));
     db.exec('DROP TABLE audit');
+    // Nor the devices' boot image columns (schema 3).
+    for (const c of ['boot_version', 'boot_counter', 'boot_slot']) db.exec(`ALTER TABLE devices DROP COLUMN ${c}`);
     db.pragma('user_version = 1');
     db.close();
     expectOneLineError(await signetAsync(['server', 'audit', '--data', dir]), 'E_SERVER_CONFIG');
@@ -133,7 +135,8 @@ describe('a database from before the audit log (schema 1)', () => {
     await s.audit({ at: 1, actor: 'ops', action: 'device.revoke', subject: 'tv-9', detail: { reason: 'r' } });
     await s.close();
     const check = new Database(join(dir, 'signet.db'), { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(2);
+    expect(check.pragma('user_version', { simple: true })).toBe(3);
+    expect((check.prepare('PRAGMA table_info(devices)').all() as { name: string }[]).map((c) => c.name)).toEqual(expect.arrayContaining(['boot_version', 'boot_counter', 'boot_slot']));
     check.close();
     expect(JSON.parse((await ok(['server', 'audit', '--data', dir, '--json'])).stdout)).toMatchObject([{ actor: 'ops', subject: 'tv-9' }]);
   });

@@ -3,6 +3,7 @@
  * never listens: `http-node.ts` serves it over HTTPS with mutual TLS, and tests may call
  * `handle` directly. Each route: authenticate, parse, call one service, format.
  */
+import type { FitVerifyKey } from '../sdk/fit/fit-verify';
 import type { Signer } from '../sdk/ota/metadata';
 import { authenticate, isLoopback, type Caller, type CallerRole } from './auth';
 import { DASHBOARD_CSP, renderDashboard } from './dashboard';
@@ -34,6 +35,8 @@ export interface UpdateServerOptions {
   snapshotExpiresS?: number;
   timestampExpiresS?: number;
   limits?: Partial<Limits>;
+  /** The FIT public key(s) U-Boot holds (fit-pub.dtb): boot images are verified against them; none: refused. */
+  fitKeys?: readonly FitVerifyKey[];
 }
 
 export interface Limits {
@@ -121,7 +124,7 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
   const metrics = new Metrics();
   const repository = new Repository({
     storage, snapshotSigners: o.snapshotSigners, timestampSigners: o.timestampSigners, clock,
-    snapshotExpiresS: o.snapshotExpiresS, timestampExpiresS: o.timestampExpiresS,
+    snapshotExpiresS: o.snapshotExpiresS, timestampExpiresS: o.timestampExpiresS, fitKeys: o.fitKeys,
   });
   await repository.init(o.rootBytes);
   const fleet = new Fleet(storage, repository, metrics, clock);
@@ -250,6 +253,7 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
       },
     },
     { method: 'GET', pattern: /^\/api\/v1\/rollouts\/(r\d{1,9})$/, who: 'admin', run: async (_r, [id]) => json(200, await rollouts.status(id)) },
+    { method: 'GET', pattern: /^\/api\/v1\/rollouts\/(r\d{1,9})\/devices$/, who: 'admin', run: async (_r, [id]) => json(200, { devices: await rollouts.devicesOf(id) }) },
     {
       method: 'POST', pattern: /^\/api\/v1\/rollouts\/(r\d{1,9})\/(pause|resume|promote)$/, who: 'admin',
       run: async (req, [id, action]) => {

@@ -2,10 +2,15 @@
  * What `PUT /api/v1/blobs/<sha256>` may store: bytes that are an image a device could be
  * offered, recognised by their magic and checked by that kind's own verifier. Today that is
  * the Signet app image (`.simg`): its layout decodes, its manifest names a board this server
- * knows, and the targets keys of the trusted root sign it. Boot images (U-Boot FIT, magic
- * d00dfeed) are the next kind: add an entry to BLOB_KINDS with their verifier.
+ * knows, and the targets keys of the trusted root sign it. And the boot image (U-Boot FIT,
+ * magic d00dfeed): it verifies against the FIT public key the server was given (fit-pub.dtb,
+ * the key U-Boot holds) and its signed release fields name a board this server knows, whose
+ * arch is the kernel's (sdk/ota/boot-target.ts).
  */
 import { loadBoard } from '../sdk/board';
+import { decodeFdtHeader, FDT_MAGIC } from '../sdk/fit/fdt';
+import type { FitVerifyKey } from '../sdk/fit/fit-verify';
+import { checkBootRelease, FIT_MAGIC } from '../sdk/ota/boot-target';
 import { nodeCrypto } from '../sdk/image/crypto-node';
 import { decodeHeader, decodeLayout, HEADER_SIZE, IMAGE_MAGIC, SIG_BLOCK_HEADER_SIZE, sigBlockOffset } from '../sdk/image/format';
 import { decodeManifest } from '../sdk/image/manifest';
@@ -17,6 +22,8 @@ export interface BlobContext {
   root: RootSigned;
   /** Unix seconds (an expired image is refused as a device would). */
   now: number;
+  /** The FIT public key(s) boot images must verify against; none: boot images are refused. */
+  fitKeys?: readonly FitVerifyKey[];
 }
 
 export interface BlobKind {
@@ -47,12 +54,26 @@ const appImage: BlobKind = {
   },
 };
 
-/** The kinds a blob may be. Boot images (FIT) will join here. */
-export const BLOB_KINDS: readonly BlobKind[] = [appImage];
+const bootImage: BlobKind = {
+  name: 'boot image (FIT)',
+  magic: FIT_MAGIC,
+  headSize: 40,
+  checkHead(head, length) {
+    // The FDT header says how long the tree is: it must be exactly the upload.
+    const h = decodeFdtHeader(head);
+    if (h.magic !== FDT_MAGIC || h.totalSize !== length) throw new Error(`its FDT header describes ${h.totalSize} bytes, the upload is ${length}`);
+  },
+  check(bytes, ctx) {
+    checkBootRelease(bytes, ctx.fitKeys ?? []);
+  },
+};
+
+/** The kinds a blob may be. */
+export const BLOB_KINDS: readonly BlobKind[] = [appImage, bootImage];
 
 function kindOf(head: Uint8Array): BlobKind {
   const k = BLOB_KINDS.find((x) => head.length >= x.magic.length && x.magic.every((b, i) => head[i] === b));
-  if (!k) throw new ServerError('E_BLOB_NOT_IMAGE', `the upload is not a Signet app image (no SIMG magic; boot images are not accepted yet)`);
+  if (!k) throw new ServerError('E_BLOB_NOT_IMAGE', `the upload is not a Signet app image (SIMG magic) nor a boot image (FIT, d00dfeed)`);
   return k;
 }
 

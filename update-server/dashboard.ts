@@ -63,7 +63,7 @@ ${rollouts.map((r) => {
     const inFlight = c.offered + c.downloading + c.staged + c['booted-trial'];
     const total = Math.max(r.expected, c.confirmed + c.failed + inFlight, 1);
     return `<tr data-rollout="${h(r.id)}" data-state="${h(r.state)}">
-<td>${h(r.id)}</td><td>${h(r.board)} / ${h(r.channel)}</td><td>${h(r.version)}</td>
+<td>${h(r.id)}</td><td>${h(r.board)} / ${h(r.channel)}</td><td>${/\.itb$/.test(r.target) ? 'boot image ' : ''}${h(r.version)}</td>
 <td><span class="state ${h(r.state)}">${h(r.state)}</span>${r.reason ? `<div class="reason">${h(r.reason)}</div>` : ''}</td>
 <td class="num">${r.percent}%</td>
 <td class="w">${bar([{ n: c.confirmed, cls: 'ok', title: 'confirmed' }, { n: inFlight, cls: 'busy', title: 'in progress' }, { n: c.failed, cls: 'bad', title: 'failed' }], total)}
@@ -77,12 +77,13 @@ ${rollouts.map((r) => {
 function devicesSection(now: number, devices: DeviceRecord[], revoked: Set<string>): string {
   if (!devices.length) return '<p class="none">No devices.</p>';
   return `<table id="devices"><thead><tr><th>device</th><th>board</th><th>version</th><th>channel</th><th>slot</th><th>status</th>
-<th>last check-in</th><th>last error</th></tr></thead><tbody>
+<th>last check-in</th><th>last error</th><th>boot image</th></tr></thead><tbody>
 ${devices.map((d) => `<tr data-device="${h(d.id)}"${revoked.has(d.id) ? ' class="revoked"' : ''}>
 <td>${h(d.id)}${revoked.has(d.id) ? ' <span class="state halted">revoked</span>' : ''}</td><td>${h(d.board)}</td><td>${h(d.version)}</td>
 <td>${h(d.channel)}</td><td>${h(d.slot)}</td><td>${h(d.status ?? '')}</td>
 <td title="${iso(d.lastCheckin)}">${ago(now, d.lastCheckin)}</td>
-<td class="err">${d.lastError ? `${h(d.lastError)} <small>${d.lastErrorAt ? ago(now, d.lastErrorAt) : ''}</small>` : ''}</td></tr>`).join('\n')}
+<td class="err">${d.lastError ? `${h(d.lastError)} <small>${d.lastErrorAt ? ago(now, d.lastErrorAt) : ''}</small>` : ''}</td>
+<td class="boot">${d.boot ? `${h(d.boot.version)} <small>#${d.boot.securityCounter} slot ${h(d.boot.slot)}</small>` : ''}</td></tr>`).join('\n')}
 </tbody></table>`;
 }
 

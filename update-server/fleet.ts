@@ -5,12 +5,13 @@
 import { consistentTargetPath } from '../sdk/ota/repository';
 import { BOARD_ID, SEMVER } from '../sdk/image/manifest';
 import type { Caller } from './auth';
+import { ActiveRollouts, CurrentTargets, rolloutsChanged } from './checkin-cache';
 import { ServerError } from './errors';
 import type { Metrics } from './metrics';
 import type { Repository } from './repository';
-import { haltReason, whyNoOffer } from './rollout';
+import { haltReason, isBootRollout, whyNoOffer } from './rollout';
 import { CHANNEL, DEFAULT_CHANNEL, ERROR_CODE, type CheckinResult } from './types';
-import { REPORT_STATUSES, type DeviceRecord, type RolloutRecord, type Storage, type UpdateStatus } from './storage';
+import { REPORT_STATUSES, type DeviceBoot, type DeviceRecord, type RolloutRecord, type Storage, type UpdateStatus } from './storage';
 
 export { CHANNEL, DEFAULT_CHANNEL, ERROR_CODE, type CheckinResult, type Offer } from './types';
 
@@ -27,13 +28,42 @@ function uint(body: Record<string, unknown>, key: string): number {
   return v;
 }
 
+/** The check-in's optional `boot` object: the boot image a device with A/B boot slots runs. */
+function bootOf(v: unknown): DeviceBoot | null {
+  if (v === undefined) return null;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ServerError('E_BAD_REQUEST', '"boot" must be { version, securityCounter, slot }');
+  const b = v as Record<string, unknown>;
+  return {
+    version: str(b, 'version', SEMVER, 'a semantic version')!,
+    securityCounter: uint(b, 'securityCounter'),
+    slot: str(b, 'slot', /^[ab]$/, 'a boot slot letter ("a" or "b")')!,
+  };
+}
+
+/** What a check-in says of the device is what is stored (only its time is new): nothing to write but the last-seen time. */
+function unchanged(before: DeviceRecord, c: Parameters<Storage['recordCheckin']>[0]): boolean {
+  if (c.code !== null) return false;
+  for (const k of Object.keys(c) as (keyof typeof c)[]) {
+    if (k === 'id' || k === 'at' || k === 'code') continue;
+    if (JSON.stringify((before as unknown as Record<string, unknown>)[k] ?? null) !== JSON.stringify(c[k] ?? null)) return false;
+  }
+  return true;
+}
+
 export class Fleet {
+  /** Read by every check-in, changed rarely: kept a moment (checkin-cache.ts). */
+  private readonly activeRollouts: ActiveRollouts;
+  private readonly targets: CurrentTargets;
+
   constructor(
     private readonly storage: Storage,
-    private readonly repo: Repository,
+    repo: Repository,
     private readonly metrics: Metrics,
     private readonly clock: () => number,
-  ) {}
+  ) {
+    this.activeRollouts = new ActiveRollouts(storage);
+    this.targets = new CurrentTargets(repo);
+  }
 
   async checkin(caller: Caller, body: Record<string, unknown>): Promise<CheckinResult> {
     const board = str(body, 'board', BOARD_ID, 'a board id')!;
@@ -43,6 +73,7 @@ export class Fleet {
     const claimed = str(body, 'channel', CHANNEL, 'a channel name', true);
     const status = str(body, 'status', /^[a-z][a-z-]{0,31}$/, 'a status word', true);
     const code = str(body, 'code', ERROR_CODE, 'an error code like E_DIGEST', true);
+    const boot = bootOf(body.boot);
     // Before anything is written: the board and channel are the certificate's, not the body's.
     const { channel } = this.checkBinding(caller, board, claimed);
     const now = this.clock();
@@ -53,19 +84,35 @@ export class Fleet {
       await this.storage.audit({ at: now, actor: 'vendor-ca', action: 'device.enroll', subject: caller.id,
         detail: { board: caller.board, channel, serial: caller.serial, ...(before ? { previousSerial: before.certSerial } : {}) } });
     }
-    const device = await this.storage.recordCheckin({
-      id: caller.id, board, version, securityCounter, slot, channel, status, code, certSerial: caller.serial, at: now,
-    });
+    const c = { id: caller.id, board, version, securityCounter, slot, channel, status, code, certSerial: caller.serial, at: now, boot };
+    // Most check-ins change nothing but the time: that is written batched (last-seen.ts), not as one write each.
+    let device: DeviceRecord;
+    if (before && unchanged(before, c)) {
+      await this.storage.touchCheckin(c.id, now);
+      device = { ...before, lastCheckin: Math.max(before.lastCheckin, now) };
+    } else {
+      device = await this.storage.recordCheckin(c);
+    }
     this.metrics.checkins++;
     return this.offerFor(device);
   }
 
   private async offerFor(device: DeviceRecord): Promise<CheckinResult> {
-    // One active rollout per board and channel: creating one supersedes the previous.
-    const [rollout] = await this.storage.rollouts({ board: device.board, channel: device.channel, states: ['active'] });
+    // One active rollout per board, channel and kind (app image, boot image): creating one
+    // supersedes the previous of its kind, so a combined release is an app and a boot rollout.
+    const active = await this.activeRollouts.get(device.board, device.channel);
+    const app = await this.offerOf(active.find((r) => !isBootRollout(r)), device);
+    // Only a device that reported its boot image (it has A/B boot slots) hears about boot images.
+    if (!device.boot) return app;
+    const boot = await this.offerOf(active.find(isBootRollout), { ...device, version: device.boot.version, securityCounter: device.boot.securityCounter });
+    return { ...app, bootOffer: boot.offer, ...(boot.reason ? { bootReason: boot.reason } : {}) };
+  }
+
+  /** The offer of one rollout to a device (for a boot rollout: the device as its boot image). */
+  private async offerOf(rollout: RolloutRecord | undefined, device: DeviceRecord): Promise<CheckinResult> {
     if (!rollout) return { offer: null, reason: 'no-rollout' };
-    const targets = await this.repo.currentTargets();
-    const entry = targets?.signed.targets[rollout.target] ?? null;
+    // A rollout newer than the cached targets names a target they lack: ask the storage then.
+    const entry = (await this.targets.get())?.signed.targets[rollout.target] ?? (await this.targets.get(true))?.signed.targets[rollout.target] ?? null;
     const failed = await this.storage.hasFailed(device.id, rollout.target);
     const why = whyNoOffer(rollout, entry ? entry.custom : null, device, failed);
     if (why) return { offer: null, reason: why };
@@ -114,6 +161,7 @@ export class Fleet {
       await this.storage.setDeviceError(caller.id, code ?? 'E_UPDATE_FAILED', now);
     }
     if (halted) {
+      rolloutsChanged(this.storage);
       this.metrics.halts++;
       await this.storage.audit({ at: now, actor: 'server', action: 'rollout.halt', subject: rolloutId, detail: { reason: halted, lastReport: caller.id } });
     }

@@ -16,6 +16,9 @@ import {
 } from '../sdk/ota/repository';
 import { RepositoryError } from '../sdk/ota/repository-errors';
 import { checkSnapshotShape, checkTargetsShape, checkTimestampShape, type TargetsSigned } from '../sdk/ota/roles';
+import type { FitVerifyKey } from '../sdk/fit/fit-verify';
+import { checkBootRelease } from '../sdk/ota/boot-target';
+import { isBootTarget } from '../sdk/ota/roles';
 import { checkBlob, checkedHead } from './blob-check';
 import { ServerError } from './errors';
 import type { MetadataRecord, Storage, TargetRecord } from './storage';
@@ -28,6 +31,8 @@ export interface RepositoryOptions {
   clock: () => number;
   snapshotExpiresS?: number;
   timestampExpiresS?: number;
+  /** The FIT public key(s) boot images must verify against (fit-pub.dtb); none: boot images are refused. */
+  fitKeys?: readonly FitVerifyKey[];
 }
 
 export interface PublishResult {
@@ -178,7 +183,7 @@ export class Repository {
    * becomes visible.
    */
   uploadBlob(sha256: string, length: number, body: AsyncIterable<Uint8Array>): Promise<'stored' | 'existed'> {
-    return this.storage.blobs.put(sha256, length, checkedHead(body, length), (bytes) => checkBlob(bytes, { root: this.root, now: this.o.clock() }));
+    return this.storage.blobs.put(sha256, length, checkedHead(body, length), (bytes) => checkBlob(bytes, { root: this.root, now: this.o.clock(), fitKeys: this.o.fitKeys }));
   }
 
   /**
@@ -220,10 +225,18 @@ export class Repository {
         // The targets signature vouches for the bytes; the image's own signatures must agree,
         // and its manifest must say what the entry says, or a device would refuse it later.
         const image = await this.storage.blobs.readAll(sha);
-        const v = verifyImage(image, { root: this.root, board: f.custom.board, now, crypto: nodeCrypto });
-        const m = v.manifest;
-        if (m.name !== f.custom.name || m.version !== f.custom.version || m.securityCounter !== f.custom.securityCounter) {
-          throw new RepositoryError('E_REPO_IMAGE_MISMATCH', `${name}: the image says ${m.name} ${m.version} counter ${m.securityCounter}`);
+        if (isBootTarget(f.custom)) {
+          // A boot image: the FIT key's signature, and its signed release fields are the entry's.
+          const rel = checkBootRelease(image, this.o.fitKeys ?? []);
+          if (rel.board !== f.custom.board || rel.version !== f.custom.version || rel.securityCounter !== f.custom.securityCounter) {
+            throw new RepositoryError('E_REPO_IMAGE_MISMATCH', `${name}: the boot image says ${rel.board} ${rel.version} counter ${rel.securityCounter}`);
+          }
+        } else {
+          const v = verifyImage(image, { root: this.root, board: f.custom.board, now, crypto: nodeCrypto });
+          const m = v.manifest;
+          if (m.name !== f.custom.name || m.version !== f.custom.version || m.securityCounter !== f.custom.securityCounter) {
+            throw new RepositoryError('E_REPO_IMAGE_MISMATCH', `${name}: the image says ${m.name} ${m.version} counter ${m.securityCounter}`);
+          }
         }
         rows.push({ name, sha256: sha, length: f.length, board: f.custom.board, version: f.custom.version, securityCounter: f.custom.securityCounter,
           app: f.custom.name, targetsVersion: checked.signed.version, createdAt: now });

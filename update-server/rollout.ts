@@ -40,6 +40,11 @@ export function haltReason(r: Pick<RolloutRecord, 'haltFailureRate' | 'minDevice
 
 export type NoOfferReason = 'no-rollout' | 'not-in-bucket' | 'up-to-date' | 'newer' | 'failed-before' | 'counter-below-floor' | 'target-missing';
 
+/** A boot-image rollout (its target is a FIT, `<board>/boot-<version>.itb`) rather than an app rollout. */
+export function isBootRollout(r: Pick<RolloutRecord, 'target'>): boolean {
+  return /\.itb$/.test(r.target);
+}
+
 /**
  * Semantic-version precedence (semver.org §11): -1, 0, 1. Build metadata is ignored; a
  * pre-release sorts before its release.

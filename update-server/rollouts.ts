@@ -9,12 +9,25 @@ import { BOARD_ID, SEMVER } from '../sdk/image/manifest';
 import { ServerError } from './errors';
 import { CHANNEL, DEFAULT_CHANNEL, type RolloutStatus } from './types';
 import type { Repository } from './repository';
+import { rolloutsChanged } from './checkin-cache';
 import { failureRate } from './rollout';
-import type { RolloutRecord, Storage } from './storage';
+import type { DeviceBoot, RolloutRecord, Storage } from './storage';
 
 export type { RolloutStatus } from './types';
 
 export const DEFAULT_MIN_DEVICES = 3;
+
+/** One device of a rollout's board and channel, as `GET /api/v1/rollouts/<id>/devices` lists it. */
+export interface RolloutDeviceView {
+  id: string;
+  version: string;
+  slot: string;
+  boot: DeviceBoot | null;
+  /** Its status in this rollout (null: not offered). */
+  status: string | null;
+  code: string | null;
+  lastCheckin: number;
+}
 
 export class Rollouts {
   constructor(
@@ -40,18 +53,21 @@ export class Rollouts {
     if (typeof minDevices !== 'number' || !Number.isInteger(minDevices) || minDevices < 1 || minDevices > 1_000_000) {
       throw new ServerError('E_BAD_REQUEST', '"minDevices" must be a positive integer');
     }
+    const kind = body.kind ?? 'app';
+    if (kind !== 'app' && kind !== 'boot') throw new ServerError('E_BAD_REQUEST', '"kind" must be "app" or "boot"');
     const targets = await this.repo.currentTargets();
     const matches = Object.keys(targets?.signed.targets ?? {}).filter((n) => {
       const c = targets!.signed.targets[n].custom;
-      return c.board === board && c.version === version && (body.name === undefined || c.name === body.name);
+      return c.board === board && c.version === version && (c.kind === 'boot') === (kind === 'boot') && (body.name === undefined || c.name === body.name);
     });
-    if (matches.length === 0) throw new ServerError('E_NOT_FOUND', `no published target for ${board} version ${version}; publish it first`);
+    if (matches.length === 0) throw new ServerError('E_NOT_FOUND', `no published ${kind === 'boot' ? 'boot image' : 'target'} for ${board} version ${version}; publish it first`);
     if (matches.length > 1) throw new ServerError('E_BAD_REQUEST', `several targets match (${matches.join(', ')}); give "name"`);
     const now = this.clock();
     const r = await this.storage.createRollout({
       board, channel, version, target: matches[0], percent, haltFailureRate: rate, minDevices, state: 'active', reason: null,
       createdAt: now, updatedAt: now,
     });
+    rolloutsChanged(this.storage);
     return this.status(r.id);
   }
 
@@ -61,6 +77,22 @@ export class Rollouts {
     const counts = await this.storage.rolloutCounts(id);
     const eligible = await this.storage.countDevices(r.board, r.channel);
     return { ...r, counts, failureRate: failureRate(counts), eligible, expected: Math.round((eligible * r.percent) / 100) };
+  }
+
+  /**
+   * The devices in a rollout's scope (its board and channel) with what each last reported
+   * running: app version and, on A/B boot slots, boot image version, counter and slot.
+   */
+  async devicesOf(id: string, limit = 1000): Promise<RolloutDeviceView[]> {
+    const r = await this.need(id);
+    const out: RolloutDeviceView[] = [];
+    for (const d of await this.storage.devices(limit * 4)) {
+      if (d.board !== r.board || d.channel !== r.channel) continue;
+      const rd = await this.storage.rolloutDevice(id, d.id);
+      out.push({ id: d.id, version: d.version, slot: d.slot, boot: d.boot ?? null, status: rd ? rd.status : null, code: rd ? rd.code : null, lastCheckin: d.lastCheckin });
+      if (out.length >= limit) break;
+    }
+    return out;
   }
 
   async list(): Promise<RolloutStatus[]> {
@@ -74,6 +106,7 @@ export class Rollouts {
     const r = await this.need(id);
     if (r.state !== 'active') throw new ServerError('E_ROLLOUT_STATE', `rollout ${id} is ${r.state}, only an active rollout can be paused`);
     await this.storage.updateRollout(id, { state: 'paused', reason: 'paused by an admin', at: this.clock(), from: ['active'] });
+    rolloutsChanged(this.storage);
     return this.status(id);
   }
 
@@ -83,6 +116,7 @@ export class Rollouts {
       throw new ServerError('E_ROLLOUT_STATE', `rollout ${id} is ${r.state}, only a paused or halted rollout can be resumed`);
     }
     await this.storage.updateRollout(id, { state: 'active', reason: null, at: this.clock(), from: ['paused', 'halted'] });
+    rolloutsChanged(this.storage);
     return this.status(id);
   }
 
@@ -97,6 +131,7 @@ export class Rollouts {
       throw new ServerError('E_ROLLOUT_STATE', `rollout ${id} is ${r.state}; resume it before promoting`);
     }
     await this.storage.updateRollout(id, { percent, at: this.clock(), from: ['active', 'paused'] });
+    rolloutsChanged(this.storage);
     return this.status(id);
   }
 

@@ -8,6 +8,9 @@
  * certificate on first start). A root-*.key or targets-*.key in it stops the server: those
  * keys sign releases and trust, and a server is the machine most exposed to the network.
  */
+import { FIT_KEY_FILE, FIT_KEY_NAME, loadFitSigner } from '../sdk/disk/fit-key';
+import { requiredConfKeys, type FitVerifyKey } from '../sdk/fit/fit-verify';
+import { publicKeyDtb, readPublicKeysFromDtb } from '../sdk/fit/keydtb';
 import { copyFileSync, existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { issueServerTls, loadVendorCa, type ServerTls } from '../sdk/keys/device';
@@ -119,6 +122,20 @@ async function loadOnlineSigners(keysDir: string, role: 'snapshot' | 'timestamp'
   return out;
 }
 
+/** The FIT public key DTB the server checks boot images with (what U-Boot holds; public). */
+export const FIT_PUBLIC_KEY_FILE = 'fit-pub.dtb';
+
+/** `<keys>/fit-pub.dtb` as verify keys; none when the file is absent (boot images are then refused). */
+export function loadFitPublicKeys(keysDir: string): FitVerifyKey[] {
+  const path = join(keysDir, FIT_PUBLIC_KEY_FILE);
+  if (!existsSync(path)) return [];
+  try {
+    return requiredConfKeys(readPublicKeysFromDtb(readInputFile(path, 64 * 1024, 'FIT public key (fit-pub.dtb)')));
+  } catch (e) {
+    throw new ServerError('E_SERVER_CONFIG', `${path} is not a U-Boot public key DTB: ${(e as Error).message}`, e);
+  }
+}
+
 export async function startServer(o: StartOptions): Promise<Running> {
   checkServerKeysDir(o.keysDir);
   checkDbOption(o); // before anything is written
@@ -133,7 +150,7 @@ export async function startServer(o: StartOptions): Promise<Running> {
   try {
     app = await createUpdateServer({
       storage, rootBytes, snapshotSigners: snapshot, timestampSigners: timestamp, openLocal: o.openLocal,
-      timestampExpiresS: o.timestampExpiresS,
+      timestampExpiresS: o.timestampExpiresS, fitKeys: loadFitPublicKeys(o.keysDir),
     });
   } catch (e) {
     await storage.close();
@@ -243,9 +260,14 @@ export async function prepareServerKeys(o: ServerKeysOptions): Promise<{ outDir:
   const ca = await loadVendorCa(o.keysDir, o.passphrases ?? envOrPromptPassphrase, o.caKey);
   const tls = issueServerTls(ca, o.hosts?.length ? o.hosts : DEFAULT_HOSTS);
   const online = onlineKeyFiles(o.keysDir);
-  const files = [...online, 'root.json', 'vendor-ca.crt', 'server.crt', 'server.key'];
+  // The FIT key's public half, as U-Boot holds it, so the server can check boot images.
+  const fitPub = existsSync(join(o.keysDir, FIT_KEY_FILE))
+    ? publicKeyDtb((await loadFitSigner(o.keysDir, o.passphrases ?? envOrPromptPassphrase)).publicKey(), FIT_KEY_NAME)
+    : null;
+  const files = [...online, 'root.json', 'vendor-ca.crt', 'server.crt', 'server.key', ...(fitPub ? [FIT_PUBLIC_KEY_FILE] : [])];
   await createDirAtomic(o.outDir, (tmp) => {
     for (const f of [...online, 'root.json', 'vendor-ca.crt']) copyFileSync(join(o.keysDir, f), join(tmp, f));
+    if (fitPub) writeFileAtomic(join(tmp, FIT_PUBLIC_KEY_FILE), fitPub);
     writeFileAtomic(join(tmp, 'server.crt'), tls.certPem);
     writeFileAtomic(join(tmp, 'server.key'), tls.keyPem, 0o600);
   });

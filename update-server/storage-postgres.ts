@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { MetadataRole } from '../sdk/ota/repository';
 import { ServerError } from './errors';
+import { LastSeenBatch } from './last-seen';
 import {
   emptyCounts, type AuditRecord, type BlobCheck, type BlobStore, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord,
   type RevocationRecord, type RolloutCounts, type RolloutDeviceRecord, type RolloutPatch, type RolloutRecord, type RolloutState, type Storage,
@@ -48,6 +49,8 @@ export const MIGRATIONS: string[] = [
    CREATE TABLE blob_chunks (sha256 TEXT NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE, idx INTEGER NOT NULL,
      bytes BYTEA NOT NULL, PRIMARY KEY (sha256, idx));
    ALTER TABLE blob_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;`,
+  // 3: the boot image a device with A/B boot slots runs (as SQLite schema 3).
+  `ALTER TABLE devices ADD COLUMN boot_version TEXT, ADD COLUMN boot_counter BIGINT, ADD COLUMN boot_slot TEXT;`,
 ];
 
 /** Advisory lock keys (pg_advisory_lock takes a bigint): one for migrations, one for the repository's writers. */
@@ -95,6 +98,9 @@ function deviceOf(r: Row): DeviceRecord {
     slot: r.slot as string, channel: r.channel as string, status: r.status as string | null, firstSeen: r.first_seen as number,
     lastCheckin: r.last_checkin as number, lastError: r.last_error as string | null, lastErrorAt: r.last_error_at as number | null,
     certSerial: r.cert_serial as string | null,
+    boot: r.boot_version !== null && r.boot_version !== undefined
+      ? { version: r.boot_version as string, securityCounter: (r.boot_counter as number | null) ?? 0, slot: (r.boot_slot as string | null) ?? '' }
+      : null,
   };
 }
 
@@ -220,6 +226,11 @@ export class PostgresStorage implements Storage {
   /** Schema versions this open applied (empty when another replica had already migrated). */
   migrated: number[] = [];
   private closed = false;
+  /** Last-seen times of unchanged check-ins, one UPDATE for all of a second's. */
+  private readonly lastSeen = new LastSeenBatch(async (rows) => {
+    await this.pool.query(`UPDATE devices SET last_checkin = GREATEST(devices.last_checkin, v.at)
+      FROM unnest($1::text[], $2::bigint[]) AS v(id, at) WHERE devices.id = v.id`, [rows.map((r) => r[0]), rows.map((r) => r[1])]);
+  });
 
   private constructor(private readonly pool: pg.Pool) {
     this.blobs = new PostgresBlobs(pool);
@@ -304,23 +315,34 @@ export class PostgresStorage implements Storage {
 
   async recordCheckin(c: DeviceCheckin): Promise<DeviceRecord> {
     const { rows } = await this.pool.query(
-      `INSERT INTO devices (id, board, version, security_counter, slot, channel, status, first_seen, last_checkin, last_error, last_error_at, cert_serial)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE $8::bigint END, $10)
+      `INSERT INTO devices (id, board, version, security_counter, slot, channel, status, first_seen, last_checkin, last_error, last_error_at, cert_serial,
+         boot_version, boot_counter, boot_slot)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9::text, CASE WHEN $9::text IS NULL THEN NULL ELSE $8::bigint END, $10, $11, $12, $13)
        ON CONFLICT (id) DO UPDATE SET board = EXCLUDED.board, version = EXCLUDED.version, security_counter = EXCLUDED.security_counter,
          slot = EXCLUDED.slot, channel = EXCLUDED.channel, status = EXCLUDED.status, last_checkin = EXCLUDED.last_checkin,
+         boot_version = EXCLUDED.boot_version, boot_counter = EXCLUDED.boot_counter, boot_slot = EXCLUDED.boot_slot,
          cert_serial = EXCLUDED.cert_serial, last_error = COALESCE(EXCLUDED.last_error, devices.last_error),
          last_error_at = CASE WHEN EXCLUDED.last_error IS NULL THEN devices.last_error_at ELSE EXCLUDED.last_error_at END
        RETURNING *`,
-      [c.id, c.board, c.version, c.securityCounter, c.slot, c.channel, c.status, c.at, c.code, c.certSerial]);
+      [c.id, c.board, c.version, c.securityCounter, c.slot, c.channel, c.status, c.at, c.code, c.certSerial,
+        c.boot ? c.boot.version : null, c.boot ? c.boot.securityCounter : null, c.boot ? c.boot.slot : null]);
     return deviceOf(rows[0]);
+  }
+
+  async touchCheckin(id: string, at: number): Promise<void> {
+    this.lastSeen.touch(id, at);
   }
 
   async device(id: string): Promise<DeviceRecord | null> {
     const { rows } = await this.pool.query('SELECT * FROM devices WHERE id = $1', [id]);
-    return rows.length ? deviceOf(rows[0]) : null;
+    if (!rows.length) return null;
+    const d = deviceOf(rows[0]);
+    d.lastCheckin = Math.max(d.lastCheckin, this.lastSeen.seen(id) ?? 0);
+    return d;
   }
 
   async devices(limit: number): Promise<DeviceRecord[]> {
+    await this.lastSeen.flush();
     const { rows } = await this.pool.query('SELECT * FROM devices ORDER BY last_checkin DESC, id LIMIT $1', [limit]);
     return rows.map(deviceOf);
   }
@@ -359,8 +381,10 @@ export class PostgresStorage implements Storage {
       await c.query('LOCK TABLE rollouts IN SHARE ROW EXCLUSIVE MODE');
       const seq = (await c.query('SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM rollouts')).rows[0].s as number;
       const id = 'r' + seq;
+      // One active rollout per board, channel and kind: a boot-image rollout (.itb) supersedes only boot-image ones.
       await c.query(`UPDATE rollouts SET state = 'superseded', reason = $1, updated_at = $2
-        WHERE board = $3 AND channel = $4 AND state IN ('active', 'paused')`, ['superseded by rollout ' + id, r.createdAt, r.board, r.channel]);
+        WHERE board = $3 AND channel = $4 AND state IN ('active', 'paused') AND (target LIKE '%.itb') = $5`,
+      ['superseded by rollout ' + id, r.createdAt, r.board, r.channel, r.target.endsWith('.itb')]);
       const { rows } = await c.query(`INSERT INTO rollouts (seq, id, board, channel, version, target, percent, halt_failure_rate, min_devices, state, reason, created_at, updated_at)
         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING *`,
       [seq, id, r.board, r.channel, r.version, r.target, r.percent, r.haltFailureRate, r.minDevices, r.state, r.reason, r.createdAt, r.updatedAt]);
@@ -460,6 +484,7 @@ export class PostgresStorage implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.lastSeen.flush().catch(() => undefined);
     await this.pool.end();
   }
 }

@@ -13,13 +13,21 @@ import { ensureOutputFolder } from '../sdk/util/fs-atomic';
 import type { MetadataRole } from '../sdk/ota/repository';
 import { BlobFolder } from './blob-folder';
 import { ServerError } from './errors';
+import { LastSeenBatch } from './last-seen';
 import {
   emptyCounts, type AuditRecord, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord, type RevocationRecord, type RolloutCounts,
   type HaltRule, type RolloutDeviceRecord, type RolloutPatch, type RolloutRecord, type RolloutState, type Storage, type TargetRecord, type UpdateStatus,
 } from './storage';
 
-/** 2: the audit table (a v1 file is upgraded in place on open). */
-const SCHEMA_VERSION = 2;
+/** 2: the audit table; 3: the devices' boot image columns (older files are upgraded in place on open). */
+const SCHEMA_VERSION = 3;
+
+/** Columns added after schema 2, added to an older file's table on open. */
+const ADDED_COLUMNS: { table: string; column: string; type: string }[] = [
+  { table: 'devices', column: 'boot_version', type: 'TEXT' },
+  { table: 'devices', column: 'boot_counter', type: 'INTEGER' },
+  { table: 'devices', column: 'boot_slot', type: 'TEXT' },
+];
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS metadata (
@@ -32,7 +40,7 @@ CREATE TABLE IF NOT EXISTS targets (
 CREATE TABLE IF NOT EXISTS devices (
   id TEXT PRIMARY KEY, board TEXT NOT NULL, version TEXT NOT NULL, security_counter INTEGER NOT NULL, slot TEXT NOT NULL,
   channel TEXT NOT NULL, status TEXT, first_seen INTEGER NOT NULL, last_checkin INTEGER NOT NULL,
-  last_error TEXT, last_error_at INTEGER, cert_serial TEXT);
+  last_error TEXT, last_error_at INTEGER, cert_serial TEXT, boot_version TEXT, boot_counter INTEGER, boot_slot TEXT);
 CREATE INDEX IF NOT EXISTS devices_board ON devices (board, channel);
 CREATE TABLE IF NOT EXISTS revocations (id TEXT PRIMARY KEY, reason TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rollouts (
@@ -56,6 +64,7 @@ interface RolloutRow {
 interface DeviceRow {
   id: string; board: string; version: string; security_counter: number; slot: string; channel: string; status: string | null;
   first_seen: number; last_checkin: number; last_error: string | null; last_error_at: number | null; cert_serial: string | null;
+  boot_version: string | null; boot_counter: number | null; boot_slot: string | null;
 }
 
 function rolloutOf(r: RolloutRow): RolloutRecord {
@@ -71,6 +80,7 @@ function deviceOf(r: DeviceRow): DeviceRecord {
     id: r.id, board: r.board, version: r.version, securityCounter: r.security_counter, slot: r.slot, channel: r.channel,
     status: r.status, firstSeen: r.first_seen, lastCheckin: r.last_checkin, lastError: r.last_error, lastErrorAt: r.last_error_at,
     certSerial: r.cert_serial,
+    boot: r.boot_version !== null && r.boot_version !== undefined ? { version: r.boot_version, securityCounter: r.boot_counter ?? 0, slot: r.boot_slot ?? '' } : null,
   };
 }
 
@@ -135,6 +145,14 @@ export class SqliteStorage implements Storage {
   readonly blobs: BlobFolder;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  /** Last-seen times of unchanged check-ins, one transaction for all of a second's. */
+  private readonly lastSeen = new LastSeenBatch(async (rows) => {
+    if (!this.db.open) return;
+    const set = this.stmt('UPDATE devices SET last_checkin = MAX(last_checkin, ?) WHERE id = ?');
+    this.db.transaction(() => {
+      for (const [id, at] of rows) set.run(at, id);
+    })();
+  });
 
   private constructor(dataDir: string) {
     prepareDataDir(dataDir);
@@ -149,6 +167,10 @@ export class SqliteStorage implements Storage {
         throw new ServerError('E_SERVER_CONFIG', `the database in ${dataDir} has schema ${v}, newer than this server's ${SCHEMA_VERSION}`);
       }
       this.db.exec(SCHEMA);
+      for (const a of ADDED_COLUMNS) {
+        const cols = this.db.prepare(`PRAGMA table_info(${a.table})`).all() as { name: string }[];
+        if (!cols.some((c) => c.name === a.column)) this.db.exec(`ALTER TABLE ${a.table} ADD COLUMN ${a.column} ${a.type}`);
+      }
       this.db.pragma('user_version = ' + SCHEMA_VERSION);
     } catch (e) {
       if (e instanceof ServerError) throw e;
@@ -228,20 +250,36 @@ export class SqliteStorage implements Storage {
   }
 
   async recordCheckin(c: DeviceCheckin): Promise<DeviceRecord> {
-    this.stmt(`INSERT INTO devices (id, board, version, security_counter, slot, channel, status, first_seen, last_checkin, last_error, last_error_at, cert_serial)
-      VALUES (@id, @board, @version, @securityCounter, @slot, @channel, @status, @at, @at, @code, CASE WHEN @code IS NULL THEN NULL ELSE @at END, @certSerial)
+    const boot = c.boot ?? null;
+    this.stmt(`INSERT INTO devices (id, board, version, security_counter, slot, channel, status, first_seen, last_checkin, last_error, last_error_at, cert_serial,
+        boot_version, boot_counter, boot_slot)
+      VALUES (@id, @board, @version, @securityCounter, @slot, @channel, @status, @at, @at, @code, CASE WHEN @code IS NULL THEN NULL ELSE @at END, @certSerial,
+        @bootVersion, @bootCounter, @bootSlot)
       ON CONFLICT (id) DO UPDATE SET board = @board, version = @version, security_counter = @securityCounter, slot = @slot,
         channel = @channel, status = @status, last_checkin = @at, cert_serial = @certSerial,
-        last_error = COALESCE(@code, last_error), last_error_at = CASE WHEN @code IS NULL THEN last_error_at ELSE @at END`).run(c as never);
+        boot_version = @bootVersion, boot_counter = @bootCounter, boot_slot = @bootSlot,
+        last_error = COALESCE(@code, last_error), last_error_at = CASE WHEN @code IS NULL THEN last_error_at ELSE @at END`).run({
+      id: c.id, board: c.board, version: c.version, securityCounter: c.securityCounter, slot: c.slot, channel: c.channel, status: c.status,
+      at: c.at, code: c.code, certSerial: c.certSerial,
+      bootVersion: boot ? boot.version : null, bootCounter: boot ? boot.securityCounter : null, bootSlot: boot ? boot.slot : null,
+    });
     return (await this.device(c.id))!;
+  }
+
+  async touchCheckin(id: string, at: number): Promise<void> {
+    this.lastSeen.touch(id, at);
   }
 
   async device(id: string): Promise<DeviceRecord | null> {
     const r = this.stmt('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
-    return r ? deviceOf(r) : null;
+    if (!r) return null;
+    const d = deviceOf(r);
+    d.lastCheckin = Math.max(d.lastCheckin, this.lastSeen.seen(id) ?? 0);
+    return d;
   }
 
   async devices(limit: number): Promise<DeviceRecord[]> {
+    await this.lastSeen.flush();
     return (this.stmt('SELECT * FROM devices ORDER BY last_checkin DESC, id LIMIT ?').all(limit) as DeviceRow[]).map(deviceOf);
   }
 
@@ -273,8 +311,10 @@ export class SqliteStorage implements Storage {
     const tx = this.db.transaction(() => {
       const seq = ((this.stmt("SELECT COALESCE(MAX(seq), 0) AS s FROM rollouts").get() as { s: number }).s) + 1;
       const id = 'r' + seq;
+      // One active rollout per board, channel and kind: a boot-image rollout (.itb) supersedes only boot-image ones.
       this.stmt(`UPDATE rollouts SET state = 'superseded', reason = ?, updated_at = ?
-        WHERE board = ? AND channel = ? AND state IN ('active', 'paused')`).run('superseded by rollout ' + id, r.createdAt, r.board, r.channel);
+        WHERE board = ? AND channel = ? AND state IN ('active', 'paused') AND (target LIKE '%.itb') = ?`)
+        .run('superseded by rollout ' + id, r.createdAt, r.board, r.channel, r.target.endsWith('.itb') ? 1 : 0);
       this.stmt(`INSERT INTO rollouts (seq, id, board, channel, version, target, percent, halt_failure_rate, min_devices, state, reason, created_at, updated_at)
         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(seq, id, r.board, r.channel, r.version, r.target, r.percent, r.haltFailureRate,
         r.minDevices, r.state, r.reason, r.createdAt, r.updatedAt);
@@ -381,6 +421,7 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
+    await this.lastSeen.flush().catch(() => undefined);
     if (this.db.open) this.db.close();
   }
 }

@@ -39,6 +39,15 @@ export interface DeviceCheckin {
   code: string | null; // an error code the device reports with its check-in
   certSerial: string | null;
   at: number;
+  /** The boot image the device runs from its A/B boot slots (absent: none reported). */
+  boot?: DeviceBoot | null;
+}
+
+/** What a device with A/B boot slots reports about its boot image. */
+export interface DeviceBoot {
+  version: string;
+  securityCounter: number;
+  slot: string;
 }
 
 export interface DeviceRecord {
@@ -54,6 +63,8 @@ export interface DeviceRecord {
   lastError: string | null;
   lastErrorAt: number | null;
   certSerial: string | null;
+  /** Its boot image as last reported (null: the device reported none). */
+  boot?: DeviceBoot | null;
 }
 
 export interface RevocationRecord {
@@ -170,6 +181,12 @@ export interface Storage {
   target(name: string, sha256: string): Promise<TargetRecord | null>;
 
   recordCheckin(c: DeviceCheckin): Promise<DeviceRecord>;
+  /**
+   * A check-in that changed nothing but the time: the device's last-seen time becomes `at` (if
+   * later), written within a second together with others' (last-seen.ts). This storage's own
+   * reads see it at once; a process killed before the write loses only these times.
+   */
+  touchCheckin(id: string, at: number): Promise<void>;
   device(id: string): Promise<DeviceRecord | null>;
   devices(limit: number): Promise<DeviceRecord[]>;
   fleet(): Promise<FleetRow[]>;

@@ -26,6 +26,9 @@ export interface CheckinResult {
   offer: Offer | null;
   /** Why there is no offer (advice for logs; the device decides nothing from it). */
   reason?: NoOfferReason;
+  /** A boot image (FIT) for a device that reported A/B boot slots, from the board's boot-image rollout. */
+  bootOffer?: Offer | null;
+  bootReason?: NoOfferReason;
 }
 
 export interface RolloutStatus extends RolloutRecord {

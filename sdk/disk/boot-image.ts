@@ -29,6 +29,7 @@ import { nodeCrypto } from '../image/crypto-node';
 import { loadTrustedRootFile, MAX_ROOT_BYTES } from '../ota/root-file';
 import { readInputFile } from '../util/files';
 import { BOOT_TCB_PROPERTY, buildBootTcb, encodeBootTcb, type BootTcbRecord } from './boot-tcb';
+import { bootReleaseProperties } from '../ota/boot-target';
 import { asSignetError, DiskError } from './errors';
 import { FIT_KEY_NAME, loadFitSigner } from './fit-key';
 import { lzmaDeterministic, xzDeterministic } from './compress';
@@ -48,6 +49,11 @@ export interface BootImageOptions {
   testMode?: boolean;
   /** FIT timestamp; default SOURCE_DATE_EPOCH, else the kernel package's build time. */
   timestamp?: number;
+  /**
+   * The boot image as an OTA release (sdk/ota/boot-target.ts): signed root properties
+   * signet,board / signet,version / signet,security-counter, which `signet publish` and the agent need.
+   */
+  release?: { version: string; securityCounter: number };
 }
 
 export interface BootImage {
@@ -192,7 +198,10 @@ export async function buildBootImage(o: BootImageOptions): Promise<BootImage> {
       fdt: { data: dtb, description: `${o.board.id} device tree`, loadAddress: BigInt(a.fdt) },
       keyName: FIT_KEY_NAME,
       signer,
-      rootProperties: [{ name: BOOT_TCB_PROPERTY, value: await encodeBootTcb(tcb) }],
+      rootProperties: [
+        { name: BOOT_TCB_PROPERTY, value: await encodeBootTcb(tcb) },
+        ...(o.release ? bootReleaseProperties({ board: o.board.id, ...o.release }) : []),
+      ],
     });
     const kernelSize = o.board.arch === 'arm64' ? arm64ImageSize(kernel.kernel) : kernel.kernel.length;
     checkLoadLayout(o.board, { kernel: kernelSize, ramdisk: ramdisk.length, fdt: dtb.length, fit: fit.length });

@@ -26,6 +26,8 @@ import { asSignetError, DiskError } from './errors';
 import { decodeGpt, encodeGpt, type GptLayout } from './gpt';
 
 export interface DiskOptions {
+  /** The boot image's OTA release fields (`--boot-version`, `--boot-security-counter`; BootImageOptions.release). */
+  bootRelease?: { version: string; securityCounter: number };
   board: Board;
   /** The app image for slot A (.simg). */
   appImage: string;
@@ -88,7 +90,7 @@ export async function buildDisk(o: DiskOptions): Promise<DiskResult> {
     const rootPath = join(o.keysDir, 'root.json');
     const a = verifyForBoard(o.appImage, board, rootPath, 'app image');
     const b = o.slotBImage ? verifyForBoard(o.slotBImage, board, rootPath, 'slot B image') : undefined;
-    const boot = await buildBootImage({ board, keysDir: o.keysDir, fitKey: o.fitKey, testMode: o.testMode, timestamp: o.timestamp });
+    const boot = await buildBootImage({ board, keysDir: o.keysDir, fitKey: o.fitKey, testMode: o.testMode, timestamp: o.timestamp, release: o.bootRelease });
     const bootPart = partition(board, 'boot');
     if (boot.fit.length > bootPart.size) {
       throw new DiskError('E_DISK_TOO_LARGE', `the boot image is ${boot.fit.length} bytes, the boot partition of ${board.id} holds ${bootPart.size}`, 'enlarge the boot partition in the board file');

@@ -83,6 +83,17 @@ export interface UpdateResult {
   offer?: Offer;
   /** For `staged`: the slot written. */
   slot?: SlotName;
+  /** The boot image offered in the same check-in, if any (sdk/ota/boot-target.ts). */
+  boot?: { outcome: 'current' | 'staged'; offer: Offer; slot?: SlotName };
+}
+
+/**
+ * Boot images (A/B boot slots): the check-in also says which boot image runs, and a boot offer
+ * in its answer is handled after the app's part of the cycle. `BootTargetAgent` implements it.
+ */
+export interface AgentBootHook {
+  checkin(): Record<string, unknown> | null;
+  afterCheckin(answer: Uint8Array, result: UpdateResult, cb: Callback<UpdateResult>): void;
 }
 
 /** What the boot stage decided this boot (BootChoice + state). */
@@ -120,6 +131,8 @@ export interface AgentOptions {
   mirrors?: string[];
   /** After the last mirror, try the server's own `/tuf/` too (default false; always so without mirrors). */
   serverFallback?: boolean;
+  /** Boot-image updates on a device with A/B boot slots (sdk/ota/boot-target.ts). */
+  boot?: AgentBootHook;
   log?(line: string): void;
 }
 
@@ -328,10 +341,19 @@ export class OtaAgent {
         self.log('ota[PENDING] target=' + pending.target + ' status=' + pending.status);
         return cb(null, { outcome: 'pending' });
       }
-      self.postJson('/api/v1/checkin', {
+      const checkin: Record<string, unknown> = {
         board: dev.board, version: dev.version, securityCounter: dev.securityCounter, slot: dev.slot,
-      }, function (err, bytes) {
+      };
+      const bootHook = self.o.boot;
+      const bootFields = bootHook ? bootHook.checkin() : null;
+      if (bootFields) checkin.boot = bootFields;
+      self.postJson('/api/v1/checkin', checkin, function (err, bytes) {
         if (err) return cb(err);
+        // After the app's part succeeds, a boot offer in the same answer (boot-target.ts).
+        const done: Callback<UpdateResult> = function (e, r) {
+          if (e || !bootHook) return cb(e, r);
+          bootHook.afterCheckin(bytes as Uint8Array, r as UpdateResult, cb);
+        };
         let offer: Offer | null;
         try {
           offer = parseOffer(bytes as Uint8Array);
@@ -340,12 +362,12 @@ export class OtaAgent {
         }
         if (!offer) {
           self.log('ota[CHECKIN] offer=none');
-          return cb(null, { outcome: 'none' });
+          return done(null, { outcome: 'none' });
         }
         self.log('ota[OFFER] target=' + offer.target + ' version=' + offer.version + ' rollout=' + offer.rollout);
         const o = offer;
         self.install(o, dev, function (err2, r) {
-          if (!err2) return cb(null, r);
+          if (!err2) return done(null, r);
           self.log('ota[REFUSED] target=' + o.target + ' reason=' + err2.code);
           if (isTransient(err2.code)) return cb(err2);
           self.report({ rollout: o.rollout, target: o.target, status: 'failed', code: err2.code }, function () {

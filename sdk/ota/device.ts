@@ -14,6 +14,9 @@ import { PartitionDevice, readBytes } from '../../bootloader/src/block';
 import { FileBlockDevice } from '../../bootloader/src/block-file';
 import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision';
 import { BootStage, type BootChoice } from '../../bootloader/src/stage';
+import { confirmBootSlot, provisionBootEnv } from '../../bootloader/src/bootenv';
+import type { FitVerifyKey } from '../fit/fit-verify';
+import { BootTargetAgent, bootSlotsOn, ubootAbBoot, type BootRelease, type BootSlotName } from './boot-target';
 import type { BootState } from '../../bootloader/src/state';
 import type { ImageCrypto } from '../image/crypto';
 import { nodeCrypto } from '../image/crypto-node';
@@ -50,6 +53,13 @@ export interface SimulatedDeviceOptions {
   limits?: Partial<MetadataLimits>;
   maxResumes?: number;
   sectorSize?: number;
+  /**
+   * A/B boot slots (an A/B disk's byte ranges, sdk/disk/boot-ab.ts): the device boots through a
+   * model of U-Boot's A/B bootcmd (`ubootAbBoot`) and its agent updates boot images too.
+   */
+  bootAb?: { boot_a: { offset: number; size: number }; boot_b: { offset: number; size: number }; bootenv: { offset: number; size: number } };
+  /** The FIT public key(s) U-Boot holds (`required = "conf"`), for bootAb. */
+  fitKeys?: FitVerifyKey[];
 }
 
 export interface ProvisionDeviceOptions extends SimulatedDeviceOptions {
@@ -58,6 +68,9 @@ export interface ProvisionDeviceOptions extends SimulatedDeviceOptions {
   flashBytes: number;
   /** The security floor the device leaves the factory with (default 0). */
   securityFloor?: number;
+  /** With bootAb: the factory boot image (FIT), written to both boot slots as `signet disk --boot-ab` does. */
+  bootImage?: Uint8Array;
+  bootlimit?: number;
 }
 
 export interface BootOutcome {
@@ -70,6 +83,8 @@ export interface BootOutcome {
   /** The app threw (its code, if it had one). */
   appError: string | null;
   state: BootState | null;
+  /** With A/B boot slots: the boot slot U-Boot booted and the boot image in it (null: neither boots). */
+  boot?: { slot: BootSlotName; release: BootRelease } | null;
 }
 
 const FLASH_FILE = 'flash.img';
@@ -85,6 +100,8 @@ export class SimulatedDevice {
   private flash: FileBlockDevice | null = null;
   private stage: BootStage | null = null;
   private running: BootChoice | null = null;
+  /** The agent's boot-image side, on a device with A/B boot slots. */
+  readonly bootAgent: BootTargetAgent | null = null;
 
   /** Factory provisioning: a fresh flash with the factory image in slot A. */
   static provision(o: ProvisionDeviceOptions): SimulatedDevice {
@@ -95,6 +112,15 @@ export class SimulatedDevice {
     const dev = new FileBlockDevice(path, o.sectorSize ?? 512);
     try {
       provisionFlash(dev, o.layout, { slotA: o.factoryImage, securityFloor: o.securityFloor ?? 0 });
+      if (o.bootAb && o.bootImage) {
+        const slots = bootSlotsOn(dev, o.bootAb);
+        for (const s of [slots.slots.a, slots.slots.b]) {
+          const buf = new Uint8Array(Math.ceil(o.bootImage.length / dev.sectorSize) * dev.sectorSize).fill(0xff);
+          buf.set(o.bootImage);
+          s.write(0, buf);
+        }
+        provisionBootEnv(slots.env, 'a', o.bootlimit ?? 3);
+      }
     } finally {
       dev.close();
     }
@@ -126,7 +152,22 @@ export class SimulatedDevice {
       limits: o.limits,
       maxResumes: o.maxResumes,
       log: (l) => this.lines.push(l),
+      boot: o.bootAb ? {
+        checkin: () => this.bootAgent!.checkin(),
+        afterCheckin: (answer, result, cb) => this.bootAgent!.afterCheckin(answer, result, cb),
+      } : undefined,
     });
+    if (o.bootAb) {
+      const ab = o.bootAb;
+      this.bootAgent = new BootTargetAgent({
+        agent: this.agent, store: this.store, fitKeys: o.fitKeys ?? [], board: o.board,
+        device: () => {
+          if (!this.flash) throw new OtaError('E_CLIENT_STATE', 'the device is powered off');
+          return bootSlotsOn(this.flash, ab);
+        },
+        log: (l) => this.lines.push(l),
+      });
+    }
   }
 
   private requireStage(): BootStage {
@@ -158,6 +199,12 @@ export class SimulatedDevice {
     this.flash = new FileBlockDevice(this.flashPath, this.o.sectorSize ?? 512);
     const L = this.o.layout;
     const crypto = this.o.crypto ?? nodeCrypto;
+    // U-Boot first: it counts the try and picks the boot slot whose FIT it boots.
+    let bootSlot: BootOutcome['boot'];
+    if (this.o.bootAb) {
+      bootSlot = ubootAbBoot(bootSlotsOn(this.flash, this.o.bootAb), this.o.fitKeys ?? [], (l) => this.lines.push(l));
+      if (!bootSlot) return { slot: null, trial: false, version: null, confirmed: false, appError: null, state: null, boot: null };
+    }
     const now = this.o.now ?? (() => Math.floor(Date.now() / 1000));
     // The boot stage starts from the root built into the device and follows the chain it
     // stored in the state partition (the agent installs each rotation there before staging).
@@ -173,10 +220,12 @@ export class SimulatedDevice {
     });
     const choice = this.stage.boot();
     this.running = choice;
-    if (!choice) return { slot: null, trial: false, version: null, confirmed: false, appError: null, state: this.stage.currentState() };
+    if (!choice) return { slot: null, trial: false, version: null, confirmed: false, appError: null, state: this.stage.currentState(), boot: bootSlot };
     const st = this.stage.currentState();
     const trial = choice.trial; // confirm() below turns the choice into a good boot
     await this.call((cb) => this.agent.afterBoot({ slot: choice.slot, trial, lastError: st ? st.lastError : '' }, cb));
+    const bootAgent = this.bootAgent;
+    if (bootAgent) await this.call((cb) => bootAgent.afterBoot(cb));
     let confirmed = false;
     let appError: string | null = null;
     const stage = this.stage;
@@ -186,6 +235,8 @@ export class SimulatedDevice {
       log: (line: string) => this.lines.push(line),
       confirm: () => {
         stage.confirm();
+        // As the boot stage does on an A/B disk (bootloader/src/device-main.ts): the boot slot too.
+        if (this.o.bootAb && this.flash) confirmBootSlot(bootSlotsOn(this.flash, this.o.bootAb).env, (l) => this.lines.push(l));
         confirmed = true;
       },
     };
@@ -197,7 +248,8 @@ export class SimulatedDevice {
       this.lines.push('app[CRASH] ' + String((e as Error).message ?? e));
     }
     if (confirmed) await this.call((cb) => this.agent.confirmed(cb));
-    return { slot: choice.slot, trial, version: choice.image.manifest.version, confirmed, appError, state: this.stage.currentState() };
+    if (confirmed && bootAgent) await this.call((cb) => bootAgent.afterBoot(cb));
+    return { slot: choice.slot, trial, version: choice.image.manifest.version, confirmed, appError, state: this.stage.currentState(), boot: bootSlot };
   }
 
   /** One agent cycle: check in, and if offered, refresh, download, verify, stage, report. */
@@ -209,6 +261,18 @@ export class SimulatedDevice {
 
   private call(fn: (cb: (err: SignetError | null) => void) => void): Promise<void> {
     return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+  }
+
+  /** The raw bytes of a boot slot (A/B devices). */
+  bootSlotBytes(slot: BootSlotName): Uint8Array {
+    if (!this.o.bootAb) throw new OtaError('E_CLIENT_STATE', 'this device has no A/B boot slots');
+    const dev = new FileBlockDevice(this.flashPath, this.o.sectorSize ?? 512, false);
+    try {
+      const p = slot === 'a' ? this.o.bootAb.boot_a : this.o.bootAb.boot_b;
+      return readBytes(new PartitionDevice(dev, p.offset, p.size), 0, p.size).slice();
+    } finally {
+      dev.close();
+    }
   }
 
   /** The raw bytes of a slot (tests compare them before and after an attack). */

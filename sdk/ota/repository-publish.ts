@@ -9,7 +9,7 @@
  *   3. add the image as a target, bump the version, sign with the targets key(s) here
  *   4. upload the image, then the signed metadata; the server adds snapshot and timestamp
  */
-import { readdirSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeCrypto } from '../image/crypto-node';
 import { readImageFile } from '../image/file';
@@ -23,6 +23,13 @@ import { RepositoryError } from './repository-errors';
 import type { PublishAnswer } from './repository-http';
 import { checkTargetsShape, type TargetsSigned } from './roles';
 import { checkServerTargets, heldRootChain } from './repository-roots';
+import { FIT_KEY_NAME, loadFitSigner } from '../disk/fit-key';
+import { readInputFile } from '../util/files';
+import { bootTargetFor, checkBootRelease, isFit } from './boot-target';
+import type { TargetFile } from './roles';
+
+/** A boot image no larger than this is read for publishing (boot partitions are tens of MiB). */
+const MAX_BOOT_IMAGE_BYTES = 256 * 1024 * 1024;
 
 /** What publish needs from the server; `AdminClient` implements it over HTTPS. */
 export interface PublishTransport {
@@ -50,6 +57,8 @@ export interface PublishReport {
   board: string;
   version: string;
   securityCounter: number;
+  /** `app`: a Signet app image; `boot`: a boot image (FIT) for A/B boot slots. */
+  kind: 'app' | 'boot';
   alreadyPublished: boolean;
   targetsVersion: number;
   snapshotVersion?: number;
@@ -88,15 +97,48 @@ function checkedRemoteTargets(targets: unknown | null, chain: ReturnType<typeof 
   return current;
 }
 
+/** The file's first bytes are a FIT's (d00dfeed); anything unreadable is left to the app-image reader's errors. */
+function startsWithFitMagic(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const head = new Uint8Array(4);
+    return readSync(fd, head, 0, 4, 0) === 4 && isFit(head);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * The file to publish, checked as a device will check it: an app image against root (targets
+ * keys, board, expiry), a boot image (FIT, by its magic) as U-Boot and the agent will — the FIT
+ * key's signature (the public half of `<keys>/fit.key`), signed release fields, a known board
+ * whose arch is the kernel's.
+ */
+async function releaseFile(o: PublishOptions, root: ReturnType<typeof heldRootChain>[0]['root'], now: number, passphrases: PassphraseSource):
+  Promise<{ image: Uint8Array; target: { name: string; file: TargetFile }; release: Pick<PublishReport, 'board' | 'version' | 'securityCounter' | 'kind'> }> {
+  if (startsWithFitMagic(o.imagePath)) {
+    const bytes = readInputFile(o.imagePath, MAX_BOOT_IMAGE_BYTES, 'boot image');
+    const signer = await loadFitSigner(o.keysDir, passphrases);
+    const rel = checkBootRelease(bytes, [{ keyName: FIT_KEY_NAME, publicKey: signer.publicKey() }]);
+    return { image: bytes, target: bootTargetFor(bytes, rel, nodeCrypto), release: { board: rel.board, version: rel.version, securityCounter: rel.securityCounter, kind: 'boot' } };
+  }
+  const image = readImageFile(o.imagePath);
+  const target = targetForImage(image, nodeCrypto);
+  verifyImage(image, { root, board: target.manifest.board, now, crypto: nodeCrypto });
+  const m = target.manifest;
+  return { image, target, release: { board: m.board, version: m.version, securityCounter: m.securityCounter, kind: 'app' } };
+}
+
 export async function publishRelease(o: PublishOptions): Promise<PublishReport> {
   const now = o.now ?? Math.floor(Date.now() / 1000);
   const passphrases = o.passphrases ?? envOrPromptPassphrase;
   const chain = heldRootChain(o.keysDir, now);
   const root = chain[0].root;
-  const image = readImageFile(o.imagePath);
-  const target = targetForImage(image, nodeCrypto);
   // 1. The device's decision, here first: a release that would be refused is not published.
-  verifyImage(image, { root, board: target.manifest.board, now, crypto: nodeCrypto });
+  const { image, target, release } = await releaseFile(o, root, now, passphrases);
 
   // 2. The server's targets metadata, checked before we sign over it.
   const remote = await o.transport.getTargets();
@@ -106,8 +148,7 @@ export async function publishRelease(o: PublishOptions): Promise<PublishReport> 
   const current = checkedRemoteTargets(remote.targets, chain);
   const sha256 = target.file.hashes.sha256;
   const base: Omit<PublishReport, 'alreadyPublished' | 'targetsVersion' | 'signatures'> = {
-    name: target.name, path: consistentTargetPath(target.name, sha256), sha256, length: target.file.length,
-    board: target.manifest.board, version: target.manifest.version, securityCounter: target.manifest.securityCounter,
+    name: target.name, path: consistentTargetPath(target.name, sha256), sha256, length: target.file.length, ...release,
   };
   const existing = current?.targets[target.name];
   if (existing && existing.hashes.sha256 === sha256) {

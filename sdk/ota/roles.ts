@@ -20,7 +20,15 @@ export interface TargetCustom {
   version: string;
   securityCounter: number;
   name: string;
+  /**
+   * Absent: a Signet app image (`.simg`). `"boot"`: a boot image (U-Boot FIT, `.itb`, named
+   * `boot`) for the boot slots, with its own security counter (sdk/ota/boot-target.ts).
+   */
+  kind?: 'boot';
 }
+
+/** The `name` every boot-image target carries (`<board>/boot-<version>.itb`). */
+export const BOOT_TARGET_NAME = 'boot';
 
 export interface TargetFile {
   length: number;
@@ -61,7 +69,7 @@ export interface TimestampSigned {
 
 /** Hard caps a Signet client and server apply (docs/ota-protocol.md §1). */
 export const MAX_TARGETS = 4096;
-export const TARGET_NAME = /^[a-z0-9][a-z0-9-]{0,63}\/[a-z0-9][a-z0-9._-]{0,63}-[0-9A-Za-z.+-]{1,64}\.simg$/;
+export const TARGET_NAME = /^[a-z0-9][a-z0-9-]{0,63}\/[a-z0-9][a-z0-9._-]{0,63}-[0-9A-Za-z.+-]{1,64}\.(simg|itb)$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const BOARD = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const SERVICE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -96,9 +104,14 @@ function checkHashes(h: unknown, what: string): Hashes {
   return h as unknown as Hashes;
 }
 
-/** The target name Signet gives an image: `<board>/<name>-<version>.simg`. */
-export function targetNameFor(custom: { board: string; name: string; version: string }): string {
-  return custom.board + '/' + custom.name + '-' + custom.version + '.simg';
+/** The target name Signet gives an image: `<board>/<name>-<version>.simg`, a boot image `<board>/boot-<version>.itb`. */
+export function targetNameFor(custom: { board: string; name: string; version: string; kind?: string }): string {
+  return custom.board + '/' + custom.name + '-' + custom.version + (custom.kind === 'boot' ? '.itb' : '.simg');
+}
+
+/** Whether a target is a boot image (a FIT for the boot slots) rather than an app image. */
+export function isBootTarget(custom: { kind?: string }): boolean {
+  return custom.kind === 'boot';
 }
 
 /** Targets metadata, every entry a Signet image with consistent `custom` fields. */
@@ -111,7 +124,7 @@ export function checkTargetsShape(s: unknown): TargetsSigned {
     const name = names[i];
     const f = (t.targets as Record<string, unknown>)[name];
     const what = 'target ' + name;
-    if (!TARGET_NAME.test(name)) throw new MetadataError('E_META_FORMAT', what + ' is not named <board>/<name>-<version>.simg');
+    if (!TARGET_NAME.test(name)) throw new MetadataError('E_META_FORMAT', what + ' is not named <board>/<name>-<version>.simg (or .itb)');
     if (!isObject(f) || typeof f.length !== 'number' || f.length < 0 || Math.floor(f.length) !== f.length) {
       throw new MetadataError('E_META_FORMAT', what + ' needs a non-negative integer length');
     }
@@ -122,6 +135,10 @@ export function checkTargetsShape(s: unknown): TargetsSigned {
         typeof c.securityCounter !== 'number' || c.securityCounter < 0 || c.securityCounter > 0xffffffff ||
         Math.floor(c.securityCounter) !== c.securityCounter) {
       throw new MetadataError('E_META_FORMAT', what + ' needs custom { board, version, securityCounter, name }');
+    }
+    // Fail closed on a kind this client does not know; a boot image is always named "boot".
+    if (c.kind !== undefined && (c.kind !== 'boot' || c.name !== BOOT_TARGET_NAME)) {
+      throw new MetadataError('E_META_FORMAT', what + ' has an unknown kind ' + JSON.stringify(c.kind) + ' (only "boot", named "boot")');
     }
     if (targetNameFor(c as unknown as TargetCustom) !== name) {
       throw new MetadataError('E_META_FORMAT', what + ' does not match its custom board/name/version');

@@ -10,12 +10,23 @@ import { MAX_KEY_DTB_FILE, readInputFile } from '../../util/files';
 import { writeFileAtomic } from '../../util/fs-atomic';
 import { join } from 'node:path';
 import { MAX_ROOT_BYTES } from '../../ota/root-file';
+import { SEMVER } from '../../image/manifest';
 
 /** A FIT given to `--boot-b`: no larger than a boot partition may be (checked again against the board's). */
 const MAX_FIT_FILE = 256 * 1024 * 1024;
 import { intOption, JSON_OPTION, need, onePositional, UsageError, type Command } from '../command';
 
 const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
+
+/** A boot image's release fields from a version option and a counter option: both or neither. */
+function bootRelease(ctx: Parameters<Command['run']>[0], versionOpt: string, counterOpt: string): { version: string; securityCounter: number } | undefined {
+  const version = ctx.values[versionOpt] as string | undefined;
+  const counter = intOption(ctx, counterOpt, 0, 0xffffffff);
+  if (version === undefined && counter === undefined) return undefined;
+  if (version === undefined || counter === undefined) throw new UsageError(`--${versionOpt} and --${counterOpt} go together`);
+  if (!SEMVER.test(version)) throw new UsageError(`--${versionOpt} must be a semantic version like 2.0.0`);
+  return { version, securityCounter: counter };
+}
 
 export const fit: Command = {
   path: ['fit'],
@@ -27,13 +38,16 @@ export const fit: Command = {
     out: { type: 'string', valueName: 'file', description: 'the FIT to write (.itb)' },
     'key-dtb': { type: 'string', valueName: 'file', description: 'also write the public-key DTB to bake into U-Boot' },
     'app-test-mode': { type: 'boolean', description: 'the guest powers off after the app (tests, CI)' },
+    version: { type: 'string', valueName: 'semver', description: 'the boot image\'s release version (signed into it; needed to `signet publish` it)' },
+    'security-counter': { type: 'string', valueName: 'n', description: 'the boot image\'s own anti-rollback counter (with --version)' },
     ...JSON_OPTION,
   },
   details: ['Deterministic: the FIT timestamp is SOURCE_DATE_EPOCH, else the kernel package build time.'],
   async run(ctx) {
     const board = loadBoard(need(ctx, 'board'));
     const out = need(ctx, 'out');
-    const b = await buildBootImage({ board, keysDir: need(ctx, 'keys'), fitKey: ctx.values.key as string | undefined, testMode: ctx.values['app-test-mode'] === true });
+    const b = await buildBootImage({ board, keysDir: need(ctx, 'keys'), fitKey: ctx.values.key as string | undefined, testMode: ctx.values['app-test-mode'] === true,
+      release: bootRelease(ctx, 'version', 'security-counter') });
     writeFileAtomic(out, b.fit);
     const keyDtb = ctx.values['key-dtb'] as string | undefined;
     if (keyDtb !== undefined) writeFileAtomic(keyDtb, b.keyDtb);
@@ -66,6 +80,8 @@ export const disk: Command = {
     'boot-b': { type: 'string', valueName: 'boot.itb', description: 'with --boot-ab: put this FIT (signed by the same key) in boot_b instead' },
     'key-dtb': { type: 'string', valueName: 'file', description: 'also write the public-key DTB to bake into U-Boot' },
     'app-test-mode': { type: 'boolean', description: 'the guest powers off after the app (tests, CI)' },
+    'boot-version': { type: 'string', valueName: 'semver', description: 'the boot image\'s release version (signed into it; what the device reports and OTA compares)' },
+    'boot-security-counter': { type: 'string', valueName: 'n', description: 'the boot image\'s own anti-rollback counter (with --boot-version)' },
     ...JSON_OPTION,
   },
   details: ['Every image is verified for the board with <keys>/root.json before anything is written.'],
@@ -83,6 +99,7 @@ export const disk: Command = {
       fitKey: ctx.values.key as string | undefined,
       out,
       testMode: ctx.values['app-test-mode'] === true,
+      bootRelease: bootRelease(ctx, 'boot-version', 'boot-security-counter'),
       bootAb: ctx.values['boot-ab'] === true ? { fitB: bootB === undefined ? undefined : readInputFile(bootB, MAX_FIT_FILE, 'boot image') } : undefined,
     });
     const keyDtb = ctx.values['key-dtb'] as string | undefined;
