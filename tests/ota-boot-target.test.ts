@@ -15,13 +15,18 @@
 //  5. A power cut after every sector write of a boot-slot update: every restart boots a verified
 //     boot slot that the boot environment selects.
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileBlockDevice } from '../bootloader/src/block-file';
 import { PartitionDevice } from '../bootloader/src/block';
 import { provisionBootEnv, readBootEnv } from '../bootloader/src/bootenv';
-import { FIT_KEY_NAME, loadFitSigner } from '../sdk/disk/fit-key';
+import { provisionFlash } from '../bootloader/src/provision';
+import { loadBoard } from '../sdk/board';
+import { abLayout } from '../sdk/disk/boot-ab';
+import { publicKeyDtb } from '../sdk/fit/keydtb';
+import { boardLayout } from '../sdk/ota/simulate';
+import { FIT_KEY_NAME, loadFitSigner, type FitSigner } from '../sdk/disk/fit-key';
 import { buildFit } from '../sdk/fit/fit';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
 import type { RsaSigner } from '../sdk/fit/signer';
@@ -53,7 +58,7 @@ const FLASH_BYTES = SMALL_FLASH_BYTES + 128 * KiB;
 
 let work: string;
 let k: RepoKeys;
-let fitSigner: RsaSigner;
+let fitSigner: FitSigner;
 let storage: SqliteStorage;
 let listening: Listening;
 let url: string;
@@ -292,6 +297,41 @@ describe('a device with A/B boot slots', () => {
     // Power on again: the factory boot image, verified.
     expect((await d2.boot()).boot).toMatchObject({ slot: 'a', release: { version: '1.0.0' } });
     d2.shutdown();
+  });
+});
+
+describe('signet device simulate on an A/B disk', () => {
+  it('updates the boot image of a device whose flash is a --boot-ab disk layout, through U-Boot\'s A/B bootcmd', async () => {
+    // The board's real layout (boot_a at the board's boot partition, boot_b and bootenv after the
+    // last partition, app slots and state where the board has them) as `signet disk --boot-ab
+    // --boot-version 1.0.0` lays it out, with the small test FIT in both boot slots.
+    const board = loadBoard(BOARD);
+    const ab = abLayout(board)!;
+    const { layout } = boardLayout(board);
+    const diskPath = join(work, 'ab-disk.img');
+    writeFileSync(diskPath, new Uint8Array(0));
+    truncateSync(diskPath, ab.bootenv.offset + ab.bootenv.size);
+    const dev = new FileBlockDevice(diskPath, 512);
+    try {
+      provisionFlash(dev, layout, { slotA: await makeImage({ version: '1.3.0', securityCounter: 4, app: appSource('svc', true), signers: [k.targets] }), securityFloor: 4 });
+      for (const p of [ab.boot_a, ab.boot_b]) new PartitionDevice(dev, p.offset, p.size).write(0, padded(bootV1));
+      provisionBootEnv(new PartitionDevice(dev, ab.bootenv.offset, ab.bootenv.size), 'a', 3);
+    } finally {
+      dev.close();
+    }
+    const keyDtb = file('pub.dtb', publicKeyDtb(fitSigner.publicKey(), FIT_KEY_NAME));
+    const id = await enroll(k, work, 'tv-sim');
+    // The boot rollout in force is 3.0.0 (tampered on the server above): publish 4.0.0 and roll it out.
+    expect((await signetAsync(['publish', file('boot-4.0.0.itb', bootFit({ version: '4.0.0', counter: 4 })), '--keys', k.keys, ...adminArgs()])).code).toBe(0);
+    expect((await signetAsync(['rollout', 'create', '--board', BOARD, '--boot-version', '4.0.0', '--percent', '100', '--halt-failure-rate', '0.5', ...adminArgs()])).code).toBe(0);
+    const dir = join(work, 'ids', id.id);
+    const r = await signetAsync(['device', 'simulate', '--dir', dir, '--board', BOARD, '--root', join(k.keys, 'root.json'), '--server', url,
+      '--disk', diskPath, '--key-dtb', keyDtb, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.update).toMatchObject({ outcome: 'none', boot: { outcome: 'staged', slot: 'b' } });
+    expect(out.running).toMatchObject({ slot: 'a', version: '1.3.0', confirmed: true, boot: { slot: 'b', version: '4.0.0', securityCounter: 4 } });
+    expect(out.lines).toEqual(expect.arrayContaining(['signet-ab: boot_slot=b bootcount=1', 'boot[BOOT-CONFIRM] slot=b tries=1']));
   });
 });
 

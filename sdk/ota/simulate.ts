@@ -3,7 +3,11 @@
  * flash file, the real agent over mutual TLS) that boots, checks in, updates through a trial
  * boot and confirms — what a vendor runs to try a release end to end without hardware.
  */
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, statSync } from 'node:fs';
+import { abLayout } from '../disk/boot-ab';
+import { requiredConfKeys, type FitVerifyKey } from '../fit/fit-verify';
+import { readPublicKeysFromDtb } from '../fit/keydtb';
+import { MAX_KEY_DTB_FILE } from '../util/files';
 import { join } from 'node:path';
 import { partition, type Board } from '../board';
 import { readImageFile, verifyImageFile } from '../image/file';
@@ -26,6 +30,14 @@ export interface SimulateOptions {
   /** Mirrors for metadata and targets (AgentOptions.mirrors), and the server after them. */
   mirrors?: string[];
   serverFallback?: boolean;
+  /**
+   * A/B boot slots: the public-key DTB U-Boot holds (`signet disk --key-dtb`). The device's flash
+   * is then an A/B disk (`--disk` from `signet disk --boot-ab`), booted through the model of
+   * U-Boot's A/B bootcmd, and its agent updates boot images too.
+   */
+  keyDtb?: string;
+  /** On first use: start from this disk image (from `signet disk`) as the device's flash. */
+  disk?: string;
   onLine?: (line: string) => void;
 }
 
@@ -65,6 +77,12 @@ export async function simulateDevice(o: SimulateOptions): Promise<SimulateResult
     serverFallback: o.serverFallback,
     tls: { ca: id.caPem, cert: id.certPem, key: id.keyPem },
   };
+  const ab = o.keyDtb !== undefined ? abOptions(o.board, o.keyDtb) : {};
+  if (o.disk !== undefined && !existsSync(join(o.dir, 'flash.img'))) {
+    // The disk's partitions sit where the board's layout says, so it is the device's flash as it is.
+    if (statSync(o.disk).size < bytes) throw new SignetError('E_USAGE', `${o.disk} is smaller than the flash of ${o.board.id}`, 'pass a disk image from `signet disk`');
+    copyFileSync(o.disk, join(o.dir, 'flash.img'));
+  }
   const fresh = !existsSync(join(o.dir, 'flash.img'));
   let factoryImage: Uint8Array | undefined;
   if (fresh) {
@@ -76,8 +94,8 @@ export async function simulateDevice(o: SimulateOptions): Promise<SimulateResult
     factoryImage = readImageFile(path, layout.slot_a.size);
   }
   const dev = factoryImage
-    ? SimulatedDevice.provision({ ...common, factoryImage, flashBytes: bytes })
-    : new SimulatedDevice(common);
+    ? SimulatedDevice.provision({ ...common, ...ab, factoryImage, flashBytes: bytes })
+    : new SimulatedDevice({ ...common, ...ab });
   let shown = 0;
   const flush = () => {
     for (; shown < dev.lines.length; shown++) o.onLine?.(dev.lines[shown]);
@@ -92,12 +110,21 @@ export async function simulateDevice(o: SimulateOptions): Promise<SimulateResult
   const update = await dev.checkForUpdate();
   flush();
   let after: BootOutcome | undefined;
-  if (update.outcome === 'staged') {
+  if (update.outcome === 'staged' || update.boot?.outcome === 'staged') {
     after = await dev.boot(); // the trial boot: the app confirms, the agent reports
     flush();
   }
   dev.shutdown();
   return { first, update, after, lines: dev.lines };
+}
+
+/** The A/B layout of the board and the FIT key(s) from U-Boot's public-key DTB. */
+function abOptions(board: Board, keyDtb: string): { bootAb: NonNullable<ReturnType<typeof abLayout>>; fitKeys: FitVerifyKey[] } {
+  const bootAb = abLayout(board);
+  if (!bootAb) throw new SignetError('E_USAGE', `board ${board.id} has no room for A/B boot slots`, 'simulate it without --key-dtb');
+  const fitKeys = requiredConfKeys(readPublicKeysFromDtb(readInputFile(keyDtb, MAX_KEY_DTB_FILE, 'U-Boot public-key DTB')));
+  if (!fitKeys.length) throw new SignetError('E_USAGE', `${keyDtb} holds no key with required = "conf"`, 'pass the DTB `signet disk --key-dtb` wrote');
+  return { bootAb, fitKeys };
 }
 
 function requireFactory(p: string | undefined): string {

@@ -85,6 +85,8 @@ export const deviceSimulate: Command = {
     root: { type: 'string', valueName: 'root.json', description: 'the root built into the device' },
     server: { type: 'string', valueName: 'url', description: 'update server (default $SIGNET_SERVER or https://localhost:8443)' },
     factory: { type: 'string', valueName: 'app.simg', description: 'factory image for slot A on first use' },
+    disk: { type: 'string', valueName: 'disk.img', description: 'on first use, start from this disk image (`signet disk`; with --boot-ab for boot-image updates)' },
+    'key-dtb': { type: 'string', valueName: 'pub.dtb', description: 'A/B boot slots: the U-Boot public-key DTB (`signet disk --key-dtb`); boots through U-Boot\'s A/B bootcmd and updates boot images too' },
     mirror: { type: 'string', multiple: true, valueName: 'url', description: 'a `signet mirror sync` folder\'s URL for metadata and targets (repeatable, tried in order)' },
     'server-fallback': { type: 'boolean', description: 'with --mirror: try the server\'s own /tuf after the last mirror' },
     ...JSON_OPTION,
@@ -98,13 +100,17 @@ export const deviceSimulate: Command = {
       rootPath: need(ctx, 'root'),
       server: (ctx.values.server as string | undefined) ?? process.env.SIGNET_SERVER ?? 'https://localhost:8443',
       factory: ctx.values.factory as string | undefined,
+      disk: ctx.values.disk as string | undefined,
+      keyDtb: ctx.values['key-dtb'] as string | undefined,
       mirrors: ctx.values.mirror as string[] | undefined,
       serverFallback: ctx.values['server-fallback'] === true,
       onLine: ctx.json ? undefined : (l) => ctx.out('  ' + l),
     });
     const last = r.after ?? r.first;
-    if (ctx.json) ctx.out(JSON.stringify({ update: r.update, running: { slot: last.slot, version: last.version, confirmed: last.confirmed }, lines: r.lines }, null, 2));
-    else ctx.out(`device runs ${last.version ?? 'nothing (recovery)'} from slot ${last.slot ?? '-'}${r.update.outcome === 'staged' ? `, updated from ${r.first.version}` : ''} (update check: ${r.update.outcome})`);
+    const boot = last.boot ? { slot: last.boot.slot, version: last.boot.release.version, securityCounter: last.boot.release.securityCounter } : null;
+    if (ctx.json) ctx.out(JSON.stringify({ update: r.update, running: { slot: last.slot, version: last.version, confirmed: last.confirmed, boot }, lines: r.lines }, null, 2));
+    else ctx.out(`device runs ${last.version ?? 'nothing (recovery)'} from slot ${last.slot ?? '-'}${r.update.outcome === 'staged' ? `, updated from ${r.first.version}` : ''} (update check: ${r.update.outcome})` +
+      (boot ? `; boot image ${boot.version} from boot slot ${boot.slot}${r.update.boot?.outcome === 'staged' ? `, updated from ${r.first.boot?.release.version}` : ''}` : ''));
     return last.slot ? 0 : 1;
   },
 };
