@@ -156,6 +156,22 @@ describe.each(BACKENDS)('storage on $name', ({ open }) => {
     expect((await s.devices(1)).map((d) => d.id)).toEqual(['d2']);
   });
 
+  it('devices: an unchanged check-in moves only the last-seen time, batched: seen at once here, in the database after the flush', async () => {
+    const s = await fresh();
+    const base = { board: 'qemu-virt-arm64', version: '1.0.0', securityCounter: 1, slot: 'a', channel: 'stable', status: null, code: null, certSerial: '01' };
+    await s.recordCheckin({ ...base, id: 'd1', at: 100 });
+    await s.recordCheckin({ ...base, id: 'd2', at: 200 });
+    await s.touchCheckin('d1', 500);
+    await s.touchCheckin('d1', 300); // an older time never moves it back
+    expect(await s.device('d1')).toMatchObject({ lastCheckin: 500, firstSeen: 100 });
+    // devices() reads the rows (after writing what is pending): d1's stored time is 500 now.
+    expect((await s.devices(10)).map((d) => [d.id, d.lastCheckin])).toEqual([['d1', 500], ['d2', 200]]);
+    // A full check-in with an older time than a touched one keeps the newer (another replica's order).
+    await s.touchCheckin('d2', 900);
+    await s.recordCheckin({ ...base, id: 'd2', version: '1.1.0', at: 800 });
+    expect((await s.devices(10)).map((d) => [d.id, d.lastCheckin, d.version])).toEqual([['d2', 900, '1.1.0'], ['d1', 500, '1.0.0']]);
+  });
+
   it('revocations: add, replace, look up, list', async () => {
     const s = await fresh();
     await s.revoke({ id: 'd1', reason: 'lost', at: 5 });
