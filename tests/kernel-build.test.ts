@@ -89,9 +89,12 @@ describe('the qemu-virt-arm64 kernel from Debian source', () => {
     expect(k.fragmentOptions).toBe(fragment.length);
     for (const o of fragment) expect(config.get(o.name) ?? 'n', o.name).toBe(o.value);
     expect(config.get('CONFIG_MODULES') ?? 'n').toBe('n');
-    for (const o of ['CONFIG_VIRTIO_BLK', 'CONFIG_VIRTIO_MMIO', 'CONFIG_VIRTIO_PCI', 'CONFIG_VIRTIO_NET', 'CONFIG_SERIAL_AMBA_PL011_CONSOLE', 'CONFIG_STACKPROTECTOR_STRONG', 'CONFIG_HARDENED_USERCOPY']) {
+    for (const o of ['CONFIG_VIRTIO_BLK', 'CONFIG_VIRTIO_MMIO', 'CONFIG_VIRTIO_PCI', 'CONFIG_VIRTIO_NET', 'CONFIG_SERIAL_AMBA_PL011_CONSOLE', 'CONFIG_STACKPROTECTOR_STRONG', 'CONFIG_HARDENED_USERCOPY',
+      'CONFIG_WATCHDOG', 'CONFIG_WATCHDOG_CORE', 'CONFIG_I6300ESB_WDT']) { // the watchdog the A/B boot fallback relies on (QEMU's i6300esb)
       expect(config.get(o), o).toBe('y');
     }
+    // The kernel never feeds a watchdog the firmware left running: a hang before /dev/watchdog is opened resets.
+    expect(config.get('CONFIG_WATCHDOG_HANDLE_BOOT_ENABLED') ?? 'n').toBe('n');
     expect(k.optionsSet).toBe([...config.values()].filter((v) => v !== 'n').length);
     expect(k.optionsSet).toBeLessThan(700); // tinyconfig + the fragment, not a distribution's thousands
 

@@ -54,7 +54,9 @@ export interface FitImageInput {
  * a gzip or lzma ("LZMA alone": 13-byte header, as `xz --format=lzma` writes) kernel to its load
  * address (and refuses one whose unpacked size exceeds CONFIG_SYS_BOOTM_LEN or overlaps the
  * FIT); other images stay "none" here — a compressed initramfs is declared "none" because the
- * kernel, not U-Boot, unpacks it. verifyFit refuses any other value.
+ * kernel, not U-Boot, unpacks it. verifyFit refuses any other value. Not "zstd" (nor "bzip2"):
+ * Debian's U-Boot 2023.01 qemu_arm64 names it but has no decompressor for it ("Unimplemented
+ * compression type 6" at bootm; docs/kernel.md), so such a FIT would be refused at boot.
  */
 export type FitCompression = 'none' | 'gzip' | 'lzma';
 export const FIT_COMPRESSIONS: readonly FitCompression[] = ['none', 'gzip', 'lzma'];
