@@ -295,7 +295,7 @@ describe('progress and summary', () => {
   const summary: FlashSummary = {
     disk: 'disk.img', board: 'qemu-virt-arm64', port: 'unix:/tmp/b.sock', uboot: 'U-Boot 2023.01',
     diskBytes: 128 * MiB, writtenBytes: 120 * MiB, unchangedBytes: 8 * MiB, chunks: 43, sentBytes: 10 * MiB, wireBytes: 10.1 * MiB,
-    retries: 2, retypedLines: 5, elapsedMs: 443_000, transferMs: 400_000, effectiveBytesPerSecond: (128 * MiB) / 443, serialBytesPerSecond: (10 * MiB) / 400,
+    retries: 2, retypedLines: 5, mendedLines: 3, elapsedMs: 443_000, transferMs: 400_000, effectiveBytesPerSecond: (128 * MiB) / 443, serialBytesPerSecond: (10 * MiB) / 400,
     env: ['bootcmd'], envMode: 'save', saved: true, reset: true,
   };
   const tick: FlashEvent = { type: 'progress', phase: 'write', doneBytes: 32 * MiB, totalBytes: 128 * MiB, sentBytes: 2 * MiB, sendTotal: 10 * MiB, elapsedMs: 80_000, serialBytesPerSecond: 26_000, etaMs: 322_000 };

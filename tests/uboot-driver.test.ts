@@ -20,9 +20,13 @@ class FakeUboot {
   damageEchoes = 0;
   /** Store (and echo) the first character of the next N typed lines damaged: the line U-Boot holds is wrong. */
   damageReceived = 0;
-  /** U-Boot's line editor: Ctrl-A moves to the start of the line (backspaces), Ctrl-E to its end (printing it). */
+  /**
+   * U-Boot's line editor: Ctrl-A moves to the start of the line (backspaces), Ctrl-E to its end
+   * (printing it), Ctrl-B one left (a backspace), Ctrl-F one right (printing the character),
+   * BS erases left of the cursor; characters are inserted at the cursor.
+   */
   lineEditor = false;
-  private atStart = false;
+  private cursor = 0;
   /** Drop the next N status-marker lines from the output. */
   dropMarkers = 0;
   /** Damage the next N answers to Ctrl-C (the "<INTERRUPT>" and the prompt after it). */
@@ -121,6 +125,7 @@ class FakeUboot {
     }
     if (ch === '\x03') {
       this.line = '';
+      this.cursor = 0;
       this.last = '';
       if (this.damageInterrupts > 0) {
         this.damageInterrupts--;
@@ -132,21 +137,39 @@ class FakeUboot {
     }
     if (ch === '\x18') {
       this.line = '';
+      this.cursor = 0;
       return;
     }
     if (this.lineEditor && ch === '\x01') {
-      this.out('\b'.repeat(this.line.length));
-      this.atStart = true;
+      this.out('\b'.repeat(this.cursor));
+      this.cursor = 0;
       return;
     }
     if (this.lineEditor && ch === '\x05') {
-      if (this.atStart) this.out(this.line);
-      this.atStart = false;
+      this.out(this.line.slice(this.cursor));
+      this.cursor = this.line.length;
+      return;
+    }
+    if (this.lineEditor && ch === '\x02') {
+      if (this.cursor > 0) (this.cursor--, this.out('\b'));
+      return;
+    }
+    if (this.lineEditor && ch === '\x06') {
+      if (this.cursor < this.line.length) this.out(this.line[this.cursor++]!);
+      return;
+    }
+    if (this.lineEditor && ch === '\b') {
+      if (this.cursor === 0) return;
+      const tail = this.line.slice(this.cursor);
+      this.line = this.line.slice(0, this.cursor - 1) + tail;
+      this.cursor--;
+      this.out('\b' + tail + ' ' + '\b'.repeat(tail.length + 1));
       return;
     }
     if (this.line === '' && this.damageReceived > 0) {
       this.damageReceived--;
       this.line += '#';
+      this.cursor = 1;
       this.out('#');
       return;
     }
@@ -154,6 +177,7 @@ class FakeUboot {
       this.out('\r\n');
       const line = this.line !== '' ? this.line : this.last;
       this.line = '';
+      this.cursor = 0;
       if (line !== '') {
         this.last = line;
         if (this.runLine(line) === 'hang') return;
@@ -164,11 +188,14 @@ class FakeUboot {
     if (this.line === '' && this.damageEchoes > 0) {
       this.damageEchoes--;
       this.line += ch;
+      this.cursor = 1;
       this.out('#');
       return;
     }
-    this.line += ch;
-    this.out(ch);
+    const tail = this.line.slice(this.cursor);
+    this.line = this.line.slice(0, this.cursor) + ch + tail;
+    this.cursor++;
+    this.out(ch + tail + '\b'.repeat(tail.length));
   }
 
   /** `a; b 'c; d'; e` → commands, quotes kept for the word splitter. */
@@ -340,7 +367,7 @@ describe('U-Boot console driver (scripted U-Boot on the mock link)', () => {
     expect(typed.filter((t) => t === '\x01\x05')).toHaveLength(2);
   });
 
-  test('with a line editor, a line that arrived damaged is never run: it shows wrong, is abandoned and typed again', async () => {
+  test('with a line editor, a line that arrived damaged is never run as it is: it is mended in place from the line shown, shown again exactly, and runs once', async () => {
     const { uboot, fake, typed } = await setup();
     fake.lineEditor = true;
     fake.handlers.set('mw.l', () => ({}));
@@ -348,9 +375,21 @@ describe('U-Boot console driver (scripted U-Boot on the mock link)', () => {
     fake.damageReceived = 1;
     await uboot.run('mw.l 0x50000000 0x0 0x100');
     expect(fake.executed).toEqual(['mw.l 0x50000000 0x0 0x100']);
-    expect(uboot.stats).toMatchObject({ damagedEchoes: 1, retypedLines: 1 });
-    // The echo and the line shown agree on the damaged character: one look is enough.
+    expect(uboot.stats).toMatchObject({ damagedEchoes: 1, mendedLines: 1, retypedLines: 0 });
+    // The echo and the line shown agree on the damaged character: one look, then the mend
+    // (to the first character from the start, erase it, type the right one) and one more look.
     expect(typed.filter((t) => t === '\x01\x05')).toHaveLength(1);
+    expect(typed).toContain('\x01\x06\x08s\x01\x05');
+  });
+
+  test('without a line editor, a line that arrived damaged is abandoned and typed again', async () => {
+    const { uboot, fake } = await setup();
+    fake.handlers.set('mw.l', () => ({}));
+    await uboot.attach();
+    fake.damageReceived = 1;
+    await uboot.run('mw.l 0x50000000 0x0 0x100');
+    expect(fake.executed).toEqual(['mw.l 0x50000000 0x0 0x100']);
+    expect(uboot.stats).toMatchObject({ damagedEchoes: 1, mendedLines: 0, retypedLines: 1 });
   });
 
   test('a lost status marker is detected by silence and a Ctrl-C probe; run() repeats the step', async () => {

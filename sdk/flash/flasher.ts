@@ -108,6 +108,8 @@ export interface FlashSummary {
   /** Chunk attempts that had to be repeated; lines typed again because their echo differed. */
   retries: number;
   retypedLines: number;
+  /** Lines that arrived damaged and were mended in place instead of typed again. */
+  mendedLines: number;
   elapsedMs: number;
   transferMs: number;
   /** Disk bytes written and verified per second of the whole run. */
@@ -326,6 +328,7 @@ class FlashSession {
       wireBytes: this.wireBytes,
       retries: this.retries,
       retypedLines: this.console.stats.retypedLines,
+      mendedLines: this.console.stats.mendedLines,
       elapsedMs,
       transferMs: this.transferMs,
       effectiveBytesPerSecond: this.plan.diskBytes / Math.max(elapsedMs / 1000, 0.001),

@@ -30,6 +30,8 @@ export { isQuotable } from './uboot-syntax';
 const CTRL_C = '\x03';
 /** Ctrl-A, Ctrl-E: U-Boot's line editor moves to the start of the line (backspaces) and back to its end, printing the whole line again. */
 const SHOW_LINE = '\x01\x05';
+/** U-Boot's line editor: Ctrl-A start of line, Ctrl-B one left, Ctrl-F one right (each printing what it passes), BS delete left. */
+const EDIT = { start: '\x01', left: '\x02', right: '\x06', erase: '\x08' } as const;
 /** Five CANs cancel a YMODEM receive that is still waiting; at a prompt they are Ctrl-X (erase line). */
 const CANCEL_RECEIVE = '\x18\x18\x18\x18\x18';
 const TAIL_CHARS = 4000;
@@ -69,8 +71,10 @@ export interface ConsoleStats {
   typedLines: number;
   typedChars: number;
   retypedLines: number;
-  /** Lines whose first echo differed (typed again, or shown again intact: see typeLine). */
+  /** Lines whose first echo differed (typed again, shown again intact, or mended: see typeLine). */
   damagedEchoes: number;
+  /** Lines that arrived damaged and were mended in place with the line editor instead of typed again. */
+  mendedLines: number;
   /** Commands whose output was lost; resyncs. */
   lostOutputs: number;
   resyncs: number;
@@ -137,7 +141,7 @@ export class UbootConsole {
   private seq = 0;
   private tail = '';
   /** Lines that had to be typed again, and commands whose output was lost: a measure of line noise. */
-  readonly stats: ConsoleStats = { typedLines: 0, typedChars: 0, retypedLines: 0, damagedEchoes: 0, lostOutputs: 0, resyncs: 0 };
+  readonly stats: ConsoleStats = { typedLines: 0, typedChars: 0, retypedLines: 0, damagedEchoes: 0, mendedLines: 0, lostOutputs: 0, resyncs: 0 };
 
   constructor(link: Transport, options: UbootConsoleOptions) {
     if (options.prompt.length === 0) throw new UbootError('E_UBOOT_VALUE', 'the U-Boot prompt is empty', 'set serial.prompt in the board file');
@@ -340,9 +344,15 @@ export class UbootConsole {
       this.stats.damagedEchoes++;
       // The line may have arrived intact and only its echo been damaged on the way back: ask
       // U-Boot to show the line it holds (twice at most) instead of typing it all again. Only an
-      // exact copy counts; a key damaged on its way changes the line, which then never shows
-      // exactly, and the line is abandoned with Ctrl-C as before.
-      if (await this.lineShows(line, text, echoTimeoutMs)) return;
+      // exact copy counts. A line that arrived damaged is mended in place from what U-Boot shows
+      // (a character or two, with the line editor) and shown again; only an exact copy counts
+      // there too, else the line is abandoned with Ctrl-C and typed again.
+      const shown = await this.lineShows(line, text, echoTimeoutMs);
+      if (shown === true) return;
+      if (shown !== undefined && (await this.mendLine(shown, line, echoTimeoutMs))) {
+        this.stats.mendedLines++;
+        return;
+      }
       this.stats.retypedLines++;
       this.onRetype?.(this.stats);
       await this.resync();
@@ -356,23 +366,51 @@ export class UbootConsole {
   }
 
   /**
-   * True when U-Boot, asked to show its line again (Ctrl-A Ctrl-E), shows exactly `line`. `echo`
-   * is the first echo, up to where it departed from the line: when the line shown departs at the
-   * same place with the same character, two answers agree that U-Boot holds a damaged line, and
-   * it is abandoned without looking again.
+   * Asks U-Boot to show its line again (Ctrl-A Ctrl-E, after `keys` when given): true when it
+   * shows exactly `line`, else what it showed (undefined: no line editor, or the keys were lost).
+   * Looks twice, unless the line shown departs from `line` at the same place and with the same
+   * character as `echo` (the first echo, up to where it departed): two answers agree that U-Boot
+   * holds a damaged line.
    */
-  private async lineShows(line: string, echo: string, timeoutMs: number): Promise<boolean> {
-    for (let look = 0; look < 2; look++) {
+  private async lineShows(line: string, echo: string, timeoutMs: number, keys = ''): Promise<true | string | undefined> {
+    let shown: string | undefined;
+    for (let look = 0; look < (keys ? 1 : 2); look++) {
       this.link.discardInput();
-      await this.send(SHOW_LINE);
+      await this.send(keys + SHOW_LINE);
       // The whole line is in once as many characters as it has follow the last backspace (U-Boot's
       // line can only be shorter than what was typed): no need to wait for the line to go quiet.
       const shownPart = (t: string): string => t.slice(t.lastIndexOf('\b') + 1);
       const { text } = await this.collect('', (t) => t.endsWith(line) || (t.includes('\b') && shownPart(t).length >= line.length), timeoutMs, 300);
-      const shown = shownPart(text);
-      if (text.includes('\b') && shown === line) return true;
-      if (!text.includes('\b')) return false; // no line editor (or the keys were lost): type it again
-      if (echo.length > 0 && echo !== line.slice(0, echo.length) && shown.startsWith(echo)) return false;
+      if (!text.includes('\b')) return undefined;
+      shown = shownPart(text);
+      if (shown === line) return true;
+      if (echo.length > 0 && echo !== line.slice(0, echo.length) && shown.startsWith(echo)) return shown;
+    }
+    return shown;
+  }
+
+  /**
+   * Edits U-Boot's line, believed to be `held` (cursor at its end, where Ctrl-E left it), into
+   * `line` with the line editor: to the first wrong character (Ctrl-B from the end, or Ctrl-A and
+   * Ctrl-F from the start, whichever is shorter), erase what differs, type what is missing; then
+   * shows the line again. True only when it then shows exactly `line`; a wrong belief (a show
+   * damaged on its way back) or a damaged key only costs another try from the line shown, twice
+   * at most, and never more keys than typing the line again.
+   */
+  private async mendLine(held: string, line: string, timeoutMs: number): Promise<boolean> {
+    for (let round = 0; round < 2; round++) {
+      let p = 0;
+      while (p < held.length && p < line.length && held[p] === line[p]) p++;
+      let q = 0;
+      while (q < held.length - p && q < line.length - p && held[held.length - 1 - q] === line[line.length - 1 - q]) q++;
+      const at = held.length - q; // just after the characters to erase
+      const move = q <= at + 1 ? EDIT.left.repeat(q) : EDIT.start + EDIT.right.repeat(at);
+      const keys = move + EDIT.erase.repeat(at - p) + line.slice(p, line.length - q);
+      if (keys.length >= line.length) return false;
+      const shown = await this.lineShows(line, '', timeoutMs, keys);
+      if (shown === true) return true;
+      if (shown === undefined) return false;
+      held = shown;
     }
     return false;
   }
