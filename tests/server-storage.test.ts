@@ -11,7 +11,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { haltReason } from '../update-server/rollout';
 import type { RolloutDeviceRecord, Storage, TargetRecord } from '../update-server/storage';
-import { PostgresStorage } from '../update-server/storage-postgres';
+import { MIGRATIONS, PostgresStorage } from '../update-server/storage-postgres';
 import { SqliteStorage } from '../update-server/storage-sqlite';
 import { sharedPostgres, stopPostgres } from './helpers/postgres';
 import { tempDir } from './server-fixture';
@@ -135,7 +135,7 @@ describe.each(BACKENDS)('storage on $name', ({ open }) => {
     const base = { board: 'qemu-virt-arm64', version: '1.0.0', securityCounter: 1, slot: 'a', channel: 'stable', status: null, code: null, certSerial: '01' };
     const d1 = await s.recordCheckin({ ...base, id: 'd1', at: 100 });
     expect(d1).toEqual({ id: 'd1', board: 'qemu-virt-arm64', version: '1.0.0', securityCounter: 1, slot: 'a', channel: 'stable', status: null,
-      firstSeen: 100, lastCheckin: 100, lastError: null, lastErrorAt: null, certSerial: '01' });
+      firstSeen: 100, lastCheckin: 100, lastError: null, lastErrorAt: null, certSerial: '01', boot: null });
     const e = await s.recordCheckin({ ...base, id: 'd1', version: '1.1.0', code: 'E_DIGEST', status: 'failed', at: 110 });
     expect(e).toMatchObject({ firstSeen: 100, lastCheckin: 110, version: '1.1.0', lastError: 'E_DIGEST', lastErrorAt: 110, status: 'failed' });
     const kept = await s.recordCheckin({ ...base, id: 'd1', version: '1.1.0', at: 120 });
@@ -282,10 +282,11 @@ describe('PostgreSQL schema migrations', () => {
     const url = await (await sharedPostgres()).createDatabase();
     const all = await Promise.all([1, 2, 3, 4].map(() => PostgresStorage.open(url)));
     const applied = all.map((s) => s.migrated);
-    expect(applied.filter((a) => a.length > 0)).toEqual([[1, 2]]);
+    const every = MIGRATIONS.map((_, i) => i + 1);
+    expect(applied.filter((a) => a.length > 0)).toEqual([every]);
     const later = await PostgresStorage.open(url);
     expect(later.migrated).toEqual([]);
-    expect(await later.schemaVersion()).toBe(2);
+    expect(await later.schemaVersion()).toBe(MIGRATIONS.length);
     for (const s of [...all, later]) await s.close();
   });
 
