@@ -13,8 +13,8 @@
  * ES5, callback style, all I/O behind interfaces (fetcher, store, clock, install API): the same
  * code runs on Node for simulated devices and bundled for Duktape on the device.
  */
-import { utf8Decode, utf8Encode } from '../util/bytes';
-import { parseStrictJson } from '../util/strict-json';
+import { utf8Encode } from '../util/bytes';
+import { parseStrictJsonBytes } from '../util/strict-json';
 import type { SignetError } from '../util/errors';
 import type { ImageCrypto } from '../image/crypto';
 import { verifyImage, type VerifiedImage } from '../image/verify';
@@ -156,22 +156,9 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && v >= 0 && Math.floor(v) === v;
 }
 
-function parseJson(bytes: Uint8Array | null | undefined): unknown {
-  if (!bytes) return undefined;
-  const text = utf8Decode(bytes);
-  if (text === null) return undefined;
-  try {
-    // Strict: a duplicate key, a lone surrogate or a too-deep answer is no answer (the server's
-    // reply is advice, but one reading of it, the same on every engine).
-    return parseStrictJson(text);
-  } catch (_e) {
-    return undefined;
-  }
-}
-
 /** The check-in answer: `{ offer: null | Offer }`, fail closed on anything else. */
 export function parseOffer(bytes: Uint8Array): Offer | null {
-  const v = parseJson(bytes);
+  const v = parseStrictJsonBytes(bytes);
   if (!isObject(v) || !('offer' in v)) throw new OtaError('E_API', 'check-in answer is not { offer }');
   const o = v.offer;
   if (o === null) return null;
@@ -263,7 +250,7 @@ export class OtaAgent {
   }
 
   pending(): PendingInstall | null {
-    const v = parseJson(this.o.store.read(PENDING_FILE));
+    const v = parseStrictJsonBytes(this.o.store.read(PENDING_FILE));
     if (!isObject(v) || typeof v.rollout !== 'string' || typeof v.target !== 'string' || (v.slot !== 'a' && v.slot !== 'b')) return null;
     return v as unknown as PendingInstall;
   }
@@ -275,7 +262,7 @@ export class OtaAgent {
 
   /** Reports not yet delivered, oldest first. */
   queuedReports(): ReportBody[] {
-    const v = parseJson(this.o.store.read(REPORTS_FILE));
+    const v = parseStrictJsonBytes(this.o.store.read(REPORTS_FILE));
     return Object.prototype.toString.call(v) === '[object Array]' ? (v as ReportBody[]) : [];
   }
 

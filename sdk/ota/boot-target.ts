@@ -28,9 +28,9 @@ import { decodeFdt, getProp, readString, readU32, stringValue, u32Value } from '
 import { verifyFit, type FitVerifyKey } from '../fit/fit-verify';
 import type { ImageCrypto } from '../image/crypto';
 import { SEMVER, BOARD_ID } from '../image/manifest';
-import { toHex, utf8Decode, utf8Encode } from '../util/bytes';
+import { toHex, utf8Encode } from '../util/bytes';
 import type { SignetError } from '../util/errors';
-import { parseStrictJson } from '../util/strict-json';
+import { parseStrictJsonBytes } from '../util/strict-json';
 import type { AgentBootHook, Offer, OtaAgent, UpdateResult } from './agent';
 import { BootTargetError } from './boot-target-errors';
 import type { MetadataStore } from './client';
@@ -155,24 +155,13 @@ export function slotRelease(dev: BlockDevice, keys: readonly FitVerifyKey[]): Bo
   }
 }
 
-function parseJson(bytes: Uint8Array | null | undefined): unknown {
-  if (!bytes) return undefined;
-  const text = utf8Decode(bytes);
-  if (text === null) return undefined;
-  try {
-    return parseStrictJson(text);
-  } catch (_e) {
-    return undefined;
-  }
-}
-
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && v >= 0 && Math.floor(v) === v;
 }
 
 /** The check-in answer's `bootOffer` (null when absent); a malformed one is E_API. */
 export function parseBootOffer(answer: Uint8Array): Offer | null {
-  const v = parseJson(answer) as Record<string, unknown> | undefined;
+  const v = parseStrictJsonBytes(answer) as Record<string, unknown> | undefined;
   if (!v || typeof v !== 'object') throw new OtaError('E_API', 'check-in answer is not an object');
   const o = v.bootOffer as Record<string, unknown> | null | undefined;
   if (o === undefined || o === null) return null;
@@ -214,7 +203,7 @@ export class BootTargetAgent implements AgentBootHook {
   }
 
   private state(): BootAgentState {
-    const v = parseJson(this.o.store.read(BOOT_STATE_FILE)) as Partial<BootAgentState> | undefined;
+    const v = parseStrictJsonBytes(this.o.store.read(BOOT_STATE_FILE)) as Partial<BootAgentState> | undefined;
     const floor = v && isCount(v.floor) ? v.floor : 0;
     const p = v && v.pending && typeof v.pending === 'object' ? v.pending : null;
     const pending = p && typeof p.rollout === 'string' && typeof p.target === 'string' && (p.slot === 'a' || p.slot === 'b') && isCount(p.armedSeq) ? p : null;

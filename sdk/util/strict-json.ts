@@ -14,6 +14,7 @@
  * Errors are StrictJsonError with the byte offset; callers turn them into their area's code.
  * ES5-safe: plain loops and charCodeAt, no sticky regexes, no Map.
  */
+import { utf8Decode } from './bytes';
 
 export const MAX_DEPTH = 32;
 const MAX_SAFE = 9007199254740991;
@@ -168,4 +169,20 @@ export function parseStrictJson(text: string): unknown {
   ws();
   if (i !== n) fail('unexpected data after the JSON value');
   return v;
+}
+
+/**
+ * UTF-8 bytes parsed strictly, or `undefined` when they are absent, not UTF-8 or not strict JSON:
+ * for answers and saved state that are advice, read one way on every engine (a duplicate key, a
+ * lone surrogate or a too-deep value is no value).
+ */
+export function parseStrictJsonBytes(bytes: Uint8Array | null | undefined): unknown {
+  if (!bytes) return undefined;
+  const text = utf8Decode(bytes);
+  if (text === null) return undefined;
+  try {
+    return parseStrictJson(text);
+  } catch (_e) {
+    return undefined;
+  }
 }
