@@ -128,6 +128,11 @@ describe('HTTP failures are typed', () => {
     server.behave(TS, { status: 500, times: 1 }, { status: 403 });
     expect(await code(get(new NodeFetcher(), { url: server.url + TS, maxBytes: 100 }))).toBe('E_FETCH_HTTP');
     expect(await code(get(new NodeFetcher(), { url: server.url + TS, maxBytes: 100 }))).toBe('E_FETCH_REFUSED');
+    // A rate limit or a request timeout is for later, not a refusal: the agent keeps a report
+    // answered so queued, and drops only one the server refused.
+    server.behave(TS, { status: 429, times: 1 }, { status: 408, times: 1 });
+    expect(await code(get(new NodeFetcher(), { url: server.url + TS, maxBytes: 100 }))).toBe('E_FETCH_HTTP');
+    expect(await code(get(new NodeFetcher(), { url: server.url + TS, maxBytes: 100 }))).toBe('E_FETCH_HTTP');
     const closed = await RepoServer.start(repo);
     const url = closed.url;
     await closed.close();

@@ -119,6 +119,10 @@ export class NodeFetcher implements Fetcher {
         skip = offset;
       } else if (status === 416) {
         return finish(new OtaError('E_FETCH_RANGE', req.url + ': the server refused the range from ' + offset + ' (416)'));
+      } else if (status === 429 || status === 408) {
+        // Rate limited or too slow: says nothing about the request, which may be sent again later
+        // (a report answered so stays queued; only a refusal drops it).
+        return finish(new OtaError('E_FETCH_HTTP', req.url + ' answered HTTP ' + status + ': try again later'));
       } else if (status >= 400 && status <= 499) {
         return refused(res, status);
       } else if (status < 200 || status > 299 || status === 206) {
