@@ -30,6 +30,7 @@ import { loadSigner } from '../sdk/keys/keyfile';
 import { initKeys } from '../sdk/keys/keyset';
 import { AdminClient } from '../sdk/ota/repository-http';
 import { publishRelease } from '../sdk/ota/repository-publish';
+import { CHECKIN_CACHE_MS } from '../update-server/checkin-cache';
 import { prepareServerKeys } from '../update-server/start';
 import { makeImage } from '../tests/helpers/fixtures';
 import { nginxAvailable, passThroughConf, startNginx } from '../tests/helpers/nginx';
@@ -183,12 +184,23 @@ async function lostReports(o: {
     const devices = o.certs.map((certPem, i) => new ReportingDevice({ id: 'dev-' + i, certPem, keyPem: o.keyPem, board: 'qemu-virt-arm64' }, nginx.url, rootBytes, o.ca.certPem));
     const agent = new Agent({ keepAlive: false });
     const body = JSON.stringify({ board: 'qemu-virt-arm64', version: '1.2.0', securityCounter: 3, slot: 'a' });
+    // The other replica offers from the active rollouts it read up to CHECKIN_CACHE_MS ago: wait
+    // that out, so that every device below is offered (a report on a rollout that offered the
+    // device nothing is refused, and would count as lost here without being a lost report).
+    await new Promise((r) => setTimeout(r, CHECKIN_CACHE_MS + 100));
     for (let i = 0; i < o.certs.length; i += 20) {
       await Promise.all(o.certs.slice(i, i + 20).map((cert) => new Promise<void>((resolve, reject) => {
         const req = request(nginx.url + '/api/v1/checkin', { method: 'POST', agent, cert, key: o.keyPem, ca: o.ca.certPem,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-          res.resume();
-          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error('check-in answered ' + res.statusCode))));
+          const parts: Buffer[] = [];
+          res.on('data', (b: Buffer) => parts.push(b));
+          res.on('end', () => {
+            if (res.statusCode !== 200) return reject(new Error('check-in answered ' + res.statusCode));
+            // Every device must be offered the rollout: only then is each report one the server must keep.
+            const answer = JSON.parse(Buffer.concat(parts).toString('utf8')) as { offer?: { rollout?: string } | null };
+            if (answer.offer?.rollout !== created.id) return reject(new Error('check-in offered no ' + created.id + ': ' + Buffer.concat(parts).toString('utf8').slice(0, 200)));
+            resolve();
+          });
         });
         req.on('error', reject);
         req.end(body);
