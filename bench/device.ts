@@ -16,32 +16,19 @@
  *                                    costs beyond one boot)
  * The other device.* figures of issue 13 (boot image, fallback, power cuts) are not measured yet.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBoard } from '../sdk/board';
 import { cacheDir, sdkRoot } from '../sdk/util/paths';
-import type { Figures } from './_lib';
+import { signetCli, stopRun, type Figures } from './_lib';
 
 const CLI = join(sdkRoot(), 'sdk', 'cli', 'signet.mjs');
 const LIMIT_MS = 900_000; // liveness bound only
 const DEVICE = 'bench-0001';
 
 function signet(args: string[]): string {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: LIMIT_MS });
-  if (r.status !== 0) throw new Error(`signet ${args.slice(0, 2).join(' ')} failed: ${r.stderr}${r.stdout}`);
-  return r.stdout;
-}
-
-/** Stop `signet run` and its QEMU (QEMU first: it must not outlive the run). */
-async function stop(p: ChildProcess): Promise<void> {
-  const q = spawnSync('pgrep', ['-P', String(p.pid), '-f', 'qemu-system'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
-  for (const pid of q) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
-  if (p.exitCode === null && p.signalCode === null) {
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    await exited;
-  }
+  return signetCli(args, LIMIT_MS);
 }
 
 /** Console lines as they arrive, each with the time it was first seen. */
@@ -63,7 +50,7 @@ async function runGuest(args: string[], watch: RegExp[], until: (w: Watched) => 
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
-    await stop(p);
+    await stopRun(p);
   }
   return w;
 }

@@ -17,46 +17,24 @@
  * serve.size_percent_of_conventional  router-admin's boot image (FIT) + app image against the
  *                             same kernel + Debian's nodejs closure + the app image (as bench size)
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { loadBoard } from '../sdk/board';
 import { buildBootImage } from '../sdk/disk/boot-image';
 import { fetchDeb } from '../sdk/build/debian';
 import { cacheDir, sdkRoot } from '../sdk/util/paths';
-import type { Figures } from './_lib';
+import { signetCli, stopRun, type Figures } from './_lib';
 import { dependencyClosure, treeBytes } from './size';
+import { freePort } from '../tests/helpers/ports';
 
 const CLI = join(sdkRoot(), 'sdk', 'cli', 'signet.mjs');
 const LIMIT_MS = 600_000; // liveness bound only
 const REQUESTS = 200;
 
 function signet(args: string[]): string {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: LIMIT_MS });
-  if (r.status !== 0) throw new Error(`signet ${args.slice(0, 2).join(' ')} failed: ${r.stderr}${r.stdout}`);
-  return r.stdout;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-/** Stop `signet run` and its QEMU (QEMU first: it must not outlive the run). */
-async function stop(p: ChildProcess): Promise<void> {
-  const q = spawnSync('pgrep', ['-P', String(p.pid), '-f', 'qemu-system'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
-  for (const pid of q) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
-  if (p.exitCode === null && p.signalCode === null) {
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    await exited;
-  }
+  return signetCli(args, LIMIT_MS);
 }
 
 function get(port: number, ca: Buffer, agent: Agent | false): Promise<{ status: number; body: string }> {
@@ -90,7 +68,7 @@ async function boot(args: string[], ready: (out: string, port: number) => Promis
     if (/app\[(FAILED|NO-TLS)\]|boot\[RECOVERY\]|Kernel panic/.test(out)) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  if (!keep || ms === undefined) await stop(run);
+  if (!keep || ms === undefined) await stopRun(run);
   return { ms, run };
 }
 
@@ -133,7 +111,7 @@ export async function run(): Promise<Figures> {
       reqS = REQUESTS / (Number(process.hrtime.bigint() - t0) / 1e9);
     } finally {
       agent.destroy();
-      await stop(served.run);
+      await stopRun(served.run);
     }
 
     let minRam = 0;
