@@ -18,7 +18,7 @@
 import { fetch as runtimeFetch, type FetchResponse } from '../runtime/fetch';
 import type { SignetError } from '../util/errors';
 import { OtaError } from './errors';
-import type { FetchHandle, FetchRequest, Fetcher, FetchSink } from './fetcher';
+import { contentRangeStart, type FetchHandle, type FetchRequest, type Fetcher, type FetchSink } from './fetcher';
 
 export interface DeviceFetcherTls {
   /** PEM of the CA the server's certificate must chain to. */
@@ -75,11 +75,6 @@ function serverReason(body: Uint8Array): string {
   return m ? ' (' + m[1] + ')' : '';
 }
 
-function rangeStart(v: string | undefined): number | null {
-  const m = v ? /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(v) : null;
-  return m ? Number(m[1]) : null;
-}
-
 export class DeviceFetcher implements Fetcher {
   private readonly o: DeviceFetcherOptions;
 
@@ -131,7 +126,7 @@ export class DeviceFetcher implements Fetcher {
           return finish(e);
         }
         if (offset > 0 && status === 206) {
-          if (rangeStart(res.headers['content-range']) !== offset) {
+          if (contentRangeStart(res.headers['content-range']) !== offset) {
             return finish(new OtaError('E_FETCH_RANGE', req.url + ': asked for bytes from ' + offset + ', got ' + String(res.headers['content-range'])));
           }
         } else if (offset > 0 && status === 200) {

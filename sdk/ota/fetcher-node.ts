@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { SignetError } from '../util/errors';
 import { asSignetError, OtaError } from './errors';
-import type { FetchHandle, Fetcher, FetchRequest, FetchSink } from './fetcher';
+import { contentRangeStart, type FetchHandle, type Fetcher, type FetchRequest, type FetchSink } from './fetcher';
 
 export interface NodeFetcherTls {
   /** CA certificate(s) the server's certificate must chain to (the vendor CA). */
@@ -32,12 +32,6 @@ export interface NodeFetcherOptions {
 
 export const DEFAULT_STALL_TIMEOUT_MS = 15_000;
 export const DEFAULT_RATE_GRACE_MS = 5_000;
-
-/** `Content-Range: bytes a-b/total` → a, or NaN. */
-function rangeStart(v: string | undefined): number {
-  const m = v ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(v.trim()) : null;
-  return m ? Number(m[1]) : NaN;
-}
 
 export class NodeFetcher implements Fetcher {
   private readonly opts: NodeFetcherOptions;
@@ -112,7 +106,7 @@ export class NodeFetcher implements Fetcher {
       let skip = 0; // bytes before `offset` when a server ignored Range
       if (status === 404) return finish(new OtaError('E_FETCH_NOT_FOUND', req.url + ' is not on the server (404)'));
       if (offset > 0 && status === 206) {
-        if (rangeStart(res.headers['content-range']) !== offset) {
+        if (contentRangeStart(res.headers['content-range']) !== offset) {
           return finish(new OtaError('E_FETCH_RANGE', req.url + ': asked for bytes from ' + offset + ', got ' + String(res.headers['content-range'])));
         }
       } else if (offset > 0 && status === 200) {

@@ -94,3 +94,9 @@ export function fetchBytes(fetcher: Fetcher, req: FetchRequest, callback: Callba
     cb(asSignetError(e));
   }
 }
+
+/** `Content-Range: bytes a-b/total` → a (where a 206 answer starts), or null for anything else. */
+export function contentRangeStart(v: string | undefined): number | null {
+  const m = v ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(v.trim()) : null;
+  return m ? Number(m[1]) : null;
+}
