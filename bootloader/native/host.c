@@ -39,6 +39,7 @@
 #include <net/route.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <linux/watchdog.h>
 
 #include "duktape.h"
 #include <sodium.h>
@@ -1342,6 +1343,68 @@ static void fatal_handler(void *udata, const char *msg) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Watchdog (PID 1): a hang is a failed try (docs/boot-state.md "A hang is   */
+/* a failure too")                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* WATCHDOG_TIMEOUT_S: the longest the guest may go without running its event loop before the
+ * watchdog resets it. A healthy boot runs the loop within a few seconds of /init starting (a TCG
+ * guest: ~2-5 s from /init to the app's first loop turn, up to 3x that when the host is loaded,
+ * the host's clock running on meanwhile); the longest stretch a healthy device spends outside the
+ * loop is a synchronous slot write and verify (a boot image, ~11 MB). 30 s, the i6300esb driver's
+ * default, leaves that a wide margin, and is what a hang costs before the reset. Fed every
+ * WATCHDOG_FEED_MS from a timer of the event loop, so only a loop that turns feeds it. */
+#define WATCHDOG_DEVICE "/dev/watchdog"
+#define WATCHDOG_TIMEOUT_S 30
+#define WATCHDOG_FEED_MS 5000
+
+static int g_watchdog_fd = -1;
+static int g_watchdog_feed_failed;
+static uv_timer_t g_watchdog_timer;
+
+static void watchdog_feed(uv_timer_t *t) {
+    (void)t;
+    if (ioctl(g_watchdog_fd, WDIOC_KEEPALIVE, 0) != 0 && !g_watchdog_feed_failed) {
+        char line[160];
+        g_watchdog_feed_failed = 1;
+        snprintf(line, sizeof(line), "reason=E_WATCHDOG_FEED detail=%s", strerror(errno));
+        write_line(1, "host[WATCHDOG] ", line);
+    }
+}
+
+/* Opens the watchdog when the machine has one (QEMU: -device i6300esb), which starts it, sets
+ * its timeout and feeds it from the event loop's timer (unreferenced: it keeps no loop alive).
+ * It is never closed and never disarmed on purpose: no magic close ('V'), so nothing this process
+ * does short of feeding it stops it; the kernel stops it on reboot() and power-off (the driver's
+ * stop-on-reboot), and a reset re-enters U-Boot with it stopped. No watchdog: nothing is printed
+ * and the boot goes on unchanged. */
+static void watchdog_start(void) {
+    char line[160];
+    int timeout = WATCHDOG_TIMEOUT_S;
+    uint64_t feed_ms = WATCHDOG_FEED_MS;
+    g_watchdog_fd = open(WATCHDOG_DEVICE, O_WRONLY | O_CLOEXEC);
+    if (g_watchdog_fd < 0) {
+        if (errno == ENOENT || errno == ENODEV || errno == ENXIO) return;
+        snprintf(line, sizeof(line), "reason=E_WATCHDOG_OPEN detail=%s", strerror(errno));
+        write_line(1, "host[WATCHDOG] ", line);
+        return;
+    }
+    if (ioctl(g_watchdog_fd, WDIOC_SETTIMEOUT, &timeout) != 0) {
+        /* Running at the driver's own timeout: said, and fed all the same. */
+        snprintf(line, sizeof(line), "reason=E_WATCHDOG_TIMEOUT detail=%s", strerror(errno));
+        write_line(1, "host[WATCHDOG] ", line);
+        if (ioctl(g_watchdog_fd, WDIOC_GETTIMEOUT, &timeout) != 0) timeout = 0;
+    }
+    /* A driver stuck at a short timeout of its own is fed three times within it. */
+    if (timeout > 0 && (uint64_t)timeout * 1000 / 3 < feed_ms) feed_ms = (uint64_t)timeout * 1000 / 3;
+    uv_timer_init(uv_default_loop(), &g_watchdog_timer);
+    uv_timer_start(&g_watchdog_timer, watchdog_feed, feed_ms, feed_ms);
+    uv_unref((uv_handle_t *)&g_watchdog_timer);
+    snprintf(line, sizeof(line), "device=%s timeout_s=%d feed_ms=%llu", WATCHDOG_DEVICE, timeout, (unsigned long long)feed_ms);
+    write_line(1, "host[WATCHDOG] ", line);
+}
+
+/* ------------------------------------------------------------------------ */
 /* PID 1 setup                                                               */
 /* ------------------------------------------------------------------------ */
 
@@ -1460,6 +1523,7 @@ int main(int argc, char **argv) {
         mount_early("proc", "/proc", "proc");
         mount_early("sysfs", "/sys", "sysfs");
         load_modules();
+        watchdog_start();
         signet_net_up();
         g_script_path = BOOT_SCRIPT;
         args = cmdline_args(&nargs);

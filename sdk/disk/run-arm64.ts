@@ -53,6 +53,14 @@ async function directKernel(parts: { kernel: Uint8Array; kernelCompression: stri
 
 const hex = (n: number | bigint) => '0x' + n.toString(16);
 
+/**
+ * The board's watchdog: QEMU's i6300esb on the virt machine's PCI bus, which /init opens and
+ * feeds from its event loop (bootloader/native/host.c; docs/boot-state.md "A hang is a failure
+ * too"). When it expires QEMU resets the guest (`watchdog=reset`, also QEMU 7.2's default, said
+ * here so no default can change it); with -no-reboot that reset ends the run like any other.
+ */
+export const WATCHDOG_QEMU_ARGS = ['-device', 'i6300esb', '-action', 'watchdog=reset'];
+
 export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
   try {
     const system = checkQemuInstalled(o.board);
@@ -82,6 +90,7 @@ export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
           '-append', bootargs,
           ...disk,
           ...net,
+          ...WATCHDOG_QEMU_ARGS,
           ...(o.extraArgs ?? []),
           '-no-reboot',
         ];
@@ -113,6 +122,7 @@ export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
           '-drive', `if=pflash,unit=1,format=raw,file=${join(work, 'pflash1.img')}`,
           ...disk,
           ...net,
+          ...WATCHDOG_QEMU_ARGS,
           ...(o.extraArgs ?? []),
           '-no-reboot',
         ];

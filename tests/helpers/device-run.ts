@@ -1,0 +1,58 @@
+/**
+ * Powers a disk on with the product's runner (`signet run`, QEMU with -no-reboot: a reset of the
+ * guest, by reboot(2), panic=-1 or the watchdog, ends the run; powering on again is the next
+ * call) and collects its console. `until` may stop it early; `cut` pulls the power: QEMU is
+ * killed with SIGKILL the moment the console matches it, as a power cut would stop the board.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { CLI } from './cli';
+
+export interface PowerOn {
+  console: string;
+  /** How the run ended: the guest reset or powered off (QEMU exited), `until` matched, or the power was cut. */
+  ended: 'exited' | 'until' | 'cut';
+}
+
+/** The QEMU processes a `signet run` started (its children). */
+function qemuOf(pid: number): number[] {
+  const r = spawnSync('pgrep', ['-P', String(pid), '-f', 'qemu-system'], { encoding: 'utf8' });
+  return r.stdout.trim().split('\n').filter(Boolean).map(Number);
+}
+
+export async function powerOn(args: string[], o: { limitMs: number; until?: (c: string) => boolean; cut?: (c: string) => boolean; label?: string }): Promise<PowerOn> {
+  let out = '';
+  let ended: PowerOn['ended'] = 'exited';
+  const run = spawn(process.execPath, [CLI, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((r) => run.once('exit', r));
+  const kill = () => {
+    for (const pid of qemuOf(run.pid!)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  };
+  const take = (d: Buffer) => {
+    out += d.toString('latin1');
+    // Checked on every chunk, not on a poll, so the cut lands as close to its line as it can.
+    if (ended === 'exited' && o.cut && o.cut(out)) {
+      ended = 'cut';
+      kill();
+    }
+  };
+  run.stdout!.on('data', take);
+  run.stderr!.on('data', take);
+  const deadline = Date.now() + o.limitMs;
+  try {
+    while (run.exitCode === null && run.signalCode === null) {
+      if (ended === 'exited' && o.until && o.until(out)) {
+        ended = 'until';
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`${o.label ?? 'signet run'}: the guest did not finish within ${o.limitMs / 1000} s; console:\n${out.slice(-4000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    if (run.exitCode === null && run.signalCode === null) {
+      kill();
+      run.kill('SIGTERM');
+      await exited;
+    }
+  }
+  return { console: out, ended };
+}
