@@ -26,7 +26,13 @@ export interface BootBuildOptions {
   trialTries?: number;
   /** Override the flash device path (default: the board's). */
   device?: string;
+  /** The FIT public key the boot images of this board are signed with: the OTA agent checks boot images with it. */
+  fitKey?: { keyName: string; publicKey: { modulus: Uint8Array; exponent: Uint8Array } };
+  /** The boot image this stage goes into, as an OTA release (`signet fit --version`): printed at boot. */
+  bootRelease?: { version: string; securityCounter: number };
 }
+
+const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 export function bootConfig(o: BootBuildOptions): BootConfig {
   const p = (name: string) => {
@@ -35,7 +41,9 @@ export function bootConfig(o: BootBuildOptions): BootConfig {
   };
   const ab = abLayout(o.board);
   return {
-    ...(ab ? { bootenv: ab.bootenv } : {}),
+    ...(ab ? { bootenv: ab.bootenv, bootSlots: { boot_a: ab.boot_a, boot_b: ab.boot_b } } : {}),
+    ...(o.fitKey ? { fitKeys: [{ keyName: o.fitKey.keyName, modulus: hexOf(o.fitKey.publicKey.modulus), exponent: hexOf(o.fitKey.publicKey.exponent) }] } : {}),
+    ...(o.bootRelease ? { bootRelease: { version: o.bootRelease.version, securityCounter: o.bootRelease.securityCounter } } : {}),
     board: o.board.id,
     device: o.device ?? o.board.flash.device,
     sectorSize: o.board.flash.blockSize,

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { createContext, runInContext } from 'node:vm';
 import { nodeCrypto } from '../sdk/image/crypto-node';
+import { nodeFitCrypto } from '../sdk/ota/boot-target';
 import type { SignetNative } from './src/native';
 
 export type HaltKind = 'poweroff' | 'reboot' | 'exit';
@@ -94,6 +95,11 @@ export function runBootBundleOnNode(code: string, opts: NodeRunOptions = {}): No
     ed25519Verify(sig, msg, pub) {
       const s = bytesOf(sig), m = bytesOf(msg), p = bytesOf(pub);
       return s !== null && m !== null && p !== null && nodeCrypto.ed25519Verify(s, m, p);
+    },
+    // The BigInt verifier of sdk/fit/pkcs1.ts behind the C host's input checks (nodeFitCrypto).
+    rsaVerify(modulus, exponent, digest, signature) {
+      const n = bytesOf(modulus), e = bytesOf(exponent), d = bytesOf(digest), s = bytesOf(signature);
+      return n !== null && e !== null && d !== null && s !== null && nodeFitCrypto.rsaVerify(n, e, d, s);
     },
     evalScript: (source, filename) => runInContext(source, ctx, { filename }),
     powerOff: () => halt(new Halt('poweroff')),

@@ -14,6 +14,7 @@
 //  4. A tampered boot image on the server is refused before a byte reaches the inactive slot.
 //  5. A power cut after every sector write of a boot-slot update: every restart boots a verified
 //     boot slot that the boot environment selects.
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,7 +34,11 @@ import type { RsaSigner } from '../sdk/fit/signer';
 import { loadSigner } from '../sdk/keys/keyfile';
 import type { Identity } from '../sdk/keys/device';
 import { bootPowercutSweep } from '../sdk/ota/boot-powercut';
-import { BOOT_STATE_FILE, bootReleaseProperties } from '../sdk/ota/boot-target';
+import { BOOT_STATE_FILE, bootReleaseProperties, nodeFitCrypto, readBootRelease, verifyBootFit } from '../sdk/ota/boot-target';
+import { buildNativeHost } from '../bootloader/native/build';
+import { bundleService } from '../sdk/build/bundle';
+import { fromHex, utf8Encode } from '../sdk/util/bytes';
+import { sdkRoot } from '../sdk/util/paths';
 import { SimulatedDevice } from '../sdk/ota/device';
 import { AdminClient } from '../sdk/ota/repository-http';
 import type { TargetsSigned } from '../sdk/ota/roles';
@@ -347,4 +352,87 @@ describe('power cut during the boot-slot write', () => {
     // Uncut: the trial of the new image.
     expect(r.outcomes[r.outcomes.length - 1]).toMatchObject({ stage: '', booted: 'b', selected: 'b', version: '2.0.0', activeIntact: true });
   });
+});
+
+describe('the agent\'s boot-image check (ES5, on the device\'s engine)', () => {
+  // One check for Node and the device: sdk/ota/boot-target-fit.ts with node:crypto + BigInt RSA on
+  // Node, and bundled for Duktape with the C host's SHA-256 and mbedTLS rsaVerify on the real host
+  // binary, both against sdk/fit's verifier (what `signet publish` and U-Boot's model use).
+  it('gives sdk/fit\'s verdict on good, tampered, foreign-key, truncated and release-less FITs, on Node and on the C host; rsaVerify fails closed on malformed inputs', async () => {
+    const other = ForgeRsaSigner.generate(2048);
+    const good = bootFit({ version: '2.0.0', counter: 2 });
+    const flip = (b: Uint8Array, at: number) => {
+      const c = b.slice();
+      c[at] ^= 1;
+      return c;
+    };
+    const find = (b: Uint8Array, s: string) => Buffer.from(b).indexOf(Buffer.from(s));
+    const kernelAt = Buffer.from(good).indexOf(Buffer.from(filler(64, 2 * 7 + '2.0.0'.length))); // bootFit's kernel filler
+    const fits: Record<string, Uint8Array> = {
+      good,
+      kernelByte: flip(good, kernelAt + 10),
+      versionByte: flip(good, find(good, '2.0.0')),
+      foreignKey: bootFit({ version: '2.0.0', counter: 2, signer: other }),
+      truncated: good.subarray(0, 1000),
+      noRelease: bootFit({ version: '2.0.0', counter: 2, release: false }),
+      notFdt: new Uint8Array(4096).fill(0xff),
+      arm: bootFit({ version: '3.1.0', counter: 9, arch: 'arm' }),
+    };
+    const names = Object.keys(fits);
+    expect(find(good, '2.0.0')).toBeGreaterThan(0);
+    expect(kernelAt).toBeGreaterThan(0);
+    const keys = fitKeys();
+    const verdict = (f: () => { board: string; version: string; securityCounter: number; arch: string }) => {
+      try {
+        const r = f();
+        return `ok ${r.board} ${r.version} ${r.securityCounter} ${r.arch}`;
+      } catch (e) {
+        return `refused ${(e as { code?: string }).code}`;
+      }
+    };
+    const reference = names.map((n) => verdict(() => readBootRelease(fits[n]!, keys)));
+    const onNode = names.map((n) => verdict(() => verifyBootFit(fits[n]!, keys, nodeFitCrypto)));
+    expect(reference.slice(0, 3)).toEqual(['ok qemu-virt-arm64 2.0.0 2 arm64', 'refused E_FIT_HASH_MISMATCH', 'refused E_FIT_SIGNATURE_INVALID']);
+    expect(reference[names.indexOf('foreignKey')]).toBe('refused E_FIT_SIGNATURE_INVALID');
+    expect(reference[names.indexOf('noRelease')]).toBe('refused E_BOOT_RELEASE');
+    // The FDT-level codes of a truncated tree or a non-tree are the walker's own; the verdict is the same.
+    const verdictClass = (v: string) => (v.startsWith('refused E_FDT_') ? 'refused E_FDT' : v);
+    expect(onNode.map(verdictClass)).toEqual(reference.map(verdictClass));
+
+    // RSA cases for the raw call: a valid signature over a digest, and malformed inputs.
+    const pk = keys[0]!.publicKey;
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const digest = new Uint8Array(32).fill(7);
+    const sig = fitSigner.sign(digest);
+    const n = hex(pk.modulus), e = hex(pk.exponent), d = hex(digest), s = hex(sig);
+    const rsa = [
+      { n, e, d, s }, // valid
+      { n, e, d: hex(flip(digest, 0)), s }, // another digest
+      { n, e, d, s: hex(flip(sig, 255)) }, // altered signature
+      { n: n.slice(2), e, d, s }, // 255-byte modulus
+      { n, e: '00', d, s }, // exponent 0
+      { n, e: '01', d, s }, // exponent 1
+      { n, e: '010000', d, s }, // even exponent
+      { n, e, d: d.slice(2), s }, // 31-byte digest
+      { n, e, d, s: s.slice(2) }, // 255-byte signature
+      { n, e, d, s: n }, // signature = modulus (>= n)
+      { n, e, d, s: 'ff'.repeat(256) }, // signature > n
+      { n: null, e, d, s }, // not a buffer
+      { n: '00'.repeat(256), e, d, s }, // zero modulus
+    ];
+    const want = rsa.map((c) => (c.n !== null && nodeFitCrypto.rsaVerify(fromHex(c.n)!, fromHex(c.e)!, fromHex(c.d)!, fromHex(c.s)!) ? '1' : '0'));
+    expect(want).toEqual(['1', ...Array(rsa.length - 1).fill('0')]);
+
+    // The same on the C host (x86-64 build of what goes into the initramfs).
+    const host = await buildNativeHost('host');
+    const bundle = await bundleService({ projectDir: join(sdkRoot(), 'tests', 'helpers'), entry: 'fit-duk-main.ts', engine: 'duktape-es5', typecheck: false });
+    const paths = names.map((name) => file(`dk-${name}.itb`, fits[name]!));
+    const input = file('fit-duk.json', utf8Encode(JSON.stringify({ keys: [{ keyName: keys[0]!.keyName, modulus: n, exponent: e }], fits: paths, rsa })));
+    const script = file('fit-duk.js', utf8Encode(bundle.code));
+    const r = spawnSync(host, [script, input], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.filter((l) => l.startsWith('fit ')).map((l) => verdictClass(l.replace(/^fit \d+ /, '')))).toEqual(reference.map(verdictClass));
+    expect(lines.filter((l) => l.startsWith('rsa ')).map((l) => l.split(' ')[2])).toEqual(want);
+  }, 300_000);
 });

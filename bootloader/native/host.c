@@ -44,6 +44,8 @@
 #include "duktape.h"
 #include <sodium.h>
 #include <uv.h>
+#include <mbedtls/rsa.h>
+#include <mbedtls/md.h>
 
 /* <linux/fs.h> clashes with <sys/mount.h> on glibc 2.36; this is its value. */
 #ifndef BLKGETSIZE64
@@ -477,6 +479,47 @@ static duk_ret_t n_ed25519_verify(duk_context *ctx) {
                                                      (unsigned long long)msg_len, pub) == 0;
         }
     }
+    duk_push_boolean(ctx, ok);
+    return 1;
+}
+
+/* rsaVerify(modulus, exponent, digest, signature) -> boolean: RSASSA-PKCS1-v1_5 with
+ * SHA-256 over a precomputed digest (RFC 8017 8.2.2), as U-Boot's rsa_verify() checks a
+ * FIT configuration signature, with mbed TLS (linked for TLS already). Fails closed, never
+ * throws: anything but four buffers, an RSA-2048 modulus (256 bytes, top bit set, odd), an
+ * odd exponent of 1..4 bytes that is at least 3, a 32-byte digest and a 256-byte signature
+ * is false before any arithmetic (sdk/ota/boot-target-fit.ts rsaInputsAcceptable makes the
+ * same checks on Node); mbed TLS refuses a signature >= n and any padding but the exact
+ * EMSA-PKCS1-v1_5 encoding with the SHA-256 DigestInfo. */
+static duk_ret_t n_rsa_verify(duk_context *ctx) {
+    duk_size_t n_len = 0, e_len = 0, d_len = 0, s_len = 0;
+    const unsigned char *n, *e, *d, *sig;
+    mbedtls_rsa_context rsa;
+    int ok = 0;
+    duk_idx_t i;
+    for (i = 0; i < 4; i++) {
+        if (!duk_is_buffer_data(ctx, i)) {
+            duk_push_false(ctx);
+            return 1;
+        }
+    }
+    n = (const unsigned char *)duk_get_buffer_data(ctx, 0, &n_len);
+    e = (const unsigned char *)duk_get_buffer_data(ctx, 1, &e_len);
+    d = (const unsigned char *)duk_get_buffer_data(ctx, 2, &d_len);
+    sig = (const unsigned char *)duk_get_buffer_data(ctx, 3, &s_len);
+    if (n == NULL || e == NULL || d == NULL || sig == NULL || n_len != 256 || s_len != 256 || d_len != 32 ||
+        e_len < 1 || e_len > 4 || n[0] < 0x80 || (n[255] & 1) == 0 || e[0] == 0 || (e[e_len - 1] & 1) == 0 ||
+        (e_len == 1 && e[0] < 3)) {
+        duk_push_false(ctx);
+        return 1;
+    }
+    mbedtls_rsa_init(&rsa, MBEDTLS_RSA_PKCS_V15, MBEDTLS_MD_SHA256);
+    if (mbedtls_rsa_import_raw(&rsa, n, n_len, NULL, 0, NULL, 0, NULL, 0, e, e_len) == 0 &&
+        mbedtls_rsa_complete(&rsa) == 0 && mbedtls_rsa_check_pubkey(&rsa) == 0 &&
+        mbedtls_rsa_get_len(&rsa) == 256) {
+        ok = mbedtls_rsa_pkcs1_verify(&rsa, NULL, NULL, MBEDTLS_RSA_PUBLIC, MBEDTLS_MD_SHA256, 32, d, sig) == 0;
+    }
+    mbedtls_rsa_free(&rsa);
     duk_push_boolean(ctx, ok);
     return 1;
 }
@@ -1216,6 +1259,7 @@ static const duk_function_list_entry native_functions[] = {
     { "random", n_random, 1 },
     { "sha256", n_sha256, 1 },
     { "ed25519Verify", n_ed25519_verify, 3 },
+    { "rsaVerify", n_rsa_verify, 4 },
     { "evalScript", n_eval_script, DUK_VARARGS },
     { "powerOff", n_power_off, 0 },
     { "reboot", n_reboot, 0 },

@@ -10,6 +10,12 @@ export interface BootConfig {
    * boot slot there only when it finds a valid copy, so a plain disk is never written there.
    */
   bootenv?: { offset: number; size: number };
+  /** An A/B disk's boot slots (sdk/disk/boot-ab.ts): the OTA agent writes the inactive one. */
+  bootSlots?: { boot_a: { offset: number; size: number }; boot_b: { offset: number; size: number } };
+  /** The FIT public key(s) (hex, big-endian) the agent checks boot images with: U-Boot's `required = "conf"` key. */
+  fitKeys?: { keyName: string; modulus: string; exponent: string }[];
+  /** The boot image this stage was built into (`signet fit --version`), printed as boot[BOOT-IMAGE]. */
+  bootRelease?: { version: string; securityCounter: number };
   /** The trust anchor: root.json as shipped (a TUF root envelope). */
   root: string;
   trialTries: number;

@@ -25,6 +25,9 @@ import { confirmBootSlot } from './bootenv';
 import { ConfigStore } from './configstore';
 import type { HostConfig } from '../../sdk/runtime/config-types';
 import { readAgentConfig, startDeviceAgent, type DeviceAgentHandle } from '../../sdk/ota/agent-device';
+import type { BootSlotsDevice } from '../../sdk/ota/boot-target-agent';
+import type { BootFitKey } from '../../sdk/ota/boot-target-fit';
+import { fromHex } from '../../sdk/util/bytes';
 
 declare const signet_native: SignetNative;
 declare const __SIGNET_BOOT_CONFIG__: BootConfig;
@@ -85,10 +88,11 @@ function appLineTable(payloads: { name: string; bytes: Uint8Array }[]): LineTabl
  * names an update server; a server without the device's identity is logged, not fatal.
  */
 function startAgent(config: HostConfig, stage: BootStage, choice: BootChoice, cfg: BootConfig, crypto: ImageCrypto,
-  now: () => number | null, log: (line: string) => void, reboot: () => void): DeviceAgentHandle | null {
+  now: () => number | null, log: (line: string) => void, reboot: () => void, n: SignetNative, disk: NativeBlockDevice): DeviceAgentHandle | null {
   try {
     const c = readAgentConfig(config);
     if (!c) return null;
+    const bootSlots = agentBootSlots(cfg, n, disk, log);
     const m = choice.image.manifest;
     const st = stage.currentState();
     return startDeviceAgent({
@@ -110,12 +114,47 @@ function startAgent(config: HostConfig, stage: BootStage, choice: BootChoice, cf
       maxImageBytes: cfg.partitions.slot_b.size < cfg.partitions.slot_a.size ? cfg.partitions.slot_b.size : cfg.partitions.slot_a.size,
       log: log,
       reboot: reboot,
+      bootSlots: bootSlots || undefined,
     });
   } catch (e) {
     // A disk without a config store (small test disks) has no agent to start, and says nothing.
     if (errorCode(e) !== 'E_CONFIG_NO_STORE') log('ota[DISABLED] reason=' + errorCode(e));
     return null;
   }
+}
+
+/**
+ * What the agent needs for boot-image updates, from the compiled-in configuration (no board file
+ * on the device): the A/B layout, the FIT key, and the host's SHA-256 and mbedTLS RSA. Null on a
+ * disk without A/B boot slots; a host without rsaVerify cannot check a boot image and takes none.
+ */
+function agentBootSlots(cfg: BootConfig, n: SignetNative, disk: NativeBlockDevice, log: (line: string) => void) {
+  const ab = cfg.bootSlots;
+  const env = cfg.bootenv;
+  if (!ab || !env || env.offset + env.size > disk.sectorCount * disk.sectorSize) return null;
+  const rsaVerify = n.rsaVerify;
+  if (typeof rsaVerify !== 'function' || !cfg.fitKeys || !cfg.fitKeys.length) {
+    log('ota[BOOT-DISABLED] reason=E_BOOT_FIT_KEY');
+    return null;
+  }
+  const keys: BootFitKey[] = [];
+  for (let i = 0; i < cfg.fitKeys.length; i++) {
+    const m = fromHex(cfg.fitKeys[i].modulus);
+    const e = fromHex(cfg.fitKeys[i].exponent);
+    if (m && e) keys.push({ keyName: cfg.fitKeys[i].keyName, publicKey: { modulus: m, exponent: e } });
+  }
+  const part = function (p: { offset: number; size: number }) { return new PartitionDevice(disk, p.offset, p.size); };
+  return {
+    board: cfg.board,
+    fitKeys: keys,
+    fitCrypto: {
+      sha256: function (d: Uint8Array) { return n.sha256(d); },
+      rsaVerify: function (m: Uint8Array, e: Uint8Array, d: Uint8Array, s: Uint8Array) { return rsaVerify.call(n, m, e, d, s) === true; },
+    },
+    device: function (): BootSlotsDevice {
+      return { slots: { a: part(ab.boot_a), b: part(ab.boot_b) }, env: part(env) };
+    },
+  };
 }
 
 function main(): void {
@@ -150,6 +189,7 @@ function main(): void {
     return;
   }
 
+  if (cfg.bootRelease) log('boot[BOOT-IMAGE] version=' + cfg.bootRelease.version + ' counter=' + cfg.bootRelease.securityCounter);
   const disk = new NativeBlockDevice(n, argValue(args, '--disk') || cfg.device, cfg.sectorSize);
   const part = function (p: { offset: number; size: number }) { return new PartitionDevice(disk, p.offset, p.size); };
   const stage = new BootStage({
@@ -184,7 +224,6 @@ function main(): void {
     // booted (an A/B disk's boot environment: bootcount back to 0 before U-Boot gives up on it).
     confirm: function () {
       stage.confirm();
-      if (agent) agent.confirmed();
       // A device too small to hold the area is no A/B disk (the stage also runs on small test disks).
       const env = cfg.bootenv;
       if (env && env.offset + env.size <= disk.sectorCount * disk.sectorSize) {
@@ -194,6 +233,8 @@ function main(): void {
           log('boot[BOOTENV] reason=' + errorCode(e));
         }
       }
+      // After the boot slot's confirm: the agent reads the boot environment to report it.
+      if (agent) agent.confirmed();
     },
     /** Install API for the OTA agent: stage an image into the inactive slot. */
     stage: function (bytes: Uint8Array) { return stage.stageImage(bytes).manifest.version; },
@@ -206,7 +247,7 @@ function main(): void {
     config: hostConfig(function () { return part(cfg.partitions.state); }, log),
   };
   (Function('return this')() as { __signet_host: unknown }).__signet_host = host;
-  agent = startAgent(host.config, stage, choice, cfg, crypto, nowFn, log, function () { n.reboot(); });
+  agent = startAgent(host.config, stage, choice, cfg, crypto, nowFn, log, function () { n.reboot(); }, n, disk);
   // The host names a throwing handler's line through this: the image's line table turns a
   // line of app.js into the service's own file and line; the last one goes on APP-RESTART.
   const lines = appLineTable(choice.image.payloads);

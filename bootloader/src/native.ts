@@ -25,6 +25,14 @@ export interface SignetNative {
    * malformed.
    */
   ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  /**
+   * RSASSA-PKCS1-v1_5 with SHA-256 over a precomputed digest (a FIT's configuration signature):
+   * mbedTLS in the C host, sdk/fit/pkcs1.ts on Node. False, never a throw, for a signature that
+   * does not verify and for inputs that are not an RSA-2048 key (modulus 256 bytes, top bit set,
+   * odd), an odd exponent of 1..4 bytes (≥ 3), a 32-byte digest and a 256-byte signature.
+   * Absent on hosts built before it: the agent then refuses boot images (E_BOOT_FIT_KEY).
+   */
+  rsaVerify?(modulus: Uint8Array, exponent: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean;
   evalScript(source: string, filename: string): unknown;
   /** Set by the boot stage: the host calls it to name a throwing handler's file and line. */
   where?: (file: string, line: number) => string;

@@ -20,7 +20,7 @@
  * single-threaded (sdk/disk/compress.ts); two builds give identical bytes.
  */
 import { join } from 'node:path';
-import { buildBootStage } from '../../bootloader/build';
+import { buildBootStage, type BootBuildOptions } from '../../bootloader/build';
 import { buildNativeHost, nativeHostTcb } from '../../bootloader/native/build';
 import type { Board } from '../board';
 import { buildFit, type FitArch, type FitCompression } from '../fit/fit';
@@ -85,8 +85,9 @@ export function sourceDateEpoch(): number | undefined {
 const FIT_ARCH: Record<Board['arch'], FitArch> = { arm64: 'arm64', armhf: 'arm' };
 
 /** The initramfs for a board: boot stage with root.json compiled in, plus the block and network drivers. */
-export async function buildBoardInitramfs(board: Board, kernel: BoardKernel, rootJson: string, testMode: boolean, mtime: number): Promise<{ initramfs: Uint8Array; modules: string[]; bootJsBytes: number }> {
-  const stage = await buildBootStage({ board, rootJson, testMode });
+export async function buildBoardInitramfs(board: Board, kernel: BoardKernel, rootJson: string, testMode: boolean, mtime: number,
+  boot?: Pick<BootBuildOptions, 'fitKey' | 'bootRelease'>): Promise<{ initramfs: Uint8Array; modules: string[]; bootJsBytes: number }> {
+  const stage = await buildBootStage({ board, rootJson, testMode, ...boot });
   const kvm = board.hypervisor === 'kvm';
   const modules = kvm ? kernelModules(kernel, [...KVM_BLOCK_MODULES, ...KVM_NET_MODULES]) : [];
   // kvm guests bring up virtio-net themselves; Xen networking is its own later work.
@@ -183,7 +184,9 @@ export async function buildBootImage(o: BootImageOptions): Promise<BootImage> {
     const signer = await loadFitSigner(o.keysDir, undefined, o.fitKey);
     const kernel = await fetchKernel(o.board);
     const timestamp = o.timestamp ?? sourceDateEpoch() ?? kernel.sourceDateEpoch;
-    const { initramfs, modules, bootJsBytes } = await buildBoardInitramfs(o.board, kernel, rootJson, o.testMode ?? false, timestamp);
+    // The boot stage's OTA agent checks boot images against the FIT key and says which release it is.
+    const { initramfs, modules, bootJsBytes } = await buildBoardInitramfs(o.board, kernel, rootJson, o.testMode ?? false, timestamp,
+      { fitKey: { keyName: FIT_KEY_NAME, publicKey: signer.publicKey() }, bootRelease: o.release });
     const [fitKernel, ramdisk] = await Promise.all([fitKernelImage(o.board, kernel), fitRamdisk(kernel, initramfs)]);
     const dtb = kernelDtb(await dumpMachineDtb(o.board), o.board.kernel.cmdline ?? `console=${o.board.kernel.console}`);
     const native = await nativeHostTcb(await buildNativeHost(o.board.arch));

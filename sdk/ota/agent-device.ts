@@ -24,6 +24,8 @@ import type { SignetError } from '../util/errors';
 import { OtaAgent, PENDING_FILE, REPORTS_FILE, type BootReport, type DeviceStatus, type InstallApi } from './agent';
 import type { MetadataStore } from './client';
 import { MemoryMetadataStore } from './client-store';
+import { BOOT_STATE_FILE, BootTargetAgent, type BootSlotsDevice } from './boot-target-agent';
+import type { BootFitKey, FitCrypto } from './boot-target-fit';
 import { DeviceFetcher, type RetryAfter } from './fetcher-device';
 
 /** Settings (`signet device provision --set`) and files (`--identity`) the agent reads. */
@@ -44,6 +46,8 @@ export const AGENT_FILES = { cert: 'ota-client.crt', key: 'ota-client.key', ca: 
 const PERSISTED: Record<string, string> = {};
 PERSISTED[PENDING_FILE] = 'ota.pending';
 PERSISTED[REPORTS_FILE] = 'ota.reports';
+// The boot-image agent's floor and pending boot install (boot-target-agent.ts): a few hundred bytes.
+PERSISTED[BOOT_STATE_FILE] = 'ota.boot';
 
 /** The agent's store on a device: its small records in the config store, TUF metadata in memory. */
 export class ConfigAgentStore implements MetadataStore {
@@ -246,11 +250,18 @@ export interface DeviceAgentOptions {
   /** Restart the device (into the trial the agent just armed). */
   reboot(): void;
   random?(): number;
+  /**
+   * A/B boot slots (an `--boot-ab` disk): the agent also reports the running boot image and takes
+   * boot offers (boot-target-agent.ts). The slots and the FIT key come from the boot stage's
+   * compiled-in configuration, the FIT check's SHA-256 and RSA from the C host.
+   */
+  bootSlots?: { board: string; fitKeys: BootFitKey[]; fitCrypto: FitCrypto; device(): BootSlotsDevice };
 }
 
 export interface DeviceAgentHandle {
   readonly agent: OtaAgent;
-  /** The app's confirm() went through: report `confirmed`. */
+  readonly bootAgent: BootTargetAgent | null;
+  /** The app's confirm() went through (and the boot stage confirmed the boot slot): report `confirmed`. */
   confirmed(): void;
   stop(): void;
 }
@@ -262,13 +273,15 @@ export interface DeviceAgentHandle {
 export function startDeviceAgent(o: DeviceAgentOptions): DeviceAgentHandle {
   const c = o.agent;
   const clock = new ServerClock(c.serverUrl, o.now);
+  let bootAgent: BootTargetAgent | null = null;
+  const store = new ConfigAgentStore(o.config);
   const agent = new OtaAgent({
     serverUrl: c.serverUrl,
     fetcher: new DeviceFetcher({
       tls: { ca: c.ca, cert: c.cert, key: c.key, servername: c.servername },
       onResponse: function (url, headers) { clock.observe(url, headers); },
     }),
-    store: new ConfigAgentStore(o.config),
+    store: store,
     crypto: o.crypto,
     rootBytes: o.rootBytes,
     now: function () { return clock.now(); },
@@ -276,7 +289,24 @@ export function startDeviceAgent(o: DeviceAgentOptions): DeviceAgentHandle {
     install: o.install,
     maxImageBytes: o.maxImageBytes,
     log: o.log,
+    boot: o.bootSlots ? {
+      checkin: function () { return (bootAgent as BootTargetAgent).checkin(); },
+      afterCheckin: function (answer, result, cb) { (bootAgent as BootTargetAgent).afterCheckin(answer, result, cb); },
+    } : undefined,
   });
+  if (o.bootSlots) {
+    const b = o.bootSlots;
+    bootAgent = new BootTargetAgent({ agent: agent, store: store, fitKeys: b.fitKeys, fitCrypto: b.fitCrypto, board: b.board, device: b.device, log: o.log });
+  }
+  // What became of a pending boot image, after a boot and again after the app confirmed (then
+  // the boot stage has confirmed the boot slot): booted-trial, confirmed or failed.
+  const bootAfterBoot = function (cb: () => void): void {
+    if (!bootAgent) return cb();
+    bootAgent.afterBoot(function (err) {
+      if (err) o.log('ota[BOOT-REPORT] reason=' + err.code);
+      cb();
+    });
+  };
   const schedule = new CheckinSchedule({ intervalS: c.intervalS, firstS: c.firstS, random: o.random });
   let timer: Timeout | undefined;
   let stopped = false;
@@ -297,8 +327,9 @@ export function startDeviceAgent(o: DeviceAgentOptions): DeviceAgentHandle {
           o.log('ota[RETRY] reason=' + err.code + ' failures=' + schedule.failuresInARow() + ' in_ms=' + ms);
           return next(ms);
         }
-        if (r && r.outcome === 'staged') {
-          o.log('ota[REBOOT] slot=' + r.slot + ' version=' + (r.offer ? r.offer.version : ''));
+        if (r && (r.outcome === 'staged' || (r.boot && r.boot.outcome === 'staged'))) {
+          o.log('ota[REBOOT] slot=' + (r.outcome === 'staged' ? r.slot : '') + ' version=' + (r.outcome === 'staged' && r.offer ? r.offer.version : '') +
+            (r.boot && r.boot.outcome === 'staged' ? ' boot_slot=' + r.boot.slot + ' boot_version=' + r.boot.offer.version : ''));
           stopped = true;
           o.reboot();
           return;
@@ -313,6 +344,9 @@ export function startDeviceAgent(o: DeviceAgentOptions): DeviceAgentHandle {
   };
 
   agent.afterBoot(o.boot, function () {
+    bootAfterBoot(afterReports);
+  });
+  function afterReports(): void {
     ready = true;
     const go = function (): void {
       const ms = schedule.first();
@@ -321,17 +355,18 @@ export function startDeviceAgent(o: DeviceAgentOptions): DeviceAgentHandle {
     };
     if (!wantConfirm) return go();
     wantConfirm = false;
-    agent.confirmed(go);
-  });
+    agent.confirmed(function () { bootAfterBoot(go); });
+  }
 
   return {
     agent: agent,
+    bootAgent: bootAgent,
     confirmed: function () {
       if (!ready) {
         wantConfirm = true;
         return;
       }
-      agent.confirmed(function () {});
+      agent.confirmed(function () { bootAfterBoot(function () {}); });
     },
     stop: function () {
       stopped = true;

@@ -10,7 +10,7 @@ import { SimFlash } from '../../bootloader/src/block-sim';
 import { provisionBootEnv, readBootEnv } from '../../bootloader/src/bootenv';
 import { errorCode } from '../../bootloader/src/errors';
 import type { FitVerifyKey } from '../fit/fit-verify';
-import { bootSlotsOn, stageBootImage, ubootAbBoot, type BootSlotName } from './boot-target';
+import { bootSlotsOn, nodeFitCrypto, stageBootImage, ubootAbBoot, type BootSlotName } from './boot-target';
 
 export interface BootSweepInput {
   /** Byte ranges of boot_a, boot_b and bootenv on the flash. */
@@ -64,7 +64,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export function bootPowercutSweep(inp: BootSweepInput): BootSweepResult {
-  const stageOn = (flash: SimFlash) => stageBootImage(bootSlotsOn(flash, inp.ab), inp.update, { keys: inp.keys, board: inp.board, floor: 0 });
+  const stageOn = (flash: SimFlash) => stageBootImage(bootSlotsOn(flash, inp.ab), inp.update, { keys: inp.keys, crypto: nodeFitCrypto, board: inp.board, floor: 0 });
   // A dry run counts the update's sector writes.
   const dry = fresh(inp);
   const before = dry.sectorWrites;

@@ -16,7 +16,7 @@ import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision
 import { BootStage, type BootChoice } from '../../bootloader/src/stage';
 import { confirmBootSlot, provisionBootEnv } from '../../bootloader/src/bootenv';
 import type { FitVerifyKey } from '../fit/fit-verify';
-import { BootTargetAgent, bootSlotsOn, ubootAbBoot, type BootRelease, type BootSlotName } from './boot-target';
+import { BootTargetAgent, bootSlotsOn, nodeFitCrypto, ubootAbBoot, type BootRelease, type BootSlotName } from './boot-target';
 import type { BootState } from '../../bootloader/src/state';
 import type { ImageCrypto } from '../image/crypto';
 import { nodeCrypto } from '../image/crypto-node';
@@ -160,7 +160,7 @@ export class SimulatedDevice {
     if (o.bootAb) {
       const ab = o.bootAb;
       this.bootAgent = new BootTargetAgent({
-        agent: this.agent, store: this.store, fitKeys: o.fitKeys ?? [], board: o.board,
+        agent: this.agent, store: this.store, fitKeys: o.fitKeys ?? [], fitCrypto: nodeFitCrypto, board: o.board,
         device: () => {
           if (!this.flash) throw new OtaError('E_CLIENT_STATE', 'the device is powered off');
           return bootSlotsOn(this.flash, ab);
