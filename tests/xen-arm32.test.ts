@@ -1,11 +1,12 @@
 /**
  * xen-arm32: Xen 4.17 (Debian's armhf hypervisor) boots dom0less under qemu-system-arm with
- * our guest as DomU 1, and the boot stage in that guest verifies the app from its flash.
- * Plus the device tree we hand Xen, decoded with our reader and cross-checked with dtc.
+ * our guest as DomU 1, and the boot stage in that guest verifies the app from its flash: QEMU's
+ * NOR bank backed by the disk image file, passed through by Xen, so its state persists.
+ * Plus the device trees we hand Xen, decoded with our reader and cross-checked with dtc.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { loadBoard, partition } from '../sdk/board';
@@ -17,12 +18,14 @@ import { initKeys } from '../sdk/keys/keyset';
 import { buildDisk } from '../sdk/disk/disk';
 import { domULine, runXen, startXen } from '../sdk/disk/run-xen';
 import { addDom0less, buildXenDtb, readDom0less, type Dom0lessConfig } from '../sdk/disk/xen-dt';
-import { domUFlashBytes, domUFlashFromApp, domUFlashFromDiskFile } from '../sdk/disk/xen-flash';
-import { checkQemuPlacement, dumpQemuDtb, qemuDtbAddress } from '../sdk/disk/xen-qemu';
+import { buildPassthroughDtb, checkEraseLayout, DOMU_FLASH_GUEST_ADDRESS, passthroughFlash, QEMU_VIRT_PFLASH, writeFreshFlash } from '../sdk/disk/xen-flash';
+import { checkQemuPlacement, dumpQemuDtb, qemuDtbAddress, xenQemuArgs } from '../sdk/disk/xen-qemu';
 import { XenError } from '../sdk/disk/xen-errors';
 import { fetchXen, guestForApp, prepareXenBoot, type XenBootPlan } from '../sdk/disk/xen';
 import { readCpio } from '../sdk/disk/cpio';
 import { fetchKernel } from '../sdk/disk/kernel';
+import { flashLayout } from '../sdk/disk/disk';
+import { PERSIST_APP, statePersisted, xenPersistScenario } from './helpers/xen-persist';
 import { makeImage, makeKeySet } from './helpers/fixtures';
 import { tempDir } from './helpers/boot';
 
@@ -121,13 +124,82 @@ describe('the dom0less device tree', () => {
     const plan = {
       xen: { image: new Uint8Array(900_000) },
       kernel: { image: new Uint8Array(0x532200), address: 0x42000000, bootargs: '' },
-      ramdisk: { image: new Uint8Array(0x100000), address: 0x49000000, bootBytes: 0, flashBytes: 0 },
+      ramdisk: { image: new Uint8Array(0x100000), address: 0x49000000 },
+      partialDtb: { image: new Uint8Array(0x200), address: 0x49100000 },
+      flash: { file: '/tmp/disk,1.img', pflashUnit: 1, hostAddress: 0x04000000, guestAddress: 0x08000000, size: 0x4000000 },
       dtb: { image: new Uint8Array(0x4000), address: 0x48000000 },
       config: config(),
     } satisfies XenBootPlan;
     expect(() => checkQemuPlacement(plan, platform, board)).not.toThrow();
     expect(code(() => checkQemuPlacement({ ...plan, dtb: { ...plan.dtb, address: 0x45f00000 } }, platform, board))).toBe('E_XEN_ADDRESS');
     expect(code(() => checkQemuPlacement({ ...plan, ramdisk: { ...plan.ramdisk, address: 0x48004000 } }, platform, board))).toBe('E_XEN_ADDRESS');
+    expect(code(() => checkQemuPlacement({ ...plan, partialDtb: { ...plan.partialDtb, address: 0x490ff000 } }, platform, board))).toBe('E_XEN_ADDRESS');
+    // The flash file is QEMU's second NOR bank (a comma in its name doubled for QEMU's option parser).
+    const args = xenQemuArgs(board, plan, { xen: 'x', dtb: 'd', kernel: 'k', ramdisk: 'r', partialDtb: 'p', qmpSocket: 'q' });
+    expect(args).toContain('if=pflash,unit=1,format=raw,file=/tmp/disk,,1.img');
+    expect(args).toContain('loader,file=p,addr=0x49100000,force-raw=on');
+  });
+});
+
+describe('the flash Xen passes through to the DomU', () => {
+  let platform: Uint8Array;
+  beforeAll(async () => {
+    platform = await dumpQemuDtb(board);
+  });
+
+  test('is QEMU virt\'s second NOR bank, the whole board flash, seen by the guest at a free guest address', () => {
+    const f = passthroughFlash(board, decodeFdt(platform));
+    expect(f).toEqual({ hostAddress: 0x04000000, guestAddress: DOMU_FLASH_GUEST_ADDRESS, size: board.flash.size, bankWidth: 4, eraseBlock: 256 * 1024 });
+    expect(board.flash.size).toBe(QEMU_VIRT_PFLASH.size); // a `signet disk` image is exactly the bank
+    expect(board.flash.device).toBe('/dev/mtdblock0');
+    // The partial tree, as Xen's docs/misc/arm/passthrough.txt wants it.
+    const tree = decodeFdt(buildPassthroughDtb(f));
+    const node = findNode(tree.root, '/passthrough/flash@8000000')!;
+    expect(readStringList(getProp(findNode(tree.root, '/passthrough')!, 'compatible')!)).toEqual(['simple-bus']);
+    expect(readStringList(getProp(node, 'compatible')!)).toEqual(['cfi-flash']);
+    expect([...getProp(node, 'xen,reg')!]).toEqual([0, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0x08, 0, 0, 0]);
+    expect([...getProp(node, 'reg')!]).toEqual([0, 0, 0, 0, 0x08, 0, 0, 0, 0, 0, 0, 0, 0x04, 0, 0, 0]);
+    expect(getProp(node, 'xen,force-assign-without-iommu')!.length).toBe(0);
+    expect(getProp(node, 'xen,path')).toBeUndefined(); // no IOMMU, no interrupts: nothing for Xen to look up
+  });
+
+  test.skipIf(!hasTool('dtc'))('dtc reads the same partial tree', () => {
+    const file = join(tempDir('signet-xen-pdt-'), 'partial.dtb');
+    writeFileSync(file, buildPassthroughDtb(passthroughFlash(board, decodeFdt(platform))));
+    const dts = execFileSync('dtc', ['-I', 'dtb', '-O', 'dts', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    expect(dts).toContain('xen,reg = <0x00 0x4000000 0x00 0x4000000 0x00 0x8000000>;');
+    expect(dts).toContain('bank-width = <0x04>;');
+    expect(dts).toContain('xen,force-assign-without-iommu;');
+  });
+
+  test('refuses a board whose flash is not the bank, whose device is not the guest\'s mtdblock, or whose state copies share an erase block', () => {
+    const fdt = decodeFdt(platform);
+    expect(code(() => passthroughFlash({ ...board, flash: { ...board.flash, size: 128 * 1024 * 1024 } }, fdt))).toBe('E_XEN_BOARD');
+    expect(code(() => passthroughFlash({ ...board, flash: { ...board.flash, device: '/dev/xvda' } }, fdt))).toBe('E_XEN_BOARD');
+    const st = flashLayout(board).state;
+    const withState = (offset: number, size: number) => ({ ...board, flash: { ...board.flash, partitions: [...board.flash.partitions.filter((p) => p.name !== 'state'), { name: 'state', offset, size }] } });
+    expect(() => checkEraseLayout(board, QEMU_VIRT_PFLASH.eraseBlock)).not.toThrow();
+    expect(code(() => checkEraseLayout(withState(st.offset, 64 * 1024), QEMU_VIRT_PFLASH.eraseBlock))).toBe('E_XEN_BOARD');
+    expect(code(() => checkEraseLayout(withState(st.offset + 64 * 1024, st.size), QEMU_VIRT_PFLASH.eraseBlock))).toBe('E_XEN_BOARD');
+    // A machine without NOR flash at the bank cannot give the guest its flash.
+    const noFlash = decodeFdt(platform);
+    noFlash.root.children = noFlash.root.children.filter((n) => !n.name.startsWith('flash@'));
+    expect(code(() => passthroughFlash(board, noFlash))).toBe('E_XEN_DTB');
+  });
+
+  test('a fresh flash file is the whole bank, with the app image at the start of slot A', async () => {
+    const ks = await makeKeySet(1, 1);
+    const img = await makeImage({ board: board.id, signers: [ks.targets[0].signer] });
+    const file = join(tempDir('signet-xen-flash-'), 'flash.img');
+    writeFreshFlash(board, img, file);
+    const bytes = new Uint8Array(readFileSync(file));
+    expect(bytes.length).toBe(QEMU_VIRT_PFLASH.size);
+    const a = partition(board, 'slot_a').offset;
+    expect(sha256(bytes.subarray(a, a + img.length))).toBe(sha256(img));
+    // Too large for slot A: refused, and no file left behind.
+    const big = join(tempDir('signet-xen-flash-'), 'big.img');
+    expect(code(() => writeFreshFlash(board, new Uint8Array(partition(board, 'slot_a').size + 1), big))).toBe('E_DISK_TOO_LARGE');
+    expect(existsSync(big)).toBe(false);
   });
 });
 
@@ -136,46 +208,24 @@ test('two preparations of the same inputs give byte-identical Xen boot files', a
   const img = await makeImage({ board: board.id, signers: [ks.targets[0].signer] });
   const rootJson = new TextDecoder().decode(ks.rootBytes);
   const xen = await fetchXen(board);
+  const flashFile = join(tempDir('signet-xen-prep-'), 'flash.img');
+  writeFreshFlash(board, img, flashFile);
   const once = async () =>
-    prepareXenBoot({ board, guest: await guestForApp(board, rootJson), flash: domUFlashFromApp(board, img), halt: true, platformDtb: await dumpQemuDtb(board) }, xen);
+    prepareXenBoot({ board, guest: await guestForApp(board, rootJson), flashFile, halt: true, platformDtb: await dumpQemuDtb(board) }, xen);
   const [x, y] = [await once(), await once()];
-  // Digests, not element-wise compares: the ramdisk is tens of MiB.
-  const files = (p: XenBootPlan) => [p.dtb.image, p.ramdisk.image, p.kernel.image, p.xen.image].map(sha256);
+  const files = (p: XenBootPlan) => [p.dtb.image, p.ramdisk.image, p.partialDtb.image, p.kernel.image, p.xen.image].map(sha256);
   expect(files(y)).toEqual(files(x));
-  expect(x.kernel.bootargs).toBe('console=ttyAMA0 panic=-1 quiet -- --disk /signet/flash.img --halt');
-  // The ramdisk is the boot initramfs followed by the flash archive, both whole cpio archives.
-  expect(readCpio(x.ramdisk.image.subarray(x.ramdisk.bootBytes)).map((e) => e.path)).toEqual(['signet', 'signet/flash.img']);
-  expect(readCpio(x.ramdisk.image.subarray(0, x.ramdisk.bootBytes)).map((e) => e.path)).toContain('signet/boot.js');
+  // The stage opens the board's flash device (the passed-through NOR), so only --halt follows "--".
+  expect(x.kernel.bootargs).toBe('console=ttyAMA0 panic=-1 quiet -- --halt');
+  // The ramdisk is the boot initramfs alone: the flash no longer travels in it.
+  expect(readCpio(x.ramdisk.image).map((e) => e.path)).toContain('signet/boot.js');
+  expect(readCpio(x.ramdisk.image).map((e) => e.path)).not.toContain('signet/flash.img');
+  // /chosen/domU1 names the partial tree as a module, after the ramdisk, and it is the one planned.
+  const domU = readDom0less(decodeFdt(x.dtb.image)).domUs[0]!;
+  expect(domU.deviceTree).toEqual({ address: x.partialDtb.address, size: x.partialDtb.image.length });
+  expect(x.partialDtb.address).toBeGreaterThanOrEqual(x.ramdisk.address + x.ramdisk.image.length);
+  expect(x.flash).toMatchObject({ file: flashFile, pflashUnit: 1, hostAddress: 0x04000000, guestAddress: 0x08000000 });
 }, 300_000);
-
-describe('the DomU flash file', () => {
-  test('is the head of the board\'s flash up to the end of the state partition', () => {
-    const st = partition(board, 'state');
-    expect(domUFlashBytes(board)).toBe(st.offset + st.size);
-    expect(partition(board, 'boot').offset).toBeGreaterThanOrEqual(st.offset + st.size); // boot comes last
-    const bootFirst = { ...board, flash: { ...board.flash, partitions: [...board.flash.partitions.filter((p) => p.name !== 'state'), { name: 'state', offset: 100 * 1024 * 1024, size: 65536 }] } };
-    expect(code(() => domUFlashBytes(bootFirst))).toBe('E_XEN_BOARD');
-  });
-
-  test('a fresh flash holds the app image at the start of slot A; a disk file gives its head', async () => {
-    const ks = await makeKeySet(1, 1);
-    const img = await makeImage({ board: board.id, signers: [ks.targets[0].signer] });
-    const flash = domUFlashFromApp(board, img);
-    const a = partition(board, 'slot_a').offset;
-    expect(sha256(flash.subarray(a, a + img.length))).toBe(sha256(img));
-
-    const file = join(tempDir('signet-xen-flash-'), 'disk.img');
-    const disk = new Uint8Array(domUFlashBytes(board) + 4096);
-    disk[0] = 7;
-    disk[domUFlashBytes(board) - 1] = 9;
-    writeFileSync(file, disk);
-    const head = domUFlashFromDiskFile(board, file);
-    expect(head.length).toBe(domUFlashBytes(board));
-    expect([head[0], head[head.length - 1]]).toEqual([7, 9]);
-    writeFileSync(file, disk.subarray(0, 1000));
-    expect(code(() => domUFlashFromDiskFile(board, file))).toBe('E_DISK_NOT_A_DISK');
-  });
-});
 
 describe.concurrent('Xen dom0less boots the guest (real Xen 4.17, real QEMU)', () => {
   test('the service built for xen-arm32 runs after boot[OK], its lines printed by Xen for DOM1', async () => {
@@ -207,6 +257,30 @@ describe.concurrent('Xen dom0less boots the guest (real Xen 4.17, real QEMU)', (
     expect(domULine('(XEN) DOM1: boot[HALT]')).toEqual({ domain: 1, text: 'boot[HALT]' });
     expect(r.appLineMs).toBeGreaterThan(0);
     console.log(`xen-arm32: app line ${Math.round(r.appLineMs!)} ms after QEMU start, shut down after ${Math.round(r.ms)} ms`);
+  }, 600_000);
+
+  test('state persists across Xen reboots: a security floor raised by a confirmed update survives, and an older image is then refused', async () => {
+    const r = await xenPersistScenario(board, tempDir('signet-xen-persist-'));
+    // Boot 1: v2, staged in slot B by the install API, trial-boots and its app confirms.
+    const trial = r.first.lines.indexOf('boot[TRIAL] slot=b version=2.0.0 tries=2');
+    const confirmed = r.first.lines.indexOf('boot[CONFIRM] slot=b version=2.0.0 floor=2');
+    expect(trial, r.first.rawLines.slice(-30).join('\n')).toBeGreaterThanOrEqual(0);
+    expect(confirmed).toBeGreaterThan(trial);
+    expect(r.first.exitCode).toBe(0);
+    // Written through to the disk file by the guest (NOR bank → mtdblock → the boot stage).
+    expect(r.stateAfterFirst).toMatchObject({ securityFloor: 2, active: 'b', slotB: 'good', lastResult: 'ok' });
+    // Boot 2, Xen started again from the same file with v1 (validly signed, counter 1) back in slot B:
+    // the floor is still 2, so neither slot boots.
+    const refusedB = r.second.lines.indexOf('boot[FALLBACK] slot=b reason=E_ROLLBACK');
+    const refusedA = r.second.lines.indexOf('boot[FALLBACK] slot=a reason=E_ROLLBACK');
+    expect(refusedB, r.second.rawLines.slice(-30).join('\n')).toBeGreaterThanOrEqual(0);
+    expect(refusedA).toBeGreaterThan(refusedB);
+    expect(r.second.lines.some((l) => l.startsWith('boot[RECOVERY] reason=E_NO_BOOTABLE_SLOT'))).toBe(true);
+    expect(r.second.lines.some((l) => l.startsWith('boot[OK]'))).toBe(false);
+    expect(r.second.lines).not.toContain(`hello from ${PERSIST_APP}`);
+    expect(r.second.exitCode).toBe(1);
+    expect(r.stateAfterSecond?.securityFloor).toBe(2);
+    expect(statePersisted(r)).toBe(true);
   }, 600_000);
 
   test('signet disk → signet run: a tampered slot A is refused inside the DomU, which falls back to slot B', async () => {

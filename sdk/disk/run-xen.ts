@@ -7,6 +7,9 @@
  * leaves Xen idling (no dom0 is there to shut the machine down or restart the guest), so the
  * runner watches for the guest kernel's last words and then quits QEMU over QMP: QEMU exits
  * 0, as it does when a KVM guest powers off.
+ *
+ * The guest's flash is the disk image file itself, as QEMU's second NOR bank passed through by
+ * Xen (xen-flash.ts): what the guest writes is in the file when QEMU exits.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -23,7 +26,7 @@ import type { KernelSourceKind } from './kernel';
 import type { GuestRunOptions, StartedGuest } from './run-types';
 import { checkXenBoard, fetchXen, guestForApp, guestFromDisk, prepareXenBoot, type XenBootPlan, type XenGuestImages } from './xen';
 import { XenError } from './xen-errors';
-import { domUFlashFromApp, domUFlashFromDiskFile } from './xen-flash';
+import { writeFreshFlash } from './xen-flash';
 import { checkQemuPlacement, dumpQemuDtb, xenQemuArgs } from './xen-qemu';
 
 /** `(XEN) DOM1: text` → { domain: 1, text }; Xen's own lines → undefined. */
@@ -35,6 +38,8 @@ export function domULine(raw: string): { domain: number; text: string } | undefi
 /** The guest kernel's last words, or Xen's, after which nothing more will run. */
 const GUEST_DONE = /^(\[\s*[\d.]+\] )?(reboot: (Power down|Restarting system|System halted)|---\[ end Kernel panic)/;
 const XEN_DONE = /^\(XEN\) (Reboot in five seconds|Manual reset required)/;
+/** A slot verified and its app is starting: a good slot, or a trial of a staged update. */
+const SLOT_BOOTED = /^boot\[(OK|TRIAL)\] /;
 const APP_FAILED = /^(boot\[APP-ERROR\]|boot\[RECOVERY\]|host\[ERROR\])/;
 
 export function isGuestDone(raw: string): boolean {
@@ -71,12 +76,14 @@ async function launch(board: Board, plan: XenBootPlan, o: { onOutput?: (chunk: s
       dtb: join(work, 'xen.dtb'),
       kernel: join(work, 'zImage'),
       ramdisk: join(work, 'ramdisk.cpio'),
+      partialDtb: join(work, 'domU-partial.dtb'),
       qmpSocket: join(work, 'qmp.sock'),
     };
     writeFileSync(files.xen, plan.xen.image);
     writeFileSync(files.dtb, plan.dtb.image);
     writeFileSync(files.kernel, plan.kernel.image);
     writeFileSync(files.ramdisk, plan.ramdisk.image);
+    writeFileSync(files.partialDtb, plan.partialDtb.image);
     let pending = '';
     let quitting = false;
     let guest: GuestConsole | undefined;
@@ -104,24 +111,22 @@ async function launch(board: Board, plan: XenBootPlan, o: { onOutput?: (chunk: s
   }
 }
 
-async function plan(board: Board, guest: XenGuestImages, flash: Uint8Array, halt: boolean): Promise<XenBootPlan> {
+async function plan(board: Board, guest: XenGuestImages, flashFile: string, halt: boolean): Promise<XenBootPlan> {
   const [platformDtb, xen] = await Promise.all([dumpQemuDtb(board), fetchXen(board)]);
-  const p = prepareXenBoot({ board, guest, flash, halt, platformDtb }, xen);
+  const p = prepareXenBoot({ board, guest, flashFile, halt, platformDtb }, xen);
   checkQemuPlacement(p, platformDtb, board);
   return p;
 }
 
 /**
  * The `signet run` starter for `hypervisor: "xen"` boards (sdk/disk/run.ts): the disk's boot
- * image (FIT) runs as the DomU, the head of the disk as its flash. The disk file itself is
- * not written: the guest's flash is a copy in its RAM (xen-flash.ts).
+ * image (FIT) runs as the DomU, the disk itself is its flash (written in place, as on arm64).
  */
 export async function startXen(o: GuestRunOptions): Promise<StartedGuest> {
   try {
     checkXenBoard(o.board);
     const guest = guestFromDisk(o.board, o.disk, o.keyDtb);
-    const flash = domUFlashFromDiskFile(o.board, o.disk);
-    const p = await plan(o.board, guest, flash, o.halt ?? false);
+    const p = await plan(o.board, guest, o.disk, o.halt ?? false);
     return await launch(o.board, p, { onOutput: o.onOutput, extraArgs: o.extraArgs });
   } catch (e) {
     throw asSignetError(e);
@@ -132,7 +137,8 @@ export interface RunXenOptions {
   board: Board;
   /**
    * Exactly one of: an app image (flashed into a fresh slot A, with keysDir), or a disk image
-   * from `signet disk` (its path, or its bytes).
+   * from `signet disk`: its path (the guest's flash, written in place, so a later run sees what
+   * this one wrote), or its bytes (a temporary copy).
    */
   appImage?: Uint8Array;
   disk?: string | Uint8Array;
@@ -155,13 +161,13 @@ export interface RunXenResult {
   lines: string[];
   /** The console exactly as Xen printed it. */
   rawLines: string[];
-  /** 0: a slot booted (`boot[OK]`) and its app ended without error; 1 otherwise. */
+  /** 0: a slot booted (`boot[OK]`, or `boot[TRIAL]` for a staged update) and its app ended without error; 1 otherwise. */
   exitCode: number;
   /** QEMU start to QEMU exit. */
   ms: number;
-  /** QEMU start to the first guest line after `boot[OK]` (the app's first line). */
+  /** QEMU start to the first guest line after `boot[OK]`/`boot[TRIAL]` (the app's first line). */
   appLineMs?: number;
-  plan: { kernelBytes: number; ramdiskBytes: number; flashBytes: number; bootargs: string };
+  plan: { kernelBytes: number; ramdiskBytes: number; flashBytes: number; bootargs: string; partialDtb: Uint8Array };
 }
 
 const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -182,26 +188,31 @@ export async function runXen(opts: RunXenOptions): Promise<RunXenResult> {
   if ((opts.appImage === undefined) === (opts.disk === undefined)) {
     throw new XenError('E_XEN_INPUT', 'give either an app image or a disk image to boot', 'pass exactly one of them');
   }
-  let guest: XenGuestImages;
-  let flash: Uint8Array;
-  if (opts.appImage) {
-    guest = await guestForApp(board, readRootJson(opts.keysDir));
-    flash = domUFlashFromApp(board, opts.appImage);
-  } else if (typeof opts.disk === 'string') {
-    guest = guestFromDisk(board, opts.disk, opts.keyDtb);
-    flash = domUFlashFromDiskFile(board, opts.disk);
-  } else {
-    const dir = mkdtempSync(join(tmpdir(), 'signet-xen-disk-'));
-    try {
-      const path = join(dir, 'disk.img');
-      writeFileSync(path, opts.disk!);
-      guest = guestFromDisk(board, path, opts.keyDtb);
-      flash = domUFlashFromDiskFile(board, path);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+  // A flash file made here (from an app image or disk bytes) lives in `scratch`, gone after the run.
+  const scratch = mkdtempSync(join(tmpdir(), 'signet-xen-flash-'));
+  try {
+    let guest: XenGuestImages;
+    let flashFile: string;
+    if (opts.appImage) {
+      guest = await guestForApp(board, readRootJson(opts.keysDir));
+      flashFile = join(scratch, 'flash.img');
+      writeFreshFlash(board, opts.appImage, flashFile);
+    } else if (typeof opts.disk === 'string') {
+      guest = guestFromDisk(board, opts.disk, opts.keyDtb);
+      flashFile = opts.disk;
+    } else {
+      flashFile = join(scratch, 'disk.img');
+      writeFileSync(flashFile, opts.disk!);
+      guest = guestFromDisk(board, flashFile, opts.keyDtb);
     }
+    return await bootPlan(opts, await plan(board, guest, flashFile, opts.halt));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
-  const p = await plan(board, guest, flash, opts.halt);
+}
+
+async function bootPlan(opts: RunXenOptions, p: XenBootPlan): Promise<RunXenResult> {
+  const { board } = opts;
 
   const lines: string[] = [];
   const rawLines: string[] = [];
@@ -217,7 +228,7 @@ export async function runXen(opts: RunXenOptions): Promise<RunXenResult> {
       const line = dom ? dom.text : raw;
       lines.push(line);
       if (dom && sawOk && appLineMs === undefined) appLineMs = performance.now() - t0;
-      if (dom && line.startsWith('boot[OK]')) sawOk = true;
+      if (dom && SLOT_BOOTED.test(line)) sawOk = true;
       if (dom && APP_FAILED.test(line)) failed = true;
       opts.onLine?.(line);
     },
@@ -234,7 +245,7 @@ export async function runXen(opts: RunXenOptions): Promise<RunXenResult> {
     exitCode: sawOk && !failed ? 0 : 1,
     ms: performance.now() - t0,
     appLineMs,
-    plan: { kernelBytes: p.kernel.image.length, ramdiskBytes: p.ramdisk.image.length, flashBytes: p.ramdisk.flashBytes, bootargs: p.kernel.bootargs },
+    plan: { kernelBytes: p.kernel.image.length, ramdiskBytes: p.ramdisk.image.length, flashBytes: p.flash.size, bootargs: p.kernel.bootargs, partialDtb: p.partialDtb.image },
   };
 }
 

@@ -16,6 +16,10 @@
  *         bootargs = "..."             the guest kernel's command line
  *       module@<addr>                  compatible = "multiboot,ramdisk", "multiboot,module"
  *         reg = <addr size>
+ *       module@<addr>                  compatible = "multiboot,device-tree", "multiboot,module"
+ *         reg = <addr size>            a partial tree: its /passthrough node goes into the
+ *                                      guest's tree, its xen,reg ranges are mapped into the guest
+ *                                      (docs/misc/arm/passthrough.txt, "Dom0-less Device Passthrough")
  *
  * With no dom0 module in /chosen, Xen 4.17 boots the DomUs alone ("true dom0less").
  * Written and read with our own FDT codec (sdk/fit/fdt.ts); no dtc at run time.
@@ -45,6 +49,7 @@ export const XEN_DOMAIN_COMPATIBLE = 'xen,domain';
 export const MULTIBOOT_MODULE = 'multiboot,module';
 export const MULTIBOOT_KERNEL = 'multiboot,kernel';
 export const MULTIBOOT_RAMDISK = 'multiboot,ramdisk';
+export const MULTIBOOT_DEVICE_TREE = 'multiboot,device-tree';
 
 /** QEMU fills these with fresh random bytes on every run; dropped so the tree is deterministic. */
 export const VOLATILE_CHOSEN_PROPERTIES = ['rng-seed', 'kaslr-seed'] as const;
@@ -64,6 +69,8 @@ export interface DomUSpec {
   vpl011: boolean;
   kernel: XenBootModule & { bootargs: string };
   ramdisk?: XenBootModule;
+  /** A partial device tree (passthrough.ts's `buildPassthroughDtb`): devices Xen hands the guest. */
+  deviceTree?: XenBootModule;
 }
 
 export interface Dom0lessConfig {
@@ -101,20 +108,27 @@ function cellCount(node: FdtNode, name: '#address-cells' | '#size-cells', fallba
   return v ? readU32(v, `${node.name || '/'} ${name}`) : fallback;
 }
 
-/** Host RAM as the platform tree describes it (every /memory node's `reg`). */
-export function memoryRanges(fdt: Fdt): MemoryRange[] {
+/** The `reg` ranges of a node directly under the root (the root's address and size cells). */
+export function rootChildRanges(fdt: Fdt, node: FdtNode): MemoryRange[] {
   const ac = cellCount(fdt.root, '#address-cells', 2);
   const sc = cellCount(fdt.root, '#size-cells', 1);
+  const reg = getProp(node, 'reg');
+  if (!reg) return [];
+  const cells = readCells(reg, 1, `/${node.name} reg`);
+  const stride = ac + sc;
+  const out: MemoryRange[] = [];
+  for (let i = 0; i + stride <= cells.length; i += stride) {
+    out.push({ address: joinCells(cells.slice(i, i + ac)), size: joinCells(cells.slice(i + ac, i + stride)) });
+  }
+  return out;
+}
+
+/** Host RAM as the platform tree describes it (every /memory node's `reg`). */
+export function memoryRanges(fdt: Fdt): MemoryRange[] {
   const out: MemoryRange[] = [];
   for (const node of fdt.root.children) {
     if (node.name !== 'memory' && !node.name.startsWith('memory@')) continue;
-    const reg = getProp(node, 'reg');
-    if (!reg) continue;
-    const cells = readCells(reg, 1, `/${node.name} reg`);
-    const stride = ac + sc;
-    for (let i = 0; i + stride <= cells.length; i += stride) {
-      out.push({ address: joinCells(cells.slice(i, i + ac)), size: joinCells(cells.slice(i + ac, i + stride)) });
-    }
+    out.push(...rootChildRanges(fdt, node));
   }
   if (out.length === 0) throw new XenError('E_XEN_DTB', 'the platform device tree has no /memory node', 'boot with a tree that describes RAM');
   return out;
@@ -182,6 +196,7 @@ export function addDom0less(fdt: Fdt, cfg: Dom0lessConfig): void {
   const all = cfg.domUs.flatMap((d) => [
     { what: `${d.name} kernel`, m: d.kernel },
     ...(d.ramdisk ? [{ what: `${d.name} ramdisk`, m: d.ramdisk }] : []),
+    ...(d.deviceTree ? [{ what: `${d.name} partial device tree`, m: d.deviceTree }] : []),
   ]);
   checkModules(ram, all);
   const cells: 1 | 2 = all.every((x) => end(x.m) <= U32_LIMIT) ? 1 : 2;
@@ -208,6 +223,7 @@ export function addDom0less(fdt: Fdt, cfg: Dom0lessConfig): void {
     if (d.vpl011) props.push(fdtProp('vpl011', new Uint8Array(0)));
     const children = [moduleNode(MULTIBOOT_KERNEL, d.kernel, cells, d.kernel.bootargs)];
     if (d.ramdisk) children.push(moduleNode(MULTIBOOT_RAMDISK, d.ramdisk, cells));
+    if (d.deviceTree) children.push(moduleNode(MULTIBOOT_DEVICE_TREE, d.deviceTree, cells));
     chosen.children.push(fdtNode(d.name, props, children));
   }
 }
@@ -250,6 +266,8 @@ export function readDom0less(fdt: Fdt): Dom0lessConfig {
         spec.kernel = { ...mod, bootargs: args ? readStringList(args)[0] ?? '' : '' };
       } else if (list.includes(MULTIBOOT_RAMDISK)) {
         spec.ramdisk = mod;
+      } else if (list.includes(MULTIBOOT_DEVICE_TREE)) {
+        spec.deviceTree = mod;
       }
     }
     if (!spec.kernel) throw new XenError('E_XEN_DTB', `/chosen/${node.name} has no multiboot,kernel module`, 'Xen cannot build a DomU without a kernel');

@@ -1,47 +1,128 @@
 /**
- * The DomU's flash. A dom0less guest has no PV block backend (that would live in a dom0, and
- * there is none), and the Debian armmp kernel has neither the CFI nor the physmap-of driver a
- * passed-through QEMU pflash would need. So the guest's flash travels as a file in its
- * initramfs, `/signet/flash.img`, which the boot stage opens instead of the board's device
- * (kernel args `-- --disk /signet/flash.img`; `blockOpen` works on files) and reads, verifies
- * and writes exactly as it would the real flash.
+ * The DomU's flash: the board's NOR flash itself, handed to the guest by Xen. No dom0, no PV
+ * block backend: the dom0less DomU gets a partial device tree (a `multiboot,device-tree`
+ * module) whose /passthrough node describes the flash as a `cfi-flash` device, and Xen maps the
+ * bank's MMIO range into the guest (`xen,reg`). The flash does no DMA and raises no interrupt,
+ * so no IOMMU is needed (`xen,force-assign-without-iommu`, no `xen,path`). The guest kernel
+ * (boards/xen-arm32/kernel.config) drives it with physmap-of + the CFI probe + mtdblock, and the
+ * boot stage opens /dev/mtdblock0 (the board's `flash.device`) with the board's offsets.
  *
- * The file is the head of the board's flash, byte for byte: from offset 0 to the end of the
- * last of slot_a, slot_b and state (xen-arm32 puts those first and the boot partition last, so
- * the head is about 17 MiB, not the whole 128 MiB). The boot stage keeps the board's offsets.
- * It is a second cpio archive appended to the boot initramfs (the kernel unpacks concatenated
- * archives in order, compressed or not; an uncompressed one must start 4-byte aligned, which
- * the FIT's gzip'd initramfs is padded for), so the boot image's bytes do not depend on the
- * slots.
- * Writes (trial counters, confirm) land in the guest's RAM and end with the guest.
+ * Under QEMU the flash is `virt`'s second pflash bank: 64 MiB at 0x04000000, backed by the disk
+ * image file itself (`-drive if=pflash,unit=1,file=disk.img`), so what the guest writes (trial
+ * counters, confirm, the security floor, staged updates) is in the file at the next boot. Bank 0
+ * stays without a drive: with one, QEMU would boot it as firmware instead of Xen.
+ *
+ * NOR is erased in blocks (256 KiB on QEMU's pflash) and mtdblock rewrites a whole erase block
+ * for each flushed write. The boot state's two copies (docs/boot-state.md) must therefore lie in
+ * different erase blocks, or one rewrite could tear both: `checkEraseLayout` refuses a board whose
+ * state halves share one.
  */
-import { readSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, rmSync } from 'node:fs';
 import type { Board } from '../board';
 import { decodeLayout } from '../image/format';
 import { decodeManifest } from '../image/manifest';
-import { SimFlash } from '../../bootloader/src/block-sim';
+import { cellsValue, encodeFdt, fdtNode, fdtProp, getProp, newFdt, readStringList, readU32, stringProp, u32Prop, type Fdt } from '../fit/fdt';
+import { FileBlockDevice } from '../../bootloader/src/block-file';
 import { provisionFlash } from '../../bootloader/src/provision';
-import { writeCpio } from './cpio';
-import { flashLayout, withDiskFile } from './disk';
+import { flashLayout } from './disk';
 import { DiskError } from './errors';
+import { hex, rootChildRanges } from './xen-dt';
 import { XenError } from './xen-errors';
 
-/** Where the boot stage in the DomU finds its flash. */
-export const DOMU_FLASH_PATH = '/signet/flash.img';
-export const DOMU_FLASH_CPIO_PATH = 'signet/flash.img';
+/** The device node the DomU kernel's mtdblock gives the passed-through flash (its only MTD device). */
+export const DOMU_FLASH_DEVICE = '/dev/mtdblock0';
 
-/** The head of the flash must fit the guest's RAM twice (initrd, then its unpacked copy) with room to spare. */
-const MAX_SHARE_OF_GUEST_RAM = 0.25;
+/**
+ * QEMU `virt`'s second NOR bank (hw/arm/virt.c: two 64 MiB pflash_cfi01 banks at 0 and
+ * 0x04000000, 256 KiB sectors), the one a drive can back without replacing Xen as firmware.
+ */
+export const QEMU_VIRT_PFLASH = { unit: 1, address: 0x04000000, size: 64 * 1024 * 1024, eraseBlock: 256 * 1024 } as const;
 
-/** Bytes of the flash the DomU gets: up to the end of the last partition the boot stage uses. */
-export function domUFlashBytes(board: Board): number {
-  const l = flashLayout(board);
-  const size = Math.max(...[l.slot_a, l.slot_b, l.state].map((p) => p.offset + p.size));
-  const guestRam = (board.xen?.domUMemoryMb ?? 0) * 1024 * 1024;
-  if (size > guestRam * MAX_SHARE_OF_GUEST_RAM) {
-    throw new XenError('E_XEN_BOARD', `the DomU would carry ${size} bytes of flash in its ${guestRam}-byte RAM (slots and state end at ${size})`, `put slot_a, slot_b and state before the boot partition in boards/${board.id}/board.json, or raise xen.domUMemoryMb`);
+/**
+ * Where the DomU sees its flash: a hole in Xen 4.17's guest memory map (public/arch-arm.h: GIC
+ * regions end at 0x04020000, vPCI ECAM starts at 0x10000000), 64 MiB aligned.
+ */
+export const DOMU_FLASH_GUEST_ADDRESS = 0x08000000;
+
+export const CFI_FLASH_COMPATIBLE = 'cfi-flash';
+
+/** The NOR bank Xen passes through: where it is on the host and in the guest. */
+export interface PassthroughFlash {
+  hostAddress: number;
+  guestAddress: number;
+  size: number;
+  /** Bytes per bus access, from the host tree's `bank-width`. */
+  bankWidth: number;
+  eraseBlock: number;
+}
+
+/** The state partition's two copies (each half of it) must start on their own erase blocks. */
+export function checkEraseLayout(board: Board, eraseBlock: number): void {
+  const st = flashLayout(board).state;
+  const half = st.size / 2;
+  if (st.offset % eraseBlock !== 0 || half % eraseBlock !== 0) {
+    throw new XenError(
+      'E_XEN_BOARD',
+      `the state partition of ${board.id} (${st.offset}+${st.size}) puts its two copies in a shared ${eraseBlock}-byte NOR erase block, so rewriting one could tear both`,
+      `give state an offset and a half-size that are multiples of ${eraseBlock} in boards/${board.id}/board.json`,
+    );
   }
-  return size;
+}
+
+/**
+ * The bank to pass through, checked against the platform tree (a `cfi-flash` node must cover
+ * it) and the board (its flash must be exactly the bank, with its device the guest's mtdblock).
+ */
+export function passthroughFlash(board: Board, platform: Fdt): PassthroughFlash {
+  const bank = QEMU_VIRT_PFLASH;
+  if (board.flash.size !== bank.size) {
+    throw new XenError('E_XEN_BOARD', `the flash of ${board.id} is ${board.flash.size} bytes but the NOR bank passed to the DomU is ${bank.size}`, `set flash.size to ${bank.size} in boards/${board.id}/board.json`);
+  }
+  if (board.flash.device !== DOMU_FLASH_DEVICE) {
+    throw new XenError('E_XEN_BOARD', `the flash device of ${board.id} is ${board.flash.device}, but the DomU sees its passed-through flash as ${DOMU_FLASH_DEVICE}`, `set flash.device to "${DOMU_FLASH_DEVICE}" in boards/${board.id}/board.json`);
+  }
+  checkEraseLayout(board, bank.eraseBlock);
+  const node = platform.root.children.find((n) => {
+    const compat = getProp(n, 'compatible');
+    if (!compat || !readStringList(compat).includes(CFI_FLASH_COMPATIBLE)) return false;
+    return rootChildRanges(platform, n).some((r) => r.address <= bank.address && bank.address + bank.size <= r.address + r.size);
+  });
+  const width = node && getProp(node, 'bank-width');
+  if (!node || !width) {
+    throw new XenError('E_XEN_DTB', `the platform device tree has no cfi-flash node with a bank-width covering ${hex(bank.address)}+${hex(bank.size)}`, 'boot a machine with NOR flash there (QEMU virt)');
+  }
+  return { hostAddress: bank.address, guestAddress: DOMU_FLASH_GUEST_ADDRESS, size: bank.size, bankWidth: readU32(width, `/${node.name} bank-width`), eraseBlock: bank.eraseBlock };
+}
+
+/**
+ * The partial device tree for the DomU (Xen's docs/misc/arm/passthrough.txt):
+ *
+ *   / { #address-cells = <2>; #size-cells = <2>;
+ *     passthrough { compatible = "simple-bus"; ranges; #address-cells = <2>; #size-cells = <2>;
+ *       flash@8000000 {
+ *         compatible = "cfi-flash"; bank-width = <4>;
+ *         reg = <0 guest 0 size>;                      the guest's view
+ *         xen,reg = <0 host 0 size 0 guest>;           what Xen maps, host → guest
+ *         xen,force-assign-without-iommu;              no DMA, so no IOMMU to assign it to
+ *       }; }; };
+ *
+ * Xen copies the node into the guest's tree without the xen,* properties.
+ */
+export function buildPassthroughDtb(f: PassthroughFlash): Uint8Array {
+  const flash = fdtNode(`flash@${f.guestAddress.toString(16)}`, [
+    stringProp('compatible', CFI_FLASH_COMPATIBLE),
+    fdtProp('reg', cellsValue([0, f.guestAddress, 0, f.size], 1)),
+    u32Prop('bank-width', f.bankWidth),
+    fdtProp('xen,reg', cellsValue([0, f.hostAddress, 0, f.size, 0, f.guestAddress], 1)),
+    fdtProp('xen,force-assign-without-iommu', new Uint8Array(0)),
+  ]);
+  const passthrough = fdtNode('passthrough', [
+    stringProp('compatible', 'simple-bus'),
+    fdtProp('ranges', new Uint8Array(0)),
+    u32Prop('#address-cells', 2),
+    u32Prop('#size-cells', 2),
+  ], [flash]);
+  return encodeFdt(newFdt(fdtNode('', [u32Prop('#address-cells', 2), u32Prop('#size-cells', 2)], [passthrough])));
 }
 
 /** The security counter an image claims, unverified (the device decides; this only seeds the floor). */
@@ -53,39 +134,29 @@ function claimedCounter(image: Uint8Array): number {
   }
 }
 
-/** A factory-fresh flash head: the app image in slot A, slot B blank, the state initialised. */
-export function domUFlashFromApp(board: Board, appImage: Uint8Array): Uint8Array {
+/**
+ * A factory-fresh flash file for tests and benches (`runXen({ appImage })`): the board's whole
+ * flash, sparse, with the app image in slot A, slot B blank and the state initialised as
+ * `signet disk` does. (No GPT or boot image: the DomU's kernel and initramfs come as modules.)
+ */
+export function writeFreshFlash(board: Board, appImage: Uint8Array, path: string): void {
   const layout = flashLayout(board);
   if (appImage.length > layout.slot_a.size) {
     throw new DiskError('E_DISK_TOO_LARGE', `the app image is ${appImage.length} bytes, slot_a of ${board.id} holds ${layout.slot_a.size}`, 'make the app smaller or the slot larger in board.json');
   }
-  const flash = new SimFlash(domUFlashBytes(board), board.flash.blockSize);
-  flash.bytes.fill(0); // as `signet disk` leaves unwritten space
-  provisionFlash(flash, layout, { slotA: appImage, securityFloor: claimedCounter(appImage) });
-  return flash.bytes;
-}
-
-/** The head of a disk image file (as `signet disk` writes it), read without loading the rest. */
-export function domUFlashFromDiskFile(board: Board, path: string): Uint8Array {
-  const size = domUFlashBytes(board);
-  const out = new Uint8Array(size);
-  withDiskFile(path, (fd) => {
-    let got = 0;
-    while (got < size) {
-      const n = readSync(fd, out, got, size - got, got);
-      if (n === 0) {
-        throw new DiskError('E_DISK_NOT_A_DISK', `${path} ends at ${got} bytes but the slots and state of ${board.id} end at ${size}`, `make it with \`signet disk --board ${board.id}\``);
-      }
-      got += n;
-    }
-  });
-  return out;
-}
-
-/** The flash head as a cpio archive to append to the boot initramfs. */
-export function domUFlashCpio(flash: Uint8Array): Uint8Array {
-  return writeCpio([
-    { type: 'dir', path: 'signet', mode: 0o755 },
-    { type: 'file', path: DOMU_FLASH_CPIO_PATH, data: flash, mode: 0o600 },
-  ]);
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    ftruncateSync(fd, board.flash.size);
+  } finally {
+    closeSync(fd);
+  }
+  const dev = new FileBlockDevice(path, board.flash.blockSize, true);
+  try {
+    provisionFlash(dev, layout, { slotA: appImage, securityFloor: claimedCounter(appImage) });
+  } catch (e) {
+    rmSync(path, { force: true });
+    throw e;
+  } finally {
+    dev.close();
+  }
 }

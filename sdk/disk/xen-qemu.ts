@@ -1,7 +1,9 @@
 /**
  * QEMU as the Xen board: `-M virt,virtualization=on` so the CPU has EL2 for Xen, Xen given as
  * `-kernel` (QEMU's direct boot enters it in Hyp mode with the tree in r2), the tree as `-dtb`,
- * and the DomU's kernel and ramdisk placed with `-device loader` where /chosen says they are.
+ * the DomU's kernel, ramdisk and partial device tree placed with `-device loader` where /chosen
+ * says they are, and the board's flash file as `virt`'s second NOR bank (`-drive if=pflash,unit=1`),
+ * which Xen passes through to the DomU (xen-flash.ts).
  *
  * QEMU's direct boot (hw/arm/boot.c) puts the kernel image at RAM base + 0x10000 and, with no
  * -initrd, the tree at RAM base + min(RAM / 2, 128 MiB): 0x48000000 on `virt` with 1 GiB. The
@@ -74,6 +76,7 @@ export function checkQemuPlacement(plan: XenBootPlan, platformDtb: Uint8Array, b
     { what: 'the device tree', m: { address: plan.dtb.address, size: dtbFootprint(plan.dtb.image.length) } },
     { what: 'the DomU kernel', m: { address: plan.kernel.address, size: plan.kernel.image.length } },
     { what: 'the DomU ramdisk', m: { address: plan.ramdisk.address, size: plan.ramdisk.image.length } },
+    { what: 'the DomU partial device tree', m: { address: plan.partialDtb.address, size: plan.partialDtb.image.length } },
   ]);
 }
 
@@ -82,8 +85,14 @@ export interface XenQemuFiles {
   dtb: string;
   kernel: string;
   ramdisk: string;
+  partialDtb: string;
   /** QMP socket: how the runner quits QEMU once the DomU is gone (Xen itself idles on). */
   qmpSocket: string;
+}
+
+/** A value inside a QEMU `-drive` option list: commas are doubled. */
+export function qemuOptionValue(v: string): string {
+  return v.replace(/,/g, ',,');
 }
 
 /** Machine and boot options; the console, display and monitor options are GuestConsole's. */
@@ -96,6 +105,9 @@ export function xenQemuArgs(board: Board, plan: XenBootPlan, f: XenQemuFiles): s
     '-dtb', f.dtb,
     '-device', `loader,file=${f.kernel},addr=${hex(plan.kernel.address)},force-raw=on`,
     '-device', `loader,file=${f.ramdisk},addr=${hex(plan.ramdisk.address)},force-raw=on`,
+    '-device', `loader,file=${f.partialDtb},addr=${hex(plan.partialDtb.address)},force-raw=on`,
+    // The guest's flash: written in place, so its state is there at the next boot.
+    '-drive', `if=pflash,unit=${plan.flash.pflashUnit},format=raw,file=${qemuOptionValue(plan.flash.file)}`,
     '-qmp', `unix:${f.qmpSocket},server=on,wait=off`,
   ];
 }

@@ -7,7 +7,8 @@
  *                  built from linux-source with its kernel.config, or Debian's linux-image-armmp)
  *   DomU ramdisk   the boot image's initramfs (/init = Duktape host, /signet/boot.js and its
  *                  bytecode; gzip'd when it comes from a FIT)
- *                  ‖ a cpio holding the head of the flash as /signet/flash.img (xen-flash.ts)
+ *   DomU flash     a partial device tree passing the board's NOR flash through (xen-flash.ts):
+ *                  the guest reads and writes the disk image file QEMU backs the bank with
  *   device tree    the platform's, with /chosen dom0less nodes (xen-dt.ts)
  *
  * The guest comes either from a disk image (`signet disk`: the FIT in its boot partition,
@@ -18,7 +19,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Board } from '../board';
 import { fetchDeb } from '../build/debian';
-import { concatBytes, decodeFdt, findNode, getProp, readString } from '../fit/fdt';
+import { decodeFdt, findNode, getProp, readString } from '../fit/fdt';
 import { requiredConfKeys, verifyFit } from '../fit/fit-verify';
 import { readPublicKeysFromDtb } from '../fit/keydtb';
 import { buildBoardInitramfs } from './boot-image';
@@ -27,7 +28,7 @@ import { DiskError } from './errors';
 import { fetchKernel } from './kernel';
 import { buildXenDtb, checkModules, hex, memoryRanges, type Dom0lessConfig } from './xen-dt';
 import { XenError } from './xen-errors';
-import { DOMU_FLASH_PATH, domUFlashCpio } from './xen-flash';
+import { buildPassthroughDtb, passthroughFlash, QEMU_VIRT_PFLASH } from './xen-flash';
 
 /** What runs in the DomU: kernel, boot initramfs and the kernel command line it was built with. */
 export interface XenGuestImages {
@@ -40,8 +41,8 @@ export interface XenGuestImages {
 export interface XenBootInput {
   board: Board;
   guest: XenGuestImages;
-  /** The head of the flash (xen-flash.ts). */
-  flash: Uint8Array;
+  /** The file holding the board's whole flash (a disk image from `signet disk`), passed through to the DomU. */
+  flashFile: string;
   /** Power the guest off when the app ends (the stage's `--halt`), instead of rebooting it. */
   halt: boolean;
   /** The platform's device tree (for QEMU: its `dumpdtb` output, see xen-qemu.ts). */
@@ -51,7 +52,11 @@ export interface XenBootInput {
 export interface XenBootPlan {
   xen: { image: Uint8Array };
   kernel: { image: Uint8Array; address: number; bootargs: string };
-  ramdisk: { image: Uint8Array; address: number; bootBytes: number; flashBytes: number };
+  ramdisk: { image: Uint8Array; address: number };
+  /** The DomU's partial device tree: the flash it gets (xen-flash.ts). */
+  partialDtb: { image: Uint8Array; address: number };
+  /** The NOR bank: the file QEMU backs it with, and where the host and the guest see it. */
+  flash: { file: string; pflashUnit: number; hostAddress: number; guestAddress: number; size: number };
   /** The tree Xen boots with and the address the platform puts it at. */
   dtb: { image: Uint8Array; address: number };
   config: Dom0lessConfig;
@@ -121,26 +126,37 @@ export function guestFromDisk(board: Board, diskPath: string, keyDtb?: Uint8Arra
   return { kernel: data('kernel'), initramfs: data('ramdisk'), bootargs: args ? readString(args) : board.kernel.cmdline ?? '' };
 }
 
-/** The DomU kernel's command line: the board's, then the boot stage's words after `--`. */
+/**
+ * The DomU kernel's command line: the board's, then the boot stage's words after `--`. The stage
+ * opens the board's flash device (/dev/mtdblock0, the passed-through NOR) as compiled in.
+ */
 export function domUBootargs(bootargs: string, halt: boolean): string {
   if (/(^| )--( |$)/.test(bootargs)) {
     throw new XenError('E_XEN_BOARD', `the kernel command line "${bootargs}" already has "--"`, 'leave the words after "--" to Signet');
   }
-  return `${bootargs} -- --disk ${DOMU_FLASH_PATH}${halt ? ' --halt' : ''}`;
+  return halt ? `${bootargs} -- --halt` : bootargs;
 }
+
+/** The partial device tree goes after the ramdisk, on the next 64 KiB boundary. */
+const MODULE_ALIGN = 0x10000;
 
 export function prepareXenBoot(i: XenBootInput, xen: Uint8Array): XenBootPlan {
   const { board } = i;
   checkXenBoard(board);
-  const ramdisk = concatBytes([i.guest.initramfs, domUFlashCpio(i.flash)]);
+  const ramdisk = i.guest.initramfs;
   const bootargs = domUBootargs(i.guest.bootargs, i.halt);
+  const flash = passthroughFlash(board, decodeFdt(i.platformDtb));
+  const partial = buildPassthroughDtb(flash);
+  const ramdiskAddress = address(board, 'ramdisk');
+  const partialAddress = Math.ceil((ramdiskAddress + ramdisk.length) / MODULE_ALIGN) * MODULE_ALIGN;
   const domU = {
     name: DOMU_NODE,
     memoryKb: board.xen.domUMemoryMb * 1024,
     cpus: 1,
     vpl011: true,
     kernel: { address: address(board, 'kernel'), size: i.guest.kernel.length, bootargs },
-    ramdisk: { address: address(board, 'ramdisk'), size: ramdisk.length },
+    ramdisk: { address: ramdiskAddress, size: ramdisk.length },
+    deviceTree: { address: partialAddress, size: partial.length },
   };
   const config: Dom0lessConfig = { xenBootargs: board.xen.bootargs ?? 'console=dtuart', domUs: [domU] };
   const dtb = buildXenDtb(i.platformDtb, config);
@@ -150,11 +166,14 @@ export function prepareXenBoot(i: XenBootInput, xen: Uint8Array): XenBootPlan {
     { what: `the device tree (at loadAddresses.fdt ${hex(dtbAddress)})`, m: { address: dtbAddress, size: dtbFootprint(dtb.length) } },
     { what: 'the DomU kernel', m: domU.kernel },
     { what: 'the DomU ramdisk', m: domU.ramdisk },
+    { what: 'the DomU partial device tree', m: domU.deviceTree },
   ]);
   return {
     xen: { image: xen },
     kernel: { image: i.guest.kernel, address: domU.kernel.address, bootargs },
-    ramdisk: { image: ramdisk, address: domU.ramdisk.address, bootBytes: i.guest.initramfs.length, flashBytes: i.flash.length },
+    ramdisk: { image: ramdisk, address: domU.ramdisk.address },
+    partialDtb: { image: partial, address: partialAddress },
+    flash: { file: i.flashFile, pflashUnit: QEMU_VIRT_PFLASH.unit, hostAddress: flash.hostAddress, guestAddress: flash.guestAddress, size: flash.size },
     dtb: { image: dtb, address: dtbAddress },
     config,
   };
