@@ -1,22 +1,34 @@
 // Issue 13's failure paths on a real qemu-virt-arm64 guest, booted with the product's runner
-// (`signet run`: Debian's U-Boot verifying the FIT, QEMU's i6300esb watchdog, -no-reboot so a
-// reset ends the run and the test powers the board on again, as a reset would).
+// (`signet run`: Debian's U-Boot verifying the FIT and running the A/B bootcmd on a `signet disk
+// --boot-ab` disk, QEMU's i6300esb watchdog, -no-reboot so a reset ends the run and the test
+// powers the board on again, as the reset would).
 //
-// A hang is a failure too: a service that hangs (an app built with `signet build` whose event
-// loop turns for longer than the watchdog's timeout, then loops forever in a handler) stops the
-// feeding; the watchdog resets the guest; the reset counts as a failed try of the app trial and
-// the next boot falls back to the previous app slot. The app stays alive past the timeout
-// first, so a watchdog that is not fed fails this test as surely as a missing one.
+// One release goes wrong twice, as a combined release (boot image + app) can: a properly signed
+// boot image whose kernel panics (the board's FIT key; its signed command line names an rdinit
+// that does not exist, panic=-1) is in boot_b and armed the way the agent arms it (one bootenv
+// sector: boot_slot=b, bootcount=0, boot_good=a, the product's bootenv writer), and an app that
+// hangs is staged in app slot B with the boot stage's install API, a trial of one boot.
+//  1. U-Boot boots boot_b `bootlimit` times, each a panic and a reset, then falls back to boot_a.
+//  2. A hang is a failure too: boot_a's stage runs the app trial; the app (built with `signet
+//     build`) serves for longer than the watchdog's timeout, so the loop feeds it, then loops
+//     forever in a handler; the feeding stops and the watchdog resets the guest. That reset is a
+//     failed try in both counters: U-Boot counts boot_a's second boot, and the stage falls back
+//     to app slot A, whose app confirms: the boot stage confirms boot_a, the bootenv says slot a.
+// A watchdog that is not fed resets during the 40 s the app serves; one that is missing never
+// resets (the run is stopped and `ended` says so).
 //
 // Timeouts are liveness bounds, not assertions.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BootEnvVars } from '../bootloader/src/bootenv';
 import { loadBoard } from '../sdk/board';
-import { ROOT, signet } from './helpers/cli';
-import { powerOn } from './helpers/device-run';
-import { stageAppOnDisk } from './helpers/device-stage';
+import { abLayout } from '../sdk/disk/boot-ab';
+import { buildBootImage } from '../sdk/disk/boot-image';
+import { expectOneLineError, ROOT, signet } from './helpers/cli';
+import { powerOn, type PowerOn } from './helpers/device-run';
+import { armBootTrialOnDisk, readDiskBootEnv, stageAppOnDisk } from './helpers/device-stage';
 
 const board = loadBoard('qemu-virt-arm64');
 const available = existsSync(board.qemu!.firmware!) && spawnSync('sh', ['-c', 'command -v qemu-system-aarch64']).status === 0;
@@ -25,6 +37,8 @@ const cacheRoot = process.env.SIGNET_CACHE ?? join(ROOT, '.cache', 'signet');
 const BOOT_LIMIT = 420_000;
 /** How long the hanging service serves before it hangs: longer than the watchdog's timeout. */
 const ALIVE_S = 40;
+/** A hung guest still running this long after it hung has no watchdog that works (30 s + margin). */
+const NO_RESET_AFTER_MS = 150_000;
 
 /** A service whose loop turns for ALIVE_S seconds (feeding the watchdog), then never returns to it. */
 const HANG_APP = `import { log, timers } from 'signet/runtime';
@@ -48,11 +62,15 @@ const ok = (args: string[], timeout = 600_000) => {
   if (r.code !== 0) throw new Error(`signet ${args.join(' ')}: ${r.stderr}${r.stdout}`);
   return r.stdout;
 };
+const picks = (c: string) => [...c.matchAll(/signet-ab: boot_slot=([ab]) bootcount=(\w+)/g)].map((m) => `${m[1]}${m[2]}`);
 
-describe.skipIf(!available)('a service that hangs is reset by the watchdog and the app trial falls back', () => {
-  let hung = '';
-  let after = '';
+describe.skipIf(!available)('a release whose kernel panics and whose app hangs: U-Boot and the watchdog bring the device back', () => {
+  const ab = abLayout(board)!;
+  const runs: PowerOn[] = [];
   let staged: string[] = [];
+  let armed = '';
+  let before: BootEnvVars | null = null;
+  let afterAll_: BootEnvVars | null = null;
 
   beforeAll(async () => {
     mkdirSync(cacheRoot, { recursive: true });
@@ -63,32 +81,84 @@ describe.skipIf(!available)('a service that hangs is reset by the watchdog and t
     writeFileSync(at('hang/signet.json'), JSON.stringify({ name: 'hang', board: board.id, entry: 'src/main.ts', assets: [] }));
     writeFileSync(at('hang/src/main.ts'), HANG_APP);
     ok(['build', '--project', at('hang'), '--version', '1.3.0', '--security-counter', '4', '--keys', at('keys'), '--out', at('hang.simg'), '--no-typecheck']);
-    ok(['disk', at('hello.simg'), '--board', board.id, '--keys', at('keys'), '--app-test-mode', '--out', at('disk.img'), '--key-dtb', at('pub.dtb')]);
-    // The update as the agent stages it: slot B, a trial of one boot.
+    // Signed like any boot image of this board; its kernel finds no init and panics (panic=-1: reset).
+    const bad = await buildBootImage({
+      board: { ...board, kernel: { ...board.kernel, cmdline: 'console=ttyAMA0 panic=-1 rdinit=/signet-none' } },
+      keysDir: at('keys'), testMode: true, release: { version: '2.0.0', securityCounter: 2 },
+    });
+    writeFileSync(at('bad.itb'), bad.fit);
+    ok(['disk', at('hello.simg'), '--board', board.id, '--keys', at('keys'), '--boot-ab', '--boot-b', at('bad.itb'), '--app-test-mode',
+      '--boot-version', '1.0.0', '--boot-security-counter', '1', '--out', at('disk.img'), '--key-dtb', at('pub.dtb')]);
+    armed = armBootTrialOnDisk(at('disk.img'), board, ab);
+    before = readDiskBootEnv(at('disk.img'), board, ab);
     staged = stageAppOnDisk(at('disk.img'), board, at('keys/root.json'), new Uint8Array(readFileSync(at('hang.simg'))), 1);
     const args = [at('disk.img'), '--board', board.id, '--key-dtb', at('pub.dtb')];
-    hung = (await powerOn(args, { limitMs: BOOT_LIMIT, label: 'trial boot' })).console;
-    after = (await powerOn(args, { limitMs: BOOT_LIMIT, label: 'boot after the reset' })).console;
-  }, 3 * BOOT_LIMIT);
+    // Power on until the guest powers itself off (boot[HALT]); each panic or watchdog reset ends a run.
+    let hangingSince = 0;
+    for (let i = 0; i < 7 && !runs.some((r) => r.console.includes('boot[HALT]')); i++) {
+      runs.push(await powerOn(args, {
+        limitMs: BOOT_LIMIT,
+        label: `power-on ${i + 1}`,
+        // Only when the watchdog is missing: a hung guest that nothing resets is stopped here.
+        until: (c) => {
+          if (!c.includes('hang-app: hanging')) return false;
+          hangingSince ||= Date.now();
+          return Date.now() - hangingSince > NO_RESET_AFTER_MS;
+        },
+      }));
+      hangingSince = 0;
+      if (runs[runs.length - 1].ended !== 'exited') break;
+    }
+    afterAll_ = readDiskBootEnv(at('disk.img'), board, ab);
+  }, 8 * BOOT_LIMIT);
 
   afterAll(() => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('the trial runs and feeds the watchdog past its timeout, hangs, and the watchdog resets the guest', () => {
+  it('refuses to boot an A/B disk without U-Boot (--direct) or with a command line of its own (--halt), changing nothing', () => {
+    const disk = readFileSync(at('disk.img'));
+    expectOneLineError(signet(['run', at('disk.img'), '--board', board.id, '--direct'], { cwd: work }), 'E_RUN_AB');
+    expectOneLineError(signet(['run', at('disk.img'), '--board', board.id, '--key-dtb', at('pub.dtb'), '--halt'], { cwd: work }), 'E_RUN_AB');
+    expect(readFileSync(at('disk.img')).equals(disk)).toBe(true);
+  });
+
+  it('is armed the way the agent arms it: boot_b on trial, app slot B on trial', () => {
+    expect(armed).toBe('b');
+    expect(before).toMatchObject({ boot_slot: 'b', bootcount: '0', boot_good: 'a', bootlimit: '3' });
     expect(staged).toEqual(['boot[STAGED] slot=b version=1.3.0 tries=1']);
+  });
+
+  it('U-Boot tries the panicking boot_b bootlimit times, then falls back to boot_a', () => {
+    expect(runs.length).toBeGreaterThanOrEqual(4);
+    for (const r of runs.slice(0, 3)) {
+      expect(r.console).toMatch(/sha256,rsa2048:fit\+ OK/); // the signature is good: it is the kernel that fails
+      expect(r.console).toContain('Kernel panic');
+      expect(r.console).not.toContain('boot[');
+    }
+    expect(runs.slice(0, 4).map((r) => picks(r.console))).toEqual([['b1'], ['b2'], ['b3'], ['a1']]);
+  });
+
+  it('the app trial feeds the watchdog past its timeout, hangs, and the watchdog resets the guest', () => {
+    const hung = runs[3].console;
     expect(hung).toContain('host[WATCHDOG] device=/dev/watchdog timeout_s=30 feed_ms=5000');
     expect(hung).toContain('boot[TRIAL] slot=b version=1.3.0 tries=0');
     expect(hung).toContain(`hang-app: alive ${ALIVE_S} s`);
     expect(hung).toContain('hang-app: hanging');
+    expect(runs[3].ended).toBe('exited');
     // Nothing in the guest ended it: no halt, no panic, no reboot(2); the watchdog's reset did.
     expect(hung.slice(hung.indexOf('hang-app: hanging'))).not.toMatch(/boot\[|Kernel panic|reboot:/);
   });
 
-  it('the reset counted as the trial\'s try: the next boot falls back to slot A, whose app runs', () => {
-    expect(after).toContain('boot[FALLBACK] slot=b reason=E_TRIAL_EXHAUSTED');
-    expect(after).toContain('boot[OK] slot=a version=1.2.0');
-    expect(after).toContain('hello from signet');
-    expect(after).toContain('boot[HALT]');
+  it('the reset is a failed try for U-Boot and for the app trial: app slot A runs, confirms, and boot_a is confirmed', () => {
+    expect(runs).toHaveLength(5);
+    const last = runs[4].console;
+    expect(picks(last)).toEqual(['a2']);
+    expect(last).toContain('boot[FALLBACK] slot=b reason=E_TRIAL_EXHAUSTED');
+    expect(last).toContain('boot[OK] slot=a version=1.2.0');
+    expect(last).toContain('hello from signet');
+    expect(last).toContain('boot[BOOT-CONFIRM] slot=a tries=2');
+    expect(last).toContain('boot[HALT]');
+    expect(afterAll_).toMatchObject({ boot_slot: 'a', bootcount: '0', boot_good: 'a' });
   });
 });

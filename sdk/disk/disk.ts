@@ -173,13 +173,16 @@ function readAt(fd: number, offset: number, length: number): Uint8Array {
 
 export interface DiskBootImage {
   fit: Uint8Array;
-  /** Offset and size of the boot partition, in bytes. */
+  /** Offset and size of the boot partition (an A/B disk: boot_a), in bytes. */
   boot: { offset: number; size: number };
+  /** An A/B disk's layout (`signet disk --boot-ab`: boot_a, boot_b, bootenv). */
+  ab?: AbLayout;
 }
 
 /**
  * Opens a disk image for a board: its size, its GPT (which must list the board's partitions at
- * the board's offsets) and the FIT in its boot partition.
+ * the board's offsets, or on an A/B disk its A/B partitions) and the FIT in its boot partition
+ * (boot_a on an A/B disk).
  */
 export function readDiskBootImage(path: string, board: Board): DiskBootImage {
   return withDiskFile(path, (fd) => {
@@ -188,18 +191,19 @@ export function readDiskBootImage(path: string, board: Board): DiskBootImage {
       throw new DiskError('E_DISK_NOT_A_DISK', `${path} is ${size} bytes, the flash of ${board.id} is ${board.flash.size}`, `make it with \`signet disk --board ${board.id}\``);
     }
     const gpt = decodeGpt((off, len) => readAt(fd, off, len), board.flash.blockSize);
-    for (const p of board.flash.partitions) {
+    const ab = gpt.partitions.some((x) => x.name === 'boot_a') ? abLayout(board) : null;
+    for (const p of ab ? abPartitions(board, ab) : board.flash.partitions) {
       const got = gpt.partitions.find((x) => x.name === p.name);
       if (!got || got.offset !== p.offset || got.size !== p.size) {
         throw new DiskError('E_DISK_NOT_A_DISK', `${path} has no partition ${p.name} at ${p.offset} (+${p.size}) as ${board.id} lays out its flash`, `make it with \`signet disk --board ${board.id}\``);
       }
     }
-    const bootPart = partition(board, 'boot');
+    const bootPart = ab ? ab.boot_a : partition(board, 'boot');
     const head = readAt(fd, bootPart.offset, FDT_HEADER_SIZE);
     const header = decodeFdtHeader(head);
     if (header.magic !== FDT_MAGIC) throw new DiskError('E_DISK_NOT_A_DISK', `the boot partition of ${path} holds no FIT`, 'rebuild the disk with `signet disk`');
     const total = header.totalSize;
     if (total > bootPart.size) throw new DiskError('E_DISK_NOT_A_DISK', `the FIT in ${path} claims ${total} bytes, more than its partition`, 'rebuild the disk with `signet disk`');
-    return { fit: readAt(fd, bootPart.offset, total), boot: { offset: bootPart.offset, size: bootPart.size } };
+    return { fit: readAt(fd, bootPart.offset, total), boot: { offset: bootPart.offset, size: bootPart.size }, ...(ab ? { ab } : {}) };
   });
 }

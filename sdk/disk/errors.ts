@@ -12,6 +12,7 @@ export type DiskErrorCode =
   | 'E_QEMU_MISSING' // qemu-system-* or U-Boot is not installed
   | 'E_QEMU_FAILED' // QEMU exited with an error before or while booting
   | 'E_RUN_TIMEOUT' // the guest did not power off within the time given
+  | 'E_RUN_AB' // a `signet run` option that cannot boot an A/B disk (--direct, --halt): only U-Boot picks its boot slot
   | 'E_BOARD_NO_QEMU' // the board cannot be emulated (no qemu section)
   | 'E_HYPERVISOR' // no runner for this board's hypervisor
   | 'E_UBOOT_ENV' // a U-Boot environment does not fit or holds a bad variable

@@ -5,7 +5,9 @@
  *   DTB is QEMU's own tree plus the vendor's FIT key (`/signature/key-fit`, required = "conf");
  *   its environment, in the second pflash bank, has a bootcmd that reads the FIT from the disk's
  *   boot partition and runs `bootm`. U-Boot verifies the FIT, the kernel starts, the initramfs's
- *   boot stage verifies the app image in the active slot and runs it.
+ *   boot stage verifies the app image in the active slot and runs it. On an A/B disk (`signet
+ *   disk --boot-ab`) the bootcmd is the A/B script: it counts the boot in the disk's bootenv and
+ *   boots the boot slot it picks (docs/boot-state.md §A/B boot slots).
  * - **direct**: QEMU loads kernel, initramfs and device tree taken out of the FIT (verified with
  *   the key when one is given). Faster; no platform stage.
  */
@@ -16,6 +18,7 @@ import { decodeFdt, findNode, getProp, readString } from '../fit/fdt';
 import { verifyFit, requiredConfKeys } from '../fit/fit-verify';
 import { mergePublicKeyIntoDtb, readPublicKeysFromDtb } from '../fit/keydtb';
 import { unlzma } from './compress';
+import { abUbootEnv } from './boot-ab';
 import { readDiskBootImage } from './disk';
 import { DiskError, asSignetError } from './errors';
 import { qemuNetworkArgs } from './network';
@@ -64,7 +67,10 @@ export const WATCHDOG_QEMU_ARGS = ['-device', 'i6300esb', '-action', 'watchdog=r
 export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
   try {
     const system = checkQemuInstalled(o.board);
-    const { fit, boot } = readDiskBootImage(o.disk, o.board);
+    const { fit, boot, ab } = readDiskBootImage(o.disk, o.board);
+    if (ab && (o.direct || o.halt)) {
+      throw new DiskError('E_RUN_AB', `${o.direct ? '--direct' : '--halt'} cannot boot an A/B disk: only U-Boot picks its boot slot, and the slot's FIT holds the signed command line`, 'boot it through U-Boot, and build the disk with --app-test-mode to power off after the app');
+    }
     const parts = fitParts(fit);
     const bootargs = o.halt ? `${parts.bootargs} -- --halt` : parts.bootargs;
     const keys = o.keyDtb ? readPublicKeysFromDtb(o.keyDtb) : [];
@@ -105,9 +111,13 @@ export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
         writeFileSync(join(work, 'u-boot.dtb'), control);
         const bs = o.board.flash.blockSize;
         const fitAddr = o.board.loadAddresses.fit;
+        // An A/B disk: U-Boot's A/B bootcmd (sdk/disk/boot-ab.ts) counts the boot in the disk's
+        // bootenv, falls back after bootlimit tries and boots the slot it picked.
         const vars: Record<string, string> = {
           bootdelay: String(o.bootdelay ?? 0),
-          bootcmd: `virtio scan; virtio read ${fitAddr} ${hex(boot.offset / bs)} ${hex(Math.ceil(fit.length / bs))}; bootm ${fitAddr}`,
+          ...(ab
+            ? abUbootEnv(o.board, ab, Number(o.board.serial?.loadAddress ?? fitAddr))
+            : { bootcmd: `virtio scan; virtio read ${fitAddr} ${hex(boot.offset / bs)} ${hex(Math.ceil(fit.length / bs))}; bootm ${fitAddr}` }),
         };
         // Only to add `-- --halt`: otherwise the kernel keeps the command line signed in the FIT.
         if (o.halt) vars.bootargs = bootargs;
