@@ -1,11 +1,16 @@
 // The OTA agent on the device, for real: a qemu-virt-arm64 guest booted through U-Boot verified
-// boot from its factory disk (examples/hello 1.2.0, `signet disk`), given its update-server
+// boot from its factory disk (examples/hello 1.2.0 and boot image 1.0.0 on A/B boot slots,
+// `signet disk --boot-ab`), given its update-server
 // identity by `signet device provision --identity` (client certificate and key from `signet
 // device enroll`, into the config store; nothing in the image), updates itself from a real
 // `signet server` (SQLite, HTTPS with mutual TLS, bound to 127.0.0.1; the guest dials it as
-// 10.0.2.2 through QEMU's user network) to 1.3.0: the boot stage starts the agent next to the
-// app, it checks in, runs the TUF client, downloads, verifies, stages into slot B and reboots;
-// the trial boot confirms and the agent reports it. Only `signet publish` and `signet rollout
+// 10.0.2.2 through QEMU's user network) to app 1.3.0 and boot image 2.0.0 (one combined
+// release; boot 2.0.0's boot stage prints boot[BOOT-IMAGE] version=2.0.0): the boot stage starts
+// the agent next to the app, it checks in (reporting the boot image it runs), runs the TUF client,
+// downloads both, verifies (the FIT with the C host's SHA-256 and mbedTLS RSA) before any write,
+// stages the app into slot B and the boot image into boot_b, arms U-Boot's trial and reboots;
+// U-Boot trial-boots boot_b, the boot stage trial-boots app slot B, the app confirms (app slot and
+// boot slot) and the agent reports both confirmed. Only `signet publish` and `signet rollout
 // create` are run from here; QEMU runs with -no-reboot, so the guest's reboot ends it and the
 // test powers it on again (what a reset does). Two boots.
 //
@@ -165,7 +170,9 @@ describe('the device agent\'s pieces on Node', () => {
 describe.skipIf(!available)('a qemu-virt-arm64 guest updates itself over the air (app 1.2.0 → 1.3.0)', () => {
   let first = '';
   let second = '';
-  let status: { counts: Record<string, number>; state: string } | undefined;
+  type RolloutStatus = { target: string; counts: Record<string, number>; state: string };
+  let statuses: RolloutStatus[] = [];
+  const BOOT_TARGET = `${board.id}/boot-2.0.0.itb`;
 
   /** `signet run` until QEMU exits (the guest rebooted) or `until` is seen; then QEMU is stopped. */
   async function boot(label: string, until: ((console_: string) => boolean) | null): Promise<string> {
@@ -196,10 +203,12 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest updates itself over the air
     return out;
   }
 
-  const rollout = () => JSON.parse(ok(['rollout', 'status', '--json', '--server', url, '--admin', at('admin')]))[0];
+  const rollouts = (): RolloutStatus[] => JSON.parse(ok(['rollout', 'status', '--json', '--server', url, '--admin', at('admin')]));
 
   beforeAll(async () => {
-    ok(['disk', at('app-1.2.0.simg'), '--board', board.id, '--keys', at('keys'), '--out', at('disk.img'), '--key-dtb', at('pub.dtb')], 600_000);
+    ok(['disk', at('app-1.2.0.simg'), '--board', board.id, '--keys', at('keys'), '--out', at('disk.img'), '--key-dtb', at('pub.dtb'),
+      '--boot-ab', '--boot-version', '1.0.0', '--boot-security-counter', '1'], 600_000);
+    ok(['fit', '--board', board.id, '--keys', at('keys'), '--out', at('boot-2.0.0.itb'), '--version', '2.0.0', '--security-counter', '2'], 600_000);
     const port = new URL(url).port;
     // The identity must be this device's, for this board: anything else is one coded line and no write.
     const before = readFileSync(at('disk.img'));
@@ -213,7 +222,9 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest updates itself over the air
       '--set', 'ota.first-s=1', '--set', 'ota.interval-s=5']);
     // The release and its rollout: the only steps taken from outside the guest.
     ok(['publish', at('app-1.3.0.simg'), '--server', url, '--keys', at('keys'), '--admin', at('admin')]);
-    ok(['rollout', 'create', '--board', board.id, '--version', '1.3.0', '--percent', '100', '--halt-failure-rate', '0.5', '--server', url, '--admin', at('admin')]);
+    ok(['publish', at('boot-2.0.0.itb'), '--server', url, '--keys', at('keys'), '--admin', at('admin')]);
+    ok(['rollout', 'create', '--board', board.id, '--version', '1.3.0', '--boot-version', '2.0.0', '--percent', '100', '--halt-failure-rate', '0.5',
+      '--server', url, '--admin', at('admin')]);
     // Boot 1: the factory image; the agent stages 1.3.0 and reboots (QEMU exits on -no-reboot).
     first = await boot('factory boot', (c) => /boot\[RECOVERY\]|host\[ERROR\]|ota\[DISABLED\]/.test(c) || (c.match(/ota\[RETRY\]/g) ?? []).length >= 3);
     // Boot 2: the trial, confirmed by the app; wait until the server has the confirmation.
@@ -221,31 +232,44 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest updates itself over the air
     let confirmedAt = 0;
     second = await boot('trial boot', (c) => {
       if (/boot\[RECOVERY\]|host\[ERROR\]|ota\[DISABLED\]/.test(c) || (c.match(/ota\[RETRY\]/g) ?? []).length >= 3) return true;
-      if (!/boot\[CONFIRM\]/.test(c) || !/ota\[REPORT\] status=confirmed/.test(c)) return false;
+      if (!/boot\[CONFIRM\]/.test(c) || !/ota\[REPORT\] status=confirmed target=\S+boot-2\.0\.0\.itb/.test(c)) return false;
       if (Date.now() - confirmedAt < 2000) return false;
       confirmedAt = Date.now();
-      status = rollout();
-      return status!.counts.confirmed === 1;
+      statuses = rollouts();
+      return statuses.length === 2 && statuses.every((s) => s.counts.confirmed === 1);
     });
   }, 3 * BOOT_TIMEOUT);
 
-  it('boots the factory image, checks in with its certificate, verifies and stages 1.3.0 into slot B, and reboots', () => {
+  it('boots the factory image (boot 1.0.0 from boot_a), checks in with its certificate, verifies and stages app 1.3.0 into slot B and boot image 2.0.0 into boot_b, and reboots', () => {
     expect(first).toMatch(/sha256,rsa2048:fit\+ OK/);
+    expect(first).toContain('boot[BOOT-IMAGE] version=1.0.0 counter=1');
     expect(first).toContain('boot[OK] slot=a version=1.2.0');
     expect(first).toMatch(/ota\[AGENT\] server=https:\/\/10\.0\.2\.2:\d+/);
     expect(first).toMatch(/ota\[OFFER\] target=qemu-virt-arm64\/\S+-1\.3\.0\.simg version=1\.3\.0/);
     expect(first).toContain('boot[STAGED] slot=b version=1.3.0');
-    expect(first).toContain('ota[REPORT] status=staged');
-    expect(first).toContain('ota[REBOOT] slot=b version=1.3.0');
-    expect(first).not.toMatch(/host\[(WARN|ERROR)\]|ota\[(DISABLED|REFUSED)\]/);
+    expect(first).toContain(`ota[BOOT-OFFER] target=${BOOT_TARGET} version=2.0.0`);
+    // The boot-slot write starts only after the download verified, and is armed after it read back.
+    const write = first.indexOf('ota[BOOT-WRITE] start slot=b');
+    expect(write).toBeGreaterThan(first.indexOf(`ota[REPORT] status=downloading target=${BOOT_TARGET}`));
+    expect(first.indexOf('ota[BOOT-ARMED] slot=b version=2.0.0')).toBeGreaterThan(write);
+    expect(first).toContain(`ota[BOOT-STAGED] target=${BOOT_TARGET} slot=b version=2.0.0`);
+    expect(first).toContain(`ota[REPORT] status=staged target=${BOOT_TARGET}`);
+    expect(first).toContain('ota[REBOOT] slot=b version=1.3.0 boot_slot=b boot_version=2.0.0');
+    expect(first).not.toMatch(/host\[(WARN|ERROR)\]|ota\[(DISABLED|REFUSED|BOOT-DISABLED|BOOT-REFUSED)\]/);
   });
 
-  it('trial-boots 1.3.0 from slot B, confirms it, and the server shows the device confirmed', () => {
+  it('trial-boots boot image 2.0.0 from boot_b and app 1.3.0 from slot B, confirms both, and the server shows the device confirmed on both', () => {
+    expect(second).toContain('boot[BOOT-IMAGE] version=2.0.0 counter=2'); // the new initramfs, in the console
     expect(second).toContain('boot[TRIAL] slot=b version=1.3.0');
     expect(second).toContain('boot[CONFIRM] slot=b version=1.3.0 floor=4');
-    expect(second).toContain('ota[REPORT] status=booted-trial');
-    expect(second).toContain('ota[REPORT] status=confirmed');
-    expect(second).not.toMatch(/host\[(WARN|ERROR)\]|ota\[(DISABLED|REFUSED)\]|boot\[RECOVERY\]/);
-    expect(status).toMatchObject({ state: 'active', counts: { confirmed: 1, failed: 0 } });
+    expect(second).toContain('boot[BOOT-CONFIRM] slot=b tries=1');
+    expect(second).toMatch(/ota\[REPORT\] status=booted-trial target=\S+-1\.3\.0\.simg/);
+    expect(second).toMatch(/ota\[REPORT\] status=confirmed target=\S+-1\.3\.0\.simg/);
+    expect(second).toContain(`ota[REPORT] status=booted-trial target=${BOOT_TARGET}`);
+    expect(second).toContain(`ota[REPORT] status=confirmed target=${BOOT_TARGET}`);
+    expect(second).not.toMatch(/host\[(WARN|ERROR)\]|ota\[(DISABLED|REFUSED|BOOT-REFUSED|BOOT-REPORT)\]|boot\[RECOVERY\]/);
+    expect(statuses).toHaveLength(2);
+    expect(statuses.map((s) => s.target)).toEqual(expect.arrayContaining([BOOT_TARGET, expect.stringMatching(/-1\.3\.0\.simg$/)]));
+    for (const s of statuses) expect(s).toMatchObject({ state: 'active', counts: { confirmed: 1, failed: 0 } });
   });
 });

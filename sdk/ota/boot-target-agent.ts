@@ -260,6 +260,7 @@ export class BootTargetAgent implements AgentBootHook {
         // 5.7.2–5.7.3: the signed length is the hard cap; SHA-256 while streaming.
         tuf.downloadTarget(offer.target, info, function (err2, bytes) {
           if (err2) return cb(err2);
+          self.log('ota[BOOT-DOWNLOADED] target=' + offer.target + ' bytes=' + (bytes as Uint8Array).length);
           let slot: BootSlotName;
           try {
             slot = self.write(dev, status, offer, info, bytes as Uint8Array);
@@ -322,13 +323,20 @@ export class BootTargetAgent implements AgentBootHook {
       this.setState(st);
       return callback(null);
     }
-    if (v.boot_slot === p.slot && v.boot_good === p.slot) return done('confirmed');
-    if (v.boot_slot === p.slot) {
-      if (parseInt(v.bootcount, 16) === 0 || p.status === 'booted-trial') return callback(null);
+    const confirmed = v.boot_slot === p.slot && v.boot_good === p.slot;
+    if (v.boot_slot === p.slot && p.status === 'staged' && (parseInt(v.bootcount, 16) > 0 || confirmed)) {
+      // U-Boot booted the new slot: booted-trial first, also when the app confirmed it before
+      // this ran (on a device the app runs while the agent reports), then what became of it.
       p.status = 'booted-trial';
       this.setState(st);
-      return this.o.agent.report({ rollout: p.rollout, target: p.target, status: 'booted-trial' }, callback);
+      const self = this;
+      return this.o.agent.report({ rollout: p.rollout, target: p.target, status: 'booted-trial' }, function (err) {
+        if (err) return callback(err);
+        self.afterBoot(callback);
+      });
     }
+    if (confirmed) return done('confirmed');
+    if (v.boot_slot === p.slot) return callback(null);
     return done('failed', 'E_BOOT_TRIAL_EXHAUSTED');
   }
 }
@@ -336,7 +344,7 @@ export class BootTargetAgent implements AgentBootHook {
 export interface StageBootOptions {
   keys: readonly BootFitKey[];
   crypto: FitCrypto;
-  /** Progress lines: ota[BOOT-WRITE] when the slot write starts and per MiB, ota[BOOT-ARMED] after the arming write. */
+  /** Progress lines: ota[BOOT-WRITE] when the slot write starts and after each BOOT_WRITE_CHUNK, ota[BOOT-ARMED] after the arming write. */
   log?(line: string): void;
   board: string;
   /** Boot images with a lower security counter are refused. */
@@ -348,7 +356,7 @@ export interface StageBootOptions {
 }
 
 /** A boot slot is written this much per write call (a progress line after each). */
-export const BOOT_WRITE_CHUNK = 1024 * 1024;
+export const BOOT_WRITE_CHUNK = 128 * 1024;
 
 /** `data` at sector 0 in BOOT_WRITE_CHUNK writes, the last sector padded with 0xff (erased flash). */
 function writeSlot(dev: BlockDevice, data: Uint8Array, progress: (bytes: number) => void): void {
@@ -410,7 +418,10 @@ export function stageBootImage(dev: BootSlotsDevice, fit: Uint8Array, o: StageBo
   writeSlot(target, fit, function (done) { log('ota[BOOT-WRITE] slot=' + slot + ' written=' + done + ' of=' + fit.length); });
   target.flush();
   const back = readSlotFit(target);
-  if (!back || !sameBytes(back, fit)) throw new BootTargetError('E_BOOT_READBACK', 'boot slot ' + slot + ' reads back differently');
+  // Compared by SHA-256 (the host's, native on a device: a byte loop over ~10 MB is slow in the device's engine).
+  if (!back || back.length !== fit.length || !sameBytes(o.crypto.sha256(back), o.crypto.sha256(fit))) {
+    throw new BootTargetError('E_BOOT_READBACK', 'boot slot ' + slot + ' reads back differently');
+  }
   verifyBootFit(back, o.keys, o.crypto);
   const armedSeq = parseInt(env.vars.ab_seq, 16) + 1;
   if (o.beforeArm) o.beforeArm(slot, armedSeq);
