@@ -402,58 +402,56 @@ function checkImage(img: Node, c: FitCrypto): string {
 export function verifyBootFit(fit: Uint8Array, keys: readonly BootFitKey[], c: FitCrypto): BootRelease {
   if (!keys || !keys.length) throw new BootTargetError('E_BOOT_FIT_KEY', 'no FIT public key to verify the boot image with');
   const f = parseFdt(fit);
-  {
-    const root = f.root;
-    const images = child(root, 'images');
-    const confs = child(root, 'configurations');
-    if (!images || !confs) fitFail('E_FIT_NOT_A_FIT', 'device tree has no /images or /configurations node');
-    const dflt = prop(confs as Node, 'default');
-    const confName = dflt ? str(dflt, 'default') : '';
-    if (!confName) fitFail('E_FIT_NO_CONFIG', 'FIT has no default configuration');
-    const conf = child(confs as Node, confName);
-    if (!conf) fitFail('E_FIT_NO_CONFIG', 'FIT has no configuration ' + confName);
-    const cf = conf as Node;
-    noUnitAddress(cf, '/configurations/' + confName);
-    for (let i = 0; i < cf.children.length; i++) noUnitAddress(cf.children[i], '/configurations/' + confName + '/' + cf.children[i].name);
-    for (let i = 0; i < (images as Node).children.length; i++) noUnitAddress((images as Node).children[i], '/images/' + (images as Node).children[i].name);
-    for (let k = 0; k < keys.length; k++) {
-      let last: unknown = null;
-      let ok = false;
-      let sigs = 0;
-      for (let i = 0; i < cf.children.length && !ok; i++) {
-        const s = cf.children[i];
-        if (!startsWith(s.name, 'signature')) continue;
-        sigs++;
-        try {
-          checkSignature(fit, f, confName, cf, s, keys[k], c);
-          ok = true;
-        } catch (e) {
-          if (!(e instanceof FitError)) throw e;
-          last = e;
-        }
+  const root = f.root;
+  const images = child(root, 'images');
+  const confs = child(root, 'configurations');
+  if (!images || !confs) fitFail('E_FIT_NOT_A_FIT', 'device tree has no /images or /configurations node');
+  const dflt = prop(confs as Node, 'default');
+  const confName = dflt ? str(dflt, 'default') : '';
+  if (!confName) fitFail('E_FIT_NO_CONFIG', 'FIT has no default configuration');
+  const conf = child(confs as Node, confName);
+  if (!conf) fitFail('E_FIT_NO_CONFIG', 'FIT has no configuration ' + confName);
+  const cf = conf as Node;
+  noUnitAddress(cf, '/configurations/' + confName);
+  for (let i = 0; i < cf.children.length; i++) noUnitAddress(cf.children[i], '/configurations/' + confName + '/' + cf.children[i].name);
+  for (let i = 0; i < (images as Node).children.length; i++) noUnitAddress((images as Node).children[i], '/images/' + (images as Node).children[i].name);
+  for (let k = 0; k < keys.length; k++) {
+    let last: unknown = null;
+    let ok = false;
+    let sigs = 0;
+    for (let i = 0; i < cf.children.length && !ok; i++) {
+      const s = cf.children[i];
+      if (!startsWith(s.name, 'signature')) continue;
+      sigs++;
+      try {
+        checkSignature(fit, f, confName, cf, s, keys[k], c);
+        ok = true;
+      } catch (e) {
+        if (!(e instanceof FitError)) throw e;
+        last = e;
       }
-      if (sigs === 0) fitFail('E_FIT_NO_SIGNATURE', 'configuration ' + confName + ' has no signature node');
-      if (!ok) throw last;
     }
-    let arch = '';
-    const refs = imageRefs(cf);
-    for (let i = 0; i < refs.length; i++) {
-      const img = child(images as Node, refs[i].image);
-      if (!img) fitFail('E_FIT_MISSING_IMAGE', 'configuration ' + confName + ' references image ' + refs[i].image + ', which the FIT does not have');
-      const a = checkImage(img as Node, c);
-      if (refs[i].property === 'kernel') arch = a;
-    }
-    const board = prop(root, BOOT_BOARD_PROPERTY);
-    const version = prop(root, BOOT_VERSION_PROPERTY);
-    const counter = prop(root, BOOT_COUNTER_PROPERTY);
-    if (!board || !version || !counter || counter.length !== 4) {
-      throw new BootTargetError('E_BOOT_RELEASE', 'the boot image carries no signed ' + BOOT_BOARD_PROPERTY + ', ' + BOOT_VERSION_PROPERTY + ' and ' + BOOT_COUNTER_PROPERTY);
-    }
-    const b = str(board, BOOT_BOARD_PROPERTY);
-    const v = str(version, BOOT_VERSION_PROPERTY);
-    if (!BOARD_ID.test(b) || !SEMVER.test(v)) {
-      throw new BootTargetError('E_BOOT_RELEASE', 'the boot image\'s release fields (' + JSON.stringify(b) + ', ' + JSON.stringify(v) + ') are not a board id and a semantic version');
-    }
-    return { board: b, version: v, securityCounter: u32(counter, 0), arch: arch };
+    if (sigs === 0) fitFail('E_FIT_NO_SIGNATURE', 'configuration ' + confName + ' has no signature node');
+    if (!ok) throw last;
   }
+  let arch = '';
+  const refs = imageRefs(cf);
+  for (let i = 0; i < refs.length; i++) {
+    const img = child(images as Node, refs[i].image);
+    if (!img) fitFail('E_FIT_MISSING_IMAGE', 'configuration ' + confName + ' references image ' + refs[i].image + ', which the FIT does not have');
+    const a = checkImage(img as Node, c);
+    if (refs[i].property === 'kernel') arch = a;
+  }
+  const board = prop(root, BOOT_BOARD_PROPERTY);
+  const version = prop(root, BOOT_VERSION_PROPERTY);
+  const counter = prop(root, BOOT_COUNTER_PROPERTY);
+  if (!board || !version || !counter || counter.length !== 4) {
+    throw new BootTargetError('E_BOOT_RELEASE', 'the boot image carries no signed ' + BOOT_BOARD_PROPERTY + ', ' + BOOT_VERSION_PROPERTY + ' and ' + BOOT_COUNTER_PROPERTY);
+  }
+  const b = str(board, BOOT_BOARD_PROPERTY);
+  const v = str(version, BOOT_VERSION_PROPERTY);
+  if (!BOARD_ID.test(b) || !SEMVER.test(v)) {
+    throw new BootTargetError('E_BOOT_RELEASE', 'the boot image\'s release fields (' + JSON.stringify(b) + ', ' + JSON.stringify(v) + ') are not a board id and a semantic version');
+  }
+  return { board: b, version: v, securityCounter: u32(counter, 0), arch: arch };
 }
