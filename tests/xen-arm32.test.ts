@@ -124,20 +124,25 @@ describe('the dom0less device tree', () => {
     const plan = {
       xen: { image: new Uint8Array(900_000) },
       kernel: { image: new Uint8Array(0x532200), address: 0x42000000, bootargs: '' },
-      ramdisk: { image: new Uint8Array(0x100000), address: 0x49000000 },
-      partialDtb: { image: new Uint8Array(0x200), address: 0x49100000 },
-      flash: { file: '/tmp/disk,1.img', pflashUnit: 1, hostAddress: 0x04000000, guestAddress: 0x08000000, size: 0x4000000 },
+      ramdisk: { image: new Uint8Array(0x100000), address: 0x49000000, flashCopyBytes: 0 },
+      passthrough: {
+        partialDtb: { image: new Uint8Array(0x200), address: 0x49100000 },
+        flash: { file: '/tmp/disk,1.img', pflashUnit: 1, hostAddress: 0x04000000, guestAddress: 0x08000000, size: 0x4000000 },
+      },
       dtb: { image: new Uint8Array(0x4000), address: 0x48000000 },
       config: config(),
     } satisfies XenBootPlan;
     expect(() => checkQemuPlacement(plan, platform, board)).not.toThrow();
     expect(code(() => checkQemuPlacement({ ...plan, dtb: { ...plan.dtb, address: 0x45f00000 } }, platform, board))).toBe('E_XEN_ADDRESS');
     expect(code(() => checkQemuPlacement({ ...plan, ramdisk: { ...plan.ramdisk, address: 0x48004000 } }, platform, board))).toBe('E_XEN_ADDRESS');
-    expect(code(() => checkQemuPlacement({ ...plan, partialDtb: { ...plan.partialDtb, address: 0x490ff000 } }, platform, board))).toBe('E_XEN_ADDRESS');
+    expect(code(() => checkQemuPlacement({ ...plan, passthrough: { ...plan.passthrough, partialDtb: { ...plan.passthrough.partialDtb, address: 0x490ff000 } } }, platform, board))).toBe('E_XEN_ADDRESS');
     // The flash file is QEMU's second NOR bank (a comma in its name doubled for QEMU's option parser).
     const args = xenQemuArgs(board, plan, { xen: 'x', dtb: 'd', kernel: 'k', ramdisk: 'r', partialDtb: 'p', qmpSocket: 'q' });
     expect(args).toContain('if=pflash,unit=1,format=raw,file=/tmp/disk,,1.img');
     expect(args).toContain('loader,file=p,addr=0x49100000,force-raw=on');
+    // Without passthrough (a RAM copy), neither the bank nor the partial tree is given to QEMU.
+    const { passthrough: _, ...ramCopy } = plan;
+    expect(xenQemuArgs(board, ramCopy, { xen: 'x', dtb: 'd', kernel: 'k', ramdisk: 'r', partialDtb: 'p', qmpSocket: 'q' }).join(' ')).not.toMatch(/pflash|file=p,/);
   });
 });
 
@@ -213,7 +218,7 @@ test('two preparations of the same inputs give byte-identical Xen boot files', a
   const once = async () =>
     prepareXenBoot({ board, guest: await guestForApp(board, rootJson), flashFile, halt: true, platformDtb: await dumpQemuDtb(board) }, xen);
   const [x, y] = [await once(), await once()];
-  const files = (p: XenBootPlan) => [p.dtb.image, p.ramdisk.image, p.partialDtb.image, p.kernel.image, p.xen.image].map(sha256);
+  const files = (p: XenBootPlan) => [p.dtb.image, p.ramdisk.image, p.passthrough!.partialDtb.image, p.kernel.image, p.xen.image].map(sha256);
   expect(files(y)).toEqual(files(x));
   // The stage opens the board's flash device (the passed-through NOR), so only --halt follows "--".
   expect(x.kernel.bootargs).toBe('console=ttyAMA0 panic=-1 quiet -- --halt');
@@ -222,10 +227,31 @@ test('two preparations of the same inputs give byte-identical Xen boot files', a
   expect(readCpio(x.ramdisk.image).map((e) => e.path)).not.toContain('signet/flash.img');
   // /chosen/domU1 names the partial tree as a module, after the ramdisk, and it is the one planned.
   const domU = readDom0less(decodeFdt(x.dtb.image)).domUs[0]!;
-  expect(domU.deviceTree).toEqual({ address: x.partialDtb.address, size: x.partialDtb.image.length });
-  expect(x.partialDtb.address).toBeGreaterThanOrEqual(x.ramdisk.address + x.ramdisk.image.length);
-  expect(x.flash).toMatchObject({ file: flashFile, pflashUnit: 1, hostAddress: 0x04000000, guestAddress: 0x08000000 });
+  const pt = x.passthrough!;
+  expect(domU.deviceTree).toEqual({ address: pt.partialDtb.address, size: pt.partialDtb.image.length });
+  expect(pt.partialDtb.address).toBeGreaterThanOrEqual(x.ramdisk.address + x.ramdisk.image.length);
+  expect(pt.flash).toMatchObject({ file: flashFile, pflashUnit: 1, hostAddress: 0x04000000, guestAddress: 0x08000000 });
+  expect(x.ramdisk.flashCopyBytes).toBe(0);
 }, 300_000);
+
+test('Debian\'s armmp kernel, which cannot drive the NOR bank, gets the head of the flash as a RAM copy in its ramdisk instead', async () => {
+  const armmp = { ...board, kernel: { ...board.kernel, source: 'debian-binary' as const } };
+  const ks = await makeKeySet(1, 1);
+  const img = await makeImage({ board: board.id, signers: [ks.targets[0].signer] });
+  const flashFile = join(tempDir('signet-xen-copy-'), 'flash.img');
+  writeFreshFlash(board, img, flashFile);
+  const guest = { kernel: new Uint8Array(0x100000), initramfs: new Uint8Array(0x80000), bootargs: 'console=ttyAMA0 panic=-1 quiet' };
+  const p = prepareXenBoot({ board: armmp, guest, flashFile, halt: true, platformDtb: await dumpQemuDtb(board) }, new Uint8Array(900_000));
+  expect(p.passthrough).toBeUndefined();
+  expect(p.kernel.bootargs).toBe('console=ttyAMA0 panic=-1 quiet -- --disk /signet/flash.img --halt');
+  expect(readDom0less(decodeFdt(p.dtb.image)).domUs[0]!.deviceTree).toBeUndefined();
+  // The copy: the flash file from offset 0 to the end of the state partition, after the boot initramfs.
+  const copy = readCpio(p.ramdisk.image.subarray(guest.initramfs.length));
+  const head = copy.find((e) => e.path === 'signet/flash.img')!;
+  const st = partition(board, 'state');
+  expect(p.ramdisk.flashCopyBytes).toBe(p.ramdisk.image.length - guest.initramfs.length);
+  expect(sha256(head.data!)).toBe(sha256(new Uint8Array(readFileSync(flashFile)).subarray(0, st.offset + st.size)));
+});
 
 describe.concurrent('Xen dom0less boots the guest (real Xen 4.17, real QEMU)', () => {
   test('the service built for xen-arm32 runs after boot[OK], its lines printed by Xen for DOM1', async () => {

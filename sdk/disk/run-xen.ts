@@ -26,7 +26,7 @@ import type { KernelSourceKind } from './kernel';
 import type { GuestRunOptions, StartedGuest } from './run-types';
 import { checkXenBoard, fetchXen, guestForApp, guestFromDisk, prepareXenBoot, type XenBootPlan, type XenGuestImages } from './xen';
 import { XenError } from './xen-errors';
-import { writeFreshFlash } from './xen-flash';
+import { domUFlashHeadBytes, writeFreshFlash } from './xen-flash';
 import { checkQemuPlacement, dumpQemuDtb, xenQemuArgs } from './xen-qemu';
 
 /** `(XEN) DOM1: text` → { domain: 1, text }; Xen's own lines → undefined. */
@@ -83,7 +83,7 @@ async function launch(board: Board, plan: XenBootPlan, o: { onOutput?: (chunk: s
     writeFileSync(files.dtb, plan.dtb.image);
     writeFileSync(files.kernel, plan.kernel.image);
     writeFileSync(files.ramdisk, plan.ramdisk.image);
-    writeFileSync(files.partialDtb, plan.partialDtb.image);
+    if (plan.passthrough) writeFileSync(files.partialDtb, plan.passthrough.partialDtb.image);
     let pending = '';
     let quitting = false;
     let guest: GuestConsole | undefined;
@@ -167,7 +167,8 @@ export interface RunXenResult {
   ms: number;
   /** QEMU start to the first guest line after `boot[OK]`/`boot[TRIAL]` (the app's first line). */
   appLineMs?: number;
-  plan: { kernelBytes: number; ramdiskBytes: number; flashBytes: number; bootargs: string; partialDtb: Uint8Array };
+  /** `flashBytes`: the flash the DomU sees (the bank passed through, or the RAM copy's head); `partialDtb` when passed through. */
+  plan: { kernelBytes: number; ramdiskBytes: number; flashBytes: number; bootargs: string; partialDtb?: Uint8Array };
 }
 
 const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -245,7 +246,13 @@ async function bootPlan(opts: RunXenOptions, p: XenBootPlan): Promise<RunXenResu
     exitCode: sawOk && !failed ? 0 : 1,
     ms: performance.now() - t0,
     appLineMs,
-    plan: { kernelBytes: p.kernel.image.length, ramdiskBytes: p.ramdisk.image.length, flashBytes: p.flash.size, bootargs: p.kernel.bootargs, partialDtb: p.partialDtb.image },
+    plan: {
+      kernelBytes: p.kernel.image.length,
+      ramdiskBytes: p.ramdisk.image.length,
+      flashBytes: p.passthrough ? p.passthrough.flash.size : domUFlashHeadBytes(board),
+      bootargs: p.kernel.bootargs,
+      partialDtb: p.passthrough?.partialDtb.image,
+    },
   };
 }
 

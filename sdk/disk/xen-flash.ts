@@ -16,15 +16,21 @@
  * for each flushed write. The boot state's two copies (docs/boot-state.md) must therefore lie in
  * different erase blocks, or one rewrite could tear both: `checkEraseLayout` refuses a board whose
  * state halves share one.
+ *
+ * Debian's binary armmp kernel (`kernel.source: "debian-binary"`) has neither the CFI probe nor
+ * physmap-of, so it cannot drive the bank: with it the DomU gets the head of the flash (offset 0 to
+ * the end of slot_a, slot_b and state) as a file in its initramfs instead, `/signet/flash.img`,
+ * a second cpio archive after the boot initramfs. Its writes end with the guest (nothing persists).
  */
-import { closeSync, ftruncateSync, openSync, rmSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readSync, rmSync } from 'node:fs';
 import type { Board } from '../board';
 import { decodeLayout } from '../image/format';
 import { decodeManifest } from '../image/manifest';
 import { cellsValue, encodeFdt, fdtNode, fdtProp, getProp, newFdt, readStringList, readU32, stringProp, u32Prop, type Fdt } from '../fit/fdt';
 import { FileBlockDevice } from '../../bootloader/src/block-file';
 import { provisionFlash } from '../../bootloader/src/provision';
-import { flashLayout } from './disk';
+import { writeCpio } from './cpio';
+import { flashLayout, withDiskFile } from './disk';
 import { DiskError } from './errors';
 import { hex, rootChildRanges } from './xen-dt';
 import { XenError } from './xen-errors';
@@ -45,6 +51,15 @@ export const QEMU_VIRT_PFLASH = { unit: 1, address: 0x04000000, size: 64 * 1024 
 export const DOMU_FLASH_GUEST_ADDRESS = 0x08000000;
 
 export const CFI_FLASH_COMPATIBLE = 'cfi-flash';
+
+/**
+ * Whether the DomU kernel drives the NOR bank: the board's own kernel, built from source with
+ * its fragment (boards/xen-arm32/kernel.config has MTD CFI, physmap-of and mtdblock), does;
+ * Debian's binary armmp kernel does not, and gets the RAM copy below.
+ */
+export function kernelDrivesFlash(board: Board): boolean {
+  return board.kernel.source === 'debian-source';
+}
 
 /** The NOR bank Xen passes through: where it is on the host and in the guest. */
 export interface PassthroughFlash {
@@ -159,4 +174,43 @@ export function writeFreshFlash(board: Board, appImage: Uint8Array, path: string
   } finally {
     dev.close();
   }
+}
+
+// --- The RAM copy, for a DomU kernel without the flash drivers (Debian's armmp) ---
+
+/** Where the boot stage finds the RAM copy (kernel args `-- --disk /signet/flash.img`). */
+export const DOMU_FLASH_FILE = '/signet/flash.img';
+
+/** The head of the flash must fit the guest's RAM twice (initrd, then its unpacked copy) with room to spare. */
+const MAX_SHARE_OF_GUEST_RAM = 0.25;
+
+/** Bytes of the flash the RAM copy holds: up to the end of the last partition the boot stage uses. */
+export function domUFlashHeadBytes(board: Board): number {
+  const l = flashLayout(board);
+  const size = Math.max(...[l.slot_a, l.slot_b, l.state].map((p) => p.offset + p.size));
+  const guestRam = (board.xen?.domUMemoryMb ?? 0) * 1024 * 1024;
+  if (size > guestRam * MAX_SHARE_OF_GUEST_RAM) {
+    throw new XenError('E_XEN_BOARD', `the DomU would carry ${size} bytes of flash in its ${guestRam}-byte RAM (slots and state end at ${size})`, `put slot_a, slot_b and state before the boot partition in boards/${board.id}/board.json, or raise xen.domUMemoryMb`);
+  }
+  return size;
+}
+
+/** The head of a flash file, as a cpio archive (`/signet/flash.img`) to append to the boot initramfs. */
+export function domUFlashCpio(board: Board, path: string): Uint8Array {
+  const size = domUFlashHeadBytes(board);
+  const head = new Uint8Array(size);
+  withDiskFile(path, (fd) => {
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, head, got, size - got, got);
+      if (n === 0) {
+        throw new DiskError('E_DISK_NOT_A_DISK', `${path} ends at ${got} bytes but the slots and state of ${board.id} end at ${size}`, `make it with \`signet disk --board ${board.id}\``);
+      }
+      got += n;
+    }
+  });
+  return writeCpio([
+    { type: 'dir', path: 'signet', mode: 0o755 },
+    { type: 'file', path: DOMU_FLASH_FILE.slice(1), data: head, mode: 0o600 },
+  ]);
 }

@@ -76,7 +76,7 @@ export function checkQemuPlacement(plan: XenBootPlan, platformDtb: Uint8Array, b
     { what: 'the device tree', m: { address: plan.dtb.address, size: dtbFootprint(plan.dtb.image.length) } },
     { what: 'the DomU kernel', m: { address: plan.kernel.address, size: plan.kernel.image.length } },
     { what: 'the DomU ramdisk', m: { address: plan.ramdisk.address, size: plan.ramdisk.image.length } },
-    { what: 'the DomU partial device tree', m: { address: plan.partialDtb.address, size: plan.partialDtb.image.length } },
+    ...(plan.passthrough ? [{ what: 'the DomU partial device tree', m: { address: plan.passthrough.partialDtb.address, size: plan.passthrough.partialDtb.image.length } }] : []),
   ]);
 }
 
@@ -105,9 +105,11 @@ export function xenQemuArgs(board: Board, plan: XenBootPlan, f: XenQemuFiles): s
     '-dtb', f.dtb,
     '-device', `loader,file=${f.kernel},addr=${hex(plan.kernel.address)},force-raw=on`,
     '-device', `loader,file=${f.ramdisk},addr=${hex(plan.ramdisk.address)},force-raw=on`,
-    '-device', `loader,file=${f.partialDtb},addr=${hex(plan.partialDtb.address)},force-raw=on`,
-    // The guest's flash: written in place, so its state is there at the next boot.
-    '-drive', `if=pflash,unit=${plan.flash.pflashUnit},format=raw,file=${qemuOptionValue(plan.flash.file)}`,
+    ...(plan.passthrough ? [
+      '-device', `loader,file=${f.partialDtb},addr=${hex(plan.passthrough.partialDtb.address)},force-raw=on`,
+      // The guest's flash: written in place, so its state is there at the next boot.
+      '-drive', `if=pflash,unit=${plan.passthrough.flash.pflashUnit},format=raw,file=${qemuOptionValue(plan.passthrough.flash.file)}`,
+    ] : []),
     '-qmp', `unix:${f.qmpSocket},server=on,wait=off`,
   ];
 }

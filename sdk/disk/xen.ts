@@ -8,7 +8,9 @@
  *   DomU ramdisk   the boot image's initramfs (/init = Duktape host, /signet/boot.js and its
  *                  bytecode; gzip'd when it comes from a FIT)
  *   DomU flash     a partial device tree passing the board's NOR flash through (xen-flash.ts):
- *                  the guest reads and writes the disk image file QEMU backs the bank with
+ *                  the guest reads and writes the disk image file QEMU backs the bank with;
+ *                  for a kernel without the flash drivers (Debian's armmp), a RAM copy of the
+ *                  flash's head appended to the ramdisk instead
  *   device tree    the platform's, with /chosen dom0less nodes (xen-dt.ts)
  *
  * The guest comes either from a disk image (`signet disk`: the FIT in its boot partition,
@@ -19,7 +21,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Board } from '../board';
 import { fetchDeb } from '../build/debian';
-import { decodeFdt, findNode, getProp, readString } from '../fit/fdt';
+import { concatBytes, decodeFdt, findNode, getProp, readString } from '../fit/fdt';
 import { requiredConfKeys, verifyFit } from '../fit/fit-verify';
 import { readPublicKeysFromDtb } from '../fit/keydtb';
 import { buildBoardInitramfs } from './boot-image';
@@ -28,7 +30,7 @@ import { DiskError } from './errors';
 import { fetchKernel } from './kernel';
 import { buildXenDtb, checkModules, hex, memoryRanges, type Dom0lessConfig } from './xen-dt';
 import { XenError } from './xen-errors';
-import { buildPassthroughDtb, passthroughFlash, QEMU_VIRT_PFLASH } from './xen-flash';
+import { buildPassthroughDtb, DOMU_FLASH_FILE, domUFlashCpio, kernelDrivesFlash, passthroughFlash, QEMU_VIRT_PFLASH } from './xen-flash';
 
 /** What runs in the DomU: kernel, boot initramfs and the kernel command line it was built with. */
 export interface XenGuestImages {
@@ -52,11 +54,16 @@ export interface XenBootInput {
 export interface XenBootPlan {
   xen: { image: Uint8Array };
   kernel: { image: Uint8Array; address: number; bootargs: string };
-  ramdisk: { image: Uint8Array; address: number };
-  /** The DomU's partial device tree: the flash it gets (xen-flash.ts). */
-  partialDtb: { image: Uint8Array; address: number };
-  /** The NOR bank: the file QEMU backs it with, and where the host and the guest see it. */
-  flash: { file: string; pflashUnit: number; hostAddress: number; guestAddress: number; size: number };
+  /** `flashCopyBytes`: the RAM copy of the flash at its end (0 when the flash is passed through). */
+  ramdisk: { image: Uint8Array; address: number; flashCopyBytes: number };
+  /**
+   * The flash passed through (xen-flash.ts): the DomU's partial device tree, and the NOR bank (the
+   * file QEMU backs it with, where the host and the guest see it). Absent for a RAM copy.
+   */
+  passthrough?: {
+    partialDtb: { image: Uint8Array; address: number };
+    flash: { file: string; pflashUnit: number; hostAddress: number; guestAddress: number; size: number };
+  };
   /** The tree Xen boots with and the address the platform puts it at. */
   dtb: { image: Uint8Array; address: number };
   config: Dom0lessConfig;
@@ -128,13 +135,15 @@ export function guestFromDisk(board: Board, diskPath: string, keyDtb?: Uint8Arra
 
 /**
  * The DomU kernel's command line: the board's, then the boot stage's words after `--`. The stage
- * opens the board's flash device (/dev/mtdblock0, the passed-through NOR) as compiled in.
+ * opens the board's flash device (/dev/mtdblock0, the passed-through NOR) as compiled in, or
+ * `disk` (the RAM copy) when given.
  */
-export function domUBootargs(bootargs: string, halt: boolean): string {
+export function domUBootargs(bootargs: string, halt: boolean, disk?: string): string {
   if (/(^| )--( |$)/.test(bootargs)) {
     throw new XenError('E_XEN_BOARD', `the kernel command line "${bootargs}" already has "--"`, 'leave the words after "--" to Signet');
   }
-  return halt ? `${bootargs} -- --halt` : bootargs;
+  const words = [...(disk ? ['--disk', disk] : []), ...(halt ? ['--halt'] : [])];
+  return words.length > 0 ? `${bootargs} -- ${words.join(' ')}` : bootargs;
 }
 
 /** The partial device tree goes after the ramdisk, on the next 64 KiB boundary. */
@@ -143,10 +152,12 @@ const MODULE_ALIGN = 0x10000;
 export function prepareXenBoot(i: XenBootInput, xen: Uint8Array): XenBootPlan {
   const { board } = i;
   checkXenBoard(board);
-  const ramdisk = i.guest.initramfs;
-  const bootargs = domUBootargs(i.guest.bootargs, i.halt);
-  const flash = passthroughFlash(board, decodeFdt(i.platformDtb));
-  const partial = buildPassthroughDtb(flash);
+  const passthrough = kernelDrivesFlash(board);
+  const flashCopy = passthrough ? new Uint8Array(0) : domUFlashCpio(board, i.flashFile);
+  const ramdisk = passthrough ? i.guest.initramfs : concatBytes([i.guest.initramfs, flashCopy]);
+  const bootargs = domUBootargs(i.guest.bootargs, i.halt, passthrough ? undefined : DOMU_FLASH_FILE);
+  const flash = passthrough ? passthroughFlash(board, decodeFdt(i.platformDtb)) : undefined;
+  const partial = flash && buildPassthroughDtb(flash);
   const ramdiskAddress = address(board, 'ramdisk');
   const partialAddress = Math.ceil((ramdiskAddress + ramdisk.length) / MODULE_ALIGN) * MODULE_ALIGN;
   const domU = {
@@ -156,7 +167,7 @@ export function prepareXenBoot(i: XenBootInput, xen: Uint8Array): XenBootPlan {
     vpl011: true,
     kernel: { address: address(board, 'kernel'), size: i.guest.kernel.length, bootargs },
     ramdisk: { address: ramdiskAddress, size: ramdisk.length },
-    deviceTree: { address: partialAddress, size: partial.length },
+    ...(partial ? { deviceTree: { address: partialAddress, size: partial.length } } : {}),
   };
   const config: Dom0lessConfig = { xenBootargs: board.xen.bootargs ?? 'console=dtuart', domUs: [domU] };
   const dtb = buildXenDtb(i.platformDtb, config);
@@ -166,14 +177,18 @@ export function prepareXenBoot(i: XenBootInput, xen: Uint8Array): XenBootPlan {
     { what: `the device tree (at loadAddresses.fdt ${hex(dtbAddress)})`, m: { address: dtbAddress, size: dtbFootprint(dtb.length) } },
     { what: 'the DomU kernel', m: domU.kernel },
     { what: 'the DomU ramdisk', m: domU.ramdisk },
-    { what: 'the DomU partial device tree', m: domU.deviceTree },
+    ...(domU.deviceTree ? [{ what: 'the DomU partial device tree', m: domU.deviceTree }] : []),
   ]);
   return {
     xen: { image: xen },
     kernel: { image: i.guest.kernel, address: domU.kernel.address, bootargs },
-    ramdisk: { image: ramdisk, address: domU.ramdisk.address },
-    partialDtb: { image: partial, address: partialAddress },
-    flash: { file: i.flashFile, pflashUnit: QEMU_VIRT_PFLASH.unit, hostAddress: flash.hostAddress, guestAddress: flash.guestAddress, size: flash.size },
+    ramdisk: { image: ramdisk, address: domU.ramdisk.address, flashCopyBytes: flashCopy.length },
+    ...(flash && partial ? {
+      passthrough: {
+        partialDtb: { image: partial, address: partialAddress },
+        flash: { file: i.flashFile, pflashUnit: QEMU_VIRT_PFLASH.unit, hostAddress: flash.hostAddress, guestAddress: flash.guestAddress, size: flash.size },
+      },
+    } : {}),
     dtb: { image: dtb, address: dtbAddress },
     config,
   };
