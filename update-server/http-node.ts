@@ -69,7 +69,25 @@ const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
 const NO_CERT: ClientCert = { present: false, authorized: false, roles: [] };
 const noop = () => undefined;
 
+/**
+ * What TLS learned about each connection's client certificate, described once per connection:
+ * renegotiation is refused (SSL_OP_NO_RENEGOTIATION, disableRenegotiation()), so the peer a
+ * connection authenticated in its handshake is the peer of every request it carries, and
+ * getPeerCertificate() (a new object with the whole certificate, each call) need not run per request.
+ */
+const certOfSocket = new WeakMap<TLSSocket, ClientCert>();
+
+/** For a request: its connection's handshake is done, so what it says is final. */
 function clientCert(socket: TLSSocket): ClientCert {
+  let c = certOfSocket.get(socket);
+  if (!c) {
+    c = describeClientCert(socket);
+    certOfSocket.set(socket, c);
+  }
+  return c;
+}
+
+function describeClientCert(socket: TLSSocket): ClientCert {
   try {
     if (typeof socket.getPeerCertificate !== 'function') return NO_CERT;
     const peer = socket.getPeerCertificate() as PeerCertificate | Record<string, never> | null;
@@ -368,7 +386,7 @@ export function listenHttps(app: AppLike, tls: TlsMaterial, opts: ListenOptions)
         const unread = setTimeout(() => socket.destroy(), limits.writeStallMs); // a peer that does not read even that
         socket.once('close', () => clearTimeout(unread));
         log?.write({
-          time: new Date().toISOString(), identity: identityOf(clientCert(socket as TLSSocket)), method: '', route: '',
+          time: new Date().toISOString(), identity: identityOf(describeClientCert(socket as TLSSocket)), method: '', route: '',
           status, bytes: 0, ms: 0, client: socket.remoteAddress ?? '',
         });
       } else {
