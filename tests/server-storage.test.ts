@@ -182,6 +182,52 @@ describe.each(BACKENDS)('storage on $name', ({ open }) => {
     expect(await s.revocations()).toEqual([{ id: 'd0', reason: 'stolen', at: 5 }, { id: 'd1', reason: 'found broken', at: 6 }]);
   });
 
+  it('checkinState: the revocation, device, failed-before and offered of one device, equal to the reads one by one', async () => {
+    const s = await fresh();
+    const base = { board: 'qemu-virt-arm64', version: '1.0.0', securityCounter: 1, slot: 'a', channel: 'stable', status: null, code: null, certSerial: '01' };
+    const ro = { board: 'qemu-virt-arm64', channel: 'stable', version: '1.1.0', percent: 100, haltFailureRate: 1, minDevices: 1,
+      state: 'active' as const, reason: null, createdAt: 1, updatedAt: 1 };
+    const app = await s.createRollout({ ...ro, target: 'qemu-virt-arm64/app-1.1.0.simg' });
+    const boot = await s.createRollout({ ...ro, target: 'qemu-virt-arm64/boot-1.1.0.itb' });
+    const old = await s.createRollout({ ...ro, target: 'qemu-virt-arm64/app-1.1.0.simg', board: 'xen-arm32' });
+    const rollouts = [app, boot];
+    // Unknown device: nothing.
+    expect(await s.checkinState('d1', rollouts)).toEqual({ revocation: null, device: null, failed: [], offered: [] });
+    await s.recordCheckin({ ...base, id: 'd1', at: 100 });
+    await s.touchCheckin('d1', 300); // pending in the last-seen batch: merged as device() merges it
+    await s.offerRolloutDevice({ rolloutId: app.id, deviceId: 'd1', target: app.target, status: 'offered', code: null, updatedAt: 2 });
+    // Failed for the app target in another rollout (any rollout counts, as in hasFailed).
+    await s.recordRolloutDevice({ rolloutId: old.id, deviceId: 'd1', target: app.target, status: 'failed', code: 'E_DIGEST', updatedAt: 3 });
+    // Another device's rows are not d1's.
+    await s.recordRolloutDevice({ rolloutId: boot.id, deviceId: 'd2', target: boot.target, status: 'failed', code: null, updatedAt: 3 });
+    const st = await s.checkinState('d1', rollouts);
+    expect(st.device).toEqual(await s.device('d1'));
+    expect(st.device).toMatchObject({ lastCheckin: 300, firstSeen: 100 });
+    expect(st.failed).toEqual([app.target]);
+    expect(st.failed.includes(boot.target)).toBe(await s.hasFailed('d1', boot.target));
+    expect(st.offered).toEqual([app.id]);
+    expect(st.revocation).toBeNull();
+    // Only the rollouts asked about.
+    expect(await s.checkinState('d1', [])).toMatchObject({ failed: [], offered: [] });
+    expect((await s.checkinState('d1', [old])).offered).toEqual([old.id]);
+    await s.revoke({ id: 'd1', reason: 'stolen', at: 7 });
+    expect((await s.checkinState('d1', rollouts)).revocation).toEqual(await s.revocation('d1'));
+    expect((await s.checkinState('d1', rollouts)).revocation).toEqual({ id: 'd1', reason: 'stolen', at: 7 });
+    expect((await s.checkinState('d2', rollouts)).revocation).toBeNull();
+    // Many at once (read together, read-batch.ts): each gets its own answer, as when asked alone.
+    for (let i = 0; i < 20; i++) await s.recordCheckin({ ...base, id: 'm' + i, version: '1.0.' + i, at: 100 + i });
+    for (let i = 0; i < 20; i += 3) await s.offerRolloutDevice({ rolloutId: app.id, deviceId: 'm' + i, target: app.target, status: 'offered', code: null, updatedAt: 2 });
+    for (let i = 0; i < 20; i += 4) await s.recordRolloutDevice({ rolloutId: boot.id, deviceId: 'm' + i, target: boot.target, status: 'failed', code: null, updatedAt: 2 });
+    const asks = Array.from({ length: 24 }, (_, i) => ({ id: 'm' + (i % 22), rollouts: i % 2 ? [app] : [app, boot] }));
+    const alone: unknown[] = [];
+    for (const q of asks) alone.push(await s.checkinState(q.id, q.rollouts));
+    const together = await Promise.all(asks.map((q) => s.checkinState(q.id, q.rollouts)));
+    expect(together).toEqual(alone);
+    expect(together[4]).toMatchObject({ device: { id: 'm4', version: '1.0.4' }, failed: [boot.target], offered: [boot.id] });
+    expect(together[3]).toMatchObject({ device: { id: 'm3' }, failed: [], offered: [app.id] });
+    expect(together[20]).toMatchObject({ device: null, failed: [], offered: [] });
+  });
+
   it('rollouts: create supersedes, filter, update with and without a state guard', async () => {
     const s = await fresh();
     const base = { board: 'qemu-virt-arm64', channel: 'stable', version: '1.1.0', target: 't', percent: 10, haltFailureRate: 0.2, minDevices: 3,

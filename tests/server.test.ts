@@ -99,6 +99,10 @@ describe('mutual TLS', () => {
       expect(r.json().error).toMatchObject({ code: 'E_AUTH_REVOKED' });
       expect(r.json().error.message).toContain('reported stolen');
     }
+    // The check-in reads the revocation with the device (one read), still before the body:
+    // a revoked device is refused as revoked whatever it sends.
+    const bad = await call(srv.url + '/api/v1/checkin', { ca: k.ca.certPem, id: victim, body: { board: 'Bad Board' } });
+    expect([bad.status, bad.json().error.code]).toEqual([403, 'E_AUTH_REVOKED']);
     // Other devices are unaffected.
     expect((await call(srv.url + '/api/v1/checkin', { ca: k.ca.certPem, id: device, body: CHECKIN })).status).toBe(200);
   });

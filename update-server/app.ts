@@ -5,7 +5,7 @@
  */
 import type { FitVerifyKey } from '../sdk/fit/fit-verify';
 import type { Signer } from '../sdk/ota/metadata';
-import { authenticate, isLoopback, type Caller, type CallerRole } from './auth';
+import { authenticate, identify, isLoopback, refuseRevoked, requireRole, type Caller, type CallerRole } from './auth';
 import { DASHBOARD_CSP, renderDashboard } from './dashboard';
 import { ServerError } from './errors';
 import { Fleet } from './fleet';
@@ -75,6 +75,12 @@ interface Route {
   who: CallerRole | 'any' | 'local-or-admin' | 'public';
   /** Admin writes: the one media type the body must have (default application/json). */
   accepts?: string;
+  /**
+   * The route refuses a revoked caller itself, from its own first read and before it reads the
+   * body or writes anything (the check-in: `Storage.checkinState` reads the revocation with
+   * the device, one round trip instead of two). Only the certificate is checked before `run`.
+   */
+  refusesRevoked?: true;
   run: Handler;
 }
 
@@ -194,8 +200,8 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
     { method: 'GET', pattern: /^\/tuf\/metadata\/([A-Za-z0-9.]{1,40})$/, who: 'any', run: metadataFile },
     { method: 'GET', pattern: /^\/tuf\/targets\/([A-Za-z0-9._\/+-]{1,400})$/, who: 'any', run: targetFile },
     {
-      method: 'POST', pattern: /^\/api\/v1\/checkin$/, who: 'device',
-      run: async (req) => json(200, await fleet.checkin((req as Authed).caller, await readJson(req.body, limits.json))),
+      method: 'POST', pattern: /^\/api\/v1\/checkin$/, who: 'device', refusesRevoked: true,
+      run: async (req) => json(200, await fleet.checkin((req as Authed).caller, () => readJson(req.body, limits.json))),
     },
     {
       method: 'POST', pattern: /^\/api\/v1\/report$/, who: 'device',
@@ -321,6 +327,14 @@ export async function createUpdateServer(o: UpdateServerOptions): Promise<Update
         if (r.method !== req.method && !(r.method === 'GET' && req.method === 'HEAD')) continue;
         if (r.who === 'local-or-admin') {
           if (!(openLocal && isLoopback(req.remoteAddress))) await authenticate(req, storage, 'admin');
+        } else if (r.who !== 'public' && r.refusesRevoked) {
+          const caller = identify(req);
+          // Another role than the route's: refused as authenticate() refuses it (revoked first).
+          if (r.who !== 'any' && caller.role !== r.who) {
+            refuseRevoked(caller.id, await storage.revocation(caller.id));
+            requireRole(caller, r.who);
+          }
+          (req as Authed).caller = caller;
         } else if (r.who !== 'public') {
           (req as Authed).caller = await authenticate(req, storage, r.who);
         }

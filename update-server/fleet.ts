@@ -4,14 +4,14 @@
  */
 import { consistentTargetPath } from '../sdk/ota/repository';
 import { BOARD_ID, SEMVER } from '../sdk/image/manifest';
-import type { Caller } from './auth';
+import { refuseRevoked, type Caller } from './auth';
 import { ActiveRollouts, CurrentTargets, rolloutsChanged } from './checkin-cache';
 import { ServerError } from './errors';
 import type { Metrics } from './metrics';
 import type { Repository } from './repository';
 import { haltReason, isBootRollout, whyNoOffer } from './rollout';
 import { CHANNEL, DEFAULT_CHANNEL, ERROR_CODE, type CheckinResult } from './types';
-import { REPORT_STATUSES, type DeviceBoot, type DeviceRecord, type RolloutRecord, type Storage, type UpdateStatus } from './storage';
+import { REPORT_STATUSES, type CheckinState, type DeviceBoot, type DeviceRecord, type RolloutRecord, type Storage, type UpdateStatus } from './storage';
 
 export { CHANNEL, DEFAULT_CHANNEL, ERROR_CODE, type CheckinResult, type Offer } from './types';
 
@@ -65,7 +65,17 @@ export class Fleet {
     this.targets = new CurrentTargets(repo);
   }
 
-  async checkin(caller: Caller, body: Record<string, unknown>): Promise<CheckinResult> {
+  /**
+   * A device's check-in. `caller` is identified by its certificate but not yet checked against
+   * revocations: that is the first thing done here, from the check-in's one read
+   * (`Storage.checkinState`), before the body is read or anything is written.
+   */
+  async checkin(caller: Caller, readBody: () => Promise<Record<string, unknown>>): Promise<CheckinResult> {
+    // The rollouts of the certificate's board and channel: checkBinding below refuses any other.
+    const active = caller.board ? await this.activeRollouts.get(caller.board, caller.channel ?? DEFAULT_CHANNEL) : [];
+    const state = await this.storage.checkinState(caller.id, active);
+    refuseRevoked(caller.id, state.revocation);
+    const body = await readBody();
     const board = str(body, 'board', BOARD_ID, 'a board id')!;
     const version = str(body, 'version', SEMVER, 'a semantic version')!;
     const securityCounter = uint(body, 'securityCounter');
@@ -79,7 +89,7 @@ export class Fleet {
     const now = this.clock();
     // Enrollment happens offline (the vendor CA signs the certificate): the server learns of it
     // when a certificate first checks in, and records that as the device's enrollment.
-    const before = await this.storage.device(caller.id);
+    const before = state.device;
     if (!before || before.certSerial !== caller.serial) {
       await this.storage.audit({ at: now, actor: 'vendor-ca', action: 'device.enroll', subject: caller.id,
         detail: { board: caller.board, channel, serial: caller.serial, ...(before ? { previousSerial: before.certSerial } : {}) } });
@@ -94,35 +104,36 @@ export class Fleet {
       device = await this.storage.recordCheckin(c);
     }
     this.metrics.checkins++;
-    return this.offerFor(device);
+    return this.offerFor(device, active, state);
   }
 
-  private async offerFor(device: DeviceRecord): Promise<CheckinResult> {
+  private async offerFor(device: DeviceRecord, active: RolloutRecord[], state: CheckinState): Promise<CheckinResult> {
     // One active rollout per board, channel and kind (app image, boot image): creating one
     // supersedes the previous of its kind, so a combined release is an app and a boot rollout.
-    const active = await this.activeRollouts.get(device.board, device.channel);
-    const app = await this.offerOf(active.find((r) => !isBootRollout(r)), device);
+    const app = await this.offerOf(active.find((r) => !isBootRollout(r)), device, state);
     // Only a device that reported its boot image (it has A/B boot slots) hears about boot images.
     if (!device.boot) return app;
-    const boot = await this.offerOf(active.find(isBootRollout), { ...device, version: device.boot.version, securityCounter: device.boot.securityCounter });
+    const boot = await this.offerOf(active.find(isBootRollout), { ...device, version: device.boot.version, securityCounter: device.boot.securityCounter }, state);
     return { ...app, bootOffer: boot.offer, ...(boot.reason ? { bootReason: boot.reason } : {}) };
   }
 
   /** The offer of one rollout to a device (for a boot rollout: the device as its boot image). */
-  private async offerOf(rollout: RolloutRecord | undefined, device: DeviceRecord): Promise<CheckinResult> {
+  private async offerOf(rollout: RolloutRecord | undefined, device: DeviceRecord, state: CheckinState): Promise<CheckinResult> {
     if (!rollout) return { offer: null, reason: 'no-rollout' };
     // A rollout newer than the cached targets names a target they lack: ask the storage then.
     const entry = (await this.targets.get())?.signed.targets[rollout.target] ?? (await this.targets.get(true))?.signed.targets[rollout.target] ?? null;
-    const failed = await this.storage.hasFailed(device.id, rollout.target);
-    const why = whyNoOffer(rollout, entry ? entry.custom : null, device, failed);
+    const why = whyNoOffer(rollout, entry ? entry.custom : null, device, state.failed.includes(rollout.target));
     if (why) return { offer: null, reason: why };
     const f = entry!;
     // Insert-if-absent in one statement: a device checking in on two replicas at once is offered
-    // once, and an offer never overwrites a status it already reported.
-    const fresh = await this.storage.offerRolloutDevice({
-      rolloutId: rollout.id, deviceId: device.id, target: rollout.target, status: 'offered', code: null, updatedAt: this.clock(),
-    });
-    if (fresh) this.metrics.offers++;
+    // once, and an offer never overwrites a status it already reported. A row the check-in's
+    // read already found (rows are never deleted) needs no insert: it would change nothing.
+    if (!state.offered.includes(rollout.id)) {
+      const fresh = await this.storage.offerRolloutDevice({
+        rolloutId: rollout.id, deviceId: device.id, target: rollout.target, status: 'offered', code: null, updatedAt: this.clock(),
+      });
+      if (fresh) this.metrics.offers++;
+    }
     return {
       offer: {
         target: rollout.target, version: f.custom.version, securityCounter: f.custom.securityCounter, length: f.length,

@@ -16,8 +16,9 @@ import pg from 'pg';
 import type { MetadataRole } from '../sdk/ota/repository';
 import { ServerError } from './errors';
 import { LastSeenBatch } from './last-seen';
+import { ReadBatch } from './read-batch';
 import {
-  emptyCounts, type AuditRecord, type BlobCheck, type BlobStore, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord,
+  emptyCounts, type AuditRecord, type BlobCheck, type CheckinState, type BlobStore, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord,
   type RevocationRecord, type RolloutCounts, type RolloutDeviceRecord, type RolloutPatch, type RolloutRecord, type RolloutState, type Storage,
   type TargetRecord, type UpdateStatus,
 } from './storage';
@@ -232,6 +233,9 @@ export class PostgresStorage implements Storage {
       FROM unnest($1::text[], $2::bigint[]) AS v(id, at) WHERE devices.id = v.id`, [rows.map((r) => r[0]), rows.map((r) => r[1])]);
   });
 
+  /** Check-ins' reads, batched (`readCheckins`). */
+  private readonly checkinReads = new ReadBatch((qs: { id: string; rollouts: readonly Pick<RolloutRecord, 'id' | 'target'>[] }[]) => this.readCheckins(qs));
+
   private constructor(private readonly pool: pg.Pool) {
     this.blobs = new PostgresBlobs(pool);
   }
@@ -339,6 +343,50 @@ export class PostgresStorage implements Storage {
     const d = deviceOf(rows[0]);
     d.lastCheckin = Math.max(d.lastCheckin, this.lastSeen.seen(id) ?? 0);
     return d;
+  }
+
+  async checkinState(id: string, rollouts: readonly Pick<RolloutRecord, 'id' | 'target'>[]): Promise<CheckinState> {
+    return this.checkinReads.get({ id, rollouts });
+  }
+
+  /**
+   * The reads of every check-in waiting, in one statement and one round trip (read-batch.ts):
+   * what were up to four queries per check-in, each a round trip and a wake-up of a backend.
+   * Asked with the union of their rollouts and targets; each answer keeps only its own.
+   */
+  private async readCheckins(qs: { id: string; rollouts: readonly Pick<RolloutRecord, 'id' | 'target'>[] }[]): Promise<CheckinState[]> {
+    const ids = [...new Set(qs.map((q) => q.id))];
+    const targets = [...new Set(qs.flatMap((q) => q.rollouts.map((r) => r.target)))];
+    const rolloutIds = [...new Set(qs.flatMap((q) => q.rollouts.map((r) => r.id)))];
+    const { rows } = await this.pool.query({
+      name: 'signet-checkin-state', // prepared once per connection
+      text: `SELECT q.id,
+          (SELECT row_to_json(v) FROM (SELECT r.id, r.reason, r.at FROM revocations r WHERE r.id = q.id) v) AS revocation,
+          (SELECT row_to_json(d) FROM devices d WHERE d.id = q.id) AS device,
+          ARRAY(SELECT DISTINCT rd.target FROM rollout_devices rd
+            WHERE rd.device_id = q.id AND rd.status = 'failed' AND rd.target = ANY($2::text[])) AS failed,
+          ARRAY(SELECT rd.rollout_id FROM rollout_devices rd WHERE rd.device_id = q.id AND rd.rollout_id = ANY($3::text[])) AS offered
+        FROM unnest($1::text[]) AS q(id)`,
+      values: [ids, targets, rolloutIds],
+    });
+    const byId = new Map<string, Row>(rows.map((r) => [r.id as string, r]));
+    return qs.map((q) => {
+      const r = byId.get(q.id);
+      if (!r) throw new Error('the batched check-in read has no row for ' + q.id);
+      let device: DeviceRecord | null = null;
+      if (r.device) {
+        device = deviceOf(r.device as Row);
+        device.lastCheckin = Math.max(device.lastCheckin, this.lastSeen.seen(q.id) ?? 0);
+      }
+      const failed = r.failed as string[];
+      const offered = r.offered as string[];
+      return {
+        revocation: (r.revocation as RevocationRecord | null) ?? null,
+        device,
+        failed: [...new Set(q.rollouts.map((x) => x.target))].filter((t) => failed.includes(t)),
+        offered: q.rollouts.map((x) => x.id).filter((x) => offered.includes(x)),
+      };
+    });
   }
 
   async devices(limit: number): Promise<DeviceRecord[]> {

@@ -73,6 +73,20 @@ export interface RevocationRecord {
   at: number;
 }
 
+/**
+ * Everything a check-in reads about one device, read together (`Storage.checkinState`): on
+ * PostgreSQL one statement, one round trip, instead of one per read.
+ */
+export interface CheckinState {
+  /** The device's revocation, if it is revoked (the check-in refuses it before anything else). */
+  revocation: RevocationRecord | null;
+  device: DeviceRecord | null;
+  /** Of the targets asked about, those the device has reported `failed` for, in any rollout. */
+  failed: string[];
+  /** Of the rollouts asked about, those holding a row for the device (it was offered their target). */
+  offered: string[];
+}
+
 export type RolloutState = 'active' | 'paused' | 'halted' | 'superseded';
 export const ROLLOUT_STATES: RolloutState[] = ['active', 'paused', 'halted', 'superseded'];
 
@@ -188,6 +202,11 @@ export interface Storage {
    */
   touchCheckin(id: string, at: number): Promise<void>;
   device(id: string): Promise<DeviceRecord | null>;
+  /**
+   * `revocation(id)`, `device(id)`, `hasFailed(id, target)` for each rollout's target and
+   * whether `rolloutDevice(rollout, id)` exists for each rollout, as one read.
+   */
+  checkinState(id: string, rollouts: readonly Pick<RolloutRecord, 'id' | 'target'>[]): Promise<CheckinState>;
   devices(limit: number): Promise<DeviceRecord[]>;
   fleet(): Promise<FleetRow[]>;
   countDevices(board: string, channel: string): Promise<number>;
