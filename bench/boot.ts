@@ -20,8 +20,23 @@
  *                            (the board with kernel.source "debian-binary" and a layout with room
  *                            for its 28 MiB Image; its virtio modules loaded from the initramfs)
  * boot.minimal_vs_debian_ratio  boot.arm64_ms ÷ boot.arm64_debian_ms, runs alternated (goal ≤ 0.5)
+ *
+ * Where the time goes, per kernel (`arm64_*` the minimal one, `arm64_debian_*` Debian's; medians
+ * of the same runs, from host-side timestamps of console lines, so they add up to the total only
+ * approximately):
+ * boot.arm64_uboot_ms        QEMU start to U-Boot's "Starting kernel": U-Boot, reading the FIT,
+ *                            verifying it, unpacking the kernel (lzma or gzip)
+ * boot.arm64_kernel_ms       "Starting kernel" to /init's first line (host[…] or boot[…]): Linux,
+ *                            unpacking the initramfs, for Debian's kernel loading its modules
+ * boot.arm64_stage_ms        /init's first line to the app's line: the boot stage verifying
+ *                            and starting the app
+ * boot.arm64_cpu_ms, boot.arm64_*_cpu_ms  the same in CPU time of the QEMU process (user + system,
+ *                            /proc, 10 ms ticks): what the guest cost the host, which other load on
+ *                            the machine changes far less than the wall clock
+ * boot.minimal_vs_debian_cpu_ratio  boot.arm64_cpu_ms ÷ boot.arm64_debian_cpu_ms
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { partition, loadBoard, type Board } from '../sdk/board';
 import { fitRamdisk } from '../sdk/disk/boot-image';
@@ -88,6 +103,97 @@ async function timeToApp(guest: GuestConsole, cleanup?: () => void): Promise<num
   }
 }
 
+/** Console lines that end a phase of a boot through U-Boot, in the order they come. */
+const PHASE_MARKS = [
+  { phase: 'uboot', line: /Starting kernel \.\.\./ },
+  { phase: 'kernel', line: /(^|\n)(host|boot)\[/ },
+  { phase: 'stage', line: /hello from signet/ }, // APP_LINE
+] as const;
+type Phase = (typeof PHASE_MARKS)[number]['phase'];
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU ms (user + system) so far of the QEMU this process started; the bench runs one at a time. */
+function qemuCpuMs(): number | undefined {
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    } catch {
+      continue; // gone
+    }
+    const close = stat.lastIndexOf(')');
+    const f = stat.slice(close + 2).split(' '); // f[0] is field 3 (state): ppid f[1], utime f[11], stime f[12]
+    if (Number(f[1]) !== process.pid || !stat.slice(stat.indexOf('(') + 1, close).startsWith('qemu-system')) continue;
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  }
+  return undefined;
+}
+
+/**
+ * Watches a guest's console (startArm64's onOutput) and notes when each phase's closing line
+ * arrives, on the wall clock and in QEMU's CPU time: `durations(startedAt)` gives each phase's ms,
+ * from QEMU's start or the previous mark.
+ */
+class PhaseClock {
+  #text = '';
+  #next = 0;
+  readonly #at: { wall: number; cpu?: number }[] = [];
+  readonly onOutput = (chunk: string): void => {
+    const wall = Date.now();
+    this.#text += chunk;
+    for (let m; this.#next < PHASE_MARKS.length && (m = PHASE_MARKS[this.#next]!.line.exec(this.#text)); ) {
+      this.#at.push({ wall, cpu: qemuCpuMs() });
+      this.#next++;
+      this.#text = this.#text.slice(m.index + m[0].length); // the next mark comes after this one
+    }
+    if (this.#text.length > 4096) this.#text = this.#text.slice(-256);
+  };
+  durations(startedAt: number): { wall: Partial<Record<Phase, number>>; cpu: Partial<Record<Phase, number>> } {
+    const wall: Partial<Record<Phase, number>> = {};
+    const cpu: Partial<Record<Phase, number>> = {};
+    let from: { wall: number; cpu?: number } = { wall: startedAt, cpu: 0 };
+    this.#at.forEach((t, i) => {
+      const phase = PHASE_MARKS[i]!.phase;
+      wall[phase] = t.wall - from.wall;
+      if (t.cpu !== undefined && from.cpu !== undefined) cpu[phase] = t.cpu - from.cpu;
+      from = t;
+    });
+    return { wall, cpu };
+  }
+}
+
+/** Per phase, each run's wall and CPU ms; cpuTotal: each run's CPU ms to the app's line. */
+type PhaseTimes = Record<'wall' | 'cpu', Record<Phase, number[]>> & { cpuTotal: number[] };
+const phaseTimes = (): PhaseTimes => ({ wall: { uboot: [], kernel: [], stage: [] }, cpu: { uboot: [], kernel: [], stage: [] }, cpuTotal: [] });
+
+/** A boot through U-Boot, timed to the app's line and per phase. */
+async function timeUbootBoot(o: Parameters<typeof startArm64>[0], phases: PhaseTimes): Promise<number> {
+  const clock = new PhaseClock();
+  const u = await startArm64({ ...o, onOutput: clock.onOutput });
+  const ms = await timeToApp(u.guest, u.cleanup);
+  const d = clock.durations(u.guest.startedAt);
+  for (const kind of ['wall', 'cpu'] as const) {
+    for (const m of PHASE_MARKS) if (d[kind][m.phase] !== undefined) phases[kind][m.phase].push(d[kind][m.phase]!);
+  }
+  if (PHASE_MARKS.every((m) => d.cpu[m.phase] !== undefined)) phases.cpuTotal.push(PHASE_MARKS.reduce((sum, m) => sum + d.cpu[m.phase]!, 0));
+  return ms;
+}
+
+/** Per phase medians, and the CPU time to the app's line (median over runs). */
+function phaseFigures(prefix: string, p: PhaseTimes): Figures {
+  const out: Figures = {};
+  for (const kind of ['wall', 'cpu'] as const) {
+    for (const m of PHASE_MARKS) {
+      const xs = p[kind][m.phase];
+      if (xs.length) out[`${prefix}_${m.phase}${kind === 'cpu' ? '_cpu' : ''}_ms`] = { value: Math.round(median(xs)), unit: 'ms' };
+    }
+  }
+  if (p.cpuTotal.length) out[`${prefix}_cpu_ms`] = { value: Math.round(median(p.cpuTotal)), unit: 'ms' };
+  return out;
+}
+
 export async function run(): Promise<Figures> {
   const board = loadBoard('qemu-virt-arm64');
   mkdirSync(cacheDir(), { recursive: true });
@@ -142,13 +248,13 @@ export async function run(): Promise<Figures> {
     const unverifiedMs: number[] = [];
     const ubootMs: number[] = [];
     const debianMs: number[] = [];
+    const minimalPhases = phaseTimes();
+    const debianPhases = phaseTimes();
     for (let i = 0; i < RUNS; i++) {
       verifiedMs.push(await timeToApp(await direct('verified.cpio')));
       unverifiedMs.push(await timeToApp(await direct('unverified.cpio')));
-      const u = await startArm64({ board, disk, halt: true, keyDtb: d.boot.keyDtb });
-      ubootMs.push(await timeToApp(u.guest, u.cleanup));
-      const db = await startArm64({ board: debianBoard, disk: debianDisk, halt: true, keyDtb: dd.boot.keyDtb });
-      debianMs.push(await timeToApp(db.guest, db.cleanup));
+      ubootMs.push(await timeUbootBoot({ board, disk, halt: true, keyDtb: d.boot.keyDtb }, minimalPhases));
+      debianMs.push(await timeUbootBoot({ board: debianBoard, disk: debianDisk, halt: true, keyDtb: dd.boot.keyDtb }, debianPhases));
     }
     const v = median(verifiedMs);
     const n = median(unverifiedMs);
@@ -160,7 +266,12 @@ export async function run(): Promise<Figures> {
       stage_verify_ms: { value: Math.round(v - n), unit: 'ms' },
       arm64_debian_ms: { value: Math.round(median(debianMs)), unit: 'ms' },
       minimal_vs_debian_ratio: { value: median(ubootMs) / median(debianMs), unit: 'ratio' },
+      ...phaseFigures('arm64', minimalPhases),
+      ...phaseFigures('arm64_debian', debianPhases),
     };
+    if (minimalPhases.cpuTotal.length && debianPhases.cpuTotal.length) {
+      figures.minimal_vs_debian_cpu_ratio = { value: median(minimalPhases.cpuTotal) / median(debianPhases.cpuTotal), unit: 'ratio' };
+    }
     try {
       // The board's own kernel against Debian's armmp binary, alternated so both see the same load.
       const minimal: number[] = [];
