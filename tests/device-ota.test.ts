@@ -232,7 +232,9 @@ describe.skipIf(!available)('a qemu-virt-arm64 guest updates itself over the air
     let confirmedAt = 0;
     second = await boot('trial boot', (c) => {
       if (/boot\[RECOVERY\]|host\[ERROR\]|ota\[DISABLED\]/.test(c) || (c.match(/ota\[RETRY\]/g) ?? []).length >= 3) return true;
-      if (!/boot\[CONFIRM\]/.test(c) || !/ota\[REPORT\] status=confirmed target=\S+boot-2\.0\.0\.itb/.test(c)) return false;
+      // The agent reports both confirmations before its first check-in; check-ins without them: stop.
+      if (!/ota\[REPORT\] status=confirmed target=\S+boot-2\.0\.0\.itb/.test(c)) return (c.match(/ota\[CHECKIN\]/g) ?? []).length >= 4;
+      if (!/boot\[CONFIRM\]/.test(c)) return false;
       if (Date.now() - confirmedAt < 2000) return false;
       confirmedAt = Date.now();
       statuses = rollouts();

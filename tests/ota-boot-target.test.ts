@@ -14,6 +14,8 @@
 //  4. A tampered boot image on the server is refused before a byte reaches the inactive slot.
 //  5. A power cut after every sector write of a boot-slot update: every restart boots a verified
 //     boot slot that the boot environment selects.
+//  6. The agent's ES5 boot-image check (what runs in the guest) gives sdk/fit's verdicts, on Node
+//     and bundled on the real C host with its SHA-256 and mbedTLS rsaVerify.
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
