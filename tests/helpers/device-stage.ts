@@ -1,21 +1,17 @@
 /**
- * Puts an update on a disk file (`signet disk`) exactly as the device's own code would, run on
+ * Puts an app update on a disk file (`signet disk`) exactly as the device's own code would, run on
  * Node over the file instead of inside the guest:
  *
  * - `stageAppOnDisk`: the boot stage's install API (`BootStage.stageImage`, what the OTA agent
  *   calls on the device): the image into the inactive app slot, read back, verified, and a trial
  *   armed in the state partition with `tries` boots.
- * - `armBootTrialOnDisk`: the arming write of the agent's boot-slot update (`stageBootImage`,
- *   sdk/ota/boot-target.ts) with the product's bootenv writer: one sector into the copy that is
- *   not current, boot_slot = the other slot, bootcount = 0, boot_good = the running one. The
- *   image in that slot is put there by `signet disk --boot-b`.
  *
- * Used where a test is about what happens after the update is armed (a hang, a panic), so it
+ * Used where a test is about what happens after the update is armed (a hang), so it
  * need not pay for a download inside the guest.
  */
 import { PartitionDevice } from '../../bootloader/src/block';
 import { FileBlockDevice } from '../../bootloader/src/block-file';
-import { readBootEnv, writeBootEnv, type BootEnvVars } from '../../bootloader/src/bootenv';
+import { readBootEnv, type BootEnvVars } from '../../bootloader/src/bootenv';
 import { BootStage } from '../../bootloader/src/stage';
 import type { Board } from '../../sdk/board';
 import { partition } from '../../sdk/board';
@@ -53,19 +49,6 @@ export function stageAppOnDisk(disk: string, board: Board, rootJson: string, ima
     stage.stageImage(image);
   });
   return lines;
-}
-
-/** Arms U-Boot's trial of the boot slot that is not running; returns that slot. */
-export function armBootTrialOnDisk(disk: string, board: Board, ab: AbLayout): 'a' | 'b' {
-  return withDisk(disk, board, (dev) => {
-    const env = new PartitionDevice(dev, ab.bootenv.offset, ab.bootenv.size);
-    const r = readBootEnv(env);
-    if (!r.vars || r.vars.boot_good !== r.vars.boot_slot) throw new Error('the disk has no settled boot environment to arm');
-    const running = r.vars.boot_slot;
-    const slot = running === 'a' ? 'b' : 'a';
-    writeBootEnv(env, r, { boot_slot: slot, bootcount: '0', bootlimit: r.vars.bootlimit, boot_good: running });
-    return slot;
-  });
 }
 
 /** The boot environment's current copy on an A/B disk (null: neither copy is valid). */
