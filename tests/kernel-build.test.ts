@@ -95,6 +95,9 @@ describe('the qemu-virt-arm64 kernel from Debian source', () => {
     }
     // The kernel never feeds a watchdog the firmware left running: a hang before /dev/watchdog is opened resets.
     expect(config.get('CONFIG_WATCHDOG_HANDLE_BOOT_ENABLED') ?? 'n').toBe('n');
+    // No partition-table parser (MSDOS and EFI are on by default): the guest reads its flash by
+    // offset and never opens /dev/vdaN, so the kernel neither reads nor parses a table at boot.
+    expect([...config].filter(([name, v]) => /^CONFIG_\w+_PARTITION$/.test(name) && v !== 'n').map(([name]) => name)).toEqual([]);
     expect(k.optionsSet).toBe([...config.values()].filter((v) => v !== 'n').length);
     expect(k.optionsSet).toBeLessThan(700); // tinyconfig + the fragment, not a distribution's thousands
 
