@@ -15,7 +15,8 @@
 //  5. A power cut after every sector write of a boot-slot update: every restart boots a verified
 //     boot slot that the boot environment selects.
 //  6. The agent's ES5 boot-image check (what runs in the guest) gives sdk/fit's verdicts, on Node
-//     and bundled on the real C host with its SHA-256 and mbedTLS rsaVerify.
+//     and bundled on the real C host with its SHA-256 and mbedTLS rsaVerify; there, the agent's
+//     stageBootImage refuses tampered FITs before a byte of the disk changes.
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -360,7 +361,7 @@ describe('the agent\'s boot-image check (ES5, on the device\'s engine)', () => {
   // One check for Node and the device: sdk/ota/boot-target-fit.ts with node:crypto + BigInt RSA on
   // Node, and bundled for Duktape with the C host's SHA-256 and mbedTLS rsaVerify on the real host
   // binary, both against sdk/fit's verifier (what `signet publish` and U-Boot's model use).
-  it('gives sdk/fit\'s verdict on good, tampered, foreign-key, truncated and release-less FITs, on Node and on the C host; rsaVerify fails closed on malformed inputs', async () => {
+  it('gives sdk/fit\'s verdict on good, tampered, foreign-key, truncated and release-less FITs, on Node and on the C host; rsaVerify fails closed on malformed inputs; on the C host a bad FIT leaves the disk untouched and the good one is staged', async () => {
     const other = ForgeRsaSigner.generate(2048);
     const good = bootFit({ version: '2.0.0', counter: 2 });
     const flip = (b: Uint8Array, at: number) => {
@@ -436,5 +437,38 @@ describe('the agent\'s boot-image check (ES5, on the device\'s engine)', () => {
     const lines = r.stdout.trim().split('\n');
     expect(lines.filter((l) => l.startsWith('fit ')).map((l) => verdictClass(l.replace(/^fit \d+ /, '')))).toEqual(reference.map(verdictClass));
     expect(lines.filter((l) => l.startsWith('rsa ')).map((l) => l.split(' ')[2])).toEqual(want);
+
+    // On the device's engine, the agent's stageBootImage refuses each bad FIT before its first
+    // write (the disk file is unchanged, byte for byte), and stages the good one.
+    const diskPath = join(work, 'dk-disk.img');
+    writeFileSync(diskPath, new Uint8Array(FLASH_BYTES).fill(0xff));
+    const fdev = new FileBlockDevice(diskPath, 512);
+    try {
+      fdev.write(AB.boot_a.offset / 512, padded(bootV1));
+      provisionBootEnv(new PartitionDevice(fdev, AB.bootenv.offset, AB.bootenv.size), 'a', 3);
+    } finally {
+      fdev.close();
+    }
+    const stage = (which: string[]) => {
+      const inp = file('fit-stage.json', utf8Encode(JSON.stringify({ keys: [{ keyName: keys[0]!.keyName, modulus: n, exponent: e }], fits: [], rsa: [],
+        stage: { disk: diskPath, board: BOARD, ab: AB, fits: which.map((w) => paths[names.indexOf(w)]) } })));
+      const out = spawnSync(host, [script, inp], { encoding: 'utf8', timeout: 120_000 });
+      expect(out.status, out.stderr).toBe(0);
+      return out.stdout.trim().split('\n');
+    };
+    const before = readFileSync(diskPath);
+    const bad = ['kernelByte', 'versionByte', 'foreignKey', 'truncated', 'noRelease'];
+    const refused = stage(bad);
+    expect(refused.filter((l) => l.startsWith('stage ')).map((l) => verdictClass(l.replace(/^stage \d+ /, ''))))
+      .toEqual(bad.map((w) => verdictClass(reference[names.indexOf(w)]!)));
+    expect(refused.some((l) => l.startsWith('ota[BOOT-WRITE]'))).toBe(false);
+    expect(readFileSync(diskPath).equals(before)).toBe(true);
+    const staged = stage(['good']);
+    expect(staged).toContain('stage 0 ok b');
+    expect(staged.indexOf('ota[BOOT-WRITE] start slot=b bytes=' + good.length)).toBeGreaterThanOrEqual(0);
+    expect(staged.some((l) => l.startsWith('ota[BOOT-ARMED] slot=b version=2.0.0'))).toBe(true);
+    const after = readFileSync(diskPath);
+    expect(after.subarray(AB.boot_b.offset, AB.boot_b.offset + AB.boot_b.size).equals(Buffer.from(padded(good)))).toBe(true);
+    expect(after.subarray(AB.boot_a.offset, AB.boot_a.offset + AB.boot_a.size).equals(Buffer.from(padded(bootV1)))).toBe(true);
   }, 300_000);
 });

@@ -4,9 +4,14 @@
  * the host's SHA-256 and mbedTLS rsaVerify. The JSON file given as the first argument holds
  * `{ keys: [{ keyName, modulus, exponent }], fits: [path], rsa: [{ n, e, d, s }] }` (hex; null for
  * "not a buffer"). Prints `fit <i> ok <board> <version> <counter> <arch>` or `fit <i> refused
- * <code>` per FIT, then `rsa <i> <1|0|x>` per raw rsaVerify case.
+ * <code>` per FIT, then `rsa <i> <1|0|x>` per raw rsaVerify case. With `stage` (a disk file with
+ * A/B boot slots), each of its FITs goes through the agent's `stageBootImage` on that disk:
+ * `stage <i> ok <slot>` or `stage <i> refused <code>`.
  */
 import type { SignetNative } from '../../bootloader/src/native';
+import { PartitionDevice } from '../../bootloader/src/block';
+import { NativeBlockDevice } from '../../bootloader/src/native';
+import { stageBootImage } from '../../sdk/ota/boot-target-agent';
 import { verifyBootFit, type BootFitKey } from '../../sdk/ota/boot-target-fit';
 import { fromHex } from '../../sdk/util/bytes';
 
@@ -16,6 +21,7 @@ interface Input {
   keys: { keyName: string; modulus: string; exponent: string }[];
   fits: string[];
   rsa: { n: string | null; e: string | null; d: string | null; s: string | null }[];
+  stage?: { disk: string; board: string; ab: Record<'boot_a' | 'boot_b' | 'bootenv', { offset: number; size: number }>; fits: string[] };
 }
 
 function bytes(h: string | null): Uint8Array {
@@ -43,6 +49,20 @@ function main(): void {
       n.print('fit ' + i + ' ok ' + r.board + ' ' + r.version + ' ' + r.securityCounter + ' ' + r.arch);
     } catch (e) {
       n.print('fit ' + i + ' refused ' + String((e as { code?: string }).code));
+    }
+  }
+  const st = input.stage;
+  if (st) {
+    const disk = new NativeBlockDevice(n, st.disk, 512);
+    const part = function (p: { offset: number; size: number }) { return new PartitionDevice(disk, p.offset, p.size); };
+    const dev = { slots: { a: part(st.ab.boot_a), b: part(st.ab.boot_b) }, env: part(st.ab.bootenv) };
+    for (let i = 0; i < st.fits.length; i++) {
+      try {
+        const r = stageBootImage(dev, n.readFile(st.fits[i]), { keys: keys, crypto: crypto, board: st.board, floor: 0, log: function (l: string) { n.print(l); } });
+        n.print('stage ' + i + ' ok ' + r.slot);
+      } catch (e) {
+        n.print('stage ' + i + ' refused ' + String((e as { code?: string }).code));
+      }
     }
   }
   for (let i = 0; i < input.rsa.length; i++) {
