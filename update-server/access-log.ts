@@ -59,6 +59,12 @@ export function routeOf(target: string): string {
 
 class LineLog implements AccessLog {
   private dropped = 0;
+  /**
+   * Lines of this turn of the event loop, written together at its end: one write (a syscall,
+   * stderr being synchronous on a pipe) per turn instead of one per request. A process killed
+   * loses at most these, as it would lose what the stream had not written yet.
+   */
+  private pending = '';
 
   constructor(private readonly out: WriteStream | NodeJS.WriteStream, private readonly ownsStream: boolean) {
     out.on('error', () => undefined); // a full disk or a closed pipe must not take the server down
@@ -71,14 +77,22 @@ class LineLog implements AccessLog {
   }
 
   write(entry: AccessLogEntry): void {
-    if (this.out.writableLength > MAX_BUFFERED || this.out.destroyed) {
+    if (this.out.writableLength + this.pending.length > MAX_BUFFERED || this.out.destroyed) {
       this.dropped++;
       return;
     }
-    this.out.write(accessLogLine(entry));
+    if (this.pending === '') setImmediate(() => this.flush());
+    this.pending += accessLogLine(entry);
+  }
+
+  private flush(): void {
+    const lines = this.pending;
+    this.pending = '';
+    if (lines && !this.out.destroyed) this.out.write(lines);
   }
 
   close(): Promise<void> {
+    this.flush();
     if (!this.ownsStream || this.out.destroyed) return Promise.resolve();
     return new Promise((resolve) => this.out.end(() => resolve()));
   }
