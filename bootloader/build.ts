@@ -47,6 +47,7 @@ export function bootConfig(o: BootBuildOptions): BootConfig {
     board: o.board.id,
     device: o.device ?? o.board.flash.device,
     sectorSize: o.board.flash.blockSize,
+    ...(o.board.flash.eraseBlockSize ? { eraseBlockSize: o.board.flash.eraseBlockSize } : {}),
     partitions: { slot_a: p('slot_a'), slot_b: p('slot_b'), state: p('state') },
     root: o.rootJson,
     trialTries: o.trialTries ?? DEFAULT_TRIAL_TRIES,

@@ -177,7 +177,7 @@ describe('the flash Xen passes through to the DomU', () => {
     expect(dts).toContain('xen,force-assign-without-iommu;');
   });
 
-  test('refuses a board whose flash is not the bank, whose device is not the guest\'s mtdblock, or whose state copies share an erase block', () => {
+  test('refuses a board whose flash is not the bank, whose device is not the guest\'s mtdblock, or whose areas share an erase block', () => {
     const fdt = decodeFdt(platform);
     expect(code(() => passthroughFlash({ ...board, flash: { ...board.flash, size: 128 * 1024 * 1024 } }, fdt))).toBe('E_XEN_BOARD');
     expect(code(() => passthroughFlash({ ...board, flash: { ...board.flash, device: '/dev/xvda' } }, fdt))).toBe('E_XEN_BOARD');
@@ -186,6 +186,14 @@ describe('the flash Xen passes through to the DomU', () => {
     expect(() => checkEraseLayout(board, QEMU_VIRT_PFLASH.eraseBlock)).not.toThrow();
     expect(code(() => checkEraseLayout(withState(st.offset, 64 * 1024), QEMU_VIRT_PFLASH.eraseBlock))).toBe('E_XEN_BOARD');
     expect(code(() => checkEraseLayout(withState(st.offset + 64 * 1024, st.size), QEMU_VIRT_PFLASH.eraseBlock))).toBe('E_XEN_BOARD');
+    // The 512 KiB state partition of before: each half's state copy, chain area and config copy in one erase block.
+    expect(code(() => checkEraseLayout(withState(st.offset, 512 * 1024), QEMU_VIRT_PFLASH.eraseBlock))).toBe('E_XEN_BOARD');
+    // A board that does not declare the bank's erase block gets the sector-atomic layout.
+    expect(code(() => checkEraseLayout({ ...board, flash: { ...board.flash, eraseBlockSize: undefined } }, QEMU_VIRT_PFLASH.eraseBlock))).toBe('E_XEN_BOARD');
+    // A slot sharing an erase block with its neighbour.
+    const slotB = board.flash.partitions.find((p) => p.name === 'slot_b')!;
+    const shifted = { ...board, flash: { ...board.flash, partitions: [...board.flash.partitions.filter((p) => p.name !== 'slot_b'), { ...slotB, offset: slotB.offset + 4096 }] } };
+    expect(code(() => checkEraseLayout(shifted, QEMU_VIRT_PFLASH.eraseBlock))).toBe('E_XEN_BOARD');
     // A machine without NOR flash at the bank cannot give the guest its flash.
     const noFlash = decodeFdt(platform);
     noFlash.root.children = noFlash.root.children.filter((n) => !n.name.startsWith('flash@'));

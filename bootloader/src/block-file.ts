@@ -5,11 +5,14 @@ import type { BlockDevice } from './block';
 export class FileBlockDevice implements BlockDevice {
   readonly sectorSize: number;
   readonly sectorCount: number;
+  /** The board's flash.eraseBlockSize: the state partition's writers lay out by it (block.ts). */
+  readonly eraseBlockSize?: number;
   private fd: number;
 
-  constructor(path: string, sectorSize = 512, writable = true) {
+  constructor(path: string, sectorSize = 512, writable = true, eraseBlockSize?: number) {
     this.fd = openSync(path, writable ? 'r+' : 'r');
     this.sectorSize = sectorSize;
+    if (eraseBlockSize) this.eraseBlockSize = eraseBlockSize;
     this.sectorCount = Math.floor(fstatSync(this.fd).size / sectorSize);
   }
 

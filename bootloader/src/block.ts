@@ -6,6 +6,12 @@
 export interface BlockDevice {
   readonly sectorSize: number;
   readonly sectorCount: number;
+  /**
+   * Bytes the medium erases at once when larger than a sector (NOR behind mtdblock: a write to
+   * any sector erases and reprograms its whole block), so a cut write can wipe its neighbours;
+   * absent or equal to sectorSize on sector-atomic media (eMMC with reliable write).
+   */
+  readonly eraseBlockSize?: number;
   /** Read `count` whole sectors starting at `sector`. */
   read(sector: number, count: number): Uint8Array;
   /** Write whole sectors; `data.length` is a multiple of sectorSize. */
@@ -17,6 +23,7 @@ export interface BlockDevice {
 export class PartitionDevice implements BlockDevice {
   readonly sectorSize: number;
   readonly sectorCount: number;
+  readonly eraseBlockSize?: number;
   private readonly dev: BlockDevice;
   private readonly first: number;
 
@@ -26,6 +33,7 @@ export class PartitionDevice implements BlockDevice {
     }
     this.dev = dev;
     this.sectorSize = dev.sectorSize;
+    if (dev.eraseBlockSize) this.eraseBlockSize = dev.eraseBlockSize;
     this.first = offsetBytes / dev.sectorSize;
     this.sectorCount = sizeBytes / dev.sectorSize;
     if (this.first + this.sectorCount > dev.sectorCount) throw new Error('partition ends past the device');
@@ -50,6 +58,15 @@ export class PartitionDevice implements BlockDevice {
       throw new Error('access to sectors ' + sector + '+' + count + ' outside a partition of ' + this.sectorCount);
     }
   }
+}
+
+/**
+ * Sectors per erase block: 1 on sector-atomic media. Areas that must survive each other's cut
+ * writes (state copies, chain areas, config copies) start on their own erase block.
+ */
+export function eraseSectors(dev: BlockDevice): number {
+  const e = dev.eraseBlockSize;
+  return e && e > dev.sectorSize ? Math.floor(e / dev.sectorSize) : 1;
 }
 
 /** Read `length` bytes from byte offset 0 of a device (rounding up to whole sectors). */

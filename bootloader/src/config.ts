@@ -4,6 +4,8 @@ export interface BootConfig {
   /** The flash device as the guest sees it, e.g. /dev/vda. `--disk <path>` overrides it. */
   device: string;
   sectorSize: number;
+  /** The board's flash.eraseBlockSize when it has one (NOR behind mtdblock): the state partition's layout depends on it. */
+  eraseBlockSize?: number;
   partitions: { slot_a: { offset: number; size: number }; slot_b: { offset: number; size: number }; state: { offset: number; size: number } };
   /**
    * Where an A/B disk keeps its boot environment (sdk/disk/boot-ab.ts); the stage confirms the

@@ -15,7 +15,7 @@
  */
 import { crc32 } from '../../sdk/util/crc32';
 import { asciiDecode, copyBytes, utf8Decode, utf8Encode } from '../../sdk/util/bytes';
-import type { BlockDevice } from './block';
+import { eraseSectors, type BlockDevice } from './block';
 import { ConfigError } from './config-errors';
 
 export const CONFIG_MAGIC = [0x53, 0x43, 0x46, 0x47]; // "SCFG"
@@ -198,15 +198,20 @@ export function configSectors(sectorSize: number): number {
 
 /**
  * The two config areas in a state partition: the last `configSectors` sectors of each half,
- * after the root chain area of that half (state copy, chain area, config area). Null when the
- * partition is too small (each half must keep the state sector and as many chain sectors as
- * config sectors).
+ * after the root chain area of that half (state copy, chain area, config area). On a medium
+ * that erases blocks larger than a sector (block.ts eraseSectors) each area starts on its own
+ * erase block, and the state copy and the chain area keep whole erase blocks, so rewriting one
+ * area never erases another (on sector-atomic media e = 1: the layout of every earlier release).
+ * Null when the partition is too small (each half must keep the state copy's block and at least
+ * as many chain sectors as config sectors, and one erase block).
  */
 export function stateConfigAreas(dev: BlockDevice): [ConfigArea, ConfigArea] | null {
   const n = configSectors(dev.sectorSize);
+  const e = eraseSectors(dev);
+  const span = Math.ceil(n / e) * e;
   const half = Math.floor(dev.sectorCount / 2);
-  if (half < 2 * n + 1) return null;
-  return [{ first: half - n, count: n }, { first: dev.sectorCount - n, count: n }];
+  if (half < e + span + Math.max(n, e)) return null;
+  return [{ first: half - span, count: n }, { first: dev.sectorCount - span, count: n }];
 }
 
 /** The two areas of a standalone config file (Node): one after the other. */

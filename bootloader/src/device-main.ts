@@ -190,7 +190,7 @@ function main(): void {
   }
 
   if (cfg.bootRelease) log('boot[BOOT-IMAGE] version=' + cfg.bootRelease.version + ' counter=' + cfg.bootRelease.securityCounter);
-  const disk = new NativeBlockDevice(n, argValue(args, '--disk') || cfg.device, cfg.sectorSize);
+  const disk = new NativeBlockDevice(n, argValue(args, '--disk') || cfg.device, cfg.sectorSize, cfg.eraseBlockSize);
   const part = function (p: { offset: number; size: number }) { return new PartitionDevice(disk, p.offset, p.size); };
   const stage = new BootStage({
     slots: { a: part(cfg.partitions.slot_a), b: part(cfg.partitions.slot_b) },

@@ -50,13 +50,16 @@ export interface SignetNative {
 export class NativeBlockDevice implements BlockDevice {
   readonly sectorSize: number;
   readonly sectorCount: number;
+  /** The board's flash.eraseBlockSize (NOR behind mtdblock): the state partition is laid out by it. */
+  readonly eraseBlockSize?: number;
   private readonly n: SignetNative;
   private readonly h: number;
 
-  constructor(n: SignetNative, path: string, sectorSize: number) {
+  constructor(n: SignetNative, path: string, sectorSize: number, eraseBlockSize?: number) {
     this.n = n;
     this.h = n.blockOpen(path, true);
     this.sectorSize = sectorSize;
+    if (eraseBlockSize) this.eraseBlockSize = eraseBlockSize;
     this.sectorCount = Math.floor(n.blockSize(this.h) / sectorSize);
   }
 

@@ -11,7 +11,7 @@
  * envelope's bytes (JSON).
  */
 import { crc32 } from '../../sdk/util/crc32';
-import type { BlockDevice } from './block';
+import { eraseSectors, type BlockDevice } from './block';
 import { stateConfigAreas } from './configstore';
 
 const MAGIC = [0x53, 0x52, 0x43, 0x48]; // "SRCH"
@@ -24,16 +24,19 @@ export interface ChainArea {
 }
 
 /**
- * Areas: the sectors after each state copy, up to that half's config area (configstore.ts
+ * Areas: the sectors after each state copy's erase block (the copy's own sector on
+ * sector-atomic media, block.ts eraseSectors), up to that half's config area (configstore.ts
  * stateConfigAreas) or, on a partition too small for one, up to the next copy (state.ts
- * copySector). Disjoint from both, so no chain write can reach the boot state or the config.
+ * copySector). Disjoint from both and in erase blocks of their own, so no chain write can
+ * reach (or, on NOR behind mtdblock, erase) the boot state or the config.
  */
 export function chainAreas(dev: BlockDevice): [ChainArea, ChainArea] {
   const half = Math.floor(dev.sectorCount / 2);
+  const e = eraseSectors(dev);
   const cfg = stateConfigAreas(dev);
   const end0 = cfg ? cfg[0].first : half;
   const end1 = cfg ? cfg[1].first : dev.sectorCount;
-  return [{ first: 1, count: end0 - 1 }, { first: half + 1, count: end1 - half - 1 }];
+  return [{ first: e, count: end0 - e }, { first: half + e, count: end1 - half - e }];
 }
 
 function u32(b: Uint8Array, o: number): number {

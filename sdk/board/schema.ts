@@ -4,6 +4,7 @@
  * schema with errors that name the file and the JSON path. Unknown fields are errors.
  */
 import { UBOOT_QUOTABLE, UBOOT_VARIABLE_NAME } from '../flash/uboot-syntax';
+import { CONFIG_AREA_BYTES, stateConfigAreas } from '../../bootloader/src/configstore';
 
 export type Arch = 'arm64' | 'armhf';
 export type Hypervisor = 'kvm' | 'xen';
@@ -38,7 +39,18 @@ export interface Board {
   };
   xen?: { package: string; dom0Memory?: number; domUMemoryMb: number; bootargs?: string };
   loadAddresses: { kernel: string; ramdisk: string; fdt: string; fit: string };
-  flash: { device: string; blockSize: number; size: number; partitions: Partition[] };
+  flash: {
+    device: string;
+    blockSize: number;
+    /**
+     * Bytes the flash erases at once when larger than blockSize (NOR behind mtdblock): every
+     * partition, and each area of the state partition (bootloader/src/configstore.ts
+     * stateConfigAreas), then starts on its own erase block. Absent: sector-atomic (eMMC).
+     */
+    eraseBlockSize?: number;
+    size: number;
+    partitions: Partition[];
+  };
   serial: {
     baud: number;
     console: string;
@@ -108,6 +120,7 @@ export const BOARD_SCHEMA: Rule = O({
   flash: O({
     device: S(/^\/dev\/[A-Za-z0-9/_-]+$/),
     blockSize: I(512, 1 << 20),
+    eraseBlockSize: [I(512, 1 << 24), 'optional'],
     size: I(1 << 20, GiB64),
     partitions: { t: 'list', min: 4, max: 16, of: O({ name: S(/^[a-z0-9_]{1,32}$/), offset: I(0, GiB64), size: I(1, GiB64) }) },
   }),
@@ -201,6 +214,7 @@ export function layoutErrors(b: Board): string[] {
     const next = sorted[i + 1];
     if (next && p.offset + p.size > next.offset) errs.push(`flash.partitions.${p.name}: overlaps ${next.name}`);
   });
+  errs.push(...eraseLayoutErrors(b));
   const names = parts.map((p) => p.name);
   if (new Set(names).size !== names.length) errs.push('flash.partitions: a name appears twice');
   const a = parts.find((p) => p.name === 'slot_a');
@@ -213,4 +227,31 @@ export function layoutErrors(b: Board): string[] {
   if (net && net.mode === 'dhcp' && (net.address || net.gateway)) errs.push('network: address and gateway come from DHCP with mode "dhcp"; leave them out');
   if (net && !net.address && net.gateway) errs.push('network.gateway: only with a static address');
   return errs;
+}
+
+/**
+ * On a flash that erases blocks larger than a sector, a write tears its whole erase block: every
+ * partition must own its erase blocks, and the state partition must be large enough for its six
+ * areas (two state copies, chain areas and config copies) to each start on an erase block of
+ * their own (bootloader/src/configstore.ts stateConfigAreas).
+ */
+export function eraseLayoutErrors(b: Board): string[] {
+  const eb = b.flash.eraseBlockSize;
+  if (!eb || eb <= b.flash.blockSize) return [];
+  if (eb % b.flash.blockSize) return [`flash.eraseBlockSize: ${eb} is not a multiple of blockSize ${b.flash.blockSize}`];
+  const errs: string[] = [];
+  for (const p of b.flash.partitions) {
+    if (p.offset % eb || p.size % eb) errs.push(`flash.partitions.${p.name}: offset and size must be multiples of eraseBlockSize ${eb}, so that no write erases another partition`);
+  }
+  const st = b.flash.partitions.find((p) => p.name === 'state');
+  if (st && (st.size % (2 * eb) !== 0 || !stateConfigAreas({ sectorSize: b.flash.blockSize, sectorCount: st.size / b.flash.blockSize, eraseBlockSize: eb, read: noIo, write: noIo, flush: noIo }))) {
+    const span = Math.ceil(CONFIG_AREA_BYTES / eb) * eb;
+    const min = 2 * (eb + 2 * span);
+    errs.push(`flash.partitions.state: ${st.size} bytes cannot give its state copies, chain areas and config copies an erase block each; make it ${min} bytes (a multiple of ${2 * eb}) or more`);
+  }
+  return errs;
+}
+
+function noIo(): never {
+  throw new Error('layout only');
 }

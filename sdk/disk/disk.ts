@@ -125,7 +125,7 @@ export async function buildDisk(o: DiskOptions): Promise<DiskResult> {
       } finally {
         closeSync(fd);
       }
-      const dev = new FileBlockDevice(tmp, board.flash.blockSize, true);
+      const dev = new FileBlockDevice(tmp, board.flash.blockSize, true, board.flash.eraseBlockSize);
       try {
         provisionFlash(dev, flashLayout(board), { slotA: a.bytes, slotB: b?.bytes, securityFloor });
         if (ab) provisionBootEnv(new PartitionDevice(dev, ab.bootenv.offset, ab.bootenv.size), 'a', o.bootAb?.bootlimit ?? DEFAULT_BOOTLIMIT);

@@ -82,7 +82,7 @@ function checkDisk(path: string, board: Board): void {
   } catch (e) {
     throw new DiskError('E_DISK_NOT_A_DISK', `${path} is not writable`, 'provision a copy you can write', e);
   }
-  const dev = new FileBlockDevice(path, board.flash.blockSize, false);
+  const dev = new FileBlockDevice(path, board.flash.blockSize, false, board.flash.eraseBlockSize);
   try {
     const slotA = partition(board, 'slot_a');
     let imageBoard: string;
@@ -178,7 +178,7 @@ export async function provisionDevice(o: ProvisionDeviceOptions): Promise<Provis
   }
   for (const [k, v] of Object.entries(o.settings ?? {})) put('setting', k, v);
 
-  const file = new FileBlockDevice(o.disk, o.board.flash.blockSize, true);
+  const file = new FileBlockDevice(o.disk, o.board.flash.blockSize, true, o.board.flash.eraseBlockSize);
   try {
     const st = partition(o.board, 'state');
     const store = ConfigStore.inStatePartition(new PartitionDevice(file, st.offset, st.size));

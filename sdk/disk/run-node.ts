@@ -83,7 +83,7 @@ export function runImageOnNode(o: NodeEngineOptions): NodeEngineRun {
   }
   let disk: FileBlockDevice;
   try {
-    disk = new FileBlockDevice(o.disk, o.board.flash.blockSize, true);
+    disk = new FileBlockDevice(o.disk, o.board.flash.blockSize, true, o.board.flash.eraseBlockSize);
   } catch (e) {
     throw new DiskError('E_DISK_NOT_A_DISK', `cannot open ${o.disk} as the device's flash: ${(e as Error).message}`, 'give the disk image `signet disk` wrote', e);
   }

@@ -13,9 +13,10 @@
  * stays without a drive: with one, QEMU would boot it as firmware instead of Xen.
  *
  * NOR is erased in blocks (256 KiB on QEMU's pflash) and mtdblock rewrites a whole erase block
- * for each flushed write. The boot state's two copies (docs/boot-state.md) must therefore lie in
- * different erase blocks, or one rewrite could tear both: `checkEraseLayout` refuses a board whose
- * state halves share one.
+ * for each flushed write: a cut between the erase and the program loses the whole block. So
+ * every area that must survive another's write (each slot, each state copy, chain area and
+ * config copy) lies in erase blocks of its own: the board declares flash.eraseBlockSize, the
+ * writers lay the state partition out by it, and `checkEraseLayout` refuses a board that does not.
  *
  * Debian's binary armmp kernel (`kernel.source: "debian-binary"`) has neither the CFI probe nor
  * physmap-of, so it cannot drive the bank: with it the DomU gets the head of the flash (offset 0 to
@@ -24,6 +25,7 @@
  */
 import { closeSync, ftruncateSync, openSync, readSync, rmSync } from 'node:fs';
 import type { Board } from '../board';
+import { eraseLayoutErrors } from '../board/schema';
 import { decodeLayout } from '../image/format';
 import { decodeManifest } from '../image/manifest';
 import { cellsValue, encodeFdt, fdtNode, fdtProp, getProp, newFdt, readStringList, readU32, stringProp, u32Prop, type Fdt } from '../fit/fdt';
@@ -71,16 +73,23 @@ export interface PassthroughFlash {
   eraseBlock: number;
 }
 
-/** The state partition's two copies (each half of it) must start on their own erase blocks. */
+/**
+ * The board must declare the bank's erase block (flash.eraseBlockSize), so that its partitions
+ * and the state partition's six areas each own their erase blocks (sdk/board/schema.ts
+ * eraseLayoutErrors; the writers lay the state partition out by it, configstore.ts
+ * stateConfigAreas): then no mtdblock rewrite, cut or not, reaches another area.
+ */
 export function checkEraseLayout(board: Board, eraseBlock: number): void {
-  const st = flashLayout(board).state;
-  const half = st.size / 2;
-  if (st.offset % eraseBlock !== 0 || half % eraseBlock !== 0) {
+  if (board.flash.eraseBlockSize !== eraseBlock) {
     throw new XenError(
       'E_XEN_BOARD',
-      `the state partition of ${board.id} (${st.offset}+${st.size}) puts its two copies in a shared ${eraseBlock}-byte NOR erase block, so rewriting one could tear both`,
-      `give state an offset and a half-size that are multiples of ${eraseBlock} in boards/${board.id}/board.json`,
+      `the flash of ${board.id} declares erase blocks of ${board.flash.eraseBlockSize ?? board.flash.blockSize} bytes, but the NOR bank erases ${eraseBlock} at a time, so a cut rewrite could tear an area the layout thinks separate`,
+      `set flash.eraseBlockSize to ${eraseBlock} in boards/${board.id}/board.json`,
     );
+  }
+  const errs = eraseLayoutErrors(board);
+  if (errs.length) {
+    throw new XenError('E_XEN_BOARD', `the flash layout of ${board.id} shares ${eraseBlock}-byte NOR erase blocks between areas: ${errs[0]}`, `align the partitions to ${eraseBlock} bytes and size state as the message says in boards/${board.id}/board.json`);
   }
 }
 
@@ -165,7 +174,7 @@ export function writeFreshFlash(board: Board, appImage: Uint8Array, path: string
   } finally {
     closeSync(fd);
   }
-  const dev = new FileBlockDevice(path, board.flash.blockSize, true);
+  const dev = new FileBlockDevice(path, board.flash.blockSize, true, board.flash.eraseBlockSize);
   try {
     provisionFlash(dev, layout, { slotA: appImage, securityFloor: claimedCounter(appImage) });
   } catch (e) {

@@ -44,7 +44,7 @@ interface Parts {
 
 function onDisk<T>(board: Board, diskPath: string, use: (p: Parts) => T): T {
   const layout = flashLayout(board);
-  const dev = new FileBlockDevice(diskPath, board.flash.blockSize, true);
+  const dev = new FileBlockDevice(diskPath, board.flash.blockSize, true, board.flash.eraseBlockSize);
   try {
     const part = (x: { offset: number; size: number }) => new PartitionDevice(dev, x.offset, x.size);
     return use({ a: part(layout.slot_a), b: part(layout.slot_b), state: part(layout.state) });

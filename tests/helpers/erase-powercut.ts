@@ -1,0 +1,150 @@
+/**
+ * The power-cut sweep on an erase-block flash (NOR behind mtdblock, SimFlash's erase mode) for a
+ * board's real layout: the factory device boots, its app confirms and writes a config setting,
+ * the stage stages an update, then the device boots on (trial, confirm, config writes each boot).
+ * The power is cut after every single erase or sector program of that cycle; the device is
+ * powered on again and must boot a verified slot, with a security floor never below the one a
+ * completed confirm left on flash, and its config store holding the last completed write.
+ */
+import type { ImageCrypto } from '../../sdk/image/crypto';
+import type { RootSigned } from '../../sdk/ota/metadata';
+import { PartitionDevice, type BlockDevice } from '../../bootloader/src/block';
+import { SimFlash } from '../../bootloader/src/block-sim';
+import { ConfigStore } from '../../bootloader/src/configstore';
+import { errorCode } from '../../bootloader/src/errors';
+import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision';
+import { BootStage } from '../../bootloader/src/stage';
+import { readState } from '../../bootloader/src/state';
+
+export interface EraseSweepInput {
+  layout: FlashLayout;
+  eraseBlockSize: number;
+  root: RootSigned;
+  board: string;
+  crypto: ImageCrypto;
+  factory: Uint8Array;
+  factoryCounter: number;
+  update: Uint8Array;
+  bootsAfterStage: number;
+  /**
+   * Lay the state partition out as on a sector-atomic device (the writers are not told the
+   * erase block): how every board was laid out before the erase-block rule, to show the defect.
+   */
+  hideEraseBlock?: boolean;
+}
+
+/** The medium without its erase block size: the writers lay their areas out sector by sector. */
+class SectorView implements BlockDevice {
+  readonly sectorSize: number;
+  readonly sectorCount: number;
+  constructor(private readonly dev: BlockDevice) {
+    this.sectorSize = dev.sectorSize;
+    this.sectorCount = dev.sectorCount;
+  }
+  read(sector: number, count: number): Uint8Array { return this.dev.read(sector, count); }
+  write(sector: number, data: Uint8Array): void { this.dev.write(sector, data); }
+  flush(): void { this.dev.flush(); }
+}
+
+function partOf(flash: SimFlash, inp: EraseSweepInput, x: { offset: number; size: number }): PartitionDevice {
+  return new PartitionDevice(inp.hideEraseBlock ? new SectorView(flash) : flash, x.offset, x.size);
+}
+
+/** What a cut run promised before the cut: the floor and config value a completed write left. */
+interface Promised { floor: number; boots: number }
+
+export interface EraseCutFailure { cutAfter: number; what: string }
+
+export interface EraseSweepResult {
+  /** Erases and sector programs of the uncut cycle: the cut points. */
+  cutPoints: number;
+  /** Cut points after which an area shared an erase block with the one being written. */
+  failures: EraseCutFailure[];
+  /** What the first boot after each cut ran, counted. */
+  outcomes: Record<string, number>;
+  reference: string[];
+}
+
+const FACTORY_KEY = 'device.name';
+const BOOTS_KEY = 'app.boots';
+
+function flashBytes(inp: EraseSweepInput): number {
+  const end = inp.layout.state.offset + inp.layout.state.size;
+  return Math.ceil(end / inp.eraseBlockSize) * inp.eraseBlockSize;
+}
+
+function fresh(inp: EraseSweepInput): SimFlash {
+  const f = new SimFlash(flashBytes(inp), 512, undefined, inp.eraseBlockSize);
+  provisionFlash(inp.hideEraseBlock ? new SectorView(f) : f, inp.layout, { slotA: inp.factory, securityFloor: inp.factoryCounter });
+  const cfg = ConfigStore.inStatePartition(partOf(f, inp, inp.layout.state));
+  cfg.set(FACTORY_KEY, 'router-1');
+  cfg.set(BOOTS_KEY, '0');
+  f.sectorWrites = 0;
+  return f;
+}
+
+/** One boot: the app confirms, then counts the boot in the config store; optionally stage. */
+function bootOnce(flash: SimFlash, inp: EraseSweepInput, stageUpdate: boolean, promised: Promised): string | null {
+  const p = (x: { offset: number; size: number }) => partOf(flash, inp, x);
+  const stage = new BootStage({
+    slots: { a: p(inp.layout.slot_a), b: p(inp.layout.slot_b) },
+    state: p(inp.layout.state),
+    root: inp.root,
+    board: inp.board,
+    crypto: inp.crypto,
+    now: () => null,
+    log: () => undefined,
+    trialTries: 3,
+  });
+  const choice = stage.boot();
+  if (!choice) return null;
+  stage.confirm();
+  const st = readState(p(inp.layout.state)).state;
+  if (st) promised.floor = Math.max(promised.floor, st.securityFloor);
+  const cfg = ConfigStore.inStatePartition(p(inp.layout.state));
+  const boots = Number(cfg.get(BOOTS_KEY) ?? '0') + 1;
+  cfg.set(BOOTS_KEY, String(boots));
+  promised.boots = boots;
+  if (stageUpdate) stage.stageImage(inp.update);
+  return choice.slot + '@' + choice.image.manifest.version;
+}
+
+function cycle(f: SimFlash, inp: EraseSweepInput, promised: Promised, log: (string | null)[]): void {
+  log.push(bootOnce(f, inp, true, promised));
+  for (let i = 0; i < inp.bootsAfterStage; i++) log.push(bootOnce(f, inp, false, promised));
+}
+
+export function erasePowercutSweep(inp: EraseSweepInput): EraseSweepResult {
+  const ref = fresh(inp);
+  const reference: (string | null)[] = [];
+  cycle(ref, inp, { floor: inp.factoryCounter, boots: 0 }, reference);
+  const total = ref.sectorWrites;
+  const failures: EraseCutFailure[] = [];
+  const outcomes: Record<string, number> = {};
+  for (let k = 0; k < total; k++) {
+    const f = fresh(inp);
+    const promised: Promised = { floor: inp.factoryCounter, boots: 0 };
+    f.cutPowerAfter(k);
+    try {
+      cycle(f, inp, promised, []);
+      throw new Error(`cut after ${k} of ${total} writes did not happen`);
+    } catch (e) {
+      if (errorCode(e) !== 'E_POWER_CUT') throw e;
+    }
+    const dev = f.reboot();
+    const part = partOf(dev, inp, inp.layout.state);
+    // Read before booting: the boot's own writes must not hide what the cut left.
+    const st = readState(part).state;
+    const cfg = ConfigStore.inStatePartition(part);
+    const fail = (what: string) => failures.push({ cutAfter: k, what });
+    if (!st) fail('no valid boot state');
+    else if (st.securityFloor < promised.floor) fail(`floor ${st.securityFloor} below the confirmed ${promised.floor}`);
+    if (cfg.get(FACTORY_KEY) !== 'router-1') fail('config store lost ' + FACTORY_KEY);
+    const boots = Number(cfg.get(BOOTS_KEY) ?? '-1');
+    if (boots < promised.boots) fail(`config store rolled back: ${BOOTS_KEY}=${boots}, last written ${promised.boots}`);
+    const ran = bootOnce(dev, inp, false, { floor: 0, boots: 0 });
+    outcomes[ran ?? 'recovery'] = (outcomes[ran ?? 'recovery'] ?? 0) + 1;
+    if (!ran) fail('nothing boots');
+  }
+  return { cutPoints: total, failures, outcomes, reference: reference.map((r) => r ?? 'recovery') };
+}
