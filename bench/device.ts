@@ -27,6 +27,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBoard } from '../sdk/board';
 import { cacheDir, sdkRoot } from '../sdk/util/paths';
+import { badKernelFellBack, powercut } from './_device-failures';
 import { signetCli, stopRun, type Figures } from './_lib';
 
 const CLI = join(sdkRoot(), 'sdk', 'cli', 'signet.mjs');
@@ -65,7 +66,7 @@ async function runGuest(args: string[], watch: RegExp[], until: (w: Watched) => 
  * More device figures, each from its own guest runs (the device-failure benches add theirs here);
  * their keys go next to this file's.
  */
-const MORE: (() => Promise<Figures>)[] = [];
+const MORE: (() => Promise<Figures>)[] = [badKernelFellBack, powercut];
 
 export async function run(): Promise<Figures> {
   const figures = await updateFigures();

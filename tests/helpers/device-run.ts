@@ -5,7 +5,11 @@
  * killed with SIGKILL the moment the console matches it, as a power cut would stop the board.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { CLI } from './cli';
+import { join } from 'node:path';
+import { sdkRoot } from '../../sdk/util/paths';
+
+/** The CLI bundle the tests run (tests/helpers/cli.ts CLI; spelled out here, as benches bundle this file as ESM, without __dirname). */
+const CLI = join(sdkRoot(), 'dist', 'signet.mjs');
 
 export interface PowerOn {
   console: string;

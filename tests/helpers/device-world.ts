@@ -8,8 +8,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Board } from '../../sdk/board';
-import { CLI, ROOT } from './cli';
+import { sdkRoot } from '../../sdk/util/paths';
 import { serverListening } from './server-child';
+
+/** The CLI bundle the tests run (tests/helpers/cli.ts CLI; spelled out here, as benches bundle this file as ESM, without __dirname). */
+const CLI = join(sdkRoot(), 'dist', 'signet.mjs');
 
 export interface DeviceWorld {
   url: string;
@@ -30,7 +33,7 @@ export async function startDeviceWorld(work: string, board: Board, device: strin
     return r.stdout;
   };
   signet(['keys', 'init', '--dir', at('keys')]);
-  signet(['build', '--project', join(ROOT, 'examples/hello'), '--version', '1.2.0', '--security-counter', '3', '--keys', at('keys'), '--out', at('app.simg'), '--no-typecheck']);
+  signet(['build', '--project', join(sdkRoot(), 'examples/hello'), '--version', '1.2.0', '--security-counter', '3', '--keys', at('keys'), '--out', at('app.simg'), '--no-typecheck']);
   signet(['server', 'keys', '--keys', at('keys'), '--out', at('server-keys')]);
   const server: ChildProcess = spawn(process.execPath, [CLI, 'server', '--data', at('ota-data'), '--keys', at('server-keys'), '--port', '0', '--bind', '127.0.0.1', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
