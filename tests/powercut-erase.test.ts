@@ -13,6 +13,10 @@ import { BoardError } from '../sdk/board/errors';
 import { flashLayout } from '../sdk/disk/disk';
 import { nodeCrypto } from '../sdk/image/crypto-node';
 import { QEMU_VIRT_PFLASH } from '../sdk/disk/xen-flash';
+import { PartitionDevice } from '../bootloader/src/block';
+import { SimFlash } from '../bootloader/src/block-sim';
+import { stateConfigAreas } from '../bootloader/src/configstore';
+import { chainAreas } from '../bootloader/src/rootstore';
 import { erasePowercutSweep, type EraseSweepInput } from './helpers/erase-powercut';
 import { appSource } from './helpers/boot';
 import { makeImage, makeKeySet, type TestKeySet } from './helpers/fixtures';
@@ -86,8 +90,23 @@ describe('the board loader\'s erase-block rule', () => {
     expect(refusal((b) => { b.flash.partitions.find((p: any) => p.name === 'slot_a').offset -= 4096; })).toMatch(/slot_a: offset and size must be multiples of eraseBlockSize 262144/);
     expect(refusal((b) => { b.flash.eraseBlockSize = 1000; })).toMatch(/eraseBlockSize: 1000 is not a multiple of blockSize 512/);
   });
-  it('a board without an erase block keeps the sector layout', () => {
+  it('a board without an erase block keeps the sector layout; xen-arm32\'s six areas each own their erase blocks', () => {
     const arm = loadBoard('qemu-virt-arm64');
     expect(arm.flash.eraseBlockSize).toBeUndefined();
+    const areas = (size: number, eb?: number) => {
+      const dev = new PartitionDevice(new SimFlash(size, 512, undefined, eb), 0, size);
+      const c = stateConfigAreas(dev)!;
+      const r = chainAreas(dev);
+      return { c, r, half: dev.sectorCount / 2 };
+    };
+    // Sector-atomic: state copies at 0 and H, chains from 1 and H+1, config copies in the last 16 sectors of each half.
+    const st = arm.flash.partitions.find((p) => p.name === 'state')!;
+    const s = areas(st.size);
+    expect(s.r).toEqual([{ first: 1, count: s.half - 17 }, { first: s.half + 1, count: s.half - 17 }]);
+    expect(s.c).toEqual([{ first: s.half - 16, count: 16 }, { first: 2 * s.half - 16, count: 16 }]);
+    // 256 KiB erase blocks (512 sectors), 1.5 MiB: blocks 0-2 for copy 0, chain 0, config 0; 3-5 for the second half.
+    const x = areas(1536 * 1024, 256 * 1024);
+    expect(x.r).toEqual([{ first: 512, count: 512 }, { first: 2048, count: 512 }]);
+    expect(x.c).toEqual([{ first: 1024, count: 16 }, { first: 2560, count: 16 }]);
   });
 });
