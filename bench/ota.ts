@@ -11,6 +11,10 @@
  *                         throw-away cluster (tests/helpers/postgres.ts), same keys and release
  *   ota.download_vs_nginx download MB/s ÷ nginx's MB/s for the same target file
  *   ota.metadata_vs_nginx our GETs/s of timestamp.json ÷ nginx's
+ *   ota.checkin_cpu_us, ota.checkin_cpu_us_postgres, ota.nginx_cpu_us_per_get  CPU time (user +
+ *                         system, from /proc) the server spent per request over every round: our
+ *                         process (on PostgreSQL plus the database's backend processes), nginx's
+ *                         worker. Steadier than the rates on a machine others are loading.
  *
  * Each measurement is the best of three rounds that alternate between the two servers.
  *
@@ -20,7 +24,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { connect } from 'node:net';
 import { freePort } from '../tests/helpers/ports';
@@ -94,6 +98,38 @@ async function phase(clients: Client[], count: number, url: string, method: stri
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
   checkDeadline();
   return { wallMs, latencies, bytes };
+}
+
+/**
+ * CPU ticks (user + system; 100 per second on Linux) of each process `take` chooses, by pid,
+ * parent pid and command line (/proc/PID/stat).
+ */
+function cpuTicks(take: (pid: number, ppid: number, cmdline: string) => boolean): Map<number, number> {
+  const ticks = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      const f = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ');
+      if (take(Number(d), Number(f[1]), cmdline)) ticks.set(Number(d), Number(f[11]) + Number(f[12]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks;
+}
+
+/**
+ * Run `f`, adding the CPU milliseconds `take`'s processes spent and the requests it made to
+ * `into`. A process that ended meanwhile (an idle pooled database connection closed) adds
+ * nothing; one that started adds all it spent.
+ */
+async function withCpu(into: { ms: number; n: number }, take: Parameters<typeof cpuTicks>[0], f: () => Promise<Phase>): Promise<Phase> {
+  const before = cpuTicks(take);
+  const p = await f();
+  for (const [pid, t] of cpuTicks(take)) into.ms += (t - (before.get(pid) ?? 0)) * 10;
+  into.n += p.latencies.length;
+  return p;
 }
 
 function p99(xs: number[]): number {
@@ -213,10 +249,19 @@ export async function run(): Promise<Figures> {
     let oursDl: Phase | null = null;
     let theirsDl: Phase | null = null;
     const best = (a: Phase | null, b: Phase) => (!a || b.wallMs < a.wallMs ? b : a);
+    const cpu = { sqlite: { ms: 0, n: 0 }, pg: { ms: 0, n: 0 }, nginx: { ms: 0, n: 0 } };
+    const sqlitePid = signet.child.pid;
+    const pgPid = onPg.child.pid;
+    const nginxPid = nginx.child.pid;
+    // The database's backends name it in their process title: "postgres: USER ota 127.0.0.1(…) …".
+    const onPgOrBackend = (pid: number, _pp: number, cmd: string) => pid === pgPid || (cmd.startsWith('postgres: ') && cmd.includes(' ota '));
     for (let round = 0; round < ROUNDS; round++) {
-      ours = best(ours, await phase(clients, CHECKINS_PER_DEVICE, signet.url + '/api/v1/checkin', 'POST', checkinBody));
-      oursPg = best(oursPg, await phase(clients, CHECKINS_PER_DEVICE, onPg.url + '/api/v1/checkin', 'POST', checkinBody));
-      theirsMeta = best(theirsMeta, await phase(clients, CHECKINS_PER_DEVICE, nginx.url + '/tuf/metadata/timestamp.json', 'GET'));
+      ours = best(ours, await withCpu(cpu.sqlite, (pid) => pid === sqlitePid,
+        () => phase(clients, CHECKINS_PER_DEVICE, signet.url + '/api/v1/checkin', 'POST', checkinBody)));
+      oursPg = best(oursPg, await withCpu(cpu.pg, onPgOrBackend,
+        () => phase(clients, CHECKINS_PER_DEVICE, onPg.url + '/api/v1/checkin', 'POST', checkinBody)));
+      theirsMeta = best(theirsMeta, await withCpu(cpu.nginx, (pid, ppid) => pid === nginxPid || ppid === nginxPid,
+        () => phase(clients, CHECKINS_PER_DEVICE, nginx.url + '/tuf/metadata/timestamp.json', 'GET')));
       oursMeta = best(oursMeta, await phase(clients, CHECKINS_PER_DEVICE, signet.url + '/tuf/metadata/timestamp.json', 'GET'));
       const a = await phase(downloaders, DOWNLOADS_EACH, signet.url + '/' + targetRel, 'GET');
       const b = await phase(downloaders, DOWNLOADS_EACH, nginx.url + '/' + targetRel, 'GET');
@@ -240,6 +285,9 @@ export async function run(): Promise<Figures> {
       metadata_vs_nginx: { value: perS(oursMeta) / perS(theirsMeta), unit: 'ratio' },
       nginx_metadata_per_s: { value: perS(theirsMeta), unit: 'req/s' },
       nginx_download_mb_s: { value: mbS(theirsDl), unit: 'MB/s' },
+      checkin_cpu_us: { value: (cpu.sqlite.ms / cpu.sqlite.n) * 1000, unit: 'us' },
+      checkin_cpu_us_postgres: { value: (cpu.pg.ms / cpu.pg.n) * 1000, unit: 'us' },
+      nginx_cpu_us_per_get: { value: (cpu.nginx.ms / cpu.nginx.n) * 1000, unit: 'us' },
     };
   } finally {
     for (const c of children) await stop(c);
