@@ -5,7 +5,8 @@
  * that boots a verified slot, with its floor never below a confirmed one and its config store
  * holding the last completed write. The same sweep on the board's layout before the fix (a
  * 512 KiB state partition laid out as on a sector-atomic device: state copy, chain area and
- * config copy of a half in one erase block) finds the rollback window, so the sweep can fail.
+ * config copy of a half in one erase block) finds the rollback window, and on the new partition
+ * size with the sector layout a lost root chain, so the sweep can fail.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard, validateBoard } from '../sdk/board';
@@ -17,6 +18,9 @@ import { PartitionDevice } from '../bootloader/src/block';
 import { SimFlash } from '../bootloader/src/block-sim';
 import { stateConfigAreas } from '../bootloader/src/configstore';
 import { chainAreas } from '../bootloader/src/rootstore';
+import { signEnvelope } from '../sdk/ota/sign';
+import { utf8Encode } from '../sdk/util/bytes';
+import { canonicalString } from '../sdk/util/canonical-json';
 import { erasePowercutSweep, type EraseSweepInput } from './helpers/erase-powercut';
 import { appSource } from './helpers/boot';
 import { makeImage, makeKeySet, type TestKeySet } from './helpers/fixtures';
@@ -24,20 +28,23 @@ import { makeImage, makeKeySet, type TestKeySet } from './helpers/fixtures';
 let ks: TestKeySet;
 let v120: Uint8Array;
 let v130: Uint8Array;
+let root2: Uint8Array;
 beforeAll(async () => {
   ks = await makeKeySet(1, 1);
   const s = [ks.targets[0].signer];
+  // Root version 2, same keys, signed by the root key: a rotation the stage accepts (a chain write).
+  root2 = utf8Encode(canonicalString(await signEnvelope({ ...JSON.parse(JSON.stringify(ks.root)), version: 2 }, [ks.rootKeys[0].signer])));
   v120 = await makeImage({ version: '1.2.0', securityCounter: 3, board: 'xen-arm32', app: appSource('svc', true), signers: s });
   v130 = await makeImage({ version: '1.3.0', securityCounter: 4, board: 'xen-arm32', app: appSource('svc', true), signers: s });
 });
 
-function input(hideEraseBlock: boolean): EraseSweepInput {
+function input(hideEraseBlock: boolean, oldStateSize = hideEraseBlock): EraseSweepInput {
   const board = loadBoard('xen-arm32');
   const eb = board.flash.eraseBlockSize ?? 0;
   // The board's state partition and erase block; its 8 MiB slots shortened to two erase blocks
   // each (the image takes a few KiB), so that a cut point's fresh flash is 1.5 MiB + state, not 18.
   // Hidden erase block: the 512 KiB state partition the board had before the erase-block rule.
-  const state = hideEraseBlock ? { size: 2 * eb } : flashLayout(board).state;
+  const state = oldStateSize ? { size: 2 * eb } : flashLayout(board).state;
   return {
     layout: { slot_a: { offset: 0, size: 2 * eb }, slot_b: { offset: 2 * eb, size: 2 * eb }, state: { offset: 4 * eb, size: state.size } },
     eraseBlockSize: eb,
@@ -49,6 +56,7 @@ function input(hideEraseBlock: boolean): EraseSweepInput {
     update: v130,
     bootsAfterStage: 3,
     hideEraseBlock,
+    rotateRoot: root2,
   };
 }
 
@@ -67,6 +75,11 @@ describe('power cuts on xen-arm32\'s erase-block flash (mtdblock)', () => {
     const r = erasePowercutSweep(input(true));
     expect(r.failures.some((f) => /floor 3 below the confirmed 4/.test(f.what))).toBe(true);
     expect(r.failures.some((f) => /config store rolled back/.test(f.what))).toBe(true);
+  });
+  it('with the 1.5 MiB partition but the sector layout, a state or config write still erases the installed root chain', () => {
+    // The chain area then runs from sector 1 to the config copy: through the state copy's and the config copy's blocks.
+    const r = erasePowercutSweep(input(true, false));
+    expect(r.failures.some((f) => f.what === 'root chain lost its installed link')).toBe(true);
   });
 });
 

@@ -1,10 +1,11 @@
 /**
  * The power-cut sweep on an erase-block flash (NOR behind mtdblock, SimFlash's erase mode) for a
  * board's real layout: the factory device boots, its app confirms and writes a config setting,
- * the stage stages an update, then the device boots on (trial, confirm, config writes each boot).
+ * the stage installs a newer root (a root-chain write) and stages an update, then the device boots on (trial, confirm, config writes each boot).
  * The power is cut after every single erase or sector program of that cycle; the device is
  * powered on again and must boot a verified slot, with a security floor never below the one a
- * completed confirm left on flash, and its config store holding the last completed write.
+ * completed confirm left on flash, its config store holding the last completed write, and the
+ * root chain holding a completed install.
  */
 import type { ImageCrypto } from '../../sdk/image/crypto';
 import type { RootSigned } from '../../sdk/ota/metadata';
@@ -12,6 +13,7 @@ import { PartitionDevice, type BlockDevice } from '../../bootloader/src/block';
 import { SimFlash } from '../../bootloader/src/block-sim';
 import { ConfigStore } from '../../bootloader/src/configstore';
 import { errorCode } from '../../bootloader/src/errors';
+import { readRootChain } from '../../bootloader/src/rootstore';
 import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision';
 import { BootStage } from '../../bootloader/src/stage';
 import { readState } from '../../bootloader/src/state';
@@ -31,6 +33,8 @@ export interface EraseSweepInput {
    * erase block): how every board was laid out before the erase-block rule, to show the defect.
    */
   hideEraseBlock?: boolean;
+  /** A newer root envelope the first boot installs (a root-chain write) after its config write. */
+  rotateRoot?: Uint8Array;
 }
 
 /** The medium without its erase block size: the writers lay their areas out sector by sector. */
@@ -51,7 +55,7 @@ function partOf(flash: SimFlash, inp: EraseSweepInput, x: { offset: number; size
 }
 
 /** What a cut run promised before the cut: the floor and config value a completed write left. */
-interface Promised { floor: number; boots: number }
+interface Promised { floor: number; boots: number; chainLinks: number }
 
 export interface EraseCutFailure { cutAfter: number; what: string }
 
@@ -105,6 +109,10 @@ function bootOnce(flash: SimFlash, inp: EraseSweepInput, stageUpdate: boolean, p
   const boots = Number(cfg.get(BOOTS_KEY) ?? '0') + 1;
   cfg.set(BOOTS_KEY, String(boots));
   promised.boots = boots;
+  if (stageUpdate && inp.rotateRoot) {
+    stage.installRootChain([inp.rotateRoot]);
+    promised.chainLinks = 1;
+  }
   if (stageUpdate) stage.stageImage(inp.update);
   return choice.slot + '@' + choice.image.manifest.version;
 }
@@ -117,13 +125,13 @@ function cycle(f: SimFlash, inp: EraseSweepInput, promised: Promised, log: (stri
 export function erasePowercutSweep(inp: EraseSweepInput): EraseSweepResult {
   const ref = fresh(inp);
   const reference: (string | null)[] = [];
-  cycle(ref, inp, { floor: inp.factoryCounter, boots: 0 }, reference);
+  cycle(ref, inp, { floor: inp.factoryCounter, boots: 0, chainLinks: 0 }, reference);
   const total = ref.sectorWrites;
   const failures: EraseCutFailure[] = [];
   const outcomes: Record<string, number> = {};
   for (let k = 0; k < total; k++) {
     const f = fresh(inp);
-    const promised: Promised = { floor: inp.factoryCounter, boots: 0 };
+    const promised: Promised = { floor: inp.factoryCounter, boots: 0, chainLinks: 0 };
     f.cutPowerAfter(k);
     try {
       cycle(f, inp, promised, []);
@@ -142,7 +150,8 @@ export function erasePowercutSweep(inp: EraseSweepInput): EraseSweepResult {
     if (cfg.get(FACTORY_KEY) !== 'router-1') fail('config store lost ' + FACTORY_KEY);
     const boots = Number(cfg.get(BOOTS_KEY) ?? '-1');
     if (boots < promised.boots) fail(`config store rolled back: ${BOOTS_KEY}=${boots}, last written ${promised.boots}`);
-    const ran = bootOnce(dev, inp, false, { floor: 0, boots: 0 });
+    if (readRootChain(part).links.length < promised.chainLinks) fail('root chain lost its installed link');
+    const ran = bootOnce(dev, inp, false, { floor: 0, boots: 0, chainLinks: 0 });
     outcomes[ran ?? 'recovery'] = (outcomes[ran ?? 'recovery'] ?? 0) + 1;
     if (!ran) fail('nothing boots');
   }
