@@ -551,6 +551,14 @@ describe.skipIf(skipUnlessCi(canUnshare))('signet-host as PID 1 (namespaces, roo
     expect(boot(`n.print('from source');`).lines).toEqual(['from source', 'host[EXIT] code=0']);
   });
 
+  it('stops with E_BOOT_STAGE_MISSING when the initramfs has neither boot.dukbc nor boot.js', () => {
+    boot('');
+    rmSync(join(root, 'signet', 'boot.js'));
+    const r = spawnSync('unshare', ['--pid', '--fork', '--mount', '--propagation', 'private', `--root=${root}`, '/init'], { encoding: 'utf8' });
+    expect(r.stdout.split('\n').filter((l) => l !== '')[0]).toMatch(/^host\[ERROR\] Error: E_BOOT_STAGE_MISSING: the initramfs has neither \/signet\/boot\.dukbc nor \/signet\/boot\.js — rebuild/);
+    expect(r.signal).toBe('SIGINT');
+  });
+
   it('exit(code) reports the code and powers off; reboot() restarts', () => {
     const exit = boot(`n.exit(7); n.print('not reached');`);
     expect(exit.lines).toEqual(['host[EXIT] code=7']);

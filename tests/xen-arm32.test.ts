@@ -231,7 +231,8 @@ test('two preparations of the same inputs give byte-identical Xen boot files', a
   // The stage opens the board's flash device (the passed-through NOR), so only --halt follows "--".
   expect(x.kernel.bootargs).toBe('console=ttyAMA0 panic=-1 quiet -- --halt');
   // The ramdisk is the boot initramfs alone: the flash no longer travels in it.
-  expect(readCpio(x.ramdisk.image).map((e) => e.path)).toContain('signet/boot.js');
+  expect(readCpio(x.ramdisk.image).map((e) => e.path)).toContain('signet/boot.dukbc');
+  expect(readCpio(x.ramdisk.image).map((e) => e.path)).not.toContain('signet/boot.js');
   expect(readCpio(x.ramdisk.image).map((e) => e.path)).not.toContain('signet/flash.img');
   // /chosen/domU1 names the partial tree as a module, after the ramdisk, and it is the one planned.
   const domU = readDom0less(decodeFdt(x.dtb.image)).domUs[0]!;

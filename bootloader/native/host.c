@@ -1327,6 +1327,9 @@ static void push_program(duk_context *ctx, const char *path, const char *name) {
 static duk_ret_t run_script(duk_context *ctx, void *udata) {
     (void)udata;
     if (g_is_pid1 && access(BOOT_BYTECODE, R_OK) == 0) push_program(ctx, BOOT_BYTECODE, BOOT_SCRIPT);
+    else if (g_is_pid1 && access(BOOT_SCRIPT, R_OK) != 0)
+        /* The initramfs carries boot.js only when it has no bytecode (sdk/disk/initramfs.ts). */
+        return duk_error(ctx, DUK_ERR_ERROR, "E_BOOT_STAGE_MISSING: the initramfs has neither " BOOT_BYTECODE " nor " BOOT_SCRIPT " — rebuild the boot image (signet build)");
     else push_program(ctx, g_script_path, g_script_path);
     duk_call(ctx, 0);
     return 0;

@@ -1,18 +1,19 @@
 /**
  * The guest's initramfs: the static Duktape host as /init, the boot-stage bundle as
- * /signet/boot.js (with the board layout and the trust anchor compiled in), the kernel modules
+ * /signet/boot.dukbc (with the board layout and the trust anchor compiled in), the kernel modules
  * the stage needs to see its flash, and nothing else. Uncompressed cpio newc, deterministic.
  *
  *   /init                 signet-host for the board's arch (bootloader/native), mode 0755
- *   /signet/boot.js       the boot stage (bootloader/build.ts)
- *   /signet/boot.dukbc    the same, compiled to Duktape bytecode by the build machine's
- *                         signet-host (`--compile`); /init runs it instead of compiling boot.js,
- *                         which took most of the boot stage's time under emulation
+ *   /signet/boot.dukbc    the boot stage (bootloader/build.ts) compiled to Duktape bytecode by
+ *                         the build machine's signet-host (`--compile`): compiling the source at
+ *                         boot took most of the boot stage's time under emulation
+ *   /signet/boot.js       the boot stage's source, only instead of boot.dukbc (`bytecode: false`);
+ *                         /init stops with E_BOOT_STAGE_MISSING when it has neither
  *   /signet/modules       load order: one initramfs path per line (absent when no modules)
  *   /signet/network       `<ifname> dhcp` or `<ifname> <address> <prefix> [gateway]`, then
  *                         `dns <address>` lines: /init brings that interface up (and lo), by
  *                         DHCP or statically (bootloader/native/net.c); absent: lo only
- *   /lib/modules/*.ko     kernel modules, loaded by /init before boot.js runs
+ *   /lib/modules/*.ko     kernel modules, loaded by /init before the boot stage runs
  *   /dev/console          char 5:1, so the kernel can give /init its console
  *   /dev /proc /sys       mount points
  */
@@ -29,11 +30,11 @@ export interface InitramfsInput {
   /** The boot-stage bundle (ES5 source). */
   bootJs: string;
   files?: { path: string; data: Uint8Array; mode?: number }[];
-  /** Loaded by /init in this order (dependencies first), before /signet/boot.js runs. */
+  /** Loaded by /init in this order (dependencies first), before the boot stage runs. */
   modules?: { path: string; data: Uint8Array }[];
   /** mtime of every entry (default 0). */
   mtime?: number;
-  /** Add /signet/boot.dukbc, boot.js precompiled (default true). */
+  /** /signet/boot.dukbc, boot.js precompiled (default true); false: /signet/boot.js, the source. */
   bytecode?: boolean;
   /** The /signet/network text (sdk/disk/network.ts networkConfLine). */
   network?: string;
@@ -79,8 +80,11 @@ export async function initramfsEntries(i: InitramfsInput): Promise<CpioEntry[]> 
   const enc = new TextEncoder();
   const entries: CpioEntry[] = [
     { type: 'file', path: INITRAMFS_INIT, data: host, mode: 0o755 },
-    { type: 'file', path: INITRAMFS_BOOT_JS, data: enc.encode(i.bootJs) },
-    ...(i.bytecode === false ? [] : [{ type: 'file' as const, path: INITRAMFS_BOOT_BYTECODE, data: await compileBootJs(i.bootJs) }]),
+    // One form of the boot stage: /init runs the bytecode when it is there, so the source would be
+    // unpacked by the kernel for nothing (~0.32 MB, ~70 KB of the FIT); without bytecode, the source.
+    i.bytecode === false
+      ? { type: 'file', path: INITRAMFS_BOOT_JS, data: enc.encode(i.bootJs) }
+      : { type: 'file', path: INITRAMFS_BOOT_BYTECODE, data: await compileBootJs(i.bootJs) },
     { type: 'chardev', path: 'dev/console', major: 5, minor: 1, mode: 0o600 },
   ];
   for (const m of i.modules ?? []) entries.push({ type: 'file', path: m.path, data: m.data });

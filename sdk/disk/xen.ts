@@ -5,8 +5,8 @@
  *   Xen            xen-hypervisor-4.17-armhf: /boot/xen-4.17-armhf (a zImage-style image)
  *   DomU kernel    the boot image's: the board's kernel (fetchKernel: xen-arm32's minimal zImage
  *                  built from linux-source with its kernel.config, or Debian's linux-image-armmp)
- *   DomU ramdisk   the boot image's initramfs (/init = Duktape host, /signet/boot.js and its
- *                  bytecode; gzip'd when it comes from a FIT)
+ *   DomU ramdisk   the boot image's initramfs (/init = Duktape host, /signet/boot.dukbc, the boot
+ *                  stage as bytecode; gzip'd when it comes from a FIT)
  *   DomU flash     a partial device tree passing the board's NOR flash through (xen-flash.ts):
  *                  the guest reads and writes the disk image file QEMU backs the bank with;
  *                  for a kernel without the flash drivers (Debian's armmp), a RAM copy of the
