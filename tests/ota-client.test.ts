@@ -120,7 +120,7 @@ describe('refresh', () => {
     const c = client(repo, server, store);
     await refresh(c);
     expect(metadataPaths(server)).toEqual(['2.root.json', 'timestamp.json', '1.snapshot.json', '1.targets.json']);
-    expect(store.names()).toEqual(['snapshot.json', 'targets.json', 'timestamp.json']);
+    expect(store.names()).toEqual(['snapshot.json', 'targets.json', 'timestamp.json', 'tuf-floors.json']);
     expect(await download(c, name)).toEqual(payload);
     expect(c.target('qemu-virt-arm64/other-1.0.0.simg')).toBeNull();
   });

@@ -7,7 +7,8 @@
  *   fetcher   DeviceFetcher: the runtime's fetch, HTTPS with mutual TLS (mbed TLS in the host)
  *   store     the agent's own records (pending install, report queue) as settings in the
  *             config store, so they survive the reboot into the trial; TUF metadata in memory
- *             (the 8 KiB store cannot hold it: each boot starts TUF from the boot stage's root)
+ *             (the 8 KiB store cannot hold it: each boot starts TUF from the boot stage's root),
+ *             but the versions last trusted (`ota.tuf`) persist, so rollback checks outlast a reboot
  *   install   the boot stage's install API (stageImage, installRootChain)
  *   schedule  CheckinSchedule: a first check-in soon after boot, then every interval, each
  *             with jitter; failures back off exponentially; a 429's Retry-After is honoured
@@ -22,7 +23,7 @@ import { clearTimeout, setTimeout, type Timeout } from '../runtime/timers';
 import { utf8Decode, utf8Encode } from '../util/bytes';
 import type { SignetError } from '../util/errors';
 import { OtaAgent, PENDING_FILE, REPORTS_FILE, type BootReport, type DeviceStatus, type InstallApi } from './agent';
-import type { MetadataStore } from './client';
+import { STORE_FILES, type MetadataStore } from './client';
 import { MemoryMetadataStore } from './client-store';
 import { BOOT_STATE_FILE, BootTargetAgent, type BootSlotsDevice } from './boot-target-agent';
 import type { BootFitKey, FitCrypto } from './boot-target-fit';
@@ -48,8 +49,10 @@ PERSISTED[PENDING_FILE] = 'ota.pending';
 PERSISTED[REPORTS_FILE] = 'ota.reports';
 // The boot-image agent's floor and pending boot install (boot-target-agent.ts): a few hundred bytes.
 PERSISTED[BOOT_STATE_FILE] = 'ota.boot';
+// TUF's rollback floors (client.ts TufFloors): ~100 bytes, written only when a version rises.
+PERSISTED[STORE_FILES.floors] = 'ota.tuf';
 
-/** The agent's store on a device: its small records in the config store, TUF metadata in memory. */
+/** The agent's store on a device: its small records and TUF's floors in the config store, TUF metadata in memory. */
 export class ConfigAgentStore implements MetadataStore {
   private readonly config: HostConfig;
   private readonly memory = new MemoryMetadataStore();

@@ -6,13 +6,15 @@
  *
  * Persisted per device (a `MetadataStore`): root.json (the newest root reached through the
  * chain), timestamp.json, snapshot.json, targets.json. Nothing else; targets go straight to
- * the caller (the agent hands them to the boot stage).
+ * the caller (the agent hands them to the boot stage). Plus `tuf-floors.json`, the versions last
+ * trusted (a few dozen bytes): a store that cannot keep the files across reboots (the device's
+ * 8 KiB config store) keeps this record, so rollback protection outlasts a reboot.
  */
-import { bytesEqual, fromHex } from '../util/bytes';
+import { bytesEqual, fromHex, toHex, utf8Decode, utf8Encode } from '../util/bytes';
 import type { SignetError } from '../util/errors';
 import type { ImageCrypto } from '../image/crypto';
 import { TrustedMetadata } from './client-trusted';
-import { asSignetError, OtaError } from './errors';
+import { asSignetError, MetadataError, OtaError } from './errors';
 import { fetchBytes, once, type Callback, type Fetcher } from './fetcher';
 import { verifyTrustedRoot, type RootSigned } from './metadata';
 import type { MetaFile, TargetFile } from './roles';
@@ -43,7 +45,53 @@ export const DEFAULT_LIMITS: MetadataLimits = {
   maxRootRotations: 32,
 };
 
-export const STORE_FILES = { root: 'root.json', timestamp: 'timestamp.json', snapshot: 'snapshot.json', targets: 'targets.json' };
+export const STORE_FILES = { root: 'root.json', timestamp: 'timestamp.json', snapshot: 'snapshot.json', targets: 'targets.json', floors: 'tuf-floors.json' };
+
+/**
+ * The versions the device last trusted, kept where the files themselves may not survive a
+ * reboot. `timestamp` is 5.4.3.1's floor, `snapshot` 5.4.3.2's (the snapshot version timestamp
+ * names), `targets` 5.5.5's (the targets version snapshot names; Signet never delegates),
+ * `root` the root the chain must reach again. `keys` fingerprints the timestamp and snapshot
+ * keys they were accepted under: other keys (5.3.11, fast-forward recovery) drop the three floors.
+ */
+export interface TufFloors {
+  root: number;
+  keys: string;
+  timestamp: number;
+  snapshot: number;
+  targets: number;
+}
+
+/** The timestamp and snapshot roles' keys and thresholds, as 16 hex digits. */
+export function onlineKeysFingerprint(root: RootSigned, crypto: ImageCrypto): string {
+  const t = root.roles.timestamp;
+  const s = root.roles.snapshot;
+  const text = t.threshold + ':' + t.keyids.slice().sort().join(',') + '|' + s.threshold + ':' + s.keyids.slice().sort().join(',');
+  return toHex(crypto.sha256(utf8Encode(text))).substring(0, 16);
+}
+
+function isVersion(v: unknown): v is number {
+  return typeof v === 'number' && v >= 0 && v <= 9007199254740991 && Math.floor(v) === v;
+}
+
+/** The persisted floors, or null when there are none or they do not parse. */
+export function readFloors(store: MetadataStore): TufFloors | null {
+  const b = store.read(STORE_FILES.floors);
+  if (!b) return null;
+  try {
+    const text = utf8Decode(b);
+    const f = text === null ? null : JSON.parse(text);
+    if (!f || typeof f !== 'object' || typeof f.keys !== 'string' || !/^[0-9a-f]{16}$/.test(f.keys)) return null;
+    if (!isVersion(f.root) || !isVersion(f.timestamp) || !isVersion(f.snapshot) || !isVersion(f.targets)) return null;
+    return { root: f.root, keys: f.keys, timestamp: f.timestamp, snapshot: f.snapshot, targets: f.targets };
+  } catch (_e) {
+    return null;
+  }
+}
+
+function floorsText(f: TufFloors): string {
+  return '{"root":' + f.root + ',"keys":"' + f.keys + '","timestamp":' + f.timestamp + ',"snapshot":' + f.snapshot + ',"targets":' + f.targets + '}';
+}
 
 export interface TufClientOptions {
   fetcher: Fetcher;
@@ -94,6 +142,10 @@ export class TufClient {
   private readonly limits: MetadataLimits;
   private trusted: TrustedMetadata | null = null;
   private busy = false;
+  /** This refresh's floors (persisted ones, dropped on 5.3.11), null before the root step ends. */
+  private floors: TufFloors | null = null;
+  /** The steps of this refresh whose metadata passed the floors (only those raise them). */
+  private passed = { timestamp: false, snapshot: false };
 
   constructor(opts: TufClientOptions) {
     this.o = opts;
@@ -125,12 +177,17 @@ export class TufClient {
     }
     this.busy = true;
     this.trusted = null;
+    this.floors = null;
+    this.passed = { timestamp: false, snapshot: false };
+    let trusted: TrustedMetadata;
     const cb = once(function (err: SignetError | null) {
       self.busy = false;
+      // What this refresh accepted raises the floors, failed or not (one store write at most).
+      if (self.floors) self.raiseFloors(trusted, self.floors);
+      self.floors = null;
       if (err) self.trusted = null;
       callback(err);
     });
-    let trusted: TrustedMetadata;
     try {
       // 5.1: fix the update start time; every expiry check below uses it.
       const now = this.o.now();
@@ -161,7 +218,7 @@ export class TufClient {
   private updateRoot(trusted: TrustedMetadata, fetched: number, cb: (err: SignetError | null) => void): void {
     const self = this;
     const store = this.o.store;
-    const finish = function (): void {
+    const finish = function (chainEnded: boolean): void {
       let rotated: boolean;
       try {
         // 5.3.10: freeze check on the final root.
@@ -173,6 +230,7 @@ export class TufClient {
           store.remove(STORE_FILES.timestamp);
           store.remove(STORE_FILES.snapshot);
         }
+        self.floors = self.loadFloors(trusted, chainEnded);
         // Earlier refreshes' metadata: the rollback references for 5.4.3 and 5.5.5.
         const names: Array<'timestamp' | 'snapshot' | 'targets'> = ['timestamp', 'snapshot', 'targets'];
         for (let i = 0; i < names.length; i++) {
@@ -185,12 +243,12 @@ export class TufClient {
       cb(null);
     };
     // 5.3.1: a cap on how many new roots one refresh fetches.
-    if (fetched >= this.limits.maxRootRotations) return finish();
+    if (fetched >= this.limits.maxRootRotations) return finish(false);
     const version = trusted.root.version + 1;
     // 5.3.2: fetch version N+1 of root, at most the root cap.
     fetchBytes(this.o.fetcher, { url: this.o.metadataUrl + version + '.root.json', maxBytes: this.limits.root }, function (err, bytes) {
       // 5.3.3: not there: the chain ends here.
-      if (err && err.code === 'E_FETCH_NOT_FOUND') return finish();
+      if (err && err.code === 'E_FETCH_NOT_FOUND') return finish(true);
       if (err) return cb(err);
       try {
         // 5.3.4–5.3.7: signatures of old and new root, version N+1; becomes trusted.
@@ -208,12 +266,14 @@ export class TufClient {
 
   /** 5.4: timestamp.json (never hashed by anyone: the cap is the only bound). */
   private updateTimestamp(trusted: TrustedMetadata, cb: (err: SignetError | null) => void): void {
+    const self = this;
     const store = this.o.store;
     // 5.4.1: fetch timestamp.json, at most the timestamp cap.
     fetchBytes(this.o.fetcher, { url: this.o.metadataUrl + 'timestamp.json', maxBytes: this.limits.timestamp }, function (err, bytes) {
       if (err) return cb(err);
       try {
         trusted.updateTimestamp(bytes as Uint8Array); // 5.4.2–5.4.4
+        self.checkFloors(trusted, 'timestamp');
         if (trusted.isFresh('timestamp')) store.write(STORE_FILES.timestamp, bytes as Uint8Array); // 5.4.5
       } catch (e) {
         return cb(asSignetError(e));
@@ -224,10 +284,14 @@ export class TufClient {
 
   /** 5.5: snapshot, by the version (and length, hashes) timestamp names. */
   private updateSnapshot(trusted: TrustedMetadata, cb: (err: SignetError | null) => void): void {
+    const self = this;
     const store = this.o.store;
     let meta: MetaFile;
     try {
-      if (trusted.usePersistedSnapshot()) return cb(null);
+      if (trusted.usePersistedSnapshot()) {
+        this.checkFloors(trusted, 'snapshot');
+        return cb(null);
+      }
       meta = trusted.snapshotMeta();
     } catch (e) {
       return cb(asSignetError(e));
@@ -239,6 +303,7 @@ export class TufClient {
       if (err) return cb(err);
       try {
         trusted.updateSnapshot(bytes as Uint8Array); // 5.5.2–5.5.6
+        self.checkFloors(trusted, 'snapshot');
         store.write(STORE_FILES.snapshot, bytes as Uint8Array); // 5.5.7
       } catch (e) {
         return cb(asSignetError(e));
@@ -270,6 +335,70 @@ export class TufClient {
       }
       cb(null);
     });
+  }
+
+  /**
+   * The persisted floors for this refresh: dropped but the root's when the online keys are not
+   * the ones they were accepted under (5.3.11). A chain that ended (no next root) below the
+   * root floor is a rollback: a mirror hides the newer roots.
+   */
+  private loadFloors(trusted: TrustedMetadata, chainEnded: boolean): TufFloors {
+    const keys = onlineKeysFingerprint(trusted.root, this.o.crypto);
+    const saved = readFloors(this.o.store);
+    if (this.o.store.read(STORE_FILES.floors) && !saved) this.log('ota[TUF] persisted floors do not parse; ignored');
+    const f: TufFloors = { root: saved ? saved.root : 0, keys: keys, timestamp: 0, snapshot: 0, targets: 0 };
+    // Fingerprints, not `rotated`: on a device each boot walks the chain from the boot stage's
+    // root, so `rotated` can be true again for floors already taken under the new keys.
+    if (saved && saved.keys === keys) {
+      f.timestamp = saved.timestamp;
+      f.snapshot = saved.snapshot;
+      f.targets = saved.targets;
+    } else if (saved && (saved.timestamp || saved.snapshot || saved.targets)) {
+      this.log('ota[TUF] root=' + trusted.root.version + ' online keys rotated: timestamp, snapshot and targets floors dropped');
+    }
+    if (chainEnded && trusted.root.version < f.root) {
+      throw new MetadataError('E_META_ROLLBACK', 'the root chain ends at version ' + trusted.root.version + ', older than trusted version ' + f.root);
+    }
+    return f;
+  }
+
+  /** 5.4.3 and 5.5.5 against the persisted floors (the persisted files may be gone: a reboot). */
+  private checkFloors(trusted: TrustedMetadata, step: 'timestamp' | 'snapshot'): void {
+    const f = this.floors as TufFloors;
+    if (step === 'timestamp') {
+      const ts = trusted.timestamp as NonNullable<TrustedMetadata['timestamp']>;
+      if (ts.version < f.timestamp) throw new MetadataError('E_META_ROLLBACK', 'timestamp version ' + ts.version + ' is older than trusted version ' + f.timestamp);
+      const sv = ts.meta['snapshot.json'].version;
+      if (sv < f.snapshot) throw new MetadataError('E_META_ROLLBACK', 'timestamp names snapshot version ' + sv + ', older than trusted version ' + f.snapshot);
+    } else {
+      const snap = trusted.snapshot as NonNullable<TrustedMetadata['snapshot']>;
+      const t = snap.meta['targets.json'];
+      if (!t && f.targets) throw new MetadataError('E_META_ROLLBACK', 'snapshot version ' + snap.version + ' drops targets.json, which trusted snapshot lists');
+      if (t && t.version < f.targets) throw new MetadataError('E_META_ROLLBACK', 'snapshot names targets.json version ' + t.version + ', older than trusted version ' + f.targets);
+    }
+    this.passed[step] = true;
+  }
+
+  /** Raise the floors to what this refresh accepted; write them only when one rose. */
+  private raiseFloors(trusted: TrustedMetadata, f: TufFloors): void {
+    const next: TufFloors = { root: Math.max(f.root, trusted.root.version), keys: f.keys, timestamp: f.timestamp, snapshot: f.snapshot, targets: f.targets };
+    const ts = trusted.timestamp;
+    // Only what passed this refresh's checks (a rolled-back timestamp is refused before it counts).
+    if (ts && this.passed.timestamp) {
+      next.timestamp = Math.max(next.timestamp, ts.version);
+      next.snapshot = Math.max(next.snapshot, ts.meta['snapshot.json'].version);
+    }
+    const snap = trusted.snapshot;
+    if (snap && this.passed.snapshot && snap.meta['targets.json']) {
+      next.targets = Math.max(next.targets, snap.meta['targets.json'].version);
+    }
+    const saved = readFloors(this.o.store);
+    if (saved && floorsText(saved) === floorsText(next)) return;
+    try {
+      this.o.store.write(STORE_FILES.floors, utf8Encode(floorsText(next)));
+    } catch (e) {
+      this.log('ota[TUF] floors not persisted: ' + String(e && (e as Error).message));
+    }
   }
 
   /** A listed length is the download's cap; one beyond the device's cap is refused unread. */
