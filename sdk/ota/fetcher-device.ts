@@ -7,15 +7,16 @@
  * The runtime's fetch reads an answer whole, and stops the moment it passes its cap, so the
  * cap here is the resource's (`maxBytes - offset`) plus room for the head: endless data ends
  * with E_FETCH_TOO_LARGE while streaming, never after. A resumed request sends
- * `Range: bytes=offset-`; a 206 must start at `offset`, a 200 is skipped up to it. What the
- * runtime's fetch cannot give is a partial body: a cut answer is E_FETCH_CUT with nothing
- * delivered, so the next attempt starts where the last *completed* one stopped.
+ * `Range: bytes=offset-`; a 206 must start at `offset`, a 200 is skipped up to it. A cut answer
+ * (the runtime's rejection carries its head and the body bytes that arrived) delivers those
+ * bytes, then ends with E_FETCH_CUT, as the Node fetcher does: the core's next request asks for
+ * `Range: bytes=<received>-` and its hash goes on.
  *
  * 429 (the server's rate limit) is E_FETCH_HTTP, not a refusal: it says nothing about the
  * request, and `retryAfterS` on the error carries the server's Retry-After for the scheduler.
  * ES5, no Node imports: bundled into the boot stage for Duktape.
  */
-import { fetch as runtimeFetch, type FetchResponse } from '../runtime/fetch';
+import { fetch as runtimeFetch, type FetchCutInfo, type FetchResponse } from '../runtime/fetch';
 import type { SignetError } from '../util/errors';
 import { OtaError } from './errors';
 import { contentRangeStart, type FetchHandle, type FetchRequest, type Fetcher, type FetchSink } from './fetcher';
@@ -114,42 +115,52 @@ export class DeviceFetcher implements Fetcher {
       timeout: this.o.timeoutMs !== undefined ? this.o.timeoutMs : 60000,
     }).then(function (res: FetchResponse) {
       return res.bytes().then(function (body: Uint8Array) {
-        if (done) return;
-        if (onResponse) onResponse(req.url, res.headers);
-        const status = res.status;
-        let skip = 0;
-        if (status === 404) return finish(new OtaError('E_FETCH_NOT_FOUND', req.url + ' is not on the server (404)'));
-        if (status === 429 || status === 503) {
-          const e = new OtaError('E_FETCH_HTTP', req.url + ' answered HTTP ' + status + serverReason(body) + ': try again later');
-          const after = parseRetryAfter(res.headers['retry-after']);
-          if (after !== null) (e as SignetError & RetryAfter).retryAfterS = after;
-          return finish(e);
-        }
-        if (offset > 0 && status === 206) {
-          if (contentRangeStart(res.headers['content-range']) !== offset) {
-            return finish(new OtaError('E_FETCH_RANGE', req.url + ': asked for bytes from ' + offset + ', got ' + String(res.headers['content-range'])));
-          }
-        } else if (offset > 0 && status === 200) {
-          skip = offset;
-        } else if (status === 416) {
-          return finish(new OtaError('E_FETCH_RANGE', req.url + ': the server refused the range from ' + offset + ' (416)'));
-        } else if (status >= 400 && status <= 499) {
-          return finish(new OtaError('E_FETCH_REFUSED', req.url + ' answered HTTP ' + status + serverReason(body)));
-        } else if (status < 200 || status > 299 || status === 206) {
-          return finish(new OtaError('E_FETCH_HTTP', req.url + ' answered HTTP ' + status));
-        }
-        if (body.length < skip) return finish(new OtaError('E_FETCH_CUT', req.url + ': the answer ended before the resume offset ' + offset));
-        const part = skip > 0 ? body.subarray(skip) : body;
-        // The hard cap once more, on the resource's bytes (the runtime's also counted the head).
-        if (offset + part.length > req.maxBytes) {
-          return finish(new OtaError('E_FETCH_TOO_LARGE', req.url + ' sent more than its cap of ' + req.maxBytes + ' bytes'));
-        }
-        if (part.length > 0 && sink.data(part) === false) return finish(new OtaError('E_FETCH_NETWORK', 'stopped by the receiver'));
-        finish(null);
+        answer(res.status, res.headers, body, null);
       });
     }).then(undefined, function (e: unknown) {
-      finish(fromRuntime(req.url, e));
+      const cut = e && typeof e === 'object' ? (e as Partial<FetchCutInfo>) : {};
+      const err = fromRuntime(req.url, e);
+      // A cut answer's head and the body bytes that did arrive: delivered like the Node
+      // fetcher's stream, then E_FETCH_CUT, so the core resumes from the byte it was cut at.
+      if (!done && cut.partial instanceof Uint8Array && typeof cut.status === 'number' && cut.headers) {
+        return answer(cut.status, cut.headers, cut.partial, new OtaError('E_FETCH_CUT', err.message, e));
+      }
+      finish(err);
     });
+    /** Judges an answer's status and hands its body on; `cut` ends it when the body was cut. */
+    function answer(status: number, resHeaders: Record<string, string>, body: Uint8Array, cut: SignetError | null): void {
+      if (done) return;
+      if (onResponse) onResponse(req.url, resHeaders);
+      let skip = 0;
+      if (status === 404) return finish(new OtaError('E_FETCH_NOT_FOUND', req.url + ' is not on the server (404)'));
+      if (status === 429 || status === 503) {
+        const e = new OtaError('E_FETCH_HTTP', req.url + ' answered HTTP ' + status + serverReason(body) + ': try again later');
+        const after = parseRetryAfter(resHeaders['retry-after']);
+        if (after !== null) (e as SignetError & RetryAfter).retryAfterS = after;
+        return finish(e);
+      }
+      if (offset > 0 && status === 206) {
+        if (contentRangeStart(resHeaders['content-range']) !== offset) {
+          return finish(new OtaError('E_FETCH_RANGE', req.url + ': asked for bytes from ' + offset + ', got ' + String(resHeaders['content-range'])));
+        }
+      } else if (offset > 0 && status === 200) {
+        skip = offset;
+      } else if (status === 416) {
+        return finish(new OtaError('E_FETCH_RANGE', req.url + ': the server refused the range from ' + offset + ' (416)'));
+      } else if (status >= 400 && status <= 499) {
+        return finish(new OtaError('E_FETCH_REFUSED', req.url + ' answered HTTP ' + status + serverReason(body)));
+      } else if (status < 200 || status > 299 || status === 206) {
+        return finish(new OtaError('E_FETCH_HTTP', req.url + ' answered HTTP ' + status));
+      }
+      if (body.length < skip) return finish(cut || new OtaError('E_FETCH_CUT', req.url + ': the answer ended before the resume offset ' + offset));
+      const part = skip > 0 ? body.subarray(skip) : body;
+      // The hard cap once more, on the resource's bytes (the runtime's also counted the head).
+      if (offset + part.length > req.maxBytes) {
+        return finish(new OtaError('E_FETCH_TOO_LARGE', req.url + ' sent more than its cap of ' + req.maxBytes + ' bytes'));
+      }
+      if (part.length > 0 && sink.data(part) === false) return finish(new OtaError('E_FETCH_NETWORK', 'stopped by the receiver'));
+      finish(cut);
+    }
     return abort;
   }
 }

@@ -78,28 +78,52 @@ function bad(message: string): Error {
   return codedError('E_FETCH_RESPONSE', 'fetch: ' + message);
 }
 
-/** Decodes a chunked body; throws on a malformed one. */
-function dechunk(b: Uint8Array): Uint8Array {
+/**
+ * A cut answer: fetch rejects with E_FETCH_RESPONSE (or the socket's own error when the
+ * connection broke) and, once the head had arrived, the error also carries the answer's
+ * `status`, `headers` and `partial`: the body bytes that did arrive (decoded, for a chunked
+ * body), so a caller can resume from there with Range instead of starting over.
+ */
+export interface FetchCutInfo {
+  status: number;
+  headers: Record<string, string>;
+  partial: Uint8Array;
+}
+
+interface Answer extends FetchCutInfo {
+  statusText: string;
+  /** Why the body ended early, or '' when it is whole. */
+  cut: string;
+}
+
+/** Decodes a chunked body; throws on a malformed one. A cut one gives the data that arrived. */
+function dechunk(b: Uint8Array): { body: Uint8Array; cut: boolean } {
   const parts: Uint8Array[] = [];
   let total = 0;
   let at = 0;
   for (;;) {
     let eol = -1;
     for (let i = at; i + 1 < b.length; i++) if (b[i] === 13 && b[i + 1] === 10) { eol = i; break; }
-    if (eol < 0) throw bad('a chunked body was cut off');
+    if (eol < 0) return { body: concat(parts, total), cut: true };
     const sizeText = latin1(b, at, eol).split(';')[0].trim();
     if (!/^[0-9A-Fa-f]{1,8}$/.test(sizeText)) throw bad('a bad chunk size');
     const size = parseInt(sizeText, 16);
     at = eol + 2;
-    if (size === 0) return concat(parts, total);
-    if (at + size + 2 > b.length) throw bad('a chunked body was cut off');
+    if (size === 0) return { body: concat(parts, total), cut: false };
+    if (at + size + 2 > b.length) {
+      // The chunk's data that did arrive is body too (its CRLF may be what is missing).
+      const piece = b.subarray(at, Math.min(b.length, at + size));
+      parts.push(piece);
+      return { body: concat(parts, total + piece.length), cut: true };
+    }
     parts.push(b.subarray(at, at + size));
     total += size;
     at += size + 2;
   }
 }
 
-function parseResponse(all: Uint8Array, method: string): FetchResponse {
+/** The answer's head and body; throws on a malformed one, a cut body is `cut`. */
+function parseAnswer(all: Uint8Array, method: string): Answer {
   const end = headEnd(all);
   if (end < 0) throw bad('the answer ended before its headers did');
   const lines = latin1(all, 0, end - 4).split('\r\n');
@@ -115,20 +139,40 @@ function parseResponse(all: Uint8Array, method: string): FetchResponse {
   }
   const status = Number(m[1]);
   let body = all.subarray(end);
+  let cut = '';
   if (method === 'HEAD' || status === 204 || status === 304 || status < 200) body = new Uint8Array(0);
-  else if (/chunked/i.test(headers['transfer-encoding'] || '')) body = dechunk(body);
-  else if (headers['content-length'] !== undefined) {
+  else if (/chunked/i.test(headers['transfer-encoding'] || '')) {
+    const d = dechunk(body);
+    body = d.body;
+    if (d.cut) cut = 'a chunked body was cut off (after ' + body.length + ' bytes)';
+  } else if (headers['content-length'] !== undefined) {
     if (!/^\d{1,15}$/.test(headers['content-length'])) throw bad('a bad Content-Length');
     const n = Number(headers['content-length']);
-    if (body.length < n) throw bad('the body was cut off (' + body.length + ' of ' + n + ' bytes)');
-    body = body.subarray(0, n);
+    if (body.length < n) cut = 'the body was cut off (' + body.length + ' of ' + n + ' bytes)';
+    else body = body.subarray(0, n);
   }
-  const bytes = body;
+  return { status: status, statusText: m[2] || '', headers: headers, partial: body, cut: cut };
+}
+
+/** Puts what a cut answer did deliver on the error it rejects with. */
+function withPartial(e: Error, a: Answer): Error {
+  const info = e as Error & FetchCutInfo;
+  info.status = a.status;
+  info.headers = a.headers;
+  info.partial = a.partial;
+  return e;
+}
+
+function parseResponse(all: Uint8Array, method: string): FetchResponse {
+  const a = parseAnswer(all, method);
+  if (a.cut) throw withPartial(bad(a.cut), a);
+  const status = a.status;
+  const bytes = a.partial;
   return {
     status,
-    statusText: m[2] || '',
+    statusText: a.statusText,
     ok: status >= 200 && status < 300,
-    headers,
+    headers: a.headers,
     bytes: function () { return Promise.resolve(bytes); },
     text: function () { return Promise.resolve(decodeUtf8(bytes)); },
     json: function () {
@@ -184,12 +228,21 @@ export function fetch(url: string, options?: FetchOptions): Promise<FetchRespons
     const timer = setTimeout(function () {
       finish(codedError('E_FETCH_TIMEOUT', 'fetch: no complete answer from ' + url + ' in ' + (o.timeout !== undefined ? o.timeout : 30000) + ' ms'));
     }, o.timeout !== undefined ? o.timeout : 30000);
-    function finish(err?: Error): void {
+    function finish(err?: Error, broke?: boolean): void {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       if (err) {
         socket.destroy();
+        if (broke) {
+          // The connection broke: what arrived of a cut body goes with the error.
+          try {
+            const a = parseAnswer(concat(parts, total), method);
+            if (a.cut) withPartial(err, a);
+          } catch (e) {
+            // No head yet, or a malformed one: nothing to hand on.
+          }
+        }
         reject(err);
         return;
       }
@@ -211,7 +264,7 @@ export function fetch(url: string, options?: FetchOptions): Promise<FetchRespons
       }
       parts.push(new Uint8Array(d));
     });
-    socket.on('error', function (e: Error) { finish(e); });
+    socket.on('error', function (e: Error) { finish(e, true); });
     socket.on('end', function () { finish(); });
     socket.on('close', function () { finish(); });
   });
