@@ -216,6 +216,8 @@ function main(): void {
   }
   // The OTA agent (sdk/ota/agent-device.ts), when the device was provisioned with a server.
   let agent: DeviceAgentHandle | null = null;
+  // The app confirmed this boot: an agent started again after a service restart reports from there.
+  let confirmedThisBoot = false;
   const host = {
     board: cfg.board,
     version: choice.image.manifest.version,
@@ -224,6 +226,7 @@ function main(): void {
     // booted (an A/B disk's boot environment: bootcount back to 0 before U-Boot gives up on it).
     confirm: function () {
       stage.confirm();
+      confirmedThisBoot = true;
       // A device too small to hold the area is no A/B disk (the stage also runs on small test disks).
       const env = cfg.bootenv;
       if (env && env.offset + env.size <= disk.sectorCount * disk.sectorSize) {
@@ -247,7 +250,11 @@ function main(): void {
     config: hostConfig(function () { return part(cfg.partitions.state); }, log),
   };
   (Function('return this')() as { __signet_host: unknown }).__signet_host = host;
-  agent = startAgent(host.config, stage, choice, cfg, crypto, nowFn, log, function () { n.reboot(); }, n, disk);
+  const runAgent = function (): DeviceAgentHandle | null {
+    const current = confirmedThisBoot ? { slot: choice.slot, trial: false, image: choice.image, app: choice.app } : choice;
+    return startAgent(host.config, stage, current, cfg, crypto, nowFn, log, function () { n.reboot(); }, n, disk);
+  };
+  agent = runAgent();
   // The host names a throwing handler's line through this: the image's line table turns a
   // line of app.js into the service's own file and line; the last one goes on APP-RESTART.
   const lines = appLineTable(choice.image.payloads);
@@ -281,10 +288,17 @@ function main(): void {
       const delay = base * Math.pow(2, restarts++);
       log('boot[APP-RESTART] slot=' + choice.slot + ' attempt=' + restarts + ' delay_ms=' + delay + (lastWhere ? ' at=' + lastWhere : ''));
       lastWhere = '';
+      // The agents (app and boot image) share the service's loop: closeAll ends their timers and
+      // exchanges too, so they start again with it. Stopped first: after closeAll a timer id
+      // may already name another handle. Their records are in the config store, so a report cut
+      // off here goes out from the queue.
+      if (agent) agent.stop();
+      agent = null;
       n.uv.closeAll();
       n.uv.timerStart(function () {}, delay, 0);
       n.uv.run(false);
       startedAt = n.monotonicMs();
+      agent = runAgent();
       try {
         n.evalScript(source, 'app.js');
       } catch (e) {
