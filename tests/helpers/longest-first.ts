@@ -1,0 +1,78 @@
+/**
+ * The order test files start in (tests/vitest.config.ts, sequence.sequencer): longest first, so
+ * that CI's two workers finish together instead of one starting a five-minute file near the end
+ * while the other idles. A fresh clone has no vitest results cache, so the default order (by
+ * file size) would be arbitrary in time: the files known to be long carry their seconds from a
+ * fresh-clone CI run (2 cores) here. Where vitest's cache knows a file's duration (a developer's
+ * second run), that is used instead. Files in neither start after the known-long ones, in
+ * vitest's own order.
+ */
+import { relative } from 'node:path';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/** Seconds per file in a fresh-clone CI run (1 worker, 2 cores); files under ~9 s are left out. */
+export const KNOWN_SECONDS: Record<string, number> = {
+  'tests/kernel-build.test.ts': 363,
+  'tests/flash-hardening.test.ts': 291,
+  'tests/flash-uboot.test.ts': 191,
+  'tests/device-boot-agent-failures.test.ts': 163,
+  'tests/cli-hardening.test.ts': 142,
+  'tests/tcb-boot.test.ts': 141,
+  'tests/flash-faults.test.ts': 133,
+  'tests/device-failures.test.ts': 96,
+  'tests/debian.test.ts': 78,
+  'tests/cli-keys.test.ts': 60,
+  'tests/guest-network.test.ts': 56,
+  'tests/ymodem-noisy.test.ts': 53,
+  'tests/qemu-arm64.test.ts': 46,
+  'tests/vectors.test.ts': 43,
+  'tests/root-rotation.test.ts': 40,
+  'tests/device-ota.test.ts': 40,
+  'tests/native-ed25519.test.ts': 39,
+  'tests/boot-ab.test.ts': 36,
+  'tests/ymodem-lrzsz.test.ts': 32,
+  'tests/serve-arm64.test.ts': 30,
+  'tests/fleet-nginx.test.ts': 30,
+  'tests/xen-arm32.test.ts': 29,
+  'tests/flash-refuse.test.ts': 27,
+  'tests/cli-build.test.ts': 25,
+  'tests/cli-provision.test.ts': 25,
+  'tests/disk.test.ts': 24,
+  'tests/router-admin.test.ts': 22,
+  'tests/keys-pkcs11.test.ts': 21,
+  'tests/build.test.ts': 18,
+  'tests/server-hardening-net.test.ts': 18,
+  'tests/mirror.test.ts': 18,
+  'tests/keys-pkcs11-rsa.test.ts': 18,
+  'tests/cli-ota.test.ts': 17,
+  'tests/server-replicas.test.ts': 16,
+  'tests/keys-ceremony.test.ts': 15,
+  'tests/image-hardening.test.ts': 15,
+  'tests/typecheck.test.ts': 14,
+  'tests/ota-boot-target.test.ts': 13,
+  'tests/server-fuzz.test.ts': 12,
+  'tests/ota-agent.test.ts': 11,
+  'tests/runtime.test.ts': 11,
+  'tests/run-node.test.ts': 11,
+  'tests/dns.test.ts': 10,
+  'tests/server-audit.test.ts': 10,
+  'tests/publish.test.ts': 9,
+  'tests/error-lines.test.ts': 9,
+  'tests/uboot-driver.test.ts': 9,
+};
+
+export class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const base = await super.sort(files); // vitest's order: its cache's durations, else file size
+    const root = this.ctx.config.root;
+    const seconds = (f: TestSpecification): number => {
+      const file = relative(root, f.moduleId).split('\\').join('/');
+      const cached = this.ctx.cache.getFileTestResults(`${f.project.name}:${file}`)?.duration;
+      return cached !== undefined && cached > 0 ? cached / 1000 : (KNOWN_SECONDS[file] ?? 0);
+    };
+    return base
+      .map((f, i) => ({ f, i, s: seconds(f) }))
+      .sort((a, b) => b.s - a.s || a.i - b.i)
+      .map(({ f }) => f);
+  }
+}
