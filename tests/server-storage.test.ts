@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { haltReason } from '../update-server/rollout';
@@ -319,6 +320,63 @@ describe.each(BACKENDS)('storage on $name', ({ open }) => {
     } else {
       await w();
       expect(most).toBe(1);
+    }
+  });
+});
+
+/** Each backend with a raw connection of its own to the same database, to make it refuse a write. */
+const RAW: { name: string; open: () => Promise<{ s: Storage; exec(sql: string): Promise<void>; close(): Promise<void> }> }[] = [
+  {
+    name: 'sqlite', open: async () => {
+      const dir = join(work, 'raw' + ++n);
+      const s = await SqliteStorage.open(dir);
+      const db = new Database(join(dir, 'signet.db'));
+      return { s, exec: async (q) => void db.exec(q), close: async () => { db.close(); await s.close(); } };
+    },
+  },
+  {
+    name: 'postgres', open: async () => {
+      const url = await (await sharedPostgres()).createDatabase();
+      const s = await PostgresStorage.open(url);
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      return { s, exec: async (q) => void (await c.query(q)), close: async () => { await c.end(); await s.close(); } };
+    },
+  },
+];
+/** An audit table that refuses `rollout.halt` rows (a full disk, a lost connection: the write fails). */
+const REFUSE_HALT_AUDIT: Record<string, string> = {
+  sqlite: `CREATE TRIGGER refuse_halt_audit BEFORE INSERT ON audit WHEN NEW.action = 'rollout.halt' BEGIN SELECT RAISE(ABORT, 'audit refused'); END`,
+  postgres: `CREATE FUNCTION refuse_halt_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      IF NEW.action = 'rollout.halt' THEN RAISE EXCEPTION 'audit refused'; END IF; RETURN NEW; END $$;
+    CREATE TRIGGER refuse_halt_audit BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse_halt_audit()`,
+};
+const ALLOW_HALT_AUDIT: Record<string, string> = {
+  sqlite: 'DROP TRIGGER refuse_halt_audit',
+  postgres: 'DROP TRIGGER refuse_halt_audit ON audit',
+};
+
+describe.each(RAW)('a halt and its audit row on $name', ({ name, open }) => {
+  it('are written together: when the audit row cannot be written, neither the halt nor the report is', async () => {
+    const { s, exec, close } = await open();
+    try {
+      const r = await s.createRollout({ board: 'b', channel: 'stable', version: '1.1.0', target: 't', percent: 100, haltFailureRate: 0.4,
+        minDevices: 1, state: 'active', reason: null, createdAt: 1, updatedAt: 1 });
+      const report: RolloutDeviceRecord = { rolloutId: r.id, deviceId: 'd1', target: 't', status: 'failed', code: 'E_DIGEST', updatedAt: 5 };
+      const audit = (reason: string) => ({ at: 5, actor: 'server', action: 'rollout.halt' as const, subject: r.id, detail: { reason, lastReport: 'd1' } });
+      await exec(REFUSE_HALT_AUDIT[name]);
+      await expect(s.recordReport(report, haltReason, audit)).rejects.toThrow(/audit refused/);
+      expect(await s.rollout(r.id)).toMatchObject({ state: 'active', reason: null });
+      expect(await s.rolloutDevice(r.id, 'd1')).toBeNull();
+      expect(await s.auditLog()).toEqual([]);
+      // The device reports again (its queue kept the report): now the halt and its row go in together.
+      await exec(ALLOW_HALT_AUDIT[name]);
+      const halt = await s.recordReport(report, haltReason, audit);
+      expect(halt.rollout).toMatchObject({ state: 'halted', reason: halt.halted });
+      expect((await s.auditLog()).map((a) => [a.at, a.actor, a.action, a.subject, a.detail]))
+        .toEqual([[5, 'server', 'rollout.halt', r.id, { reason: halt.halted, lastReport: 'd1' }]]);
+    } finally {
+      await close();
     }
   });
 });

@@ -162,10 +162,12 @@ export class Fleet {
     const now = this.clock();
     // The report, the counts it moves and the halt it may cause are one transaction in the
     // storage (the rollout row locked): concurrent reports on any number of replicas halt the
-    // rollout at the same count as one by one, and only one of them halts it.
+    // rollout at the same count as one by one, and only one of them halts it. The halt's audit
+    // row is written in that transaction too: a crash cannot leave a halt without its audit line.
     const finished = status === 'failed' || status === 'confirmed';
     const { rollout: current, halted } = await this.storage.recordReport(
-      { rolloutId, deviceId: caller.id, target, status, code, updatedAt: now }, finished ? haltReason : null);
+      { rolloutId, deviceId: caller.id, target, status, code, updatedAt: now }, finished ? haltReason : null,
+      (reason) => ({ at: now, actor: 'server', action: 'rollout.halt', subject: rolloutId, detail: { reason, lastReport: caller.id } }));
     this.metrics.reports[status] = (this.metrics.reports[status] ?? 0) + 1;
     if (status === 'failed') {
       this.metrics.failures++;
@@ -174,7 +176,6 @@ export class Fleet {
     if (halted) {
       rolloutsChanged(this.storage);
       this.metrics.halts++;
-      await this.storage.audit({ at: now, actor: 'server', action: 'rollout.halt', subject: rolloutId, detail: { reason: halted, lastReport: caller.id } });
     }
     return { ok: true, rollout: current };
   }

@@ -18,7 +18,7 @@ import { ServerError } from './errors';
 import { LastSeenBatch } from './last-seen';
 import { ReadBatch } from './read-batch';
 import {
-  emptyCounts, type AuditRecord, type BlobCheck, type CheckinState, type BlobStore, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord,
+  emptyCounts, type AuditRecord, type BlobCheck, type HaltAudit, type HaltRule, type CheckinState, type BlobStore, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord,
   type RevocationRecord, type RolloutCounts, type RolloutDeviceRecord, type RolloutPatch, type RolloutRecord, type RolloutState, type Storage,
   type TargetRecord, type UpdateStatus,
 } from './storage';
@@ -117,6 +117,11 @@ async function countsOf(db: Db, rolloutId: string): Promise<RolloutCounts> {
 }
 
 /** Run `f` in one transaction on one pooled connection; rolled back if it throws. */
+async function insertAudit(c: pg.Pool | pg.PoolClient, r: Omit<AuditRecord, 'seq'>): Promise<void> {
+  await c.query('INSERT INTO audit (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)',
+    [r.at, r.actor, r.action, r.subject, JSON.stringify(r.detail)]);
+}
+
 async function transaction<T>(pool: pg.Pool, f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const c = await pool.connect();
   try {
@@ -486,7 +491,7 @@ export class PostgresStorage implements Storage {
     return res.rowCount === 1;
   }
 
-  async recordReport(r: RolloutDeviceRecord, decide: ((rollout: RolloutRecord, counts: RolloutCounts) => string | null) | null):
+  async recordReport(r: RolloutDeviceRecord, decide: HaltRule | null, haltAudit?: HaltAudit):
     Promise<{ rollout: RolloutRecord; halted: string | null }> {
     return transaction(this.pool, async (c) => {
       // The rollout's row lock orders every report of this rollout, on every replica.
@@ -501,6 +506,7 @@ export class PostgresStorage implements Storage {
       if (!reason) return { rollout, halted: null };
       const { rows } = await c.query(`UPDATE rollouts SET state = 'halted', reason = $2, updated_at = $3 WHERE id = $1 RETURNING *`,
         [r.rolloutId, reason, r.updatedAt]);
+      if (haltAudit) await insertAudit(c, haltAudit(reason));
       return { rollout: rolloutOf(rows[0]), halted: reason };
     });
   }
@@ -519,8 +525,7 @@ export class PostgresStorage implements Storage {
   }
 
   async audit(r: Omit<AuditRecord, 'seq'>): Promise<void> {
-    await this.pool.query('INSERT INTO audit (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)',
-      [r.at, r.actor, r.action, r.subject, JSON.stringify(r.detail)]);
+    await insertAudit(this.pool, r);
   }
 
   async auditLog(filter: { since?: number; limit?: number } = {}): Promise<AuditRecord[]> {

@@ -17,7 +17,7 @@ import { LastSeenBatch } from './last-seen';
 import { ReadBatch } from './read-batch';
 import {
   emptyCounts, type AuditRecord, type CheckinState, type DeviceCheckin, type DeviceRecord, type FleetRow, type MetadataRecord, type RevocationRecord, type RolloutCounts,
-  type HaltRule, type RolloutDeviceRecord, type RolloutPatch, type RolloutRecord, type RolloutState, type Storage, type TargetRecord, type UpdateStatus,
+  type HaltAudit, type HaltRule, type RolloutDeviceRecord, type RolloutPatch, type RolloutRecord, type RolloutState, type Storage, type TargetRecord, type UpdateStatus,
 } from './storage';
 
 /** 2: the audit table; 3: the devices' boot image columns (older files are upgraded in place on open). */
@@ -399,7 +399,7 @@ export class SqliteStorage implements Storage {
       .run(r.rolloutId, r.deviceId, r.target, r.status, r.code, r.updatedAt).changes === 1;
   }
 
-  async recordReport(r: RolloutDeviceRecord, halt: HaltRule | null): Promise<{ rollout: RolloutRecord; halted: string | null }> {
+  async recordReport(r: RolloutDeviceRecord, halt: HaltRule | null, haltAudit?: HaltAudit): Promise<{ rollout: RolloutRecord; halted: string | null }> {
     // Synchronous: nothing else in this process runs between the insert, the count and the halt.
     const tx = this.db.transaction((): { rollout: RolloutRecord; halted: string | null } => {
       const row = this.stmt('SELECT * FROM rollouts WHERE id = ?').get(r.rolloutId) as RolloutRow | undefined;
@@ -412,6 +412,7 @@ export class SqliteStorage implements Storage {
       if (!reason) return { rollout, halted: null };
       const next = this.stmt(`UPDATE rollouts SET state = 'halted', reason = ?, updated_at = ? WHERE id = ? RETURNING *`)
         .get(reason, r.updatedAt, r.rolloutId) as RolloutRow;
+      if (haltAudit) this.insertAudit(haltAudit(reason));
       return { rollout: rolloutOf(next), halted: reason };
     });
     return tx();
@@ -438,6 +439,10 @@ export class SqliteStorage implements Storage {
   }
 
   async audit(r: Omit<AuditRecord, 'seq'>): Promise<void> {
+    this.insertAudit(r);
+  }
+
+  private insertAudit(r: Omit<AuditRecord, 'seq'>): void {
     this.stmt('INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)')
       .run(r.at, r.actor, r.action, r.subject, JSON.stringify(r.detail));
   }

@@ -131,6 +131,9 @@ export interface RolloutPatch {
 /** The halt rule a report is checked against, inside the storage's transaction: a reason to halt, or null. */
 export type HaltRule = (rollout: RolloutRecord, counts: RolloutCounts) => string | null;
 
+/** The audit row of a halt (`rollout.halt`), written in the transaction that halts: a halt is never recorded without it. */
+export type HaltAudit = (reason: string) => Omit<AuditRecord, 'seq'>;
+
 export interface FleetRow {
   board: string;
   version: string;
@@ -229,9 +232,10 @@ export interface Storage {
    * Record a device's report and, if the rollout is active and `halt` gives a reason on the
    * counts including this report, halt it: one transaction, reports of one rollout in one
    * order across every replica, so the halt happens at one exact count and exactly once
-   * (`halted` is the reason only for the report that halted it).
+   * (`halted` is the reason only for the report that halted it). The halt's audit row
+   * (`haltAudit`) is part of the same transaction: if it cannot be written, nothing is.
    */
-  recordReport(r: RolloutDeviceRecord, halt: HaltRule | null): Promise<{ rollout: RolloutRecord; halted: string | null }>;
+  recordReport(r: RolloutDeviceRecord, halt: HaltRule | null, haltAudit?: HaltAudit): Promise<{ rollout: RolloutRecord; halted: string | null }>;
   rolloutCounts(rolloutId: string): Promise<RolloutCounts>;
   /** Has this device ever reported `failed` for this target, in any rollout? */
   hasFailed(deviceId: string, target: string): Promise<boolean>;
