@@ -10,19 +10,33 @@
  *                           passed through to the dom0less DomU, docs/xen.md)
  * xen.boot_trial_ms         boot 1 of that scenario, QEMU start to QEMU exit (trial, confirm, halt)
  * xen.boot_refused_ms       boot 2, QEMU start to QEMU exit (both slots refused, halt)
+ * xen.serves                1 when examples/router-admin on the DomU (Xen built from source,
+ *                           direct-mapped, its virtio-mmio NIC passed through) answers
+ *                           GET /api/status over HTTPS through a forwarded 127.0.0.1 port, the
+ *                           certificate checked against the vendor CA (tests/helpers/xen-serve.ts), else 0
+ * xen.boot_to_https_ms      QEMU start to that first HTTPS answer
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBoard } from '../sdk/board';
 import { statePersisted, xenPersistScenario } from '../tests/helpers/xen-persist';
+import { xenServeScenario } from '../tests/helpers/xen-serve';
 import type { Figures } from './_lib';
 
 export async function run(): Promise<Figures> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-bench-xen-'));
   try {
-    const r = await xenPersistScenario(loadBoard('xen-arm32'), dir);
+    const board = loadBoard('xen-arm32');
+    mkdirSync(join(dir, 'persist'));
+    const r = await xenPersistScenario(board, join(dir, 'persist'));
+    const serveDir = join(dir, 'serve');
+    mkdirSync(serveDir);
+    const s = await xenServeScenario(board, serveDir);
+    const served = s.answer?.status === 200 && JSON.parse(s.answer.body).board === board.id;
     return {
+      serves: { value: served ? 1 : 0, unit: 'bool' },
+      ...(served && s.bootToHttpsMs !== undefined ? { boot_to_https_ms: { value: Math.round(s.bootToHttpsMs), unit: 'ms' } } : {}),
       state_persists: { value: statePersisted(r) ? 1 : 0, unit: 'bool' },
       control_domain_bytes: { value: 0, unit: 'bytes' },
       boot_trial_ms: { value: Math.round(r.first.ms), unit: 'ms' },

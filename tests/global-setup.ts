@@ -3,6 +3,7 @@
 import { bundleCli } from '../sdk/cli/bundle.mjs';
 import { listBoards, loadBoard } from '../sdk/board';
 import { buildBoardKernel } from '../sdk/kernel/board';
+import { buildBoardXen } from '../sdk/xen/build';
 
 export default async function setup(): Promise<void> {
   await bundleCli();
@@ -25,4 +26,10 @@ async function buildBoardKernels(): Promise<void> {
     const k = await buildBoardKernel(board);
     if (!k.cached) process.stdout.write(`global-setup: built the ${board.id} kernel (Linux ${k.release}, ${k.image.length} bytes) in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
   }));
+  // Xen built from Debian's source (xen.source "debian-source", sdk/xen): once per run, cached (.cache/signet/xen).
+  for (const board of listBoards().map((id) => loadBoard(id)).filter((b) => b.xen?.source === 'debian-source')) {
+    const t = Date.now();
+    const x = await buildBoardXen(board);
+    if (!x.cached) process.stdout.write(`global-setup: built Xen ${x.version} for ${board.id} (${x.image.length} bytes) in ${((Date.now() - t) / 1000).toFixed(0)} s\n`);
+  }
 }

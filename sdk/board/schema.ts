@@ -37,7 +37,22 @@ export interface Board {
     /** The linux-source version to build, e.g. "6.1" (required for "debian-source"). */
     version?: string;
   };
-  xen?: { package: string; dom0Memory?: number; domUMemoryMb: number; bootargs?: string };
+  xen?: {
+    package: string;
+    dom0Memory?: number;
+    domUMemoryMb: number;
+    bootargs?: string;
+    /**
+     * Where Xen comes from: "debian-binary" (default: the Debian package above) or "debian-source"
+     * (built by `signet xen build` from Debian's pinned xen source package `version` with
+     * boards/<id>/xen.config, sdk/xen; static memory and a direct-mapped DomU with a NIC).
+     */
+    source?: 'debian-binary' | 'debian-source';
+    /** The pinned xen source package version, e.g. "4.17.5+72-g01140da4e8-1" (for "debian-source"). */
+    version?: string;
+    /** Host address of the DomU's static, direct-mapped RAM (domUMemoryMb long), e.g. "0x50000000" (for "debian-source"). */
+    staticMemory?: string;
+  };
   loadAddresses: { kernel: string; ramdisk: string; fdt: string; fit: string };
   flash: {
     device: string;
@@ -115,7 +130,15 @@ export const BOARD_SCHEMA: Rule = O({
     source: [E('debian-binary', 'debian-source'), 'optional'],
     version: [S(/^[0-9]+\.[0-9]+$/), 'optional'],
   }),
-  xen: [O({ package: S(/^[a-z0-9][a-z0-9.+-]+$/), dom0Memory: [I(0, 65536), 'optional'], domUMemoryMb: I(16, 65536), bootargs: [S(), 'optional'] }), 'optional'],
+  xen: [O({
+    package: S(/^[a-z0-9][a-z0-9.+-]+$/),
+    dom0Memory: [I(0, 65536), 'optional'],
+    domUMemoryMb: I(16, 65536),
+    bootargs: [S(), 'optional'],
+    source: [E('debian-binary', 'debian-source'), 'optional'],
+    version: [S(/^[0-9][A-Za-z0-9.+~-]{0,80}$/), 'optional'],
+    staticMemory: [H, 'optional'],
+  }), 'optional'],
   loadAddresses: O({ kernel: H, ramdisk: H, fdt: H, fit: H }),
   flash: O({
     device: S(/^\/dev\/[A-Za-z0-9/_-]+$/),
@@ -221,6 +244,7 @@ export function layoutErrors(b: Board): string[] {
   const bb = parts.find((p) => p.name === 'slot_b');
   if (a && bb && a.size !== bb.size) errs.push('flash.partitions: slot_a and slot_b must be the same size');
   if (b.hypervisor === 'xen' && !b.xen) errs.push('xen: required for hypervisor "xen"');
+  if (b.xen?.source === 'debian-source' && (!b.xen.version || !b.xen.staticMemory)) errs.push('xen: source "debian-source" needs version and staticMemory');
   if (b.kernel.source === 'debian-source' && !b.kernel.version) errs.push('kernel.version: required for kernel.source "debian-source" (the linux-source version, e.g. "6.1")');
   const net = b.network;
   if (net && net.mode === 'static' && !net.address) errs.push('network.address: required with mode "static"');

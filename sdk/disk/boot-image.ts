@@ -37,6 +37,7 @@ import { gzipDeterministic, isGzip } from './gzip';
 import { buildInitramfs } from './initramfs';
 import { fetchKernel, kernelConfigValue, kernelModules, KVM_BLOCK_MODULES, KVM_NET_MODULES, type BoardKernel } from './kernel';
 import { networkConfLine } from './network';
+import { xenHasNetwork } from './xen-net';
 import { dumpMachineDtb, kernelDtb } from './qemu';
 
 export interface BootImageOptions {
@@ -90,8 +91,10 @@ export async function buildBoardInitramfs(board: Board, kernel: BoardKernel, roo
   const stage = await buildBootStage({ board, rootJson, testMode, ...boot });
   const kvm = board.hypervisor === 'kvm';
   const modules = kvm ? kernelModules(kernel, [...KVM_BLOCK_MODULES, ...KVM_NET_MODULES]) : [];
-  // kvm guests bring up virtio-net themselves; Xen networking is its own later work.
-  const network = kvm ? networkConfLine(board) : undefined;
+  // The guest brings up its NIC itself: virtio-net on kvm, the passed-through virtio-mmio NIC on a
+  // Xen board built from source (xen-net.ts); without a NIC (`signet run` without --net) /init says
+  // "host[NET] no network" and goes on.
+  const network = kvm || xenHasNetwork(board) ? networkConfLine(board) : undefined;
   const initramfs = await buildInitramfs({ arch: board.arch, bootJs: stage.code, modules, mtime, network });
   return { initramfs, modules: modules.map((m) => m.name), bootJsBytes: stage.code.length };
 }

@@ -23,7 +23,9 @@ import { initKeys } from '../keys/keyset';
 import { asSignetError } from './errors';
 import { checkQemuInstalled, GuestConsole } from './qemu';
 import type { KernelSourceKind } from './kernel';
+import type { GuestNetwork } from './network';
 import type { GuestRunOptions, StartedGuest } from './run-types';
+import { checkXenNetwork } from './xen-net';
 import { checkXenBoard, fetchXen, guestForApp, guestFromDisk, prepareXenBoot, type XenBootPlan, type XenGuestImages } from './xen';
 import { XenError } from './xen-errors';
 import { domUFlashHeadBytes, writeFreshFlash } from './xen-flash';
@@ -111,9 +113,11 @@ async function launch(board: Board, plan: XenBootPlan, o: { onOutput?: (chunk: s
   }
 }
 
-async function plan(board: Board, guest: XenGuestImages, flashFile: string, halt: boolean): Promise<XenBootPlan> {
+async function plan(board: Board, guest: XenGuestImages, flashFile: string, halt: boolean, network?: GuestNetwork): Promise<XenBootPlan> {
+  checkXenBoard(board);
+  if (network) checkXenNetwork(board);
   const [platformDtb, xen] = await Promise.all([dumpQemuDtb(board), fetchXen(board)]);
-  const p = prepareXenBoot({ board, guest, flashFile, halt, platformDtb }, xen);
+  const p = prepareXenBoot({ board, guest, flashFile, halt, platformDtb, network }, xen);
   checkQemuPlacement(p, platformDtb, board);
   return p;
 }
@@ -126,7 +130,7 @@ export async function startXen(o: GuestRunOptions): Promise<StartedGuest> {
   try {
     checkXenBoard(o.board);
     const guest = guestFromDisk(o.board, o.disk, o.keyDtb);
-    const p = await plan(o.board, guest, o.disk, o.halt ?? false);
+    const p = await plan(o.board, guest, o.disk, o.halt ?? false, o.network);
     return await launch(o.board, p, { onOutput: o.onOutput, extraArgs: o.extraArgs });
   } catch (e) {
     throw asSignetError(e);
@@ -154,6 +158,14 @@ export interface RunXenOptions {
   consoleToTerminal?: boolean;
   /** Stop the guest after this long (DiskError E_RUN_TIMEOUT); default 10 minutes. */
   timeoutMs?: number;
+  /**
+   * A NIC on QEMU's user-mode network, passed through to the DomU, with host ports forwarded on
+   * 127.0.0.1 (the guest gets 10.0.2.15 by DHCP, the host is 10.0.2.2). Needs Xen and the DomU
+   * kernel built from source (E_XEN_NET otherwise).
+   */
+  network?: GuestNetwork;
+  /** Called once QEMU has started (e.g. to start polling a forwarded port). */
+  onStarted?: () => void;
 }
 
 export interface RunXenResult {
@@ -206,7 +218,7 @@ export async function runXen(opts: RunXenOptions): Promise<RunXenResult> {
       writeFileSync(flashFile, opts.disk!);
       guest = guestFromDisk(board, flashFile, opts.keyDtb);
     }
-    return await bootPlan(opts, await plan(board, guest, flashFile, opts.halt));
+    return await bootPlan(opts, await plan(board, guest, flashFile, opts.halt, opts.network));
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -234,6 +246,7 @@ async function bootPlan(opts: RunXenOptions, p: XenBootPlan): Promise<RunXenResu
       opts.onLine?.(line);
     },
   });
+  opts.onStarted?.();
   try {
     await started.guest.waitExit(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   } finally {

@@ -71,6 +71,12 @@ export interface DomUSpec {
   ramdisk?: XenBootModule;
   /** A partial device tree (passthrough.ts's `buildPassthroughDtb`): devices Xen hands the guest. */
   deviceTree?: XenBootModule;
+  /**
+   * Static memory (`xen,static-mem`, Xen with CONFIG_STATIC_MEMORY): the guest's RAM is this host
+   * range, memoryKb long; with `directMap` (`direct-map`) mapped 1:1, guest physical == host physical.
+   */
+  staticMemory?: XenBootModule;
+  directMap?: boolean;
 }
 
 export interface Dom0lessConfig {
@@ -197,8 +203,10 @@ export function addDom0less(fdt: Fdt, cfg: Dom0lessConfig): void {
     { what: `${d.name} kernel`, m: d.kernel },
     ...(d.ramdisk ? [{ what: `${d.name} ramdisk`, m: d.ramdisk }] : []),
     ...(d.deviceTree ? [{ what: `${d.name} partial device tree`, m: d.deviceTree }] : []),
+    ...(d.staticMemory ? [{ what: `${d.name} static memory`, m: d.staticMemory }] : []),
   ]);
   checkModules(ram, all);
+  for (const d of cfg.domUs) checkStaticMemory(d);
   const cells: 1 | 2 = all.every((x) => end(x.m) <= U32_LIMIT) ? 1 : 2;
 
   chosen.properties = chosen.properties.filter((p) => !(VOLATILE_CHOSEN_PROPERTIES as readonly string[]).includes(p.name));
@@ -221,10 +229,32 @@ export function addDom0less(fdt: Fdt, cfg: Dom0lessConfig): void {
       u32Prop('cpus', d.cpus),
     ];
     if (d.vpl011) props.push(fdtProp('vpl011', new Uint8Array(0)));
+    if (d.staticMemory) props.push(fdtProp('xen,static-mem', cellsValue([d.staticMemory.address, d.staticMemory.size], cells)));
+    if (d.directMap) props.push(fdtProp('direct-map', new Uint8Array(0)));
     const children = [moduleNode(MULTIBOOT_KERNEL, d.kernel, cells, d.kernel.bootargs)];
     if (d.ramdisk) children.push(moduleNode(MULTIBOOT_RAMDISK, d.ramdisk, cells));
     if (d.deviceTree) children.push(moduleNode(MULTIBOOT_DEVICE_TREE, d.deviceTree, cells));
     chosen.children.push(fdtNode(d.name, props, children));
+  }
+}
+
+/**
+ * Linux on arm32 needs its RAM to start on a 2 MiB boundary (ARM_PATCH_PHYS_VIRT), and Xen's
+ * `memory` must equal the static range; `direct-map` needs static memory (Xen panics otherwise).
+ */
+export const STATIC_MEMORY_ALIGN = 2 * 1024 * 1024;
+
+function checkStaticMemory(d: DomUSpec): void {
+  if (d.directMap && !d.staticMemory) {
+    throw new XenError('E_XEN_ADDRESS', `${d.name} is direct-mapped without static memory`, 'give the board xen.staticMemory');
+  }
+  const m = d.staticMemory;
+  if (!m) return;
+  if (m.address % STATIC_MEMORY_ALIGN !== 0) {
+    throw new XenError('E_XEN_ADDRESS', `${d.name} static memory starts at ${hex(m.address)}, not on a 2 MiB boundary (Linux on arm32 cannot start its RAM there)`, 'move xen.staticMemory to a multiple of 0x200000');
+  }
+  if (m.size !== d.memoryKb * 1024) {
+    throw new XenError('E_XEN_ADDRESS', `${d.name} static memory is ${m.size} bytes but its memory is ${d.memoryKb} KiB`, 'make them equal (xen.domUMemoryMb)');
   }
 }
 
@@ -254,7 +284,13 @@ export function readDom0less(fdt: Fdt): Dom0lessConfig {
       memoryKb: readCells(mem, 2, `/chosen/${node.name} memory`)[0]!,
       cpus: readU32(cpus, `/chosen/${node.name} cpus`),
       vpl011: getProp(node, 'vpl011') !== undefined,
+      ...(getProp(node, 'direct-map') !== undefined ? { directMap: true } : {}),
     };
+    const staticMem = getProp(node, 'xen,static-mem');
+    if (staticMem) {
+      const [address, size] = [...readCells(staticMem.subarray(0, 4 * ac), ac, 'xen,static-mem'), ...readCells(staticMem.subarray(4 * ac, 4 * (ac + sc)), sc, 'xen,static-mem')];
+      spec.staticMemory = { address: address!, size: size! };
+    }
     for (const m of node.children) {
       const list = readStringList(getProp(m, 'compatible') ?? stringValue(''), `${m.name} compatible`);
       const reg = getProp(m, 'reg');

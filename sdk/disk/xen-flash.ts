@@ -35,6 +35,7 @@ import { writeCpio } from './cpio';
 import { flashLayout, withDiskFile } from './disk';
 import { DiskError } from './errors';
 import { hex, rootChildRanges } from './xen-dt';
+import { gicPlaceholder, nicNode, type PassthroughNic } from './xen-net';
 import { XenError } from './xen-errors';
 
 /** The device node the DomU kernel's mtdblock gives the passed-through flash (its only MTD device). */
@@ -47,7 +48,7 @@ export const DOMU_FLASH_DEVICE = '/dev/mtdblock0';
 export const QEMU_VIRT_PFLASH = { unit: 1, address: 0x04000000, size: 64 * 1024 * 1024, eraseBlock: 256 * 1024 } as const;
 
 /**
- * Where the DomU sees its flash: a hole in Xen 4.17's guest memory map (public/arch-arm.h: GIC
+ * Where a DomU that is not direct-mapped sees its flash: a hole in Xen 4.17's guest memory map (public/arch-arm.h: GIC
  * regions end at 0x04020000, vPCI ECAM starts at 0x10000000), 64 MiB aligned.
  */
 export const DOMU_FLASH_GUEST_ADDRESS = 0x08000000;
@@ -97,7 +98,7 @@ export function checkEraseLayout(board: Board, eraseBlock: number): void {
  * The bank to pass through, checked against the platform tree (a `cfi-flash` node must cover
  * it) and the board (its flash must be exactly the bank, with its device the guest's mtdblock).
  */
-export function passthroughFlash(board: Board, platform: Fdt): PassthroughFlash {
+export function passthroughFlash(board: Board, platform: Fdt, directMap = false): PassthroughFlash {
   const bank = QEMU_VIRT_PFLASH;
   if (board.flash.size !== bank.size) {
     throw new XenError('E_XEN_BOARD', `the flash of ${board.id} is ${board.flash.size} bytes but the NOR bank passed to the DomU is ${bank.size}`, `set flash.size to ${bank.size} in boards/${board.id}/board.json`);
@@ -115,7 +116,8 @@ export function passthroughFlash(board: Board, platform: Fdt): PassthroughFlash 
   if (!node || !width) {
     throw new XenError('E_XEN_DTB', `the platform device tree has no cfi-flash node with a bank-width covering ${hex(bank.address)}+${hex(bank.size)}`, 'boot a machine with NOR flash there (QEMU virt)');
   }
-  return { hostAddress: bank.address, guestAddress: DOMU_FLASH_GUEST_ADDRESS, size: bank.size, bankWidth: readU32(width, `/${node.name} bank-width`), eraseBlock: bank.eraseBlock };
+  // A direct-mapped DomU sees the host's memory map (its GIC at 0x08000000): the bank goes 1:1.
+  return { hostAddress: bank.address, guestAddress: directMap ? bank.address : DOMU_FLASH_GUEST_ADDRESS, size: bank.size, bankWidth: readU32(width, `/${node.name} bank-width`), eraseBlock: bank.eraseBlock };
 }
 
 /**
@@ -132,7 +134,7 @@ export function passthroughFlash(board: Board, platform: Fdt): PassthroughFlash 
  *
  * Xen copies the node into the guest's tree without the xen,* properties.
  */
-export function buildPassthroughDtb(f: PassthroughFlash): Uint8Array {
+export function buildPassthroughDtb(f: PassthroughFlash, nic?: PassthroughNic): Uint8Array {
   const flash = fdtNode(`flash@${f.guestAddress.toString(16)}`, [
     stringProp('compatible', CFI_FLASH_COMPATIBLE),
     fdtProp('reg', cellsValue([0, f.guestAddress, 0, f.size], 1)),
@@ -145,8 +147,9 @@ export function buildPassthroughDtb(f: PassthroughFlash): Uint8Array {
     fdtProp('ranges', new Uint8Array(0)),
     u32Prop('#address-cells', 2),
     u32Prop('#size-cells', 2),
-  ], [flash]);
-  return encodeFdt(newFdt(fdtNode('', [u32Prop('#address-cells', 2), u32Prop('#size-cells', 2)], [passthrough])));
+  ], nic ? [flash, nicNode(nic)] : [flash]);
+  // The NIC's interrupt-parent is the /gic placeholder, which Xen replaces by the guest's GIC.
+  return encodeFdt(newFdt(fdtNode('', [u32Prop('#address-cells', 2), u32Prop('#size-cells', 2)], nic ? [gicPlaceholder(), passthrough] : [passthrough])));
 }
 
 /** The security counter an image claims, unverified (the device decides; this only seeds the floor). */

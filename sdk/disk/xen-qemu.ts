@@ -20,6 +20,7 @@ import { machineArgs } from './qemu';
 import { checkXenBoard, dtbFootprint, type XenBootPlan } from './xen';
 import { checkModules, hex, memoryRanges } from './xen-dt';
 import { XenError } from './xen-errors';
+import { xenNetworkArgs } from './xen-net';
 
 /** hw/arm/boot.c KERNEL_LOAD_ADDR: where QEMU copies a zImage (here, Xen) above RAM base. */
 export const QEMU_KERNEL_OFFSET = 0x10000;
@@ -77,6 +78,7 @@ export function checkQemuPlacement(plan: XenBootPlan, platformDtb: Uint8Array, b
     { what: 'the DomU kernel', m: { address: plan.kernel.address, size: plan.kernel.image.length } },
     { what: 'the DomU ramdisk', m: { address: plan.ramdisk.address, size: plan.ramdisk.image.length } },
     ...(plan.passthrough ? [{ what: 'the DomU partial device tree', m: { address: plan.passthrough.partialDtb.address, size: plan.passthrough.partialDtb.image.length } }] : []),
+    ...(plan.staticMemory ? [{ what: 'the DomU static memory (xen.staticMemory)', m: plan.staticMemory }] : []),
   ]);
 }
 
@@ -110,6 +112,8 @@ export function xenQemuArgs(board: Board, plan: XenBootPlan, f: XenQemuFiles): s
       // The guest's flash: written in place, so its state is there at the next boot.
       '-drive', `if=pflash,unit=${plan.passthrough.flash.pflashUnit},format=raw,file=${qemuOptionValue(plan.passthrough.flash.file)}`,
     ] : []),
+    // The DomU's NIC (xen-net.ts): QEMU's first virtio device, on the transport Xen passes through.
+    ...(plan.network ? xenNetworkArgs(plan.network.qemu) : []),
     '-qmp', `unix:${f.qmpSocket},server=on,wait=off`,
   ];
 }

@@ -30,6 +30,9 @@ import { DiskError } from './errors';
 import { fetchKernel } from './kernel';
 import { buildXenDtb, checkModules, hex, memoryRanges, type Dom0lessConfig } from './xen-dt';
 import { XenError } from './xen-errors';
+import type { GuestNetwork } from './network';
+import { checkXenNetwork, passthroughNic, type PassthroughNic } from './xen-net';
+import { buildBoardXen } from '../xen/build';
 import { buildPassthroughDtb, DOMU_FLASH_FILE, domUFlashCpio, kernelDrivesFlash, passthroughFlash, QEMU_VIRT_PFLASH } from './xen-flash';
 
 /** What runs in the DomU: kernel, boot initramfs and the kernel command line it was built with. */
@@ -49,6 +52,8 @@ export interface XenBootInput {
   halt: boolean;
   /** The platform's device tree (for QEMU: its `dumpdtb` output, see xen-qemu.ts). */
   platformDtb: Uint8Array;
+  /** A NIC on QEMU's user-mode network, passed through to the DomU (xen-net.ts); none without. */
+  network?: GuestNetwork;
 }
 
 export interface XenBootPlan {
@@ -66,6 +71,10 @@ export interface XenBootPlan {
   };
   /** The tree Xen boots with and the address the platform puts it at. */
   dtb: { image: Uint8Array; address: number };
+  /** The DomU's RAM as a fixed host range, mapped 1:1 (Xen built from source). */
+  staticMemory?: { address: number; size: number };
+  /** The NIC passed through and the user-mode network QEMU gives it. */
+  network?: { nic: PassthroughNic; qemu: GuestNetwork };
   config: Dom0lessConfig;
 }
 
@@ -91,9 +100,14 @@ export function checkXenBoard(board: Board): asserts board is Board & { xen: Non
   }
 }
 
-/** The hypervisor image in the board's Xen package (e.g. /boot/xen-4.17-armhf). */
+/**
+ * The hypervisor image: built from Debian's pinned source with the board's xen.config
+ * (`xen.source: "debian-source"`, sdk/xen, cached), or the one in the board's Xen package
+ * (e.g. /boot/xen-4.17-armhf).
+ */
 export async function fetchXen(board: Board): Promise<Uint8Array> {
   checkXenBoard(board);
+  if (board.xen.source === 'debian-source') return (await buildBoardXen(board)).image;
   const root = await fetchDeb(board.xen.package, board.arch);
   let names: string[] = [];
   try {
@@ -156,8 +170,13 @@ export function prepareXenBoot(i: XenBootInput, xen: Uint8Array): XenBootPlan {
   const flashCopy = passthrough ? new Uint8Array(0) : domUFlashCpio(board, i.flashFile);
   const ramdisk = passthrough ? i.guest.initramfs : concatBytes([i.guest.initramfs, flashCopy]);
   const bootargs = domUBootargs(i.guest.bootargs, i.halt, passthrough ? undefined : DOMU_FLASH_FILE);
-  const flash = passthrough ? passthroughFlash(board, decodeFdt(i.platformDtb)) : undefined;
-  const partial = flash && buildPassthroughDtb(flash);
+  const staticMemory = staticMemoryOf(board);
+  const directMap = staticMemory !== undefined;
+  if (i.network) checkXenNetwork(board);
+  const platform = decodeFdt(i.platformDtb);
+  const flash = passthrough ? passthroughFlash(board, platform, directMap) : undefined;
+  const nic = i.network ? passthroughNic(platform) : undefined;
+  const partial = flash && buildPassthroughDtb(flash, nic);
   const ramdiskAddress = address(board, 'ramdisk');
   const partialAddress = Math.ceil((ramdiskAddress + ramdisk.length) / MODULE_ALIGN) * MODULE_ALIGN;
   const domU = {
@@ -168,6 +187,7 @@ export function prepareXenBoot(i: XenBootInput, xen: Uint8Array): XenBootPlan {
     kernel: { address: address(board, 'kernel'), size: i.guest.kernel.length, bootargs },
     ramdisk: { address: ramdiskAddress, size: ramdisk.length },
     ...(partial ? { deviceTree: { address: partialAddress, size: partial.length } } : {}),
+    ...(staticMemory ? { staticMemory, directMap } : {}),
   };
   const config: Dom0lessConfig = { xenBootargs: board.xen.bootargs ?? 'console=dtuart', domUs: [domU] };
   const dtb = buildXenDtb(i.platformDtb, config);
@@ -178,6 +198,7 @@ export function prepareXenBoot(i: XenBootInput, xen: Uint8Array): XenBootPlan {
     { what: 'the DomU kernel', m: domU.kernel },
     { what: 'the DomU ramdisk', m: domU.ramdisk },
     ...(domU.deviceTree ? [{ what: 'the DomU partial device tree', m: domU.deviceTree }] : []),
+    ...(staticMemory ? [{ what: 'the DomU static memory (xen.staticMemory)', m: staticMemory }] : []),
   ]);
   return {
     xen: { image: xen },
@@ -190,6 +211,15 @@ export function prepareXenBoot(i: XenBootInput, xen: Uint8Array): XenBootPlan {
       },
     } : {}),
     dtb: { image: dtb, address: dtbAddress },
+    ...(staticMemory ? { staticMemory } : {}),
+    ...(nic && i.network ? { network: { nic, qemu: i.network } } : {}),
     config,
   };
+}
+
+/** The DomU's static, direct-mapped RAM (Xen built from source): xen.staticMemory, domUMemoryMb long. */
+export function staticMemoryOf(board: Board & { xen: NonNullable<Board['xen']> }): { address: number; size: number } | undefined {
+  if (board.xen.source !== 'debian-source') return undefined;
+  if (!board.xen.staticMemory) throw new XenError('E_XEN_BOARD', `board ${board.id} builds Xen from source but names no xen.staticMemory`, 'set xen.staticMemory to a free 2 MiB-aligned host RAM address');
+  return { address: Number.parseInt(board.xen.staticMemory, 16), size: board.xen.domUMemoryMb * 1024 * 1024 };
 }

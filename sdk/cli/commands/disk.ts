@@ -4,6 +4,7 @@ import { buildDisk } from '../../disk/disk';
 import { asSignetError } from '../../disk/errors';
 import { FIT_KEY_NAME, loadFitSigner } from '../../disk/fit-key';
 import { checkForwards, parseForward, type GuestNetwork } from '../../disk/network';
+import { checkXenNetwork } from '../../disk/xen-net';
 import { runDisk } from '../../disk/run';
 import { publicKeyDtb } from '../../fit/keydtb';
 import { MAX_KEY_DTB_FILE, readInputFile } from '../../util/files';
@@ -233,7 +234,8 @@ function networkOption(net: string | undefined, forwards: string[] | undefined, 
     return undefined;
   }
   if (net !== 'user') throw new UsageError(`--net ${net} is not a network Signet can give a guest`, 'use --net user');
-  if (board.hypervisor !== 'kvm') throw new UsageError(`--net is for kvm boards; ${board.id} is a ${board.hypervisor} board`, 'boot without --net');
+  if (board.hypervisor === 'xen') checkXenNetwork(board);
+  else if (board.hypervisor !== 'kvm') throw new UsageError(`--net is for kvm and xen boards; ${board.id} is a ${board.hypervisor} board`, 'boot without --net');
   const list = (forwards ?? []).map(parseForward);
   checkForwards(list);
   return { mode: 'user', forwards: list };

@@ -4,7 +4,7 @@ import { build, init } from './build';
 import { disk, fit, run } from './disk';
 import { flash, serialConsole } from './flash';
 import { inspect } from './inspect';
-import { kernelBuild } from './kernel';
+import { kernelBuild, xenBuild } from './kernel';
 import { keysInit } from './keys';
 import { sign } from './sign';
 import { tcb } from './tcb';
@@ -18,6 +18,6 @@ import { rootNew, rootPush, rootSign, rootVerify } from './root';
 import { targetsResign } from './targets';
 import { mirrorSync } from './mirror';
 
-export const COMMANDS: Command[] = [init, keysInit, build, sign, inspect, verify, tcb, boardsList, boardsShow, kernelBuild, fit, disk, run, flash, serialConsole,
+export const COMMANDS: Command[] = [init, keysInit, build, sign, inspect, verify, tcb, boardsList, boardsShow, kernelBuild, xenBuild, fit, disk, run, flash, serialConsole,
   server, serverKeys, serverAudit, publish, rolloutCreate, rolloutStatus, rolloutPause, rolloutResume, rolloutPromote, deviceEnroll, deviceRevoke, deviceList, deviceSimulate, deviceProvision,
   keysNew, rootNew, rootSign, rootVerify, rootPush, targetsResign, mirrorSync];
