@@ -50,6 +50,15 @@ describe('power-cut sweep', () => {
     // Both outcomes occur: cuts before the trial is armed keep 1.2.0, later ones reach 1.3.0.
     expect(Object.keys(r.outcomes).sort()).toEqual(['a@1.2.0', 'b@1.3.0']);
   });
+  it('cycle 1 on the erase-block double (8 KiB blocks): erases are cut points too, and every one reboots into a verified app', () => {
+    const sectors = powerCutSweep(input(big130, true));
+    const r = powerCutSweep({ ...input(big130, true), eraseBlockSize: 8192 });
+    expect(r.reference.map((b) => b.ran)).toEqual(['a@1.2.0', 'b@1.3.0', 'b@1.3.0']);
+    expect(r.cutPoints).toBeGreaterThan(sectors.cutPoints);
+    expect(r.unbootable).toBe(0);
+    expect(r.unexpected).toBe(0);
+    expect(Object.keys(r.outcomes).sort()).toEqual(['a@1.2.0', 'b@1.3.0']);
+  });
   it('cycle 2 (stage, trial never confirmed): every cut point reboots into a verified app', () => {
     const r = powerCutSweep(input(big130NoConfirm, false));
     expect(r.reference.map((b) => b.ran)).toEqual(['a@1.2.0', 'b@1.3.0', 'b@1.3.0', 'b@1.3.0', 'a@1.2.0', 'a@1.2.0']);

@@ -9,13 +9,12 @@
  */
 import type { ImageCrypto } from '../../sdk/image/crypto';
 import type { RootSigned } from '../../sdk/ota/metadata';
-import { PartitionDevice, type BlockDevice } from '../../bootloader/src/block';
-import { SimFlash } from '../../bootloader/src/block-sim';
+import { bootOnce, cutEverywhere, factoryFlash, sweepPart, type SweepDevice } from '../../bootloader/powercut';
+import type { BlockDevice } from '../../bootloader/src/block';
 import { ConfigStore } from '../../bootloader/src/configstore';
-import { errorCode } from '../../bootloader/src/errors';
 import { readRootChain } from '../../bootloader/src/rootstore';
-import { provisionFlash, type FlashLayout } from '../../bootloader/src/provision';
-import { BootStage } from '../../bootloader/src/stage';
+import type { BootStage } from '../../bootloader/src/stage';
+import type { FlashLayout } from '../../bootloader/src/provision';
 import { readState } from '../../bootloader/src/state';
 
 export interface EraseSweepInput {
@@ -50,10 +49,6 @@ class SectorView implements BlockDevice {
   flush(): void { this.dev.flush(); }
 }
 
-function partOf(flash: SimFlash, inp: EraseSweepInput, x: { offset: number; size: number }): PartitionDevice {
-  return new PartitionDevice(inp.hideEraseBlock ? new SectorView(flash) : flash, x.offset, x.size);
-}
-
 /** What a cut run promised before the cut: the floor and config value a completed write left. */
 interface Promised { floor: number; boots: number; chainLinks: number }
 
@@ -77,83 +72,59 @@ function flashBytes(inp: EraseSweepInput): number {
   return Math.ceil(end / inp.eraseBlockSize) * inp.eraseBlockSize;
 }
 
-function fresh(inp: EraseSweepInput): SimFlash {
-  const f = new SimFlash(flashBytes(inp), 512, undefined, inp.eraseBlockSize);
-  provisionFlash(inp.hideEraseBlock ? new SectorView(f) : f, inp.layout, { slotA: inp.factory, securityFloor: inp.factoryCounter });
-  const cfg = ConfigStore.inStatePartition(partOf(f, inp, inp.layout.state));
-  cfg.set(FACTORY_KEY, 'router-1');
-  cfg.set(BOOTS_KEY, '0');
-  f.sectorWrites = 0;
-  return f;
-}
-
-/** One boot: the app confirms, then counts the boot in the config store; optionally stage. */
-function bootOnce(flash: SimFlash, inp: EraseSweepInput, stageUpdate: boolean, promised: Promised): string | null {
-  const p = (x: { offset: number; size: number }) => partOf(flash, inp, x);
-  const stage = new BootStage({
-    slots: { a: p(inp.layout.slot_a), b: p(inp.layout.slot_b) },
-    state: p(inp.layout.state),
-    root: inp.root,
-    board: inp.board,
-    crypto: inp.crypto,
-    now: () => null,
-    log: () => undefined,
-    trialTries: 3,
-  });
-  const choice = stage.boot();
-  if (!choice) return null;
-  stage.confirm();
-  const st = readState(p(inp.layout.state)).state;
-  if (st) promised.floor = Math.max(promised.floor, st.securityFloor);
-  const cfg = ConfigStore.inStatePartition(p(inp.layout.state));
-  const boots = Number(cfg.get(BOOTS_KEY) ?? '0') + 1;
-  cfg.set(BOOTS_KEY, String(boots));
-  promised.boots = boots;
-  if (stageUpdate && inp.rotateRoot) {
-    stage.installRootChain([inp.rotateRoot]);
-    promised.chainLinks = 1;
-  }
-  if (stageUpdate) stage.stageImage(inp.update);
-  return choice.slot + '@' + choice.image.manifest.version;
-}
-
-function cycle(f: SimFlash, inp: EraseSweepInput, promised: Promised, log: (string | null)[]): void {
-  log.push(bootOnce(f, inp, true, promised));
-  for (let i = 0; i < inp.bootsAfterStage; i++) log.push(bootOnce(f, inp, false, promised));
+/** The app of this cycle: confirms, then counts the boot in the config store; optionally rotates the root and stages. */
+function appOf(d: SweepDevice, inp: EraseSweepInput, flash: BlockDevice, stageUpdate: boolean, promised: Promised) {
+  return (stage: BootStage) => {
+    const state = sweepPart(flash, d, inp.layout.state);
+    stage.confirm();
+    const st = readState(state).state;
+    if (st) promised.floor = Math.max(promised.floor, st.securityFloor);
+    const cfg = ConfigStore.inStatePartition(state);
+    const boots = Number(cfg.get(BOOTS_KEY) ?? '0') + 1;
+    cfg.set(BOOTS_KEY, String(boots));
+    promised.boots = boots;
+    if (stageUpdate && inp.rotateRoot) {
+      stage.installRootChain([inp.rotateRoot]);
+      promised.chainLinks = 1;
+    }
+    if (stageUpdate) stage.stageImage(inp.update);
+  };
 }
 
 export function erasePowercutSweep(inp: EraseSweepInput): EraseSweepResult {
-  const ref = fresh(inp);
-  const reference: (string | null)[] = [];
-  cycle(ref, inp, { floor: inp.factoryCounter, boots: 0, chainLinks: 0 }, reference);
-  const total = ref.sectorWrites;
+  const d: SweepDevice = { ...inp, trialTries: 3, view: inp.hideEraseBlock ? (f) => new SectorView(f) : undefined };
   const failures: EraseCutFailure[] = [];
   const outcomes: Record<string, number> = {};
-  for (let k = 0; k < total; k++) {
-    const f = fresh(inp);
-    const promised: Promised = { floor: inp.factoryCounter, boots: 0, chainLinks: 0 };
-    f.cutPowerAfter(k);
-    try {
-      cycle(f, inp, promised, []);
-      throw new Error(`cut after ${k} of ${total} writes did not happen`);
-    } catch (e) {
-      if (errorCode(e) !== 'E_POWER_CUT') throw e;
-    }
-    const dev = f.reboot();
-    const part = partOf(dev, inp, inp.layout.state);
-    // Read before booting: the boot's own writes must not hide what the cut left.
-    const st = readState(part).state;
-    const cfg = ConfigStore.inStatePartition(part);
-    const fail = (what: string) => failures.push({ cutAfter: k, what });
-    if (!st) fail('no valid boot state');
-    else if (st.securityFloor < promised.floor) fail(`floor ${st.securityFloor} below the confirmed ${promised.floor}`);
-    if (cfg.get(FACTORY_KEY) !== 'router-1') fail('config store lost ' + FACTORY_KEY);
-    const boots = Number(cfg.get(BOOTS_KEY) ?? '-1');
-    if (boots < promised.boots) fail(`config store rolled back: ${BOOTS_KEY}=${boots}, last written ${promised.boots}`);
-    if (readRootChain(part).links.length < promised.chainLinks) fail('root chain lost its installed link');
-    const ran = bootOnce(dev, inp, false, { floor: 0, boots: 0, chainLinks: 0 });
-    outcomes[ran ?? 'recovery'] = (outcomes[ran ?? 'recovery'] ?? 0) + 1;
-    if (!ran) fail('nothing boots');
-  }
-  return { cutPoints: total, failures, outcomes, reference: reference.map((r) => r ?? 'recovery') };
+  const r = cutEverywhere<{ promised: Promised; log: string[] }>({
+    fresh: () => {
+      const f = factoryFlash(d, { flashBytes: flashBytes(inp), factory: inp.factory, factoryCounter: inp.factoryCounter, eraseBlockSize: inp.eraseBlockSize });
+      const cfg = ConfigStore.inStatePartition(sweepPart(f, d, inp.layout.state));
+      cfg.set(FACTORY_KEY, 'router-1');
+      cfg.set(BOOTS_KEY, '0');
+      f.sectorWrites = 0;
+      return f;
+    },
+    context: () => ({ promised: { floor: inp.factoryCounter, boots: 0, chainLinks: 0 }, log: [] }),
+    cycle: (f, c) => {
+      c.log.push(bootOnce(f, d, appOf(d, inp, f, true, c.promised)).ran ?? 'recovery');
+      for (let i = 0; i < inp.bootsAfterStage; i++) c.log.push(bootOnce(f, d, appOf(d, inp, f, false, c.promised)).ran ?? 'recovery');
+    },
+    afterCut: (dev, k, { promised }) => {
+      const part = sweepPart(dev, d, inp.layout.state);
+      // Read before booting: the boot's own writes must not hide what the cut left.
+      const st = readState(part).state;
+      const cfg = ConfigStore.inStatePartition(part);
+      const fail = (what: string) => failures.push({ cutAfter: k, what });
+      if (!st) fail('no valid boot state');
+      else if (st.securityFloor < promised.floor) fail(`floor ${st.securityFloor} below the confirmed ${promised.floor}`);
+      if (cfg.get(FACTORY_KEY) !== 'router-1') fail('config store lost ' + FACTORY_KEY);
+      const boots = Number(cfg.get(BOOTS_KEY) ?? '-1');
+      if (boots < promised.boots) fail(`config store rolled back: ${BOOTS_KEY}=${boots}, last written ${promised.boots}`);
+      if (readRootChain(part).links.length < promised.chainLinks) fail('root chain lost its installed link');
+      const ran = bootOnce(dev, d, appOf(d, inp, dev, false, { floor: 0, boots: 0, chainLinks: 0 })).ran;
+      outcomes[ran ?? 'recovery'] = (outcomes[ran ?? 'recovery'] ?? 0) + 1;
+      if (!ran) fail('nothing boots');
+    },
+  });
+  return { cutPoints: r.cutPoints, failures, outcomes, reference: r.reference.log };
 }
