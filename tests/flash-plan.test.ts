@@ -271,6 +271,29 @@ describe('cutting a disk into chunks', () => {
     expect(storageCommand('mmc write {addr} {block} {count}; mmc read {addr} {block} {count}', 1n, 4096, 4096, 4096)).toBe('mmc write 0x1 0x1 0x1; mmc read 0x1 0x1 0x1');
   });
 
+  test('NOR (xen-arm32): chunks are whole erase blocks, erased parts are not programmed, a plan that does not fit is refused', () => {
+    const xen = loadBoard('xen-arm32');
+    const erase = xen.flash.eraseBlockSize!;
+    const nor = { loadAddress: BigInt(xen.serial.loadAddress), ramWindow: xen.serial.ramWindow, blockSize: 512, eraseBlockSize: erase, bankBytes: xen.flash.size };
+    const d = new Uint8Array(8 * MiB).fill(0xff);
+    d.set(randomBytes(5000), 3 * erase + 100); // data inside one erase block
+    d.fill(0, 5 * MiB, 5 * MiB + 4096); // one zero program unit
+    const plan = planFlash(memory(d), nor);
+    for (const c of plan.chunks) expect(c.offset % erase + c.bytes % erase).toBe(0);
+    const data = plan.chunks.filter((c) => c.kind === 'data');
+    expect(data.map((c) => [c.offset, c.bytes])).toEqual([[3 * erase, erase], [5 * MiB, erase]]);
+    expect(data[0]!.programRuns).toEqual([{ offset: 0, bytes: 8192 }]); // 100..5100: two 4 KiB units
+    expect(data[1]!.programRuns).toEqual([{ offset: 0, bytes: 4096 }]);
+    // Templates in the bank's memory map: first and last byte, length.
+    expect(storageCommand('erase {flash} {last}; cp.b {addr} {flash} {bytes}', 0x50010000n, 3 * erase, erase, 512, 0x04000000n)).toBe('erase 0x40c0000 0x40fffff; cp.b 0x50010000 0x40c0000 0x40000');
+    // Refused before anything is sent: not whole erase blocks, larger than the bank, a window too small for one block.
+    const refused = (f: () => unknown) => expect(f).toThrow(expect.objectContaining({ code: 'E_FLASH_ERASE_LAYOUT' }));
+    refused(() => planFlash(memory(new Uint8Array(8 * MiB + 512)), nor));
+    refused(() => planFlash(memory(d), { ...nor, bankBytes: 4 * MiB }));
+    refused(() => planFlash(memory(d), { ...nor, ramWindow: erase + 65536 }));
+    refused(() => planFlash(memory(d), { ...nor, eraseBlockSize: 3 * 65536 + 512 }));
+  });
+
   test("U-Boot's crc32 line is accepted only for exactly the region asked", () => {
     const line = 'crc32 for 50000000 ... 500fffff ==> c71c0011';
     expect(parseCrc32Output(line, 0x50000000n, 0x100000)).toBe(0xc71c0011);

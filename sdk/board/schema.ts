@@ -74,8 +74,19 @@ export interface Board {
     loadAddress: string;
     ramWindow: number;
     storageInit?: string;
-    write: string; // template: {addr} {block} {count} (hex)
-    read: string; // template for readback
+    /**
+     * Templates (hex): `{addr}` RAM, with `{block}` `{count}` in flash.blockSize blocks (block
+     * storage), or `{flash}` `{last}` `{bytes}` in the memory map from flashAddress (NOR).
+     */
+    write: string;
+    read: string;
+    /**
+     * NOR flash: erase the erase blocks `{flash}`..`{last}`; then `write` programs only what is
+     * not 0xff. With it, chunks are whole flash.eraseBlockSize blocks (docs/flashing.md, NOR).
+     */
+    erase?: string;
+    /** NOR flash: where U-Boot sees offset 0 of the storage (hex). */
+    flashAddress?: string;
     env?: Record<string, string>;
     /**
      * What `signet flash` does with `env`: "save" (default) sets it and runs saveenv; "check" is
@@ -107,6 +118,8 @@ const S = (re?: RegExp): Rule => ({ t: 'string', re });
 const E = (...values: string[]): Rule => ({ t: 'string', enum: values });
 const I = (min: number, max: number): Rule => ({ t: 'int', min, max });
 const H: Rule = { t: 'hex' };
+/** A storage command names RAM and a range: in blocks, or in the NOR bank's memory map. */
+const STORAGE_TEMPLATE = /\{addr\}.*\{block\}.*\{count\}|(?=.*\{addr\})(?=.*\{flash\})(?=.*\{bytes\})/;
 const O = (fields: Record<string, Rule | [Rule, 'optional']>): Rule => ({
   t: 'object',
   fields: Object.fromEntries(
@@ -155,8 +168,10 @@ export const BOARD_SCHEMA: Rule = O({
     loadAddress: H,
     ramWindow: I(4096, GiB64),
     storageInit: [S(), 'optional'],
-    write: S(/\{addr\}.*\{block\}.*\{count\}/),
-    read: S(/\{addr\}.*\{block\}.*\{count\}/),
+    write: S(STORAGE_TEMPLATE),
+    read: S(STORAGE_TEMPLATE),
+    erase: [S(/\{flash\}.*\{last\}/), 'optional'],
+    flashAddress: [H, 'optional'],
     // Typed into U-Boot inside single quotes by the console driver, under the same rules: checked
     // when the board file is read, not after a whole disk went over the line.
     env: [{ t: 'map', key: UBOOT_VARIABLE_NAME, of: S(UBOOT_QUOTABLE) }, 'optional'],

@@ -118,6 +118,9 @@ export async function buildDisk(o: DiskOptions): Promise<DiskResult> {
       const fd = openSync(tmp, 'r+');
       try {
         ftruncateSync(fd, board.flash.size); // sparse: unwritten space reads as zeros
+        // NOR (an erase block declared): unwritten space is erased flash, 0xff, as the chip holds
+        // it after an erase; signet flash then only erases there, it programs nothing.
+        if (board.flash.eraseBlockSize !== undefined) fillErased(fd, board.flash.size);
         writeAll(fd, gpt.primary.bytes, gpt.primary.offset);
         writeAll(fd, gpt.backup.bytes, gpt.backup.offset);
         writeAll(fd, fitA, bootPart.offset);
@@ -206,4 +209,10 @@ export function readDiskBootImage(path: string, board: Board): DiskBootImage {
     if (total > bootPart.size) throw new DiskError('E_DISK_NOT_A_DISK', `the FIT in ${path} claims ${total} bytes, more than its partition`, 'rebuild the disk with `signet disk`');
     return { fit: readAt(fd, bootPart.offset, total), boot: { offset: bootPart.offset, size: bootPart.size }, ...(ab ? { ab } : {}) };
   });
+}
+
+/** Writes 0xff over [0, size): the erased state of NOR flash. */
+function fillErased(fd: number, size: number): void {
+  const erased = Buffer.alloc(Math.min(size, 1 << 20), 0xff);
+  for (let at = 0; at < size; at += erased.length) writeAll(fd, erased.subarray(0, Math.min(erased.length, size - at)), at);
 }

@@ -8,6 +8,11 @@ export type FlashErrorCode =
   | 'E_FLASH_TRUST'
   /** The board file cannot drive a flash (RAM window too small for one block, odd sizes). */
   | 'E_FLASH_BOARD'
+  /**
+   * NOR flash: the plan does not fit the bank, or a chunk is not whole erase blocks (erasing it
+   * would wipe bytes outside it). Nothing was sent.
+   */
+  | 'E_FLASH_ERASE_LAYOUT'
   /** The disk image file changed after it was verified. */
   | 'E_FLASH_DISK_CHANGED'
   /** A chunk could not be moved into the board's RAM intact on any attempt (YMODEM, unzip, CRC of RAM). */

@@ -46,6 +46,13 @@ export interface FlashWindow {
   ramWindow: number;
   /** flash.blockSize: the unit of the storage commands. */
   blockSize: number;
+  /**
+   * NOR flash (board serial.erase): flash.eraseBlockSize. Chunks are then whole erase blocks,
+   * so erasing one never touches a neighbour's bytes (a write is erase, then program).
+   */
+  eraseBlockSize?: number;
+  /** NOR flash: flash.size, the bank every chunk must lie in. */
+  bankBytes?: number;
 }
 
 export interface FlashChunk {
@@ -61,6 +68,11 @@ export interface FlashChunk {
   sha256: Uint8Array;
   /** gzip of a data chunk, kept when it saves enough. */
   gz?: Uint8Array;
+  /**
+   * NOR flash: the parts of the chunk (offsets relative to it, PROGRAM_UNIT-aligned) that are not
+   * erased bytes (0xff) and must be programmed after the erase; the rest the erase already made.
+   */
+  programRuns?: { offset: number; bytes: number }[];
 }
 
 export interface VerifyRange {
@@ -104,19 +116,66 @@ export interface PlanSource {
 
 const roundDown = (n: number, unit: number): number => Math.floor(n / unit) * unit;
 
+/** NOR: the granularity at which a chunk's erased (0xff) parts are left out of programming. */
+export const PROGRAM_UNIT = 4096;
+
+/** NOR: the runs of `bytes` (PROGRAM_UNIT pieces) that hold anything but 0xff. */
+export function programRuns(bytes: Uint8Array): { offset: number; bytes: number }[] {
+  const runs: { offset: number; bytes: number }[] = [];
+  for (let at = 0; at < bytes.length; at += PROGRAM_UNIT) {
+    const end = Math.min(at + PROGRAM_UNIT, bytes.length);
+    let erased = true;
+    for (let i = at; i < end; i++) {
+      if (bytes[i] !== 0xff) {
+        erased = false;
+        break;
+      }
+    }
+    if (erased) continue;
+    const last = runs[runs.length - 1];
+    if (last && last.offset + last.bytes === at) last.bytes += end - at;
+    else runs.push({ offset: at, bytes: end - at });
+  }
+  return runs;
+}
+
+/**
+ * NOR flash: every chunk must be whole erase blocks inside the bank, or erasing it would wipe
+ * bytes outside it (a neighbour chunk already written, or past the bank). Checked on the plan
+ * before the port is opened.
+ */
+export function checkErasePlan(plan: FlashPlan, eraseBlockSize: number, bankBytes: number): void {
+  const fail = (what: string): never => {
+    throw new FlashError('E_FLASH_ERASE_LAYOUT', `the flash plan ${what}`, 'make flash.size a multiple of flash.eraseBlockSize and serial.ramWindow at least two erase blocks (plus 64 KiB) in the board file');
+  };
+  if (plan.diskBytes > bankBytes) fail(`covers ${plan.diskBytes} bytes, the NOR bank holds ${bankBytes}`);
+  for (const c of plan.chunks) {
+    if (c.offset % eraseBlockSize !== 0 || c.bytes % eraseBlockSize !== 0) fail(`has a chunk at ${c.offset} of ${c.bytes} bytes, not whole ${eraseBlockSize}-byte erase blocks`);
+    if (c.offset + c.bytes > bankBytes) fail(`has a chunk at ${c.offset} of ${c.bytes} bytes, past the ${bankBytes}-byte NOR bank`);
+  }
+}
+
 export function planFlash(source: PlanSource, window: FlashWindow, options: PlanOptions = {}): FlashPlan {
   const bs = window.blockSize;
   if (source.size % bs !== 0) {
     throw new FlashError('E_FLASH_BOARD', `the disk is ${source.size} bytes, not a whole number of ${bs}-byte blocks`, 'make flash.size a multiple of flash.blockSize in the board file');
   }
   // The digest area is kept only when the halves still hold a page each without it.
-  const pageUnit0 = Math.ceil(PAGE_BYTES / bs) * bs;
+  const erase = window.eraseBlockSize;
+  if (erase !== undefined && (erase % bs !== 0 || source.size % erase !== 0)) {
+    throw new FlashError('E_FLASH_ERASE_LAYOUT', `the disk is ${source.size} bytes, not whole ${erase}-byte erase blocks of ${bs}-byte blocks`, 'make flash.size a multiple of flash.eraseBlockSize, and that a multiple of flash.blockSize, in the board file');
+  }
+  // On NOR a page is an erase block: a chunk never shares one with another.
+  const pageUnit0 = erase !== undefined ? Math.max(erase, Math.ceil(PAGE_BYTES / erase) * erase) : Math.ceil(PAGE_BYTES / bs) * bs;
   const reserve = window.ramWindow - roundDown(DIGEST_AREA_BYTES, bs) >= 2 * pageUnit0 ? Math.ceil(DIGEST_AREA_BYTES / bs) * bs : 0;
   let half = roundDown(Math.floor((window.ramWindow - reserve) / 2), bs);
   if (half < bs) {
     throw new FlashError('E_FLASH_BOARD', `a RAM window of ${window.ramWindow} bytes cannot hold two ${bs}-byte blocks`, 'raise serial.ramWindow in the board file');
   }
   const pageUnit = pageUnit0;
+  if (erase !== undefined && half < pageUnit) {
+    throw new FlashError('E_FLASH_ERASE_LAYOUT', `a RAM window of ${window.ramWindow} bytes cannot stage one ${erase}-byte erase block and read it back`, 'raise serial.ramWindow in the board file to at least two erase blocks plus 64 KiB');
+  }
   if (half >= pageUnit) half = roundDown(half, pageUnit);
   const page = Math.min(pageUnit, half);
   const dataMax = Math.max(page, Math.min(roundDown(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, page), roundDown(half, page)));
@@ -158,6 +217,7 @@ export function planFlash(source: PlanSource, window: FlashWindow, options: Plan
       }
     } else {
       const bytes = open.pages.length === 1 ? open.pages[0]! : Buffer.concat(open.pages);
+      if (erase !== undefined) c.programRuns = programRuns(bytes);
       c.crc = fastCrc32(bytes);
       rangeCrc = fastCrc32(bytes, rangeCrc);
       chunkHash.update(bytes);
@@ -196,7 +256,7 @@ export function planFlash(source: PlanSource, window: FlashWindow, options: Plan
   if (range) range.sha256 = new Uint8Array(rangeHash.digest());
 
   const data = chunks.filter((c) => c.kind === 'data');
-  return {
+  const plan: FlashPlan = {
     diskBytes: source.size,
     blockSize: bs,
     pageBytes: page,
@@ -210,4 +270,6 @@ export function planFlash(source: PlanSource, window: FlashWindow, options: Plan
     fillBytes: chunks.filter((c) => c.kind === 'fill').reduce((n, c) => n + c.bytes, 0),
     gzBytes: data.reduce((n, c) => n + (c.gz ? c.gz.length : c.bytes), 0),
   };
+  if (erase !== undefined) checkErasePlan(plan, erase, window.bankBytes ?? source.size);
+  return plan;
 }

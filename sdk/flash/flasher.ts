@@ -30,7 +30,7 @@ import { asSignetError } from '../disk/errors';
 import { buildDigestFit, DIGEST_SELF_TEST, digestVerdict, type DigestTarget } from './digest-fit';
 import { checkDisk, loadFlashTrust, type CheckedDisk, type FlashTrustSource, type VerifiedSlot } from './disk-check';
 import { FlashError } from './flasher-errors';
-import { DIGEST_AREA_BYTES, fastCrc32, planFlash, type FlashChunk, type FlashPlan, type VerifyRange } from './flasher-plan';
+import { DIGEST_AREA_BYTES, fastCrc32, planFlash, programRuns, type FlashChunk, type FlashPlan, type VerifyRange } from './flasher-plan';
 import { openTransport, type Transport } from './transport';
 import { UbootConsole, UbootError, ubootFailureLine, type CommandResult, type ConsoleStats, type UbootConsoleOptions } from './uboot';
 import { UBOOT_VARIABLE_NAME } from './uboot-syntax';
@@ -143,7 +143,15 @@ export async function flashDisk(o: FlashOptions): Promise<FlashSummary> {
       slotB: disk.slotB ? slotSummary(disk.slotB) : null,
     });
     const s = o.board.serial;
-    const plan = planFlash(disk.source, { loadAddress: BigInt(s.loadAddress), ramWindow: s.ramWindow, blockSize: o.board.flash.blockSize }, { chunkBytes: o.chunkBytes, compress: o.compress });
+    const nor = s.erase !== undefined;
+    if (nor && (o.board.flash.eraseBlockSize === undefined || s.flashAddress === undefined)) {
+      throw new FlashError('E_FLASH_BOARD', `board ${o.board.id} has serial.erase but no ${s.flashAddress === undefined ? 'serial.flashAddress' : 'flash.eraseBlockSize'}`, 'a NOR board names where its flash is mapped (serial.flashAddress) and its erase block (flash.eraseBlockSize)');
+    }
+    const plan = planFlash(
+      disk.source,
+      { loadAddress: BigInt(s.loadAddress), ramWindow: s.ramWindow, blockSize: o.board.flash.blockSize, ...(nor ? { eraseBlockSize: o.board.flash.eraseBlockSize, bankBytes: o.board.flash.size } : {}) },
+      { chunkBytes: o.chunkBytes, compress: o.compress },
+    );
     o.onEvent?.({ type: 'planned', diskBytes: plan.diskBytes, chunks: plan.chunks.length, dataBytes: plan.dataBytes, fillBytes: plan.fillBytes, gzBytes: plan.gzBytes });
 
     const ownLink = typeof o.port === 'string';
@@ -170,12 +178,20 @@ const hex = (n: number | bigint): string => '0x' + n.toString(16);
 /** Hex without 0x, for U-Boot's memory commands (they read numbers as hex): shorter lines, fewer characters for line noise to hit. */
 const bare = (n: number | bigint): string => n.toString(16);
 
-/** A board.json storage command for a range of blocks. */
-export function storageCommand(template: string, addr: bigint, offset: number, bytes: number, blockSize: number): string {
+/**
+ * A board.json storage command for a range: `{addr}` the RAM address, `{block}` `{count}` the
+ * range in flash.blockSize blocks (block storage), or `{flash}` `{last}` `{bytes}` its first and
+ * last byte where serial.flashAddress maps the storage, and its length (memory-mapped NOR). Hex.
+ */
+export function storageCommand(template: string, addr: bigint, offset: number, bytes: number, blockSize: number, flashAddress?: bigint): string {
+  const flash = (flashAddress ?? 0n) + BigInt(offset);
   return template
     .split('{addr}').join(hex(addr))
     .split('{block}').join(hex(offset / blockSize))
-    .split('{count}').join(hex(bytes / blockSize));
+    .split('{count}').join(hex(bytes / blockSize))
+    .split('{flash}').join(hex(flash))
+    .split('{last}').join(hex(flash + BigInt(bytes) - 1n))
+    .split('{bytes}').join(hex(bytes));
 }
 
 /** The CRC U-Boot printed for exactly [addr, addr+bytes), or undefined. */
@@ -199,6 +215,8 @@ class CrcMismatch extends Error {
 
 /** Time bound for a command over `bytes` of RAM or storage: generous, it only catches a hang. */
 const boundFor = (bytes: number): number => 30_000 + Math.ceil(bytes / 1024);
+/** NOR programming may be a word at a time from the console (a few KiB/s under emulation): a hang bound only. */
+const programBound = (bytes: number): number => 60_000 + bytes;
 
 class FlashSession {
   private readonly console: UbootConsole;
@@ -221,6 +239,8 @@ class FlashSession {
   /** The digest FIT on the board: which batch of targets it holds; null when the board cannot check digests. */
   private digests: { targets: DigestTarget[][]; loaded: number } | null = null;
   private readonly digestBatch = new Map<string, number>();
+  /** NOR boards: where U-Boot sees the storage (serial.flashAddress). */
+  private readonly flashAddress: bigint | undefined;
 
   constructor(
     private readonly link: Transport,
@@ -241,6 +261,28 @@ class FlashSession {
       ...o.console,
     });
     this.meter = new LineMeter(this.console.stats);
+    this.flashAddress = s.erase !== undefined && s.flashAddress !== undefined ? BigInt(s.flashAddress) : undefined;
+  }
+
+  /**
+   * The write step for a staged chunk. Block storage: serial.write over the chunk. NOR
+   * (serial.erase): erase the chunk's erase blocks, then program only the parts that are not
+   * 0xff (a fill chunk of 0xff is the erase alone). A cut in between leaves the chunk erased or
+   * half programmed, never a neighbour touched (chunks are whole erase blocks): the read-back
+   * finds it, and a resumed flash (--skip-unchanged) writes it again.
+   */
+  private async writeStaged(c: FlashChunk): Promise<void> {
+    const s = this.o.board.serial;
+    const { writeAddr, blockSize } = this.plan;
+    if (s.erase === undefined) {
+      await this.console.run(storageCommand(s.write, writeAddr, c.offset, c.bytes, blockSize), { timeoutMs: boundFor(c.bytes) });
+      return;
+    }
+    await this.console.run(storageCommand(s.erase, writeAddr, c.offset, c.bytes, blockSize, this.flashAddress), { timeoutMs: boundFor(c.bytes), silentMs: 10_000 });
+    const runs = c.kind === 'fill' ? (c.fill === 0xff ? [] : [{ offset: 0, bytes: c.bytes }]) : (c.programRuns ?? [{ offset: 0, bytes: c.bytes }]);
+    for (const r of runs) {
+      await this.console.run(storageCommand(s.write, writeAddr + BigInt(r.offset), c.offset + r.offset, r.bytes, blockSize, this.flashAddress), { timeoutMs: programBound(r.bytes), silentMs: programBound(r.bytes) });
+    }
   }
 
   async run(): Promise<FlashSummary> {
@@ -291,7 +333,7 @@ class FlashSession {
       if (envMode === 'save' && env.length > 0) {
         await this.console.query(`setenv ${this.consoleVariable()}`, { allowFailure: true });
         // Not the flasher's macros and their variables either (defineMacros).
-        await this.console.query('setenv sgs;setenv sgr;setenv sgk;setenv sgf;setenv sgd;setenv sgb;setenv sgn;setenv sgw;setenv sgc;setenv sgv;setenv sgi', { allowFailure: true });
+        await this.console.query('setenv sgs;setenv sgr;setenv sgk;setenv sgf;setenv sgd;setenv sgb;setenv sgn;setenv sgw;setenv sgc;setenv sgv;setenv sgi;setenv sgl', { allowFailure: true });
         await this.console.query('saveenv', { timeoutMs: 60_000 });
         saved = true;
         this.emit({ type: 'saved' });
@@ -401,6 +443,7 @@ class FlashSession {
 
   private sendSize(c: FlashChunk): number {
     if (c.kind === 'fill') return 0;
+    if (c.programRuns && !(this.unzip && c.gz)) return Math.min(c.bytes, c.programRuns.reduce((n, r) => n + r.bytes, 0));
     return this.unzip && c.gz ? c.gz.length : c.bytes;
   }
 
@@ -490,9 +533,16 @@ class FlashSession {
     const { readAddr, writeAddr, digestAddr, windowBytes, blockSize } = this.plan;
     const R = bare(readAddr);
     const W = bare(writeAddr);
-    const read = this.o.board.serial.read.split('{addr}').join(hex(readAddr)).split('{block}').join('0x${sgb}').split('{count}').join('0x${sgc}');
+    const read = this.o.board.serial.read
+      .split('{addr}').join(hex(readAddr))
+      .split('{block}').join('0x${sgb}')
+      .split('{count}').join('0x${sgc}')
+      .split('{flash}').join('0x${sgl}')
+      .split('{bytes}').join('0x${sgn}');
+    // NOR: sgl is where the range starts in the memory map (serial.flashAddress + block × size).
+    const mapped = this.flashAddress !== undefined ? ` && setexpr sgl \${sgb} * ${bare(blockSize)} && setexpr sgl \${sgl} + ${bare(this.flashAddress)}` : '';
     const macros: [string, string][] = [
-      ['sgs', `itest \${sgn} -le ${bare(windowBytes)} && setexpr sgw \${sgn} / 4 && setexpr sgc \${sgn} / ${bare(blockSize)} && echo =\${sgb}=\${sgn}=`],
+      ['sgs', `itest \${sgn} -le ${bare(windowBytes)} && setexpr sgw \${sgn} / 4 && setexpr sgc \${sgn} / ${bare(blockSize)}${mapped} && echo =\${sgb}=\${sgn}=`],
       ['sgr', `run sgs && mw.l ${R} a5a5a5a5 \${sgw} && ${read}`],
       ['sgk', `run sgr && cmp.l ${W} ${R} \${sgw} && crc32 ${R} \${sgn}`],
       ['sgf', `run sgs && mw.l ${W} \${sgv} \${sgw} && run sgk`],
@@ -550,7 +600,7 @@ class FlashSession {
       }));
     if (!loaded) return 'unknown';
     const { readAddr, digestAddr } = this.plan;
-    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
+    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize, this.flashAddress);
     const check = `imxtract ${bare(digestAddr!)} ${name}`;
     for (let run = 0; run < 3; run++) {
       let r;
@@ -589,7 +639,7 @@ class FlashSession {
    */
   private async readBackEqualsStaged(offset: number, bytes: number, crc: number, prefix?: string, fill?: number): Promise<boolean> {
     const { readAddr, writeAddr } = this.plan;
-    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
+    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize, this.flashAddress);
     const cmp = `cmp.l ${bare(writeAddr)} ${bare(readAddr)} ${bare(bytes / 4)}`;
     const crcR = `crc32 ${bare(readAddr)} ${bare(bytes)}`;
     let previous: 'differs' | undefined;
@@ -663,7 +713,7 @@ class FlashSession {
       this.stopIfAsked();
       try {
         const sent = await this.stage(c, smallBlocks);
-        await this.console.run(storageCommand(this.o.board.serial.write, this.plan.writeAddr, c.offset, c.bytes, this.plan.blockSize), { timeoutMs: boundFor(c.bytes) });
+        await this.writeStaged(c);
         if (!(await this.readBackEqualsStaged(c.offset, c.bytes, c.crc))) throw new CrcMismatch('readback', this.lastCrc, c.crc);
         return sent;
       } catch (e) {
@@ -694,7 +744,7 @@ class FlashSession {
       const bytes = Math.min(page, c.offset + c.bytes - at);
       const data = this.disk.source.read(at, bytes);
       const gz = this.unzip ? new Uint8Array(zlib.gzipSync(data, { level: 6 })) : undefined;
-      yield { index: c.index, offset: at, bytes, kind: 'data', crc: fastCrc32(data), sha256: new Uint8Array(0), ...(gz && gz.length <= bytes * 0.9 ? { gz } : {}) };
+      yield { index: c.index, offset: at, bytes, kind: 'data', crc: fastCrc32(data), sha256: new Uint8Array(0), ...(gz && gz.length <= bytes * 0.9 ? { gz } : {}), ...(this.flashAddress !== undefined ? { programRuns: programRuns(data) } : {}) };
     }
   }
 
@@ -712,6 +762,20 @@ class FlashSession {
     let output: string;
     if (c.kind === 'fill') {
       output = (await this.console.run(`mw.l ${bare(writeAddr)} ${bare((c.fill! * 0x01010101) >>> 0)} ${bare(c.bytes / 4)} && ${crcW}`, { timeoutMs: bound })).output;
+    } else if (c.programRuns && !(this.unzip && c.gz) && c.programRuns.reduce((n, r) => n + r.bytes, 0) < c.bytes) {
+      // NOR: the erased (0xff) parts are made on the board; only the parts to program cross the
+      // line, each into RAM poisoned first. The crc32 of the whole chunk then proves both.
+      const data = this.disk.source.read(c.offset, c.bytes);
+      if (fastCrc32(data) !== c.crc) {
+        throw new FlashError('E_FLASH_DISK_CHANGED', `${this.disk.path} changed while flashing (at ${hex(c.offset)})`, 'do not change the disk image while flashing; run again');
+      }
+      await this.console.run(`mw.l ${bare(writeAddr)} ffffffff ${bare(c.bytes / 4)}`, { timeoutMs: bound });
+      for (const r of c.programRuns) {
+        const at = writeAddr + BigInt(r.offset);
+        await this.send(`mw.l ${bare(at)} ${bare(0xa5a5a5a5)} ${bare(r.bytes / 4)} && loady ${bare(at)}`, data.subarray(r.offset, r.offset + r.bytes), `${this.o.board.id}-${(c.offset + r.offset).toString(16)}.bin`, smallBlocks);
+        sent += r.bytes;
+      }
+      output = (await this.console.run(crcW, { timeoutMs: bound })).output;
     } else {
       const gz = this.unzip ? c.gz : undefined;
       let payload: Uint8Array;
@@ -896,7 +960,7 @@ class FlashSession {
   /** CRC-32 of storage (boards without digests): poison, read, crc32. */
   private async crcOfStorage(offset: number, bytes: number, crc: number): Promise<boolean> {
     const { readAddr } = this.plan;
-    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize);
+    const read = storageCommand(this.o.board.serial.read, readAddr, offset, bytes, this.plan.blockSize, this.flashAddress);
     const r = await this.console.run(`mw.l ${bare(readAddr)} ${bare(0xa5a5a5a5)} ${bare(bytes / 4)} && ${read} && crc32 ${bare(readAddr)} ${bare(bytes)}`, { timeoutMs: 3 * boundFor(bytes) });
     return this.crcIs(readAddr, bytes, crc, r.output);
   }

@@ -90,6 +90,11 @@ export interface CommandResult {
 
 export interface RunOptions {
   timeoutMs?: number;
+  /**
+   * A command that works silently for long (NOR programmed a word at a time): how long its
+   * silence is not taken for lost output (no Ctrl-C probe before). Default: the console's quietMs.
+   */
+  silentMs?: number;
   /** Return a non-zero status instead of throwing E_UBOOT_COMMAND. */
   allowFailure?: boolean;
 }
@@ -244,7 +249,7 @@ export class UbootConsole {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.store(command);
-        const r = await this.execute(`run ${this.variable}`, { timeoutMs: options.timeoutMs, after: `setenv ${this.variable}` });
+        const r = await this.execute(`run ${this.variable}`, { timeoutMs: options.timeoutMs, after: `setenv ${this.variable}`, silentMs: options.silentMs });
         return this.checked({ ...r, command }, options);
       } catch (e) {
         if (!(e instanceof UbootError && e.code === 'E_UBOOT_LOST_OUTPUT' && attempt < 4)) throw e;
@@ -300,11 +305,11 @@ export class UbootConsole {
    * Types `line` + its status marker (+ `after`), verifies the echo, presses Enter and waits
    * for the marker. Returns the raw result; `query`/`run` add failure checks and retries.
    */
-  async execute(line: string, options: { timeoutMs?: number; after?: string } = {}): Promise<CommandResult> {
+  async execute(line: string, options: { timeoutMs?: number; after?: string; silentMs?: number } = {}): Promise<CommandResult> {
     const seq = ++this.seq;
     await this.typeLine(`${line}; echo @@$?@@${seq}${options.after ? `; ${options.after}` : ''}`);
     await this.send('\r');
-    return this.awaitMarker(line, seq, options.timeoutMs ?? this.commandTimeoutMs);
+    return this.awaitMarker(line, seq, options.timeoutMs ?? this.commandTimeoutMs, options.silentMs ?? this.quietMs);
   }
 
   private async store(command: string): Promise<void> {
