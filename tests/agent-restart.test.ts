@@ -23,19 +23,14 @@ import { ConfigStore } from '../bootloader/src/configstore';
 import { provisionFlash } from '../bootloader/src/provision';
 import type { Board } from '../sdk/board';
 import { abLayout, type AbLayout } from '../sdk/disk/boot-ab';
-import { FIT_KEY_NAME, loadFitSigner, type FitSigner } from '../sdk/disk/fit-key';
-import { buildFit } from '../sdk/fit/fit';
+import { loadFitSigner, type FitSigner } from '../sdk/disk/fit-key';
 import { AGENT_FILES, AGENT_SETTINGS } from '../sdk/ota/agent-device';
-import { bootReleaseProperties } from '../sdk/ota/boot-target';
 import { utf8Encode } from '../sdk/util/bytes';
-import { loadSigner } from '../sdk/keys/keyfile';
-import { createUpdateServer } from '../update-server/app';
-import { listenHttps, type Listening } from '../update-server/http-node';
 import { loadFitPublicKeys } from '../update-server/start';
-import { SqliteStorage } from '../update-server/storage-sqlite';
 import { SMALL_LAYOUT, smallBoard } from './helpers/boot';
+import { testBootFit } from './helpers/boot-fit';
 import { makeImage } from './helpers/fixtures';
-import { enroll, makeRepoKeys, publishImage, signetAsync, tempDir, type RepoKeys } from './server-fixture';
+import { enroll, makeRepoKeys, publishImage, signetAsync, startTestServer, tempDir, type RepoKeys, type TestServer } from './server-fixture';
 
 const BOARD = 'qemu-virt-arm64';
 const KiB = 1024;
@@ -47,37 +42,15 @@ const EXIT_REBOOT_HOSTMODE = 3;
 let work: string;
 let k: RepoKeys;
 let fitSigner: FitSigner;
-let storage: SqliteStorage;
-let listening: Listening;
+let server: TestServer;
 let url: string;
 let host: string;
 let bootJs: string;
 let board: Board;
 let ab: AbLayout;
 
-/** Deterministic filler (a kernel that is only ever verified, never run). */
-function filler(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    out[i] = x & 255;
-  }
-  return out;
-}
-
 function bootFit(version: string, counter: number): Uint8Array {
-  return buildFit({
-    description: `test boot image ${version}`,
-    arch: 'arm64',
-    timestamp: 1_700_000_000,
-    kernel: { data: filler(16 * KiB, counter * 7), loadAddress: 0x40400000, entryAddress: 0x40400000 },
-    ramdisk: { data: filler(KiB, 3) },
-    fdt: { data: filler(512, 5) },
-    keyName: FIT_KEY_NAME,
-    signer: fitSigner,
-    rootProperties: bootReleaseProperties({ board: BOARD, version, securityCounter: counter }),
-  });
+  return testBootFit({ version, counter, signer: fitSigner });
 }
 
 /** The service: counts its runs in a global; the first run's timer throws 1 ms in. */
@@ -93,17 +66,8 @@ beforeAll(async () => {
   k = await makeRepoKeys(work);
   fitSigner = await loadFitSigner(k.keys);
   const fitKeys = loadFitPublicKeys(k.serverKeys);
-  storage = await SqliteStorage.open(join(work, 'data'));
-  const sk = (f: string) => readFileSync(join(k.serverKeys, f), 'utf8');
-  const app = await createUpdateServer({
-    storage,
-    rootBytes: new Uint8Array(readFileSync(join(k.serverKeys, 'root.json'))),
-    snapshotSigners: [await loadSigner(join(k.serverKeys, 'snapshot.key'))],
-    timestampSigners: [await loadSigner(join(k.serverKeys, 'timestamp.key'))],
-    fitKeys,
-  });
-  listening = await listenHttps(app, { certPem: sk('server.crt'), keyPem: sk('server.key'), caPem: sk('vendor-ca.crt') }, { port: 0 });
-  url = listening.url;
+  server = await startTestServer(k, join(work, 'data'), { fitKeys });
+  url = server.url;
   board = { ...smallBoard(), flash: { ...smallBoard().flash, size: FLASH_BYTES } };
   ab = abLayout(board)!;
   host = await buildNativeHost('host');
@@ -114,8 +78,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await listening?.close();
-  await storage?.close();
+  await server?.close();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 

@@ -31,13 +31,12 @@ import { abLayout } from '../sdk/disk/boot-ab';
 import { publicKeyDtb } from '../sdk/fit/keydtb';
 import { boardLayout } from '../sdk/ota/simulate';
 import { FIT_KEY_NAME, loadFitSigner, type FitSigner } from '../sdk/disk/fit-key';
-import { buildFit } from '../sdk/fit/fit';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
 import type { RsaSigner } from '../sdk/fit/signer';
 import { loadSigner } from '../sdk/keys/keyfile';
 import type { Identity } from '../sdk/keys/device';
 import { bootPowercutSweep } from '../sdk/ota/boot-powercut';
-import { BOOT_STATE_FILE, bootReleaseProperties, nodeFitCrypto, readBootRelease, verifyBootFit } from '../sdk/ota/boot-target';
+import { BOOT_STATE_FILE, nodeFitCrypto, readBootRelease, verifyBootFit } from '../sdk/ota/boot-target';
 import { buildNativeHost } from '../bootloader/native/build';
 import { bundleService } from '../sdk/build/bundle';
 import { fromHex, utf8Encode } from '../sdk/util/bytes';
@@ -50,6 +49,7 @@ import { listenHttps, type Listening } from '../update-server/http-node';
 import { loadFitPublicKeys } from '../update-server/start';
 import { SqliteStorage } from '../update-server/storage-sqlite';
 import { appSource, SMALL_FLASH_BYTES, SMALL_LAYOUT } from './helpers/boot';
+import { filler, testBootFit } from './helpers/boot-fit';
 import { expectOneLineError } from './helpers/cli';
 import { makeImage } from './helpers/fixtures';
 import { call, enroll, makeRepoKeys, publishImage, quickDevices, signetAsync, tempDir, type RepoKeys } from './server-fixture';
@@ -74,30 +74,9 @@ let adminId: Identity;
 let admin: AdminClient;
 const fitKeys = () => loadFitPublicKeys(k.serverKeys);
 
-/** Deterministic filler bytes (a "kernel" that is only ever verified, never run). */
-function filler(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    out[i] = x & 255;
-  }
-  return out;
-}
-
 /** A boot image like `signet fit` makes, with a tiny kernel, signed by the key set's fit.key. */
 function bootFit(o: { version: string; counter: number; board?: string; arch?: 'arm64' | 'arm'; signer?: RsaSigner; release?: boolean }): Uint8Array {
-  return buildFit({
-    description: `test boot image ${o.version}`,
-    arch: o.arch ?? 'arm64',
-    timestamp: 1_700_000_000,
-    kernel: { data: filler(16 * KiB, o.counter * 7 + o.version.length), loadAddress: 0x40400000, entryAddress: 0x40400000 },
-    ramdisk: { data: filler(KiB, 3) },
-    fdt: { data: filler(512, 5) },
-    keyName: FIT_KEY_NAME,
-    signer: o.signer ?? fitSigner,
-    rootProperties: o.release === false ? [] : bootReleaseProperties({ board: o.board ?? BOARD, version: o.version, securityCounter: o.counter }),
-  });
+  return testBootFit({ ...o, board: o.board ?? BOARD, signer: o.signer ?? fitSigner });
 }
 
 function file(name: string, bytes: Uint8Array): string {

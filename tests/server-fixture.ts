@@ -17,6 +17,7 @@ import type { Signer } from '../sdk/ota/metadata';
 import { AdminClient } from '../sdk/ota/repository-http';
 import { publishRelease, type PublishReport } from '../sdk/ota/repository-publish';
 import { createUpdateServer, type UpdateServer } from '../update-server/app';
+import type { FitVerifyKey } from '../sdk/fit/fit-verify';
 import { listenHttps, type Listening } from '../update-server/http-node';
 import { prepareServerKeys } from '../update-server/start';
 import { SqliteStorage } from '../update-server/storage-sqlite';
@@ -59,6 +60,8 @@ export async function startTestServer(k: RepoKeys, dataDir: string, opts: {
   /** `signet server --open-local`: the dashboard and metrics open to loopback clients. */
   openLocal?: boolean;
   blobGraceS?: number;
+  /** The boards' FIT public keys (`loadFitPublicKeys(k.serverKeys)`): boot images can be published. */
+  fitKeys?: FitVerifyKey[];
 } = {}): Promise<TestServer> {
   const sk = (f: string) => readFileSync(join(k.serverKeys, f), 'utf8');
   const sqlite = await SqliteStorage.open(dataDir);
@@ -71,6 +74,7 @@ export async function startTestServer(k: RepoKeys, dataDir: string, opts: {
     clock: opts.clock,
     openLocal: opts.openLocal,
     blobGraceS: opts.blobGraceS,
+    fitKeys: opts.fitKeys,
   });
   const listening = await listenHttps(app, { certPem: sk('server.crt'), keyPem: sk('server.key'), caPem: sk('vendor-ca.crt') }, { port: 0 });
   return {
