@@ -1,13 +1,24 @@
 /** Once per test run: make sure the CLI bundle (dist/signet.mjs) matches the sources. */
 // @ts-expect-error — a plain .mjs helper without types
 import { bundleCli } from '../sdk/cli/bundle.mjs';
+import { buildNativeHost, type NativeTarget } from '../bootloader/native/build';
 import { listBoards, loadBoard } from '../sdk/board';
 import { buildBoardKernel } from '../sdk/kernel/board';
 import { buildBoardXen } from '../sdk/xen/build';
 
 export default async function setup(): Promise<void> {
   await bundleCli();
-  await buildBoardKernels();
+  await Promise.all([buildBoardKernels(), buildNativeHosts()]);
+}
+
+/**
+ * The boot stage's C host (signet-host) for this machine and both boards' arches, cached in
+ * .cache/signet/native: built here, beside the kernel builds, rather than by whichever test
+ * files need it first; with two vitest workers, two files would each build the same one.
+ */
+async function buildNativeHosts(): Promise<void> {
+  const targets: NativeTarget[] = ['host', 'arm64', 'armhf'];
+  await Promise.all(targets.map((t) => buildNativeHost(t)));
 }
 
 /**
