@@ -20,6 +20,7 @@ import { checkQemuPlacement, dumpQemuDtb, xenQemuArgs } from '../sdk/disk/xen-qe
 import { prepareXenBoot } from '../sdk/disk/xen';
 import { checkXenNetwork, passthroughNic, PARTIAL_GIC_PHANDLE } from '../sdk/disk/xen-net';
 import { checkPinned, xenSourcePin } from '../sdk/xen/source';
+import { checkXenConfig } from '../sdk/xen/build';
 import type { XenError } from '../sdk/disk/xen-errors';
 import { CLI, expectOneLineError, ROOT, signet } from './helpers/cli';
 
@@ -139,6 +140,9 @@ describe('the DomU network: placement and passthrough, refused before QEMU start
     const pin = xenSourcePin(board.xen!.version!);
     expect(code(() => checkPinned(pin.files[1]!, new Uint8Array([1, 2, 3]), 'a test'))).toBe('E_XEN_SOURCE');
     expect(code(() => xenSourcePin('4.17.0-1'))).toBe('E_XEN_SOURCE');
+    // An option of boards/<id>/xen.config that Kconfig drops (STATIC_MEMORY without UNSUPPORTED) is refused.
+    expect(code(() => checkXenConfig('CONFIG_STATIC_MEMORY=y\n', 'xen.config', 'CONFIG_ARM=y\n'))).toBe('E_XEN_CONFIG');
+    expect(() => checkXenConfig('CONFIG_STATIC_MEMORY=y\n', 'xen.config', 'CONFIG_STATIC_MEMORY=y\n')).not.toThrow();
   });
 
   test('`signet run --net user` on a board with Debian\'s binary Xen: one-line E_XEN_NET before QEMU starts', () => {

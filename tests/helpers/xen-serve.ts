@@ -11,8 +11,18 @@ import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Board } from '../../sdk/board';
+import { spawnSync } from 'node:child_process';
 import { startXen } from '../../sdk/disk/run-xen';
-import { ROOT, signet } from './cli';
+import { sdkRoot } from '../../sdk/util/paths';
+
+// Not ./cli (its __dirname does not exist when bench/ bundles this as ESM).
+const ROOT = sdkRoot();
+const CLI = join(ROOT, 'dist', 'signet.mjs');
+
+function signet(args: string[], opts: { timeout?: number } = {}): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: opts.timeout ?? 120_000, env: { ...process.env, SIGNET_PASSPHRASE: '' } });
+  return { code: r.status ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
