@@ -15,6 +15,10 @@
  *                           GET /api/status over HTTPS through a forwarded 127.0.0.1 port, the
  *                           certificate checked against the vendor CA (tests/helpers/xen-serve.ts), else 0
  * xen.boot_to_https_ms      QEMU start to that first HTTPS answer
+ * xen.ota_confirmed         1 when the DomU's own agent updates its app from a real signet server
+ *                           on the host (1.0.0 → 1.1.0: check-in via 10.0.2.2, download, stage
+ *                           into slot B, reboot, trial boot with the same disk file, confirm) and
+ *                           the server shows the device confirmed (tests/helpers/xen-ota.ts), else 0
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +26,7 @@ import { join } from 'node:path';
 import { loadBoard } from '../sdk/board';
 import { statePersisted, xenPersistScenario } from '../tests/helpers/xen-persist';
 import { xenServeScenario } from '../tests/helpers/xen-serve';
+import { XenOtaWorld } from '../tests/helpers/xen-ota';
 import type { Figures } from './_lib';
 
 export async function run(): Promise<Figures> {
@@ -34,7 +39,18 @@ export async function run(): Promise<Figures> {
     mkdirSync(serveDir);
     const s = await xenServeScenario(board, serveDir);
     const served = s.answer?.status === 200 && JSON.parse(s.answer.body).board === board.id;
+    const ota = new XenOtaWorld(board, join(dir, 'ota'));
+    let otaConfirmed = false;
+    try {
+      await ota.prepare();
+      otaConfirmed = (await ota.update(900_000)).confirmed;
+    } catch (e) {
+      process.stderr.write(`xen.ota_confirmed: ${(e as Error).message.slice(0, 2000)}\n`);
+    } finally {
+      ota.close();
+    }
     return {
+      ota_confirmed: { value: otaConfirmed ? 1 : 0, unit: 'bool' },
       serves: { value: served ? 1 : 0, unit: 'bool' },
       ...(served && s.bootToHttpsMs !== undefined ? { boot_to_https_ms: { value: Math.round(s.bootToHttpsMs), unit: 'ms' } } : {}),
       state_persists: { value: statePersisted(r) ? 1 : 0, unit: 'bool' },
