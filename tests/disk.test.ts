@@ -22,7 +22,7 @@ import { verifyFit, requiredConfKeys } from '../sdk/fit/fit-verify';
 import { publicKeyDtb, readPublicKeysFromDtb } from '../sdk/fit/keydtb';
 import { ForgeRsaSigner } from '../sdk/fit/rsa';
 import { expectOneLineError, signet, ROOT } from './helpers/cli';
-import { unpack, unpackRamdisk, XZ_MAGIC } from './helpers/unpack';
+import { unpack, unpackRamdisk, ZSTD_MAGIC } from './helpers/unpack';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const board = loadBoard('qemu-virt-arm64');
@@ -259,11 +259,15 @@ describe('signet fit / signet disk', () => {
     expect(spawnSync('dumpimage', ['-T', 'flat_dt', '-p', '1', '-o', extracted, join(work, 'one.itb')]).status).toBe(0);
     expect(Buffer.compare(readFileSync(extracted), ramdisk)).toBe(0);
     expect(Buffer.compare(ramdisk, verifyFit(new Uint8Array(two.fit), requiredConfKeys(readPublicKeysFromDtb(new Uint8Array(two.dtb)))).images.find((i) => i.role === 'ramdisk')!.data)).toBe(0);
-    // arm64 (kernel built from source, CONFIG_RD_XZ): the initramfs is stored xz'd with no check
-    // (the FIT's signed sha256 covers it; the kernel's lib/xz takes none or CRC32), a multiple of
+    // arm64 (kernel built from source, CONFIG_RD_ZSTD): the initramfs is stored zstd'd with no
+    // checksum (the FIT's signed sha256 covers it), its size in a one-segment frame (the kernel's
+    // window is then the initramfs's size, not the CLI's 128 MiB for -22), a multiple of
     // 4 bytes; the kernel lzma'd, declared so, unpacking to the board's Image.
-    expect([...ramdisk.subarray(0, 6)]).toEqual([...XZ_MAGIC]);
-    expect(ramdisk[7]).toBe(0x00); // stream flags: check type None
+    expect([...ramdisk.subarray(0, 4)]).toEqual([...ZSTD_MAGIC]);
+    // Frame header descriptor: single segment (bit 5), no checksum (bit 2), and 4 bytes of content size (FCS flag 2: 65,792 to 4 GiB).
+    expect(ramdisk[4]! & 0x24).toBe(0x20);
+    expect(ramdisk[4]! >> 6).toBe(2);
+    expect(Buffer.from(ramdisk).readUInt32LE(5)).toBe(one.info.initramfsBytes);
     expect(ramdisk.length % 4).toBe(0);
     expect(one.info.initramfsBytes).toBeGreaterThan(ramdisk.length);
     const files = readCpio(new Uint8Array(unpackRamdisk(ramdisk)));

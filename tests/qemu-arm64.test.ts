@@ -58,7 +58,7 @@ describe.skipIf(!available)('qemu-virt-arm64 boots signet disk images', () => {
     const fit = readFileSync(join(work, 'uboot.img')).subarray(part('boot').offset);
     const fitBytes = fit.subarray(0, fit.readUInt32BE(4));
     const tampered = Buffer.from(fitBytes);
-    // One byte in the middle of the (xz'd) initramfs, which holds the boot stage and the trust anchor.
+    // One byte in the middle of the (zstd'd) initramfs, which holds the boot stage and the trust anchor.
     const ramdisk = getProp(findNode(decodeFdt(new Uint8Array(fitBytes)).root, '/images/ramdisk')!, 'data')!;
     const ramdiskAt = tampered.indexOf(Buffer.from(ramdisk.subarray(0, 64)));
     expect(ramdiskAt).toBeGreaterThan(0);

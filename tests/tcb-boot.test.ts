@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffBootTcb } from '../sdk/build/tcb-boot';
 import { attributeNative, elfSections, loadableSections, parseLinkMap, signetHostClassifier, toolchainLibrary, type NativeTcb } from '../sdk/build/tcb-native';
 import { BOOT_TCB_PROPERTY, decodeBootTcb, kernelOptions, type BootTcbRecord } from '../sdk/disk/boot-tcb';
-import { isXz, unlzma } from '../sdk/disk/compress';
+import { isZstd, unlzma } from '../sdk/disk/compress';
 import { readCpio } from '../sdk/disk/cpio';
 import { decodeFdt, encodeFdt, fdtProp, findNode, getProp } from '../sdk/fit/fdt';
 import { buildFit } from '../sdk/fit/fit';
@@ -282,7 +282,7 @@ describe.skipIf(!available)('signet tcb on real boot images', () => {
     return { config: join(built.dir, 'config'), image: join(built.dir, built.image), built };
   }
 
-  /** /init as the FIT carries it: the ramdisk, unpacked (xz or gzip), its cpio entry. */
+  /** /init as the FIT carries it: the ramdisk, unpacked (zstd, xz or gzip), its cpio entry. */
   function initOf(fit: string): Buffer {
     const ramdisk = getProp(findNode(decodeFdt(new Uint8Array(readFileSync(fit))).root, '/images/ramdisk')!, 'data')!;
     const cpio = unpackRamdisk(ramdisk);
@@ -492,7 +492,7 @@ describe.skipIf(!available)('signet tcb --vs: Debian binary kernel vs the minima
     expect(d.initramfs.find((c) => c.name === 'kernel modules')!.after).toBe(0);
   });
 
-  it('the source-built kernel is stored lzma (U-Boot unpacks it), its initramfs xz (CONFIG_RD_XZ), and the report says so', async () => {
+  it('the source-built kernel is stored lzma (U-Boot unpacks it), its initramfs zstd (CONFIG_RD_ZSTD), and the report says so', async () => {
     const built = JSON.parse(ok(signet(['kernel', 'build', '--board', 'tcb-source', '--json'], { env, ...BUILD })).stdout) as { dir: string; image: string };
     const report = (fit: string) => (JSON.parse(ok(signet(['tcb', fit, '--json'], { env })).stdout) as TcbJson).report;
     const root = decodeFdt(new Uint8Array(readFileSync(at('tcb-source.itb')))).root;
@@ -501,7 +501,7 @@ describe.skipIf(!available)('signet tcb --vs: Debian binary kernel vs the minima
     expect(new TextDecoder().decode(getProp(kernelNode, 'compression')!)).toBe('lzma\0');
     const image = await unlzma(stored);
     expect(Buffer.from(image).equals(readFileSync(join(built.dir, built.image)))).toBe(true);
-    expect(isXz(getProp(findNode(root, '/images/ramdisk')!, 'data')!)).toBe(true);
+    expect(isZstd(getProp(findNode(root, '/images/ramdisk')!, 'data')!)).toBe(true);
     const r = report(at('tcb-source.itb'));
     expect([r.kernel.compression, r.kernel.fitBytes]).toEqual(['lzma', stored.length]);
     expect(r.kernel.fitBytes).toBeLessThan(r.kernel.bytes);

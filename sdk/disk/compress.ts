@@ -1,12 +1,13 @@
 /**
- * Deterministic LZMA and xz for boot images, with the `xz` CLI (Debian's xz-utils, which
- * `.ci/setup` installs; the kernel source tarball needs it too):
+ * Deterministic LZMA, xz and zstd for boot images, with the `xz` CLI (Debian's xz-utils, which
+ * `.ci/setup` installs; the kernel source tarball needs it too) and the `zstd` CLI (Debian's zstd):
  *
  * - `lzma` — the arm64 kernel Image as the FIT stores it (`compression = "lzma"`). U-Boot's bootm
  *   (lib/lzma, `lzmaBuffToBuffDecompress`) takes the "LZMA alone" format: 5 property bytes, the
  *   64-bit uncompressed size (all ones = unknown, the stream then ends with an end marker, as
- *   Linux's own `cmd_lzma` writes it), then the raw stream. `xz --format=lzma -9e`; about a
- *   quarter smaller than gzip -9 for an Image.
+ *   Linux's own `cmd_lzma` writes it), then the raw stream. `xz --format=lzma -9e` with
+ *   `lc=2,lp=2,pb=2` (the literal and position contexts of 4-byte aligned arm64 code: 1.8 % smaller
+ *   than -9e's lc=3,lp=0,pb=2, the same decoder); about a quarter smaller than gzip -9.
  * - `xz` — the initramfs when the kernel unpacks xz (CONFIG_RD_XZ=y). The kernel's decoder
  *   (lib/xz) knows only the CRC32 and "none" checks: `--check=none`, since the FIT's signed sha256
  *   (checked by U-Boot before the kernel runs) already covers every byte of the stream, and the
@@ -18,8 +19,16 @@
  *   here and slightly smaller (measured on the 2.4 MB initramfs: 914,056 against 915,128 bytes,
  *   1.2 s of CPU either way; gzip -9: 1,178,222 bytes, 0.3 s).
  *
- * Same bytes in, same bytes out: single-threaded (`-T1`), no file name or time in either format,
- * `XZ_DEFAULTS`/`XZ_OPT` cleared. The encoder's output could change between xz releases, so the
+ * - `zstd` — the initramfs when the kernel unpacks zstd (CONFIG_RD_ZSTD=y, qemu-virt-arm64): the
+ *   kernel's decoder runs about a quarter of xz's instructions for the same output (under
+ *   emulation xz was most of the kernel's boot work; docs/kernel.md) at 13 % more bytes.
+ *   `zstd --ultra -22 --no-check`: no checksum, for the same reason as xz's `--check=none`; the
+ *   input's size given (`--stream-size`), so the frame is one segment whose window is the input's
+ *   size, which is what the kernel allocates while it unpacks (the CLI's -22 would otherwise name
+ *   a 128 MiB window on a pipe).
+ *
+ * Same bytes in, same bytes out: single-threaded (`-T1`, zstd's `--single-thread`), no file name
+ * or time in any format, `XZ_DEFAULTS`/`XZ_OPT` and `ZSTD_CLEVEL`/`ZSTD_NBTHREADS` cleared. The encoder's output could change between xz releases, so the
  * kernel's lzma is cached under `<cache>/xz/` keyed by the Image's sha256, the options and xz's
  * version line, like gzip.ts (the initramfs, different for every key set, is not).
  */
@@ -69,19 +78,23 @@ function xzVersion(): string {
 }
 
 function runXz(args: readonly string[], data: Uint8Array): Promise<Uint8Array> {
+  return runPacker('xz', [...args, '-T1', '-c'], data, 'E_XZ', INSTALL);
+}
+
+/** Runs a packer CLI on `data` (stdin to stdout) with its environment defaults cleared. */
+function runPacker(cmd: 'xz' | 'zstd', args: readonly string[], data: Uint8Array, code: 'E_XZ' | 'E_ZSTD', install: string): Promise<Uint8Array> {
   const env = { ...process.env };
-  delete env.XZ_DEFAULTS;
-  delete env.XZ_OPT;
+  for (const v of ['XZ_DEFAULTS', 'XZ_OPT', 'ZSTD_CLEVEL', 'ZSTD_NBTHREADS']) delete env[v];
   return new Promise((resolve, reject) => {
-    const child = spawn('xz', [...args, '-T1', '-c'], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', (e) => reject(new DiskError('E_XZ', `cannot run xz: ${e.message}`, INSTALL, e)));
-    child.on('close', (code) => {
-      if (code === 0) resolve(new Uint8Array(Buffer.concat(out)));
-      else reject(new DiskError('E_XZ', `xz ${args.join(' ')} exited with ${code}: ${Buffer.concat(err).toString().trim()}`, 'check the input, the disk space and the xz installation'));
+    child.on('error', (e) => reject(new DiskError(code, `cannot run ${cmd}: ${e.message}`, install, e)));
+    child.on('close', (status) => {
+      if (status === 0) resolve(new Uint8Array(Buffer.concat(out)));
+      else reject(new DiskError(code, `${cmd} ${args.join(' ')} exited with ${status}: ${Buffer.concat(err).toString().trim().split('\n')[0]}`, `check the input, the disk space and the ${cmd} installation`));
     });
     child.stdin.on('error', () => {}); // reported by 'close'
     child.stdin.end(data);
@@ -102,9 +115,9 @@ async function cached(args: readonly string[], data: Uint8Array, suffix: string,
   return packed;
 }
 
-export const LZMA_ARGS = ['--format=lzma', '-9e'] as const;
+export const LZMA_ARGS = ['--format=lzma', '--lzma1=preset=9e,lc=2,lp=2,pb=2'] as const;
 
-/** `xz --format=lzma -9e` of `data` (what a FIT's `compression = "lzma"` holds). */
+/** `xz --format=lzma -9e` (lc=2,lp=2,pb=2) of `data` (what a FIT's `compression = "lzma"` holds). */
 export function lzmaDeterministic(data: Uint8Array): Promise<Uint8Array> {
   return cached(LZMA_ARGS, data, 'lzma', isLzmaAlone);
 }
@@ -120,6 +133,22 @@ export function xzDictBytes(bytes: number): number {
 export function xzDeterministic(data: Uint8Array): Promise<Uint8Array> {
   xzVersion();
   return runXz(['--format=xz', '--check=none', `--lzma2=preset=6,dict=${xzDictBytes(data.length) / MIB}MiB`], data);
+}
+
+const ZSTD_INSTALL = "install Debian's zstd package ('apt-get install zstd')";
+/** A zstd frame's magic (28 B5 2F FD). */
+export const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd] as const;
+
+export function isZstd(data: Uint8Array): boolean {
+  return data.length >= 8 && ZSTD_MAGIC.every((b, i) => data[i] === b);
+}
+
+/**
+ * `zstd --ultra -22 --no-check` of `data` as one frame with its size (what the kernel's
+ * lib/decompress_unzstd unpacks with a window of the input's size).
+ */
+export function zstdDeterministic(data: Uint8Array): Promise<Uint8Array> {
+  return runPacker('zstd', ['-q', '-c', '--ultra', '-22', '--no-check', '--single-thread', '--no-progress', `--stream-size=${data.length}`], data, 'E_ZSTD', ZSTD_INSTALL);
 }
 
 /** Unpacks an LZMA alone stream (e.g. a FIT's lzma kernel, for QEMU's -kernel, which takes only raw or gzip). */

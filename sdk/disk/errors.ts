@@ -18,6 +18,7 @@ export type DiskErrorCode =
   | 'E_UBOOT_ENV' // a U-Boot environment does not fit or holds a bad variable
   | 'E_GZIP' // gzip (Debian's gzip package) is missing or failed
   | 'E_XZ' // xz (Debian's xz-utils package) is missing or failed
+  | 'E_ZSTD' // zstd (Debian's zstd package) is missing or failed
   | 'E_BOOT_BYTECODE' // the build machine's signet-host could not compile the boot stage to bytecode
   | 'E_LOAD_OVERLAP' // the board's loadAddresses make kernel, ramdisk, device tree or FIT overlap in RAM
   | 'E_BOARD_NETWORK' // board.network cannot be turned into /init's network settings
