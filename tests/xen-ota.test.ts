@@ -5,6 +5,9 @@
 // writes it into app slot B on the NOR bank (mtdblock, erase blocks), arms the trial and reboots;
 // the test powers the board on again with the same disk file (what a reset does), the boot stage
 // trial-boots slot B, the app confirms, and the server shows the device confirmed. Two boots.
+// Before that, on another copy of the factory disk: the power is cut (SIGKILL of QEMU) when the
+// stage prints boot[STAGE-WRITE] (1.1.0 carries 2 MiB of padding, so its write spans erase
+// blocks), and powered on again the device boots the verified old slot. Two more boots.
 //
 // Timeouts are liveness bounds, not assertions.
 import { spawnSync } from 'node:child_process';
@@ -23,13 +26,15 @@ const BOOT_TIMEOUT = 900_000; // TCG on a loaded 2-core machine; a liveness boun
 describe.skipIf(!available)('a Xen/arm32 DomU updates its app over the air (1.0.0 → 1.1.0)', () => {
   let world: XenOtaWorld;
   let run: XenOtaRun;
+  let cut: { cut: string; after: string };
 
   beforeAll(async () => {
     mkdirSync(cacheRoot, { recursive: true });
     world = new XenOtaWorld(board, mkdtempSync(join(cacheRoot, 'xen-ota-')));
     await world.prepare();
+    cut = await world.powerCutDuringStage(BOOT_TIMEOUT);
     run = await world.update(BOOT_TIMEOUT);
-  }, 3 * BOOT_TIMEOUT);
+  }, 5 * BOOT_TIMEOUT);
 
   afterAll(() => {
     world?.close();
@@ -55,5 +60,12 @@ describe.skipIf(!available)('a Xen/arm32 DomU updates its app over the air (1.0.
     expect(run.statuses).toHaveLength(1);
     expect(run.statuses[0]).toMatchObject({ state: 'active', counts: { confirmed: 1, failed: 0 } });
     expect(run.confirmed).toBe(true);
+  });
+
+  it('a power cut during the app-slot write (QEMU killed at boot[STAGE-WRITE]) leaves a device that boots the verified old slot', () => {
+    expect(cut.cut).toMatch(/boot\[STAGE-WRITE\] slot=b bytes=\d+/);
+    expect(cut.cut).not.toContain('boot[STAGED]'); // the cut came before the trial was armed
+    expect(cut.after).toContain('boot[OK] slot=a version=1.0.0');
+    expect(cut.after).not.toMatch(/boot\[(TRIAL|RECOVERY)\]|host\[ERROR\]/);
   });
 });

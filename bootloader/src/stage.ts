@@ -332,6 +332,8 @@ export class BootStage {
       const n = withSlotStatus(s, target, 'empty');
       this.save(n);
     }
+    // Before the first byte of the slot is written: where a test cuts the power mid-write.
+    this.env.log('boot[STAGE-WRITE] slot=' + target + ' bytes=' + bytes.length);
     writeBytesPadded(dev, bytes);
     dev.flush();
     let readBack: Uint8Array;

@@ -11,7 +11,8 @@
  * the boot stage trial-boots slot B, the app confirms and the agent reports it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, cpSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, cpSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Board } from '../../sdk/board';
 import { CLI, signet } from './cli';
@@ -53,8 +54,15 @@ export class XenOtaWorld {
     const b = this.board.id;
     this.ok(['keys', 'init', '--dir', this.at('keys')]);
     this.ok(['init', this.at('svc'), '--board', b]);
-    for (const [v, c] of [['1.0.0', '1'], [NEW_VERSION, '2']]) {
-      this.ok(['build', '--project', this.at('svc'), '--version', v, '--security-counter', c, '--keys', this.at('keys'), '--out', this.at(`app-${v}.simg`), '--no-typecheck']);
+    // 1.1.0 carries 2 MiB of incompressible data: its slot write spans erase blocks and lasts long
+    // enough under emulation for a power cut to land inside it.
+    cpSync(this.at('svc'), this.at('svc-1.1.0'), { recursive: true });
+    const main = readdirSync(join(this.at('svc-1.1.0'), 'src')).find((f) => f.endsWith('.ts'))!;
+    let pad = '';
+    for (let h = createHash('sha256').update('pad').digest(); pad.length < 2 * 1024 * 1024; h = createHash('sha256').update(h).digest()) pad += h.toString('base64');
+    appendFileSync(join(this.at('svc-1.1.0'), 'src', main), `\nconst PAD = '${pad}';\nlog('pad ' + PAD.length);\n`);
+    for (const [v, c, project] of [['1.0.0', '1', 'svc'], [NEW_VERSION, '2', 'svc-1.1.0']] as const) {
+      this.ok(['build', '--project', this.at(project), '--version', v, '--security-counter', c, '--keys', this.at('keys'), '--out', this.at(`app-${v}.simg`), '--no-typecheck']);
     }
     this.ok(['server', 'keys', '--keys', this.at('keys'), '--out', this.at('server-keys')]);
     this.server = spawn(process.execPath, [CLI, 'server', '--data', this.at('ota-data'), '--keys', this.at('server-keys'), '--port', '0', '--bind', '127.0.0.1', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -140,6 +148,18 @@ export class XenOtaWorld {
     if (statuses.length === 0 && this.server) statuses = this.rollouts();
     const confirmed = statuses.length === 1 && statuses[0]!.counts.confirmed === 1 && /boot\[CONFIRM\] slot=b version=1\.1\.0/.test(trial);
     return { factory, trial, statuses, confirmed };
+  }
+
+  /**
+   * A power cut during the app-slot write: the factory boot is killed (SIGKILL of QEMU) when the
+   * stage prints boot[STAGE-WRITE] (the write of 1.1.0 into slot B starts), then the board is
+   * powered on again with the same disk file until a slot boots or the stage gives up.
+   */
+  async powerCutDuringStage(timeoutMs: number): Promise<{ cut: string; after: string }> {
+    const disk = this.device('cut');
+    const cut = await this.powerOn(disk, 'cut boot', (c) => /boot\[RECOVERY\]|host\[ERROR\]|ota\[DISABLED\]|ota\[REBOOT\]/.test(c), timeoutMs, (c) => c.includes('boot[STAGE-WRITE]'));
+    const after = await this.powerOn(disk, 'after the cut', (c) => /boot\[(OK|TRIAL|RECOVERY)\]|host\[ERROR\]/.test(c) && /\n/.test(c.slice(c.search(/boot\[(OK|TRIAL|RECOVERY)\]|host\[ERROR\]/))), timeoutMs);
+    return { cut, after };
   }
 
   close(): void {
