@@ -135,7 +135,7 @@ export const run: Command = {
     direct: { type: 'boolean', description: 'QEMU loads kernel, initramfs and device tree from the FIT itself (no U-Boot)' },
     halt: { type: 'boolean', description: 'the guest powers off after the app (kernel args: -- --halt)' },
     timeout: { type: 'string', valueName: 'seconds', description: 'stop the guest after this long (exit status non-zero)' },
-    net: { type: 'string', valueName: 'user', description: "give the guest a network card on QEMU's user-mode network (the host is 10.0.2.2; kvm boards)" },
+    net: { type: 'string', valueName: 'user', description: "give the guest a network card on QEMU's user-mode network (the host is 10.0.2.2; kvm boards, and xen boards whose Xen is built from source)" },
     forward: { type: 'string', multiple: true, valueName: '[udp:]HOST:GUEST', description: 'forward 127.0.0.1:HOST on this machine to the guest\'s port GUEST (TCP unless udp:; repeatable; needs --net user)' },
     engine: { type: 'string', valueName: 'qemu|node', description: 'node: verify the disk\'s image as the boot stage does (root from --keys), then run its app under Node on this machine' },
     memory: { type: 'string', valueName: 'MB', description: "guest memory (QEMU -m) instead of the board file's (U-Boot fixes up the device tree's memory node)" },
