@@ -15,8 +15,16 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, cpSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Board } from '../../sdk/board';
-import { CLI, signet } from './cli';
+import { sdkRoot } from '../../sdk/util/paths';
 import { serverListening } from './server-child';
+
+// Not ./cli (its __dirname does not exist when bench/ bundles this as ESM).
+const CLI = join(sdkRoot(), 'dist', 'signet.mjs');
+
+function signet(args: string[], opts: { cwd?: string; timeout?: number } = {}): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeout ?? 120_000, maxBuffer: 64 << 20, env: { ...process.env, SIGNET_PASSPHRASE: '' } });
+  return { code: r.status ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
 
 export const XEN_DEVICE = 'xen-0001';
 const NEW_VERSION = '1.1.0';
