@@ -6,8 +6,9 @@
 // the test powers the board on again with the same disk file (what a reset does), the boot stage
 // trial-boots slot B, the app confirms, and the server shows the device confirmed. Two boots.
 // Before that, on another copy of the factory disk: the power is cut (SIGKILL of QEMU) when the
-// stage prints boot[STAGE-WRITE] (1.1.0 carries 2 MiB of padding, so its write spans erase
-// blocks), and powered on again the device boots the verified old slot. Two more boots.
+// stage has printed boot[STAGE-WRITE] and the first programmed bytes of slot B are on the flash file
+// (1.1.0 carries 2 MiB of padding, so its write spans erase blocks; the test checks slot B was left
+// half-written), and powered on again the device boots the verified old slot. Two more boots.
 //
 // Timeouts are liveness bounds, not assertions.
 import { spawnSync } from 'node:child_process';
@@ -26,7 +27,7 @@ const BOOT_TIMEOUT = 900_000; // TCG on a loaded 2-core machine; a liveness boun
 describe.skipIf(!available)('a Xen/arm32 DomU updates its app over the air (1.0.0 → 1.1.0)', () => {
   let world: XenOtaWorld;
   let run: XenOtaRun;
-  let cut: { cut: string; after: string };
+  let cut: { cut: string; after: string; slotB: string };
 
   beforeAll(async () => {
     mkdirSync(cacheRoot, { recursive: true });
@@ -65,6 +66,7 @@ describe.skipIf(!available)('a Xen/arm32 DomU updates its app over the air (1.0.
   it('a power cut during the app-slot write (QEMU killed at boot[STAGE-WRITE]) leaves a device that boots the verified old slot', () => {
     expect(cut.cut).toMatch(/boot\[STAGE-WRITE\] slot=b bytes=\d+/);
     expect(cut.cut).not.toContain('boot[STAGED]'); // the cut came before the trial was armed
+    expect(cut.slotB).toBe('partial'); // the cut landed inside the write: slot B half-written on the flash
     expect(cut.after).toContain('boot[OK] slot=a version=1.0.0');
     expect(cut.after).not.toMatch(/boot\[(TRIAL|RECOVERY)\]|host\[ERROR\]/);
   });

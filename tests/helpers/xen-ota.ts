@@ -12,7 +12,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdirSync, readdirSync } from 'node:fs';
+import { appendFileSync, closeSync, cpSync, mkdirSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Board } from '../../sdk/board';
 import { sdkRoot } from '../../sdk/util/paths';
@@ -118,6 +118,12 @@ export class XenOtaWorld {
     };
     run.stdout!.on('data', take);
     run.stderr!.on('data', take);
+    // The console may be quiet while the guest writes its flash: look again every 25 ms.
+    const poll = cut ? setInterval(() => {
+      if (cutDone || !cut(out)) return;
+      cutDone = true;
+      for (const pid of qemuPids()) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }, 25) : undefined;
     const exited = new Promise((r) => run.once('exit', r));
     const deadline = Date.now() + timeoutMs;
     try {
@@ -126,6 +132,7 @@ export class XenOtaWorld {
         await new Promise((r) => setTimeout(r, 500));
       }
     } finally {
+      if (poll) clearInterval(poll);
       if (run.exitCode === null && run.signalCode === null) {
         for (const pid of qemuPids()) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
         run.kill('SIGTERM');
@@ -163,11 +170,25 @@ export class XenOtaWorld {
    * stage prints boot[STAGE-WRITE] (the write of 1.1.0 into slot B starts), then the board is
    * powered on again with the same disk file until a slot boots or the stage gives up.
    */
-  async powerCutDuringStage(timeoutMs: number): Promise<{ cut: string; after: string }> {
+  async powerCutDuringStage(timeoutMs: number): Promise<{ cut: string; after: string; slotB: 'untouched' | 'partial' | 'complete' }> {
     const disk = this.device('cut');
-    const cut = await this.powerOn(disk, 'cut boot', (c) => /boot\[RECOVERY\]|host\[ERROR\]|ota\[DISABLED\]|ota\[REBOOT\]/.test(c), timeoutMs, (c) => c.includes('boot[STAGE-WRITE]'));
+    const slot = this.board.flash.partitions.find((p) => p.name === 'slot_b')!;
+    const image = readFileSync(this.at(`app-${NEW_VERSION}.simg`));
+    const fd = openSync(disk, 'r');
+    const head = Buffer.alloc(4096);
+    // Cut once the write is under way: the stage has said it writes slot B and the first 4 KiB of
+    // the (erased, all-0xff) slot hold programmed bytes on the flash file.
+    const writing = (c: string) => c.includes('boot[STAGE-WRITE] slot=b') && readSync(fd, head, 0, head.length, slot.offset) === head.length && head.some((b) => b !== 0xff);
+    let cut: string;
+    try {
+      cut = await this.powerOn(disk, 'cut boot', (c) => /boot\[RECOVERY\]|host\[ERROR\]|ota\[DISABLED\]|ota\[REBOOT\]/.test(c), timeoutMs, writing);
+    } finally {
+      closeSync(fd);
+    }
+    const inSlot = readFileSync(disk).subarray(slot.offset, slot.offset + image.length);
+    const slotB = inSlot.equals(image) ? 'complete' : inSlot.every((b) => b === 0xff) ? 'untouched' : 'partial';
     const after = await this.powerOn(disk, 'after the cut', (c) => /boot\[(OK|TRIAL|RECOVERY)\]|host\[ERROR\]/.test(c) && /\n/.test(c.slice(c.search(/boot\[(OK|TRIAL|RECOVERY)\]|host\[ERROR\]/))), timeoutMs);
-    return { cut, after };
+    return { cut, after, slotB };
   }
 
   close(): void {
