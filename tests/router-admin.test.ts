@@ -7,49 +7,17 @@
 // Timeouts are liveness bounds, not assertions.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBoard } from '../sdk/board';
+import { HTTPS_CLIENT, httpsToGuest } from './helpers/https-client';
+import { freePort } from './helpers/ports';
 import { CLI, ROOT, signet } from './helpers/cli';
 
 const board = loadBoard('qemu-virt-arm64');
 const available = existsSync(board.qemu!.firmware!) && spawnSync('sh', ['-c', 'command -v qemu-system-aarch64']).status === 0;
-const hasCurl = spawnSync('sh', ['-c', 'command -v curl']).status === 0;
 const cacheRoot = process.env.SIGNET_CACHE ?? join(ROOT, '.cache', 'signet');
 const BOOT_TIMEOUT = 600_000; // TCG on a loaded 2-core machine; a liveness bound only
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-/** One HTTPS request to https://localhost:PORT, the server checked against the CA file. */
-async function https(port: number, caFile: string, path: string, method = 'GET', body?: string): Promise<{ status: number; body: string }> {
-  if (hasCurl) {
-    const args = ['-sS', '--max-time', '120', '--cacert', caFile, '-X', method, '-w', '\n%{http_code}', ...(body !== undefined ? ['--data-binary', body] : []), `https://localhost:${port}${path}`];
-    const r = spawnSync('curl', args, { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`curl failed (${r.status}): ${r.stderr.trim()}`);
-    const cut = r.stdout.lastIndexOf('\n');
-    return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };
-  }
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', servername: 'localhost', port, path, method, ca: readFileSync(caFile), agent: false, timeout: 120_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('timeout', () => req.destroy(new Error('no HTTPS answer from the guest')));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 describe.skipIf(!available)('examples/router-admin on qemu-virt-arm64: provisioned TLS, HTTPS through the forward', () => {
   let work: string;
@@ -111,8 +79,8 @@ describe.skipIf(!available)('examples/router-admin on qemu-virt-arm64: provision
     expect(console_).not.toMatch(/host\[(WARN|ERROR)\]|app\[(FAILED|NO-TLS)\]/);
   });
 
-  it(`answers GET /api/status over HTTPS verified against keys/vendor-ca.crt (${hasCurl ? 'curl --cacert' : 'Node https'}) with its board and version`, async () => {
-    const r = await https(port, ca, '/api/status');
+  it(`answers GET /api/status over HTTPS verified against keys/vendor-ca.crt (${HTTPS_CLIENT}) with its board and version`, async () => {
+    const r = await httpsToGuest(port, ca, '/api/status');
     expect(r.status).toBe(200);
     const status = JSON.parse(r.body);
     expect(status).toMatchObject({ service: 'router-admin', version: '3.1.4', board: 'qemu-virt-arm64' });
@@ -120,15 +88,15 @@ describe.skipIf(!available)('examples/router-admin on qemu-virt-arm64: provision
   });
 
   it('serves its page on / and keeps the Wi-Fi name, refusing an invalid one', async () => {
-    const page = await https(port, ca, '/');
+    const page = await httpsToGuest(port, ca, '/');
     expect(page.status).toBe(200);
     expect(page.body).toContain('<title>Router admin</title>');
     const path = '/api/config/wifi-name';
-    expect(JSON.parse((await https(port, ca, path)).body)).toEqual({ 'wifi-name': null });
-    expect((await https(port, ca, path, 'PUT', 'home-net')).status).toBe(200);
-    expect((await https(port, ca, path, 'PUT', 'x'.repeat(33))).status).toBe(400);
-    expect(JSON.parse((await https(port, ca, path)).body)).toEqual({ 'wifi-name': 'home-net' });
-    expect((await https(port, ca, '/nope')).status).toBe(404);
+    expect(JSON.parse((await httpsToGuest(port, ca, path)).body)).toEqual({ 'wifi-name': null });
+    expect((await httpsToGuest(port, ca, path, 'PUT', 'home-net')).status).toBe(200);
+    expect((await httpsToGuest(port, ca, path, 'PUT', 'x'.repeat(33))).status).toBe(400);
+    expect(JSON.parse((await httpsToGuest(port, ca, path)).body)).toEqual({ 'wifi-name': 'home-net' });
+    expect((await httpsToGuest(port, ca, '/nope')).status).toBe(404);
   });
 
   it('stops its QEMU when `signet run` is stopped with SIGTERM (no orphaned guest)', async () => {

@@ -8,8 +8,6 @@
 // Timeouts are liveness bounds, not assertions.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
 import { loadBoard } from '../sdk/board';
@@ -22,11 +20,12 @@ import { checkXenNetwork, passthroughNic, PARTIAL_GIC_PHANDLE } from '../sdk/dis
 import { checkPinned, xenSourcePin } from '../sdk/xen/source';
 import { checkXenConfig } from '../sdk/xen/build';
 import type { XenError } from '../sdk/disk/xen-errors';
+import { HTTPS_CLIENT, httpsToGuest } from './helpers/https-client';
+import { freePort } from './helpers/ports';
 import { CLI, expectOneLineError, ROOT, signet } from './helpers/cli';
 
 const board = loadBoard('xen-arm32');
 const available = spawnSync('sh', ['-c', 'command -v qemu-system-arm']).status === 0;
-const hasCurl = spawnSync('sh', ['-c', 'command -v curl']).status === 0;
 const cacheRoot = process.env.SIGNET_CACHE ?? join(ROOT, '.cache', 'signet');
 const BOOT_TIMEOUT = 600_000; // TCG on a loaded 2-core machine; a liveness bound only
 
@@ -37,37 +36,6 @@ function code(f: () => unknown): string | undefined {
     return (e as XenError).code;
   }
   return undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-/** One HTTPS request to https://localhost:PORT, the server checked against the CA file. */
-async function https(port: number, caFile: string, path: string, method = 'GET', body?: string): Promise<{ status: number; body: string }> {
-  if (hasCurl) {
-    const args = ['-sS', '--max-time', '120', '--cacert', caFile, '-X', method, '-w', '\n%{http_code}', ...(body !== undefined ? ['--data-binary', body] : []), `https://localhost:${port}${path}`];
-    const r = spawnSync('curl', args, { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`curl failed (${r.status}): ${r.stderr.trim()}`);
-    const cut = r.stdout.lastIndexOf('\n');
-    return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };
-  }
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', servername: 'localhost', port, path, method, ca: readFileSync(caFile), agent: false, timeout: 120_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('timeout', () => req.destroy(new Error('no HTTPS answer from the guest')));
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 describe('the DomU network: placement and passthrough, refused before QEMU starts', () => {
@@ -222,12 +190,12 @@ describe.skipIf(!available)('examples/router-admin on xen-arm32: HTTPS from the 
     expect(console_).not.toMatch(/host\[(WARN|ERROR)\]|app\[(FAILED|NO-TLS)\]/);
   });
 
-  it(`answers GET /api/status over HTTPS verified against keys/vendor-ca.crt (${hasCurl ? 'curl --cacert' : 'Node https'}) with its board and version`, async () => {
-    const r = await https(port, ca, '/api/status');
+  it(`answers GET /api/status over HTTPS verified against keys/vendor-ca.crt (${HTTPS_CLIENT}) with its board and version`, async () => {
+    const r = await httpsToGuest(port, ca, '/api/status');
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toMatchObject({ service: 'router-admin', version: '3.1.4', board: 'xen-arm32' });
     const path = '/api/config/wifi-name';
-    expect((await https(port, ca, path, 'PUT', 'xen-net')).status).toBe(200);
-    expect(JSON.parse((await https(port, ca, path)).body)).toEqual({ 'wifi-name': 'xen-net' });
+    expect((await httpsToGuest(port, ca, path, 'PUT', 'xen-net')).status).toBe(200);
+    expect(JSON.parse((await httpsToGuest(port, ca, path)).body)).toEqual({ 'wifi-name': 'xen-net' });
   });
 });

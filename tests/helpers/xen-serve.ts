@@ -8,12 +8,12 @@
  */
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Board } from '../../sdk/board';
 import { spawnSync } from 'node:child_process';
 import { startXen } from '../../sdk/disk/run-xen';
 import { sdkRoot } from '../../sdk/util/paths';
+import { freePort } from './ports';
 
 // Not ./cli (its __dirname does not exist when bench/ bundles this as ESM).
 const ROOT = sdkRoot();
@@ -22,15 +22,6 @@ const CLI = join(ROOT, 'dist', 'signet.mjs');
 function signet(args: string[], opts: { timeout?: number } = {}): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: opts.timeout ?? 120_000, env: { ...process.env, SIGNET_PASSPHRASE: '' } });
   return { code: r.status ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 function getStatus(port: number, ca: Buffer): Promise<{ status: number; body: string }> {
