@@ -191,6 +191,7 @@ for (var i = 0; i < updates.length; i++) {
       expect(lines).toEqual([
         'boot[OK] slot=a version=1.3.0',
         'app[update] refused version=1.0.0 code=E_ROLLBACK',
+        expect.stringMatching(/^boot\[STAGE-WRITE\] slot=b bytes=\d+$/), // 1.4.0 is written; the refused 1.0.0 wrote nothing
         'boot[STAGED] slot=b version=1.4.0 tries=3',
         'app[update] staged version=1.4.0',
         'boot[HALT]',
