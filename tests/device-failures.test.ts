@@ -112,7 +112,7 @@ describe.skipIf(!available)('an app that hangs in its trial: the watchdog resets
 
   it('the factory boot environment is settled on boot_a, and the app update waits for its trial in slot B', () => {
     expect(before).toMatchObject({ boot_slot: 'a', bootcount: '0', boot_good: 'a', bootlimit: '3' });
-    expect(staged).toEqual(['boot[STAGED] slot=b version=1.3.0 tries=1']);
+    expect(staged).toEqual([expect.stringMatching(/^boot\[STAGE-WRITE\] slot=b bytes=\d+$/), 'boot[STAGED] slot=b version=1.3.0 tries=1']);
   });
 
   it('the app trial feeds the watchdog past its timeout, hangs, and the watchdog resets the guest', () => {
