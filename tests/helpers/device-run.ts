@@ -5,6 +5,7 @@
  * killed with SIGKILL the moment the console matches it, as a power cut would stop the board.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sdkRoot } from '../../sdk/util/paths';
 
@@ -23,7 +24,12 @@ function qemuOf(pid: number): number[] {
   return r.stdout.trim().split('\n').filter(Boolean).map(Number);
 }
 
-export async function powerOn(args: string[], o: { limitMs: number; until?: (c: string) => boolean; cut?: (c: string) => boolean; label?: string }): Promise<PowerOn> {
+/**
+ * `cut` is checked on every console chunk and, as the console may be quiet while the guest writes
+ * its flash (a cut that waits for bytes on the disk file), every 25 ms as well. `logFile`: the
+ * console is also appended there as it comes.
+ */
+export async function powerOn(args: string[], o: { limitMs: number; until?: (c: string) => boolean; cut?: (c: string) => boolean; label?: string; logFile?: string }): Promise<PowerOn> {
   let out = '';
   let ended: PowerOn['ended'] = 'exited';
   const run = spawn(process.execPath, [CLI, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -31,16 +37,21 @@ export async function powerOn(args: string[], o: { limitMs: number; until?: (c: 
   const kill = () => {
     for (const pid of qemuOf(run.pid!)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   };
-  const take = (d: Buffer) => {
-    out += d.toString('latin1');
-    // Checked on every chunk, not on a poll, so the cut lands as close to its line as it can.
+  const cutIfDue = () => {
     if (ended === 'exited' && o.cut && o.cut(out)) {
       ended = 'cut';
       kill();
     }
   };
+  const take = (d: Buffer) => {
+    out += d.toString('latin1');
+    if (o.logFile) appendFileSync(o.logFile, d);
+    // Checked on every chunk, not only on the poll, so the cut lands as close to its line as it can.
+    cutIfDue();
+  };
   run.stdout!.on('data', take);
   run.stderr!.on('data', take);
+  const poll = o.cut ? setInterval(cutIfDue, 25) : undefined;
   const deadline = Date.now() + o.limitMs;
   try {
     while (run.exitCode === null && run.signalCode === null) {
@@ -52,6 +63,7 @@ export async function powerOn(args: string[], o: { limitMs: number; until?: (c: 
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {
+    if (poll) clearInterval(poll);
     if (run.exitCode === null && run.signalCode === null) {
       kill();
       run.kill('SIGTERM');

@@ -16,6 +16,7 @@ import { appendFileSync, closeSync, cpSync, mkdirSync, openSync, readdirSync, re
 import { join } from 'node:path';
 import type { Board } from '../../sdk/board';
 import { sdkRoot } from '../../sdk/util/paths';
+import { powerOn } from './device-run';
 import { serverListening } from './server-child';
 
 // Not ./cli (its __dirname does not exist when bench/ bundles this as ESM).
@@ -104,42 +105,10 @@ export class XenOtaWorld {
    * `cut(console)` is true (a power cut).
    */
   async powerOn(disk: string, label: string, until: ((c: string) => boolean) | null, timeoutMs: number, cut?: (c: string) => boolean): Promise<string> {
-    let out = '';
-    const run = spawn(process.execPath, [CLI, 'run', disk, '--board', this.board.id, '--net', 'user'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const qemuPids = () => spawnSync('pgrep', ['-P', String(run.pid), '-f', 'qemu-system'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
-    let cutDone = false;
-    const take = (d: Buffer) => {
-      out += d.toString('latin1');
-      appendFileSync(this.at(`console-${label.replace(/\W+/g, '-')}.log`), d);
-      if (cut && !cutDone && cut(out)) {
-        cutDone = true;
-        for (const pid of qemuPids()) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-      }
-    };
-    run.stdout!.on('data', take);
-    run.stderr!.on('data', take);
-    // The console may be quiet while the guest writes its flash: look again every 25 ms.
-    const poll = cut ? setInterval(() => {
-      if (cutDone || !cut(out)) return;
-      cutDone = true;
-      for (const pid of qemuPids()) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }, 25) : undefined;
-    const exited = new Promise((r) => run.once('exit', r));
-    const deadline = Date.now() + timeoutMs;
-    try {
-      while (run.exitCode === null && run.signalCode === null && !(until && until(out))) {
-        if (Date.now() > deadline) throw new Error(`${label}: the guest did not finish; console:\n` + out.slice(-4000));
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    } finally {
-      if (poll) clearInterval(poll);
-      if (run.exitCode === null && run.signalCode === null) {
-        for (const pid of qemuPids()) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-        run.kill('SIGTERM');
-        await exited;
-      }
-    }
-    return out;
+    const r = await powerOn([disk, '--board', this.board.id, '--net', 'user'], {
+      limitMs: timeoutMs, until: until ?? undefined, cut, label, logFile: this.at(`console-${label.replace(/\W+/g, '-')}.log`),
+    });
+    return r.console;
   }
 
   /** The update on one device: the factory boot stages 1.1.0, the trial boot confirms it. */
