@@ -323,7 +323,7 @@ describe.skipIf(!available)('signet tcb on real boot images', () => {
       expect(n.fileBytes).toBe(init.length);
       expect(n.loadableBytes).toBe(readelfLoadable(readelf, at(`${board}-init`)));
       const lib = (name: string) => n.parts.find((p) => p.library === name)?.bytes ?? 0;
-      for (const name of ['libc', 'mbedtls', 'duktape', 'libuv', 'libsodium', 'signet', 'libgcc']) expect(lib(name), name).toBeGreaterThan(0);
+      for (const name of ['musl', 'mbedtls', 'duktape', 'libuv', 'libsodium', 'signet', 'libgcc']) expect(lib(name), name).toBeGreaterThan(0);
       expect(n.parts.reduce((s, p) => s + p.bytes, 0)).toBe(n.loadableBytes);
       // Fill, stubs and unexplained bytes stay small: the attribution explains > 98 % of /init.
       expect(lib('other')).toBeLessThan(n.loadableBytes * 0.02);
@@ -383,8 +383,8 @@ describe.skipIf(!available)('signet tcb on real boot images', () => {
     expect(j.diff!.options.removed.map((o) => o.name)).toEqual(removed);
     expect(j.diff!.options.changed.map((o) => `${o.name}:${o.before}:${o.after}`)).toEqual(changed.map((k) => `${k}:${older.get(k)}:${newer.get(k)}`));
     expect(j.diff!.kernel.bytes.delta).toBe(xen.kernel.bytes - arm.kernel.bytes);
-    const libc = j.diff!.native.find((c) => c.name === 'libc')!;
-    expect(libc.delta).toBe(xen.native.parts.find((p) => p.library === 'libc')!.bytes - arm.native.parts.find((p) => p.library === 'libc')!.bytes);
+    const libc = j.diff!.native.find((c) => c.name === 'musl')!;
+    expect(libc.delta).toBe(xen.native.parts.find((p) => p.library === 'musl')!.bytes - arm.native.parts.find((p) => p.library === 'musl')!.bytes);
     const text = ok(signet(['tcb', at('xen.itb'), '--vs', at('arm64.itb')])).stdout;
     expect(text).toContain(`${added.length} added, ${removed.length} removed, ${changed.length} changed`);
     expect(text).toContain(`  - CONFIG_${removed[0]}=${older.get(removed[0]!)}`);

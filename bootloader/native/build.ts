@@ -12,30 +12,21 @@
  * and every flag; the engine object (the slow part) is cached on its own so
  * editing host.c relinks in a second.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fetchDeb, nativeDebianArch, type DebianArch } from '../../sdk/build/debian';
 import { attributeNative, checkNativeTcb, NATIVE_TCB_FILE, parseLinkMap, signetHostClassifier, type NativeTcb } from '../../sdk/build/tcb-native';
 import { cacheDir as projectCacheDir, sdkRoot } from '../../sdk/util/paths';
 import { NativeBuildError } from './errors';
+import { buildDeviceLibs, deviceLinkArgs, deviceToolchain, DEVICE_CFLAGS } from './device';
+import { compilerId, digest, inParallel, publish, run, type NativeTargetSpec } from './exec';
 
 export { NativeBuildError, type NativeBuildErrorCode } from './errors';
 
 export type NativeTarget = 'host' | 'arm64' | 'armhf';
 
-export interface NativeTargetSpec {
-  /** Compiler command. */
-  cc: string;
-  /** Debian package that provides `cc`. */
-  debianPackage: string;
-  /** ELF e_machine of the output on this target (host: of the build machine). */
-  elfMachine: number;
-  /** What `signet_native.arch` reports. */
-  arch: 'x86_64' | 'aarch64' | 'armhf';
-}
+export type { NativeTargetSpec } from './exec';
 
 const HOST_SPECS: Partial<Record<NodeJS.Architecture, NativeTargetSpec>> = {
   x64: { cc: 'gcc', debianPackage: 'gcc', elfMachine: 62, arch: 'x86_64' },
@@ -101,33 +92,11 @@ function hostSourcePath(file = 'host.c'): string {
 export interface NativeBuildOptions {
   /** Cache root to use instead of the project cache (sdk/util/paths cacheDir()). */
   cacheDir?: string;
+  /** Where the device libraries' pinned source packages come from (default deb.debian.org's pool; tests: a file:// folder). */
+  sourceBaseUrl?: string;
 }
 
-function run(cmd: string, args: string[], spec: NativeTargetSpec): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error === null) {
-        resolve({ stdout, stderr });
-      } else if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        reject(
-          new NativeBuildError('E_NATIVE_CC_MISSING', `${cmd} is not installed — run 'apt-get install ${spec.debianPackage}'`, {
-            cause: error,
-          }),
-        );
-      } else {
-        const tail = String(stderr).trim().split('\n').slice(-12).join('\n');
-        reject(new NativeBuildError('E_NATIVE_COMPILE', `${cmd} failed: ${tail}`, { cause: error }));
-      }
-    });
-  });
-}
 
-/** The compiler's identity: version line and target triple. */
-async function compilerId(spec: NativeTargetSpec): Promise<string> {
-  const version = (await run(spec.cc, ['--version'], spec)).stdout.split('\n')[0]!.trim();
-  const machine = (await run(spec.cc, ['-dumpmachine'], spec)).stdout.trim();
-  return `${version} (${machine})`;
-}
 
 async function engineDir(cacheDir: string): Promise<string> {
   // duktape.c is architecture-independent: take the build machine's package.
@@ -184,29 +153,10 @@ async function staticLib(target: NativeTarget, cacheDir: string, want: (typeof S
   return { include, archive: archives[0]!, stamp: await readFile(join(root, '.signet-deb.json')) };
 }
 
-function digest(parts: Array<string | Buffer>): string {
-  const hash = createHash('sha256');
-  for (const p of parts) {
-    const b = typeof p === 'string' ? Buffer.from(p) : p;
-    hash.update(`${b.length}:`); // length-prefixed, so parts cannot run together
-    hash.update(b);
-  }
-  return hash.digest('hex').slice(0, 16);
-}
 
-/** Moves `from` to `to` unless `to` already exists (a concurrent build won). */
-async function publish(from: string, to: string): Promise<void> {
-  try {
-    await rename(from, to);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(to)) return;
-    throw error;
-  }
-}
 
 /** Part of the cache key: hosts built before the link map was kept have no TCB record beside them. */
-const TCB_RECORD = 'tcb-record-3';
+const TCB_RECORD = 'tcb-record-4';
 
 /** The TCB of the linked binary by library (sdk/build/tcb-native), written beside it; the map itself is dropped. */
 async function writeNativeTcb(dir: string, linkMap: string, inputs: Parameters<typeof signetHostClassifier>[0]): Promise<void> {
@@ -229,32 +179,42 @@ export function buildNativeHost(target: NativeTarget, options: NativeBuildOption
   const key = `${cacheDir}\0${target}`;
   let pending = inFlight.get(key);
   if (pending === undefined) {
-    pending = build(target, cacheDir).finally(() => inFlight.delete(key));
+    pending = build(target, cacheDir, options.sourceBaseUrl).finally(() => inFlight.delete(key));
     inFlight.set(key, pending);
   }
   return pending;
 }
 
-async function build(target: NativeTarget, cacheDir: string): Promise<string> {
+async function build(target: NativeTarget, cacheDir: string, sourceBaseUrl?: string): Promise<string> {
   const spec = nativeTargetSpec(target);
   const cc = await compilerId(spec);
   const engine = await engineDir(cacheDir);
   const engineSources = await Promise.all(ENGINE_FILES.map((f) => readFile(join(engine, f))));
-  const libs = await Promise.all(STATIC_LIBS.map((l) => staticLib(target, cacheDir, l)));
   const hostC = hostSourcePath();
-  const hostSource = await readFile(hostC);
   const tlsC = hostSourcePath('tls.c');
-  const tlsSource = await readFile(tlsC);
   // net.c (the guest's network, DHCP client) and dhcp.c (DHCP messages), with its header.
   const netC = hostSourcePath('net.c');
   const dhcpC = hostSourcePath('dhcp.c');
-  const netSources = await Promise.all([netC, dhcpC, hostSourcePath('dhcp.h')].map((f) => readFile(f)));
+  const ownSources = await Promise.all([hostC, tlsC, netC, dhcpC, hostSourcePath('dhcp.h')].map((f) => readFile(f)));
+
+  // The device (arm64, armhf): musl and libraries built from source (device.ts); the build
+  // machine: its glibc and Debian's static archives.
+  const device = target === 'host' ? undefined : await deviceToolchain(target, spec, cacheDir);
+  const libs: Array<{ archive: string; library: string; useFlags: string[]; stamp: Buffer }> = device
+    ? (await buildDeviceLibs(target as 'arm64' | 'armhf', spec, device, cc, { cacheDir, sourceBaseUrl })).map((l) => ({ ...l, stamp: Buffer.from(l.source) }))
+    : await Promise.all(
+        STATIC_LIBS.map(async (want) => {
+          const l = await staticLib(target, cacheDir, want);
+          return { archive: l.archive, library: want.pkg, useFlags: [`-I${l.include}`], stamp: l.stamp };
+        }),
+      );
+  const cflags = device ? [...DEVICE_CFLAGS, ...device.cppflags] : CFLAGS;
 
   const nativeDir = join(cacheDir, 'native');
-  const engineKey = digest([cc, ...CFLAGS, ...engineSources]);
+  const engineKey = digest([cc, ...cflags, ...engineSources]);
   const libParts: Buffer[] = [];
   for (const l of libs) libParts.push(l.stamp, await readFile(l.archive));
-  const outKey = digest([cc, ...CFLAGS, '--', ...LDFLAGS, ...LIBS, TCB_RECORD, hostSource, tlsSource, ...netSources, ...engineSources, '--', ...libParts]);
+  const outKey = digest([cc, ...cflags, '--', ...(device ? device.stamp : [...LDFLAGS, ...LIBS]), TCB_RECORD, ...ownSources, ...engineSources, '--', ...libParts]);
   const outDir = join(nativeDir, `${target}-${outKey}`);
   const binary = join(outDir, 'signet-host');
   if (existsSync(binary)) return binary;
@@ -265,29 +225,27 @@ async function build(target: NativeTarget, cacheDir: string): Promise<string> {
   const tmp = await mkdtemp(join(nativeDir, `.tmp-${target}-`));
   try {
     const include = `-I${engine}`;
-    const hostObj = join(tmp, 'host.o');
-    const tlsObj = join(tmp, 'tls.o');
-    const netObj = join(tmp, 'net.o');
-    const dhcpObj = join(tmp, 'dhcp.o');
-    const includes = [...new Set(libs.map((l) => `-I${l.include}`))];
-    await Promise.all([
-      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, ...includes, '-c', hostC, '-o', hostObj], spec),
-      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, ...includes, '-c', tlsC, '-o', tlsObj], spec),
-      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', include, ...includes, '-c', netC, '-o', netObj], spec),
-      run(spec.cc, [...CFLAGS, '-Wall', '-Wextra', '-c', dhcpC, '-o', dhcpObj], spec),
-      existsSync(engineObj)
-        ? Promise.resolve()
-        : run(spec.cc, [...CFLAGS, include, '-c', join(engine, 'duktape.c'), '-o', join(tmp, 'duktape.o')], spec).then(() =>
-            rename(join(tmp, 'duktape.o'), engineObj),
-          ),
-    ]);
+    // Our sources and Duktape's as they are named in the tree, not where this checkout is.
+    const prefixMaps = [`-ffile-prefix-map=${dirname(hostC)}=bootloader/native`, `-ffile-prefix-map=${engine}=duktape`];
+    const libFlags = [...new Set(libs.flatMap((l) => l.useFlags))];
+    const own = [hostC, tlsC, netC, dhcpC].map((src) => ({ src, obj: join(tmp, basename(src).replace(/\.c$/, '.o')) }));
+    const compileJobs: Array<() => Promise<unknown>> = own.map(({ src, obj }) => () => run(spec.cc, [...cflags, ...prefixMaps, '-Wall', '-Wextra', include, ...libFlags, '-c', src, '-o', obj], spec));
+    if (!existsSync(engineObj)) {
+      compileJobs.unshift(() =>
+        run(spec.cc, [...cflags, ...prefixMaps, include, '-c', join(engine, 'duktape.c'), '-o', join(tmp, 'duktape.o')], spec).then(() => rename(join(tmp, 'duktape.o'), engineObj)),
+      );
+    }
+    await inParallel(compileJobs);
     const linkMap = join(tmp, 'signet-host.map');
-    await run(spec.cc, [...LDFLAGS, `-Wl,-Map=${linkMap}`, '-o', join(tmp, 'signet-host'), hostObj, tlsObj, netObj, dhcpObj, engineObj, ...libs.map((l) => l.archive), ...LIBS], spec);
-    await writeNativeTcb(tmp, linkMap, { ownDir: tmp, engineObject: engineObj, archives: libs.map((l, i) => ({ path: l.archive, pkg: STATIC_LIBS[i]!.pkg })) });
-    await rm(hostObj);
-    await rm(tlsObj);
-    await rm(netObj);
-    await rm(dhcpObj);
+    const inputs = [...own.map((o) => o.obj), engineObj, ...libs.map((l) => l.archive)];
+    await run(spec.cc, device ? deviceLinkArgs(device, join(tmp, 'signet-host'), linkMap, inputs) : [...LDFLAGS, `-Wl,-Map=${linkMap}`, '-o', join(tmp, 'signet-host'), ...inputs, ...LIBS], spec);
+    await writeNativeTcb(tmp, linkMap, {
+      ownDir: tmp,
+      engineObject: engineObj,
+      archives: libs.map((l) => ({ path: l.archive, pkg: l.library })),
+      ...(device ? { libc: { dir: device.muslLibDir, library: 'musl' } } : {}),
+    });
+    for (const o of own) await rm(o.obj);
     await chmod(tmp, 0o755); // mkdtemp made it private
     await publish(tmp, outDir);
     return binary;

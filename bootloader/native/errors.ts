@@ -6,6 +6,7 @@ export type NativeBuildErrorCode =
   | 'E_NATIVE_ENGINE_MISSING' // duktape-dev did not contain the engine source
   | 'E_NATIVE_LIB_MISSING' // a -dev package (libsodium-dev, libuv1-dev) lacked its static archive or header
   | 'E_NATIVE_SOURCE_MISSING' // host.c is not where the SDK expects it
+  | 'E_NATIVE_SOURCE' // a pinned library source package could not be downloaded, did not match its sha256 or did not unpack
   | 'E_NATIVE_COMPILE'; // the compiler or linker failed
 
 export class NativeBuildError extends unhintedError<NativeBuildErrorCode>('NativeBuildError') {}

@@ -269,8 +269,10 @@ export interface NativeLinkInputs {
   ownDir: string;
   /** The engine object (duktape.c compiled): library `duktape`. */
   engineObject: string;
-  /** The static archives given to the link, with the Debian package each came from. */
+  /** The static archives given to the link, with the Debian package each came from (or the library name). */
   archives: readonly { path: string; pkg: string }[];
+  /** A C library other than the toolchain's (the device's musl): everything in `dir` is `library`. */
+  libc?: { dir: string; library: string };
 }
 
 /** The classifier for signet-host's link: our objects, the engine, the Debian archives. */
@@ -280,7 +282,9 @@ export function signetHostClassifier(inputs: NativeLinkInputs): OriginClassifier
     if (file.endsWith('.o') && dirname(file) === inputs.ownDir) return { library: 'signet', member: basename(file).replace(/\.o$/, '.c') };
     if (file === inputs.engineObject) return { library: 'duktape', member: 'duktape.c' };
     const lib = archives.get(file);
-    return lib === undefined ? undefined : { library: lib, member: basename(file) };
+    if (lib !== undefined) return { library: lib, member: basename(file) };
+    if (inputs.libc !== undefined && dirname(file) === inputs.libc.dir) return { library: inputs.libc.library, member: basename(file) };
+    return undefined;
   };
 }
 
