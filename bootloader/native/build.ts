@@ -19,7 +19,7 @@ import { fetchDeb, nativeDebianArch, type DebianArch } from '../../sdk/build/deb
 import { attributeNative, checkNativeTcb, NATIVE_TCB_FILE, parseLinkMap, signetHostClassifier, type NativeTcb } from '../../sdk/build/tcb-native';
 import { cacheDir as projectCacheDir, sdkRoot } from '../../sdk/util/paths';
 import { NativeBuildError } from './errors';
-import { buildDeviceLibs, deviceLinkArgs, deviceToolchain, DEVICE_CFLAGS } from './device';
+import { buildDeviceLibs, deviceLinkArgs, deviceToolchain, DEVICE_CFLAGS, DEVICE_SPEED_CFLAGS } from './device';
 import { compilerId, digest, inParallel, publish, run, type NativeTargetSpec } from './exec';
 
 export { NativeBuildError, type NativeBuildErrorCode } from './errors';
@@ -211,10 +211,11 @@ async function build(target: NativeTarget, cacheDir: string, sourceBaseUrl?: str
   const cflags = device ? [...DEVICE_CFLAGS, ...device.cppflags] : CFLAGS;
 
   const nativeDir = join(cacheDir, 'native');
-  const engineKey = digest([cc, ...cflags, ...engineSources]);
+  const engineFlags = device ? [...cflags, ...DEVICE_SPEED_CFLAGS] : cflags;
+  const engineKey = digest([cc, ...engineFlags, ...engineSources]);
   const libParts: Buffer[] = [];
   for (const l of libs) libParts.push(l.stamp, await readFile(l.archive));
-  const outKey = digest([cc, ...cflags, '--', ...(device ? device.stamp : [...LDFLAGS, ...LIBS]), TCB_RECORD, ...ownSources, ...engineSources, '--', ...libParts]);
+  const outKey = digest([cc, ...engineFlags, '--', ...(device ? device.stamp : [...LDFLAGS, ...LIBS]), TCB_RECORD, ...ownSources, ...engineSources, '--', ...libParts]);
   const outDir = join(nativeDir, `${target}-${outKey}`);
   const binary = join(outDir, 'signet-host');
   if (existsSync(binary)) return binary;
@@ -232,7 +233,7 @@ async function build(target: NativeTarget, cacheDir: string, sourceBaseUrl?: str
     const compileJobs: Array<() => Promise<unknown>> = own.map(({ src, obj }) => () => run(spec.cc, [...cflags, ...prefixMaps, '-Wall', '-Wextra', include, ...libFlags, '-c', src, '-o', obj], spec));
     if (!existsSync(engineObj)) {
       compileJobs.unshift(() =>
-        run(spec.cc, [...cflags, ...prefixMaps, include, '-c', join(engine, 'duktape.c'), '-o', join(tmp, 'duktape.o')], spec).then(() => rename(join(tmp, 'duktape.o'), engineObj)),
+        run(spec.cc, [...engineFlags, ...prefixMaps, include, '-c', join(engine, 'duktape.c'), '-o', join(tmp, 'duktape.o')], spec).then(() => rename(join(tmp, 'duktape.o'), engineObj)),
       );
     }
     await inParallel(compileJobs);

@@ -14,7 +14,7 @@
  *   gives Linux (_GNU_SOURCE, _POSIX_C_SOURCE=200112, _FILE_OFFSET_BITS=64, _LARGEFILE_SOURCE);
  *   libsodium with NATIVE_LITTLE_ENDIAN (and HAVE_TI_MODE on aarch64: the 64-bit field
  *   arithmetic, as its configure picks) and a version.h written from version.h.in.
- * - Flags (DEVICE_CFLAGS): -Os (measured against -O2 in docs/build.md), one section per function
+ * - Flags (DEVICE_CFLAGS): -Os, but -O2 for Duktape and mbed TLS (DEVICE_SPEED_CFLAGS, measured), one section per function
  *   and object with --gc-sections, no unwind tables (C only, nothing unwinds), no PIE (the
  *   binary is static: PIE code is larger and gets no ASLR here), -fstack-protector-strong (what
  *   Debian's packages were built with; musl provides __stack_chk_guard/__stack_chk_fail).
@@ -45,6 +45,14 @@ export const DEVICE_CFLAGS = [
   '-fno-pie',
   '-fstack-protector-strong',
 ];
+
+/**
+ * Appended (the last -O wins) for the two CPU-hot parts: Duktape (the boot stage is JavaScript)
+ * and mbed TLS (bignum: RSA and ECDHE in every handshake). Measured under qemu-aarch64 (TCG, as
+ * the stage runs): a JSON/array workload took 3.2-3.5 s with Duktape at -Os, 2.1-2.4 s at -O2,
+ * for 87 KB more code (Duktape 219 KB at -Os, 306 KB at -O2); see docs/build.md.
+ */
+export const DEVICE_SPEED_CFLAGS = ['-O2'];
 
 /** The musl C library and kernel headers for one target, and the compiler's own parts. */
 export interface DeviceToolchain {
@@ -215,7 +223,7 @@ const RECIPES: LibRecipe[] = [
     library: 'mbedtls',
     archiveName: 'libmbedtls.a',
     files: () => MBEDTLS_FILES,
-    flags: () => [`-DMBEDTLS_CONFIG_FILE="${CONFIG_HEADER}"`, '-Iinclude', '-Ilibrary'],
+    flags: () => [...DEVICE_SPEED_CFLAGS, `-DMBEDTLS_CONFIG_FILE="${CONFIG_HEADER}"`, '-Iinclude', '-Ilibrary'],
     includeDirs: ['include'],
     useDefines: [`-DMBEDTLS_CONFIG_FILE="${CONFIG_HEADER}"`],
   },
