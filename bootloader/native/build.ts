@@ -19,7 +19,7 @@ import { fetchDeb, nativeDebianArch, type DebianArch } from '../../sdk/build/deb
 import { attributeNative, checkNativeTcb, NATIVE_TCB_FILE, parseLinkMap, signetHostClassifier, type NativeTcb } from '../../sdk/build/tcb-native';
 import { cacheDir as projectCacheDir, sdkRoot } from '../../sdk/util/paths';
 import { NativeBuildError } from './errors';
-import { buildDeviceLibs, deviceLinkArgs, deviceToolchain, DEVICE_CFLAGS, DEVICE_SPEED_CFLAGS } from './device';
+import { buildDeviceLibs, deviceLinkArgs, deviceToolchain, DEVICE_CFLAGS, DEVICE_LDFLAGS, DEVICE_SPEED_CFLAGS } from './device';
 import { compilerId, digest, inParallel, publish, run, type NativeTargetSpec } from './exec';
 
 export { NativeBuildError, type NativeBuildErrorCode } from './errors';
@@ -215,7 +215,7 @@ async function build(target: NativeTarget, cacheDir: string, sourceBaseUrl?: str
   const engineKey = digest([cc, ...engineFlags, ...engineSources]);
   const libParts: Buffer[] = [];
   for (const l of libs) libParts.push(l.stamp, await readFile(l.archive));
-  const outKey = digest([cc, ...engineFlags, '--', ...(device ? device.stamp : [...LDFLAGS, ...LIBS]), TCB_RECORD, ...ownSources, ...engineSources, '--', ...libParts]);
+  const outKey = digest([cc, ...engineFlags, '--', ...(device ? [...device.stamp, ...DEVICE_LDFLAGS] : [...LDFLAGS, ...LIBS]), TCB_RECORD, ...ownSources, ...engineSources, '--', ...libParts]);
   const outDir = join(nativeDir, `${target}-${outKey}`);
   const binary = join(outDir, 'signet-host');
   if (existsSync(binary)) return binary;

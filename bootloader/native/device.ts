@@ -108,15 +108,22 @@ export async function deviceToolchain(arch: DebianArch, spec: NativeTargetSpec, 
   return tc;
 }
 
+/** Link flags of the device binary (part of its cache key). */
+export const DEVICE_LDFLAGS = [
+  '-static',
+  '-no-pie',
+  '-nostdlib',
+  '-s',
+  '-Wl,--gc-sections',
+  '-Wl,--build-id=none',
+  // The boards' kernels use 4 KiB pages: aarch64 ld's default 64 KiB segment alignment only pads the file (~45 KB of zeros).
+  '-Wl,-z,max-page-size=4096',
+];
+
 /** The link of the device binary: musl's start files, the objects and archives, musl's libc, libgcc. */
 export function deviceLinkArgs(tc: DeviceToolchain, out: string, map: string, inputs: string[]): string[] {
   return [
-    '-static',
-    '-no-pie',
-    '-nostdlib',
-    '-s',
-    '-Wl,--gc-sections',
-    '-Wl,--build-id=none',
+    ...DEVICE_LDFLAGS,
     `-Wl,-Map=${map}`,
     '-o',
     out,
