@@ -49,8 +49,8 @@ export const DEVICE_CFLAGS = [
 /**
  * Appended (the last -O wins) for the two CPU-hot parts: Duktape (the boot stage is JavaScript)
  * and mbed TLS (bignum: RSA and ECDHE in every handshake). Measured under qemu-aarch64 (TCG, as
- * the stage runs): a JSON/array workload took 3.2-3.5 s with Duktape at -Os, 2.1-2.4 s at -O2,
- * for 87 KB more code (Duktape 219 KB at -Os, 306 KB at -O2); see docs/build.md.
+ * the stage runs): a JSON/array workload took 2.2-2.7 s with Duktape at -Os, 1.4-1.7 s at -O2,
+ * for 87 KB more code (Duktape 219 KB at -Os, 306 KB at -O2); see bootloader/native/README.md.
  */
 export const DEVICE_SPEED_CFLAGS = ['-O2'];
 
