@@ -445,6 +445,38 @@ describe.each([
     ]);
   });
 
+  it.skipIf(skipUnlessCi(hasQemu(qemu)))(`keeps Duktape's freed blocks for reuse: little mmap/munmap under ${qemu} -strace, same answers`, () => {
+    // Rounds of objects, arrays and strings built and dropped (with growing strings and arrays:
+    // realloc across the small classes and into malloc's range). musl's allocator alone maps and
+    // unmaps a group for nearly every round (hundreds of calls, each a page-table change on the
+    // device); host.c's heap keeps freed small blocks and takes 256 KiB slabs.
+    const r = runScript(
+      `var sum = 0;
+       for (var round = 0; round < 40; round++) {
+         var objs = [];
+         for (var i = 0; i < 2000; i++) objs.push({ k: 'key' + i, v: [i, i * 2, 'v' + (i * round)] });
+         var s = ''; for (var j = 0; j < 300; j++) s += objs[j].k;
+         sum = (sum + JSON.stringify(objs).length + s.length) % 1000000007;
+       }
+       n.print(sum);`,
+      [],
+      binary,
+      [qemu, '-strace'],
+    );
+    expect(r.status).toBe(0);
+    let expected = 0;
+    for (let round = 0; round < 40; round++) {
+      const objs = Array.from({ length: 2000 }, (_, i) => ({ k: 'key' + i, v: [i, i * 2, 'v' + i * round] }));
+      let str = '';
+      for (let j = 0; j < 300; j++) str += objs[j]!.k;
+      expected = (expected + JSON.stringify(objs).length + str.length) % 1000000007;
+    }
+    expect(r.lines.filter((l) => /^\d+$/.test(l))).toEqual([String(expected)]);
+    const calls = (name: string) => (r.stderr.match(new RegExp(`^\\d+ ${name}\\(`, 'gm')) ?? []).length;
+    expect(calls('mmap') + calls('mmap2'), r.stderr.slice(-2000)).toBeLessThan(60);
+    expect(calls('munmap')).toBeLessThan(30);
+  });
+
   it.skipIf(skipUnlessCi(hasQemu(qemu)))(`runs the event loop under ${qemu}: timers, TCP and UDP on loopback`, () => {
     const r = runScript(
       `var uv = n.uv, enc = new TextEncoder(), dec = new TextDecoder(), got = '';
