@@ -262,7 +262,7 @@ describe('signet fit / signet disk', () => {
     // arm64 (kernel built from source, CONFIG_RD_ZSTD): the initramfs is stored zstd'd with no
     // checksum (the FIT's signed sha256 covers it), its size in a one-segment frame (the kernel's
     // window is then the initramfs's size, not the CLI's 128 MiB for -22), a multiple of
-    // 4 bytes; the kernel lzma'd, declared so, unpacking to the board's Image.
+    // 4 bytes; the kernel gzip'd (libdeflate), declared so, unpacking to the board's Image.
     expect([...ramdisk.subarray(0, 4)]).toEqual([...ZSTD_MAGIC]);
     // Frame header descriptor: single segment (bit 5), no checksum (bit 2), and 4 bytes of content size (FCS flag 2: 65,792 to 4 GiB).
     expect(ramdisk[4]! & 0x24).toBe(0x20);
@@ -273,12 +273,12 @@ describe('signet fit / signet disk', () => {
     const files = readCpio(new Uint8Array(unpackRamdisk(ramdisk)));
     const kernelNode = decodeFdt(new Uint8Array(one.fit)).root;
     const kimg = findNode(kernelNode, '/images/kernel')!;
-    expect(readString(getProp(kimg, 'compression')!)).toBe('lzma');
+    expect(readString(getProp(kimg, 'compression')!)).toBe('gzip');
     expect(readString(getProp(findNode(kernelNode, '/images/ramdisk')!, 'compression')!)).toBe('none');
-    const image = unpack('lzma', getProp(kimg, 'data')!);
+    const image = unpack('gzip', getProp(kimg, 'data')!);
     expect(image.length).toBe(one.info.kernelBytes);
     expect(image.subarray(56, 60).toString('latin1')).toBe('ARM\x64'); // arm64 Image magic
-    expect(one.info).toMatchObject({ kernelCompression: 'lzma', fitKernelBytes: getProp(kimg, 'data')!.length });
+    expect(one.info).toMatchObject({ kernelCompression: 'gzip', fitKernelBytes: getProp(kimg, 'data')!.length });
     const init = files.find((f) => f.path === 'init')!;
     expect(new DataView(init.data.buffer, init.data.byteOffset).getUint16(18, true)).toBe(183); // EM_AARCH64
     expect(init.mode & 0o777).toBe(0o755);
