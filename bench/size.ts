@@ -5,7 +5,7 @@
  * size.kernel_bytes                 the board's kernel (arm64: an uncompressed Image), built from
  *                                   source or as Debian ships it (board kernel.source)
  * size.fit_kernel_bytes             the kernel as the FIT stores it (arm64 built from source:
- *                                   xz --format=lzma -9e; Debian's binary vmlinuz: its gzip)
+ *                                   libdeflate-gzip -12; Debian's binary vmlinuz: its gzip)
  * size.initramfs_bytes              the initramfs cpio; size.ramdisk_bytes: as the FIT stores it
  *                                   (xz when the kernel has CONFIG_RD_XZ, else gzip)
  * size.boot_image_bytes (the FIT), size.app_image_bytes
