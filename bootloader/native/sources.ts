@@ -6,18 +6,11 @@
  * pin before use — a mismatch is E_NATIVE_SOURCE and the file is not kept — then unpacked with
  * Debian's patches applied (`dpkg-source -x`) into the build's own folder.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from '../../sdk/kernel/source';
+import { checkPinnedFile, fetchPinnedFiles, unpackPinnedSource, type PinnedFile, type PinnedSourceError } from '../../sdk/build/debian-source';
 import { NativeBuildError } from './errors';
 
-export interface NativeSourceFile {
-  name: string;
-  sha256: string;
-  bytes: number;
-}
+export type NativeSourceFile = PinnedFile;
 
 export interface NativeSourcePin {
   /** Debian source package name, e.g. mbedtls. */
@@ -73,63 +66,32 @@ export const NATIVE_SOURCES = {
 
 export type NativeSourceName = keyof typeof NATIVE_SOURCES;
 
-function sha256(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
-}
+/** The library sources' errors: E_NATIVE_SOURCE, with what to do. */
+const fail: PinnedSourceError = (kind, message, cause) =>
+  new NativeBuildError(
+    'E_NATIVE_SOURCE',
+    kind === 'mismatch'
+      ? `${message} — the mirror or cache holds other bytes; delete the file to fetch it again, or pin a new version on purpose in bootloader/native/sources.ts`
+      : kind === 'download'
+        ? `${message} — the library sources come from deb.debian.org once, then from the cache`
+        : `${message} — apt-get install dpkg-dev`,
+    cause === undefined ? undefined : { cause },
+  );
 
 /** Checks bytes against a pin: E_NATIVE_SOURCE on a mismatch. */
 export function checkNativeSource(file: NativeSourceFile, bytes: Uint8Array, from: string): void {
-  const got = sha256(bytes);
-  if (got !== file.sha256 || bytes.length !== file.bytes) {
-    throw new NativeBuildError('E_NATIVE_SOURCE', `${file.name} from ${from} has sha256 ${got} (${bytes.length} bytes), not the pinned ${file.sha256} — the mirror or cache holds other bytes; delete the file to fetch it again, or pin a new version on purpose in bootloader/native/sources.ts`);
-  }
-}
-
-async function download(url: string): Promise<Uint8Array> {
-  if (url.startsWith('file://')) {
-    try {
-      return new Uint8Array(await readFile(new URL(url)));
-    } catch (cause) {
-      throw new NativeBuildError('E_NATIVE_SOURCE', `cannot read ${url}: ${(cause as Error).message}`, { cause });
-    }
-  }
-  let res: Response;
-  try {
-    res = await fetch(url, { redirect: 'follow' });
-  } catch (cause) {
-    throw new NativeBuildError('E_NATIVE_SOURCE', `cannot download ${url}: ${(cause as Error).message} — the library sources come from deb.debian.org once, then from the cache`, { cause });
-  }
-  if (!res.ok) throw new NativeBuildError('E_NATIVE_SOURCE', `cannot download ${url}: HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
+  checkPinnedFile(file, bytes, from, fail);
 }
 
 /** The pinned files in `cache`/native-src, downloaded and checked when missing; returns the folder. */
-export async function fetchNativeSource(pin: NativeSourcePin, cache: string, baseUrl = DEBIAN_POOL_URL): Promise<string> {
+export function fetchNativeSource(pin: NativeSourcePin, cache: string, baseUrl = DEBIAN_POOL_URL): Promise<string> {
   const dir = join(cache, 'native-src', `${pin.pkg}_${pin.version}`.replace(/[^A-Za-z0-9.+~_-]/g, '_'));
-  await mkdir(dir, { recursive: true });
-  for (const f of pin.files) {
-    const path = join(dir, f.name);
-    if (existsSync(path)) {
-      checkNativeSource(f, await readFile(path), path);
-      continue;
-    }
-    const bytes = await download(baseUrl + pin.pool + encodeURIComponent(f.name).replace(/%2B/g, '+'));
-    checkNativeSource(f, bytes, baseUrl);
-    const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}`;
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  }
-  return dir;
+  return fetchPinnedFiles(pin.files, dir, baseUrl + pin.pool, fail);
 }
 
 /** Unpacks the checked source package with Debian's patches applied into `into` (which must not exist). */
-export async function unpackNativeSource(pin: NativeSourcePin, dir: string, into: string): Promise<void> {
-  // The files were checked against their pins; the .dsc's own signature adds nothing.
-  const r = await run('dpkg-source', ['--no-check', '--no-copy', '-x', join(dir, pin.files[0]!.name), into], { env: { ...process.env, LC_ALL: 'C' } });
-  if (r.code !== 0 || !existsSync(join(into, pin.marker))) {
-    await rm(into, { recursive: true, force: true });
-    throw new NativeBuildError('E_NATIVE_SOURCE', `dpkg-source could not unpack ${pin.files[0]!.name}: ${(r.stderr || r.stdout).trim().split('\n').pop() ?? ''} — apt-get install dpkg-dev`);
-  }
+export function unpackNativeSource(pin: NativeSourcePin, dir: string, into: string): Promise<void> {
+  return unpackPinnedSource(join(dir, pin.files[0]!.name), into, pin.marker, fail);
 }
 
 /** Fetches (or finds) and unpacks a pinned source into `into`. */

@@ -5,18 +5,12 @@
  * is E_XEN_SOURCE and the file is not kept), then unpacked with Debian's patches applied
  * (`dpkg-source -x`) into each build's own folder.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../kernel/source';
+import { checkPinnedFile, fetchPinnedFiles, unpackPinnedSource, type PinnedFile, type PinnedSourceError } from '../build/debian-source';
 import { XenError } from '../disk/xen-errors';
 import { cacheDir } from '../util/paths';
 
-export interface XenSourceFile {
-  name: string;
-  sha256: string;
-  bytes: number;
-}
+export type XenSourceFile = PinnedFile;
 
 export interface XenSourcePin {
   /** Debian's package version, e.g. 4.17.5+72-g01140da4e8-1. */
@@ -51,54 +45,25 @@ export function xenSourcePin(version: string): XenSourcePin {
   return pin;
 }
 
-function sha256(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
-}
+/** Xen's source errors: E_XEN_SOURCE for what was fetched, E_XEN_BUILD for the unpack. */
+const fail: PinnedSourceError = (kind, message, cause) =>
+  kind === 'mismatch'
+    ? new XenError('E_XEN_SOURCE', message, 'the mirror served other bytes: check the mirror, or pin the new source on purpose in sdk/xen/source.ts')
+    : kind === 'download'
+      ? new XenError('E_XEN_SOURCE', message, 'check the network (the Xen source comes from deb.debian.org once, then from the cache)', cause)
+      : new XenError('E_XEN_BUILD', message, 'apt-get install dpkg-dev (run .ci/setup)');
 
 /** Checks bytes against a pin: E_XEN_SOURCE on a mismatch. */
 export function checkPinned(file: XenSourceFile, bytes: Uint8Array, from: string): void {
-  const got = sha256(bytes);
-  if (got !== file.sha256) {
-    throw new XenError('E_XEN_SOURCE', `${file.name} from ${from} has sha256 ${got}, not the pinned ${file.sha256}`, 'the mirror served other bytes: check the mirror, or pin the new source on purpose in sdk/xen/source.ts');
-  }
-}
-
-async function download(url: string): Promise<Uint8Array> {
-  let res: Response;
-  try {
-    res = await fetch(url, { redirect: 'follow' });
-  } catch (cause) {
-    throw new XenError('E_XEN_SOURCE', `cannot download ${url}: ${(cause as Error).message}`, 'check the network (the Xen source comes from deb.debian.org once, then from the cache)', cause);
-  }
-  if (!res.ok) throw new XenError('E_XEN_SOURCE', `cannot download ${url}: HTTP ${res.status}`, 'check the mirror and the pinned version');
-  return new Uint8Array(await res.arrayBuffer());
+  checkPinnedFile(file, bytes, from, fail);
 }
 
 /** The pinned files in the cache, downloaded and checked when missing; returns the folder. */
-export async function fetchXenSource(pin: XenSourcePin, cache = cacheDir(), baseUrl = XEN_POOL_URL): Promise<string> {
-  const dir = join(cache, 'xen-src', pin.version.replace(/[^A-Za-z0-9.+~-]/g, '_'));
-  mkdirSync(dir, { recursive: true });
-  for (const f of pin.files) {
-    const path = join(dir, f.name);
-    if (existsSync(path)) {
-      checkPinned(f, readFileSync(path), path);
-      continue;
-    }
-    const bytes = await download(baseUrl + encodeURIComponent(f.name).replace(/%2B/g, '+'));
-    checkPinned(f, bytes, baseUrl);
-    const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}`;
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
-  }
-  return dir;
+export function fetchXenSource(pin: XenSourcePin, cache = cacheDir(), baseUrl = XEN_POOL_URL): Promise<string> {
+  return fetchPinnedFiles(pin.files, join(cache, 'xen-src', pin.version.replace(/[^A-Za-z0-9.+~-]/g, '_')), baseUrl, fail);
 }
 
 /** Unpacks the source package with Debian's patches applied into `into` (which must not exist). */
-export async function unpackXenSource(pin: XenSourcePin, dir: string, into: string): Promise<void> {
-  // The three files were checked against their pins above; the .dsc's own signature adds nothing.
-  const r = await run('dpkg-source', ['--no-check', '--no-copy', '-x', join(dir, pin.files[0]!.name), into]);
-  if (r.code !== 0 || !existsSync(join(into, 'xen', 'Makefile'))) {
-    rmSync(into, { recursive: true, force: true });
-    throw new XenError('E_XEN_BUILD', `dpkg-source could not unpack ${pin.files[0]!.name}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`, 'apt-get install dpkg-dev (run .ci/setup)');
-  }
+export function unpackXenSource(pin: XenSourcePin, dir: string, into: string): Promise<void> {
+  return unpackPinnedSource(join(dir, pin.files[0]!.name), into, join('xen', 'Makefile'), fail);
 }
