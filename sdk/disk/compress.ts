@@ -65,16 +65,26 @@ export function isLzmaAlone(data: Uint8Array): boolean {
   return dict === 0xffffffff || pow2(dict) || (dict % 3 === 0 && pow2(dict / 3));
 }
 
-let versionLine: string | undefined;
+/** The packers' error codes (sdk/disk/errors.ts). */
+export type PackerCode = 'E_GZIP' | 'E_XZ' | 'E_ZSTD';
+
+const versionLines = new Map<string, string>();
+
+/** The first line of `cmd`'s version output (part of the cache keys); `code` when it cannot run. */
+export function packerVersion(cmd: string, args: readonly string[], code: PackerCode, install: string): string {
+  const known = versionLines.get(cmd);
+  if (known !== undefined) return known;
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new DiskError(code, `${cmd} is not installed or failed (${r.error ? r.error.message : `exit ${r.status}`})`, install, r.error);
+  }
+  const line = r.stdout.split('\n')[0]!.trim();
+  versionLines.set(cmd, line);
+  return line;
+}
 
 function xzVersion(): string {
-  if (versionLine !== undefined) return versionLine;
-  const r = spawnSync('xz', ['--version'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new DiskError('E_XZ', `xz is not installed or failed (${r.error ? r.error.message : `exit ${r.status}`})`, INSTALL, r.error);
-  }
-  versionLine = r.stdout.split('\n')[0]!.trim();
-  return versionLine;
+  return packerVersion('xz', ['--version'], 'E_XZ', INSTALL);
 }
 
 function runXz(args: readonly string[], data: Uint8Array): Promise<Uint8Array> {
@@ -82,9 +92,9 @@ function runXz(args: readonly string[], data: Uint8Array): Promise<Uint8Array> {
 }
 
 /** Runs a packer CLI on `data` (stdin to stdout) with its environment defaults cleared. */
-function runPacker(cmd: 'xz' | 'zstd', args: readonly string[], data: Uint8Array, code: 'E_XZ' | 'E_ZSTD', install: string): Promise<Uint8Array> {
+export function runPacker(cmd: string, args: readonly string[], data: Uint8Array, code: PackerCode, install: string): Promise<Uint8Array> {
   const env = { ...process.env };
-  for (const v of ['XZ_DEFAULTS', 'XZ_OPT', 'ZSTD_CLEVEL', 'ZSTD_NBTHREADS']) delete env[v];
+  for (const v of ['GZIP', 'XZ_DEFAULTS', 'XZ_OPT', 'ZSTD_CLEVEL', 'ZSTD_NBTHREADS']) delete env[v];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     const out: Buffer[] = [];
@@ -101,18 +111,25 @@ function runPacker(cmd: 'xz' | 'zstd', args: readonly string[], data: Uint8Array
   });
 }
 
-async function cached(args: readonly string[], data: Uint8Array, suffix: string, valid: (d: Uint8Array) => boolean): Promise<Uint8Array> {
-  const version = xzVersion();
-  if (data.length < CACHE_FROM) return runXz(args, data);
-  const key = createHash('sha256').update(version).update('\0').update(args.join(' ')).update('\0').update(data).digest('hex');
-  const path = join(cacheDir(), 'xz', `${key}.${suffix}`);
+/**
+ * `pack()`'s output for `data`, kept at `path` (which the caller derives from the packer's version,
+ * its options and the input) and taken from there next time when it passes `valid`.
+ */
+export async function cachedPack(path: string, valid: (d: Uint8Array) => boolean, pack: () => Promise<Uint8Array>): Promise<Uint8Array> {
   if (existsSync(path)) {
     const hit = new Uint8Array(readFileSync(path));
     if (valid(hit)) return hit;
   }
-  const packed = await runXz(args, data);
+  const packed = await pack();
   writeFileAtomic(path, packed);
   return packed;
+}
+
+async function cached(args: readonly string[], data: Uint8Array, suffix: string, valid: (d: Uint8Array) => boolean): Promise<Uint8Array> {
+  const version = xzVersion();
+  if (data.length < CACHE_FROM) return runXz(args, data);
+  const key = createHash('sha256').update(version).update('\0').update(args.join(' ')).update('\0').update(data).digest('hex');
+  return cachedPack(join(cacheDir(), 'xz', `${key}.${suffix}`), valid, () => runXz(args, data));
 }
 
 export const LZMA_ARGS = ['--format=lzma', '--lzma1=preset=9e,lc=2,lp=2,pb=2'] as const;

@@ -6,16 +6,14 @@
  * (gzipSmallestDeterministic).
  * Node's zlib is not used: its output may vary with the zlib build it was linked with.
  *
- * Large inputs (the kernel) are cached under `<cache>/gzip/<sha256 of input>-9.gz`, keyed also
- * by gzip's version line, because -9 on a 26 MB kernel takes seconds.
+ * Large inputs (the kernel) are cached under `<cache>/gzip/<sha256 of input>-9.gz` (libdeflate's:
+ * `-libdeflate12.gz`), keyed also by the tool's version line, because -9 on a 26 MB kernel takes
+ * seconds. The tools run through compress.ts's packer runner, as xz and zstd do.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../util/fs-atomic';
 import { cacheDir } from '../util/paths';
-import { DiskError } from './errors';
+import { cachedPack, packerVersion, runPacker } from './compress';
 
 export const GZIP_LEVEL = 9;
 /** Inputs at least this large are cached on disk. */
@@ -28,38 +26,19 @@ export function isGzip(data: Uint8Array): boolean {
 /** Debian's libdeflate-tools: libdeflate's gzip front end. */
 const LIBDEFLATE_GZIP = 'libdeflate-gzip';
 const GZIP_HINT = "install Debian's gzip package ('apt-get install gzip')";
+const LIBDEFLATE_HINT = "install Debian's libdeflate-tools package ('apt-get install libdeflate-tools')";
+const GZIP_ARGS = [`-${GZIP_LEVEL}`, '-n', '-c'];
 
-const versionLines = new Map<string, string>();
-
-/** The first line of `tool`'s version output (part of every cache key). */
-function toolVersion(tool: string, args: string[], hint: string): string {
-  const known = versionLines.get(tool);
-  if (known !== undefined) return known;
-  const r = spawnSync(tool, args, { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new DiskError('E_GZIP', `${tool} is not installed or failed (${r.error ? r.error.message : `exit ${r.status}`})`, hint, r.error);
-  }
-  const line = r.stdout.split('\n')[0]!.trim();
-  versionLines.set(tool, line);
-  return line;
-}
-
-/** `tool args` with `data` on stdin, its stdout. */
-function runCompressor(tool: string, args: string[], data: Uint8Array, hint: string): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(tool, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, GZIP: '' } });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', (e) => reject(new DiskError('E_GZIP', `cannot run ${tool}: ${e.message}`, hint, e)));
-    child.on('close', (code) => {
-      if (code === 0) resolve(new Uint8Array(Buffer.concat(out)));
-      else reject(new DiskError('E_GZIP', `${tool} exited with ${code}: ${Buffer.concat(err).toString().trim()}`, `check the disk space and the ${tool} installation`));
-    });
-    child.stdin.on('error', () => {}); // reported by 'close'
-    child.stdin.end(data);
-  });
+/**
+ * `tool args` of `data`, cached under `<cache>/gzip/<sha256 of the tool's version and the
+ * input><suffix>` when the input is large.
+ */
+async function gzipWith(tool: string, versionArgs: string[], args: string[], suffix: string, hint: string, data: Uint8Array): Promise<Uint8Array> {
+  const version = packerVersion(tool, versionArgs, 'E_GZIP', hint);
+  const pack = () => runPacker(tool, args, data, 'E_GZIP', hint);
+  if (data.length < CACHE_FROM) return pack();
+  const key = createHash('sha256').update(version).update('\0').update(data).digest('hex');
+  return cachedPack(join(cacheDir(), 'gzip', `${key}${suffix}`), isGzip, pack);
 }
 
 /**
@@ -69,30 +48,11 @@ function runCompressor(tool: string, args: string[], data: Uint8Array, hint: str
  * inflater (U-Boot's gunzip included), and as deterministic: its output depends on the input, the
  * level and libdeflate's version, which keys the cache like gzipDeterministic's.
  */
-export async function gzipSmallestDeterministic(data: Uint8Array): Promise<Uint8Array> {
-  const version = toolVersion(LIBDEFLATE_GZIP, ['-V'], "install Debian's libdeflate-tools package ('apt-get install libdeflate-tools')");
-  const key = createHash('sha256').update(version).update('\0').update(data).digest('hex');
-  const path = join(cacheDir(), 'gzip', `${key}-libdeflate12.gz`);
-  if (data.length >= CACHE_FROM && existsSync(path)) {
-    const cached = new Uint8Array(readFileSync(path));
-    if (isGzip(cached)) return cached;
-  }
-  const gz = await runCompressor(LIBDEFLATE_GZIP, ['-12', '-c'], data, "install Debian's libdeflate-tools package ('apt-get install libdeflate-tools')");
-  if (data.length >= CACHE_FROM) writeFileAtomic(path, gz);
-  return gz;
+export function gzipSmallestDeterministic(data: Uint8Array): Promise<Uint8Array> {
+  return gzipWith(LIBDEFLATE_GZIP, ['-V'], ['-12', '-c'], '-libdeflate12.gz', LIBDEFLATE_HINT, data);
 }
 
 /** `gzip -9 -n` of `data`: same bytes in, same bytes out. */
-export async function gzipDeterministic(data: Uint8Array): Promise<Uint8Array> {
-  const version = toolVersion('gzip', ['--version'], GZIP_HINT);
-  if (data.length < CACHE_FROM) return runCompressor('gzip', [`-${GZIP_LEVEL}`, '-n', '-c'], data, GZIP_HINT);
-  const key = createHash('sha256').update(version).update('\0').update(data).digest('hex');
-  const path = join(cacheDir(), 'gzip', `${key}-${GZIP_LEVEL}.gz`);
-  if (existsSync(path)) {
-    const cached = new Uint8Array(readFileSync(path));
-    if (isGzip(cached)) return cached;
-  }
-  const gz = await runCompressor('gzip', [`-${GZIP_LEVEL}`, '-n', '-c'], data, GZIP_HINT);
-  writeFileAtomic(path, gz);
-  return gz;
+export function gzipDeterministic(data: Uint8Array): Promise<Uint8Array> {
+  return gzipWith('gzip', ['--version'], GZIP_ARGS, `-${GZIP_LEVEL}.gz`, GZIP_HINT, data);
 }
