@@ -96,8 +96,6 @@ export interface NativeBuildOptions {
   sourceBaseUrl?: string;
 }
 
-
-
 async function engineDir(cacheDir: string): Promise<string> {
   // duktape.c is architecture-independent: take the build machine's package.
   const root = await fetchDeb('duktape-dev', nativeDebianArch(), { cacheDir, acceptCached: true });
@@ -152,8 +150,6 @@ async function staticLib(target: NativeTarget, cacheDir: string, want: (typeof S
   }
   return { include, archive: archives[0]!, stamp: await readFile(join(root, '.signet-deb.json')) };
 }
-
-
 
 /** Part of the cache key: hosts built before the link map was kept have no TCB record beside them. */
 const TCB_RECORD = 'tcb-record-4';

@@ -30,7 +30,7 @@ import { join, relative } from 'node:path';
 import { fetchDeb, type DebianArch } from '../../sdk/build/debian';
 import { sdkRoot } from '../../sdk/util/paths';
 import { NativeBuildError } from './errors';
-import { digest, inParallel, run, type NativeTargetSpec } from './exec';
+import { digest, inParallel, publish, run, type NativeTargetSpec } from './exec';
 import { DEBIAN_POOL_URL, NATIVE_SOURCES, nativeSourceTree, type NativeSourceName } from './sources';
 
 /** Compiler flags for everything compiled for the device (our C, Duktape, the libraries). */
@@ -304,11 +304,7 @@ export async function buildDeviceLibs(target: 'arm64' | 'armhf', spec: NativeTar
       for (const inc of r.includeDirs) await run('cp', ['-R', '--', `${join(tree, inc)}/.`, join(stage, 'include')], spec);
       await rename(join(tmp, r.archiveName), join(stage, r.archiveName));
       await chmod(stage, 0o755);
-      try {
-        await rename(stage, dir);
-      } catch (error) {
-        if (!existsSync(archive)) throw error; // else a concurrent build won
-      }
+      await publish(stage, dir); // a concurrent build may have won
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
