@@ -19,12 +19,12 @@
  * only ever renamed into place whole; two processes building the same key both finish and
  * the second keeps the first's entry (the bytes are the same).
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Arch } from '../board/schema';
+import { lockBuild, spawnBuild } from '../util/build-lock';
 import { trackTemp } from '../util/fs-atomic';
 import { cacheDir } from '../util/paths';
 import { checkFinalConfig, configSha256, countOptionsSet, kconfigSymbols, mergeFragments, parseFragment } from './config';
@@ -127,23 +127,7 @@ function make(src: KernelSource, obj: string, recipe: ArchRecipe, args: string[]
   const map = `-ffile-prefix-map=${src.tree}/= -ffile-prefix-map=${obj}/=`;
   const argv = ['-C', src.tree, `O=${obj}`, `ARCH=${recipe.karch}`, `CROSS_COMPILE=${recipe.cross}`, `KCFLAGS=${map}`, `KAFLAGS=${map}`, ...args];
   return new Promise((resolve, reject) => {
-    // Its own process group, ended with us: a build must not outlive the command that started it
-    // (an orphaned make keeps compiling into a folder already removed).
-    const child = spawn('make', argv, { env: buildEnv(src), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const stop = () => {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-    process.on('exit', stop);
-    for (const sig of signals) process.on(sig, stop);
-    child.on('close', () => {
-      process.off('exit', stop);
-      for (const sig of signals) process.off(sig, stop);
-    });
+    const child = spawnBuild('make', argv, { env: buildEnv(src) });
     const tail: string[] = [];
     let out = '';
     const keep = (line: string) => {
@@ -235,25 +219,10 @@ async function buildOrReuse(input: KernelBuildInput, cache: string, recipe: Arch
     if (tty) process.stderr.write(`\r\x1b[K${s}`);
   };
   // One build of a key at a time across processes: the others wait for its entry.
-  const lock = join(kernels, `.lock-${key}`);
-  for (;;) {
-    const ready = readEntry(entry, key, true);
-    if (ready) return ready;
-    try {
-      writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = Number(readFileSync(lock, 'utf8').trim() || '0');
-      if (holder > 0 && !processAlive(holder)) {
-        rmSync(lock, { force: true }); // its builder died: take over
-        continue;
-      }
-      say(`kernel ${input.boardId}: waiting for another build of the same kernel (pid ${holder || '?'})`);
-      await new Promise((r) => setTimeout(r, 2000));
-    }
-  }
-  const unlock = trackTemp(lock);
+  const locked = await lockBuild(kernels, key, () => readEntry(entry, key, true), (holder) =>
+    say(`kernel ${input.boardId}: waiting for another build of the same kernel (pid ${holder || '?'})`),
+  );
+  if ('entry' in locked) return locked.entry;
   const work = join(kernels, `.build-${key.slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`);
   const untrack = trackTemp(work);
   try {
@@ -327,16 +296,6 @@ async function buildOrReuse(input: KernelBuildInput, cache: string, recipe: Arch
     if (tty) process.stderr.write('\r\x1b[K');
     rmSync(work, { recursive: true, force: true });
     untrack();
-    rmSync(lock, { force: true });
-    unlock();
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    locked.release();
   }
 }

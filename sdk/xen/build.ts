@@ -13,7 +13,6 @@
  * the same inputs give the same bytes. The key is the sha256 of every input: the recipe below,
  * the pinned version and file hashes, the fragment's bytes and the compilers' versions.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -22,6 +21,7 @@ import { boardFolder, type Board } from '../board';
 import { XenError } from '../disk/xen-errors';
 import { parseDotConfig, parseFragment } from '../kernel/config';
 import { changelogEpoch, run } from '../kernel/source';
+import { lockBuild, spawnBuild } from '../util/build-lock';
 import { trackTemp } from '../util/fs-atomic';
 import { cacheDir } from '../util/paths';
 import { fetchXenSource, unpackXenSource, xenSourcePin } from './source';
@@ -57,16 +57,7 @@ async function toolVersion(tool: string): Promise<string> {
 
 function make(tree: string, args: string[], env: NodeJS.ProcessEnv, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    // Its own process group, ended with us: a build must not outlive the command that started it.
-    const child = spawn('make', ['-C', join(tree, 'xen'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const stop = () => {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    };
-    process.on('exit', stop);
+    const child = spawnBuild('make', ['-C', join(tree, 'xen'), ...args], { env });
     const tail: string[] = [];
     const keep = (d: Buffer) => {
       for (const l of d.toString('utf8').split('\n').filter(Boolean)) {
@@ -78,7 +69,6 @@ function make(tree: string, args: string[], env: NodeJS.ProcessEnv, what: string
     child.stderr.on('data', keep);
     child.on('error', (e) => reject(new XenError('E_XEN_BUILD', `make could not start: ${e.message}`, 'apt-get install make', e)));
     child.on('close', (code) => {
-      process.off('exit', stop);
       if (code === 0) return resolve();
       const last = tail.filter((l) => /error|Error|\*\*\*/.test(l)).pop() ?? tail.pop() ?? `exit ${code}`;
       reject(new XenError('E_XEN_BUILD', `${what} failed: ${last.trim().slice(0, 300)}`, 'see `signet xen build` output; fix boards/<id>/xen.config or the toolchain'));
@@ -155,24 +145,9 @@ async function buildOrReuse(board: Board, cache: string, key: string, version: s
   const hit = readEntry(entry, key, true);
   if (hit) return hit;
   mkdirSync(root, { recursive: true });
-  const lock = join(root, `.lock-${key}`);
-  for (;;) {
-    const ready = readEntry(entry, key, true);
-    if (ready) return ready;
-    try {
-      writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = Number(readFileSync(lock, 'utf8').trim() || '0');
-      if (holder > 0 && !alive(holder)) {
-        rmSync(lock, { force: true });
-        continue;
-      }
-      await new Promise((r) => setTimeout(r, 2000));
-    }
-  }
-  const unlock = trackTemp(lock);
+  // One build of a key at a time across processes: the others wait for its entry.
+  const locked = await lockBuild(root, key, () => readEntry(entry, key, true));
+  if ('entry' in locked) return locked.entry;
   const work = join(root, `.build-${key.slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`);
   const untrack = trackTemp(work);
   try {
@@ -226,17 +201,7 @@ async function buildOrReuse(board: Board, cache: string, key: string, version: s
   } finally {
     rmSync(work, { recursive: true, force: true });
     untrack();
-    rmSync(lock, { force: true });
-    unlock();
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    locked.release();
   }
 }
 

@@ -1,0 +1,83 @@
+/**
+ * What the cached builds (sdk/kernel/build.ts, sdk/xen/build.ts) share: one builder per cache key
+ * across processes, and a build tool that does not outlive the command that started it.
+ */
+import { spawn, type ChildProcessWithoutNullStreams, type SpawnOptionsWithoutStdio } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { trackTemp } from './fs-atomic';
+
+/** How often a waiting process looks again for the entry another process is building. */
+const WAIT_MS = 2000;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Waits until this process may build `key` in `root`, or another process has built it.
+ * `ready()` reads the finished entry (undefined while there is none). The lock is the file
+ * `<root>/.lock-<key>` holding the builder's pid; one whose builder died is taken over. A held
+ * lock is removed by `release()`, and on any exit or signal (fs-atomic's clean-up) before it.
+ */
+export async function lockBuild<T>(
+  root: string,
+  key: string,
+  ready: () => T | undefined,
+  onWait?: (holderPid: number) => void,
+): Promise<{ entry: T } | { release: () => void }> {
+  const lock = join(root, `.lock-${key}`);
+  for (;;) {
+    const entry = ready();
+    if (entry !== undefined) return { entry };
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const holder = Number(readFileSync(lock, 'utf8').trim() || '0');
+      if (holder > 0 && !processAlive(holder)) {
+        rmSync(lock, { force: true }); // its builder died: take over
+        continue;
+      }
+      onWait?.(holder);
+      await new Promise((r) => setTimeout(r, WAIT_MS));
+    }
+  }
+  const untrack = trackTemp(lock);
+  return {
+    release: () => {
+      rmSync(lock, { force: true });
+      untrack();
+    },
+  };
+}
+
+/**
+ * Spawns a build tool (make) in its own process group, killed with everything it started when
+ * this process exits or gets SIGINT, SIGTERM or SIGHUP: an orphaned make keeps compiling into a
+ * folder already removed.
+ */
+export function spawnBuild(command: string, args: string[], options: SpawnOptionsWithoutStdio): ChildProcessWithoutNullStreams {
+  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'], detached: true }) as unknown as ChildProcessWithoutNullStreams;
+  const stop = () => {
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  process.on('exit', stop);
+  for (const sig of signals) process.on(sig, stop);
+  child.on('close', () => {
+    process.off('exit', stop);
+    for (const sig of signals) process.off(sig, stop);
+  });
+  return child;
+}
