@@ -165,6 +165,8 @@ interface LibRecipe {
   prepare?: (tree: string) => Promise<void>;
   /** Flags for code that includes its headers, besides -I<include>. */
   useDefines?: string[];
+  /** Built against bootloader/native/mbedtls-config.h: its folder is on the include path and its bytes are in the cache key. */
+  configHeader?: true;
 }
 
 const CONFIG_HEADER = 'mbedtls-config.h';
@@ -233,6 +235,7 @@ const RECIPES: LibRecipe[] = [
     flags: () => [...DEVICE_SPEED_CFLAGS, `-DMBEDTLS_CONFIG_FILE="${CONFIG_HEADER}"`, '-Iinclude', '-Ilibrary'],
     includeDirs: ['include'],
     useDefines: [`-DMBEDTLS_CONFIG_FILE="${CONFIG_HEADER}"`],
+    configHeader: true,
   },
 ];
 
@@ -260,10 +263,11 @@ export async function buildDeviceLibs(target: 'arm64' | 'armhf', spec: NativeTar
   for (const r of RECIPES) {
     const pin = NATIVE_SOURCES[r.name];
     const flags = r.flags(target);
-    const key = digest([cc, ...DEVICE_CFLAGS, ...flags, ...tc.stamp, ...pin.files.map((f) => f.sha256), ...r.files(target), r.name === 'mbedtls' ? config : '', 'device-lib-1']);
+    const configFlags = r.configHeader ? [`-I${configDir}`] : [];
+    const key = digest([cc, ...DEVICE_CFLAGS, ...flags, ...tc.stamp, ...pin.files.map((f) => f.sha256), ...r.files(target), r.configHeader ? config : '', 'device-lib-1']);
     const dir = join(options.cacheDir, 'native', 'lib', `${r.library}-${target}-${key}`);
     const archive = join(dir, r.archiveName);
-    const useFlags = [`-I${join(dir, 'include')}`, ...(r.useDefines ?? []), ...(r.name === 'mbedtls' ? [`-I${configDir}`] : [])];
+    const useFlags = [`-I${join(dir, 'include')}`, ...(r.useDefines ?? []), ...configFlags];
     out.push({ library: r.library, source: `${pin.pkg} ${pin.version}`, archive, useFlags });
     if (existsSync(archive)) continue;
     await mkdir(join(options.cacheDir, 'native', 'lib'), { recursive: true });
@@ -285,7 +289,7 @@ export async function buildDeviceLibs(target: 'arm64' | 'armhf', spec: NativeTar
               `-ffile-prefix-map=${tree}=${pin.pkg}-${pin.version}`,
               `-ffile-prefix-map=${configDir}=signet`,
               ...resolved,
-              ...(r.name === 'mbedtls' ? [`-I${configDir}`] : []),
+              ...configFlags,
               '-w',
               '-c',
               join(tree, f),
