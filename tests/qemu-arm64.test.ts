@@ -122,6 +122,10 @@ for (var i = 0; i < updates.length; i++) {
       guest.send(' ');
       await guest.waitFor('=> ', BOOT_TIMEOUT);
       expect(banner).toContain('Loading Environment from Flash... OK'); // our environment image, CRC accepted
+      // U-Boot's control DTB has no NOR flash node (bootControlDtb): no CFI probe, and no flash
+      // driver to rewrite its environment or itself with.
+      expect(banner).toContain('Flash: 0 Bytes');
+      expect(await guest.command('saveenv')).toContain('Failed (1)');
 
       // U-Boot reads the GPT `signet disk` wrote.
       await guest.command('virtio scan');

@@ -22,7 +22,7 @@ import { abUbootEnv } from './boot-ab';
 import { readDiskBootImage } from './disk';
 import { DiskError, asSignetError } from './errors';
 import { qemuNetworkArgs } from './network';
-import { boardFirmware, checkQemuInstalled, dumpMachineDtb, GuestConsole, machineArgs } from './qemu';
+import { boardFirmware, bootControlDtb, checkQemuInstalled, dumpMachineDtb, GuestConsole, machineArgs } from './qemu';
 import type { GuestRunOptions, StartedGuest } from './run-types';
 import { encodeUbootEnv } from './uboot-env';
 
@@ -106,7 +106,7 @@ export async function startArm64(o: GuestRunOptions): Promise<StartedGuest> {
           throw new DiskError('E_FIT_KEY', 'booting through U-Boot needs the FIT public key for its control DTB', 'pass --key-dtb (from `signet fit --key-dtb`) or --keys, or use --direct');
         }
         const fw = boardFirmware(o.board);
-        let control = await dumpMachineDtb(o.board);
+        let control = bootControlDtb(await dumpMachineDtb(o.board));
         for (const k of keys) control = mergePublicKeyIntoDtb(control, k.publicKey, k.keyName);
         writeFileSync(join(work, 'u-boot.dtb'), control);
         const bs = o.board.flash.blockSize;
