@@ -12,7 +12,7 @@
 //  2. a good boot_a boots once and its boot stage puts bootcount back to 0.
 // Timeouts are liveness bounds, not assertions.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PartitionDevice } from '../bootloader/src/block';
@@ -94,6 +94,24 @@ const available = existsSync(board.qemu!.firmware!) && spawnSync('sh', ['-c', 'c
 const cacheRoot = process.env.SIGNET_CACHE ?? join(ROOT, '.cache', 'signet');
 const BOOT_TIMEOUT = 900_000; // several TCG boots on a loaded 2-core machine; a liveness bound only
 
+/** The FIT header's totalsize (big-endian, offset 4) of the boot image at `offset` in a disk. */
+function fitHeaderTotalsize(disk: string, offset: number): number {
+  const fd = openSync(disk, 'r');
+  try {
+    const b = Buffer.alloc(8);
+    readSync(fd, b, 0, 8, offset);
+    expect(b.readUInt32BE(0)).toBe(0xd00dfeed);
+    return b.readUInt32BE(4);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The block counts of U-Boot's virtio reads that start at a slot's first block, in order. */
+function readCounts(console: string, slotOffset: number): number[] {
+  return [...console.matchAll(/virtio read: device 0 block # (\d+), count (\d+)/g)].filter((m) => Number(m[1]) === slotOffset / 512).map((m) => Number(m[2]));
+}
+
 function readEnv(disk: string, ab: AbLayout) {
   const dev = new FileBlockDevice(disk, 512, false);
   try {
@@ -169,9 +187,30 @@ describe.skipIf(!available)('A/B boot slots through U-Boot in QEMU', () => {
   }, BOOT_TIMEOUT + 60_000);
 
   it.concurrent('a good boot_a boots once and its boot stage puts bootcount back to 0', async () => {
+    const fitBlocks = Math.ceil(fitHeaderTotalsize(join(work, 'good.img'), ab.boot_a.offset) / 512);
     const out = await bootAbDisk(board, ab, join(work, 'good.img'), new Uint8Array(readFileSync(join(work, 'pub.dtb'))), BOOT_TIMEOUT);
     expect([...out.matchAll(/signet-ab: boot_slot=([ab]) bootcount=(\w+)/g)].map((m) => `${m[1]}${m[2]}`)).toEqual(['a1']);
+    // U-Boot read the FIT's header block, then the FIT's own blocks, not the whole slot.
+    expect(readCounts(out, ab.boot_a.offset)).toEqual([1, fitBlocks]);
+    expect(fitBlocks).toBeLessThan(ab.boot_a.size / 512);
     expect(out).toContain('boot[BOOT-CONFIRM] slot=a tries=1');
     expect(readEnv(join(work, 'good.img'), ab)).toEqual({ ab_seq: '4', boot_good: 'a', boot_slot: 'a', bootcount: '0', bootlimit: '3' });
+  }, BOOT_TIMEOUT + 60_000);
+
+  it.concurrent("a FIT header claiming more than the slot: U-Boot reads no further than the slot's end", async () => {
+    const liar = join(work, 'liar.img');
+    copyFileSync(join(work, 'good.img'), liar);
+    const fd = openSync(liar, 'r+');
+    try {
+      writeSync(fd, new Uint8Array([0x7f, 0xff, 0xff, 0xff]), 0, 4, ab.boot_a.offset + 4); // totalsize: 2 GiB
+    } finally {
+      closeSync(fd);
+    }
+    const out = await bootAbDisk(board, ab, liar, new Uint8Array(readFileSync(join(work, 'pub.dtb'))), BOOT_TIMEOUT);
+    const counts = readCounts(out, ab.boot_a.offset);
+    expect(counts.length).toBeGreaterThan(0);
+    for (let i = 0; i < counts.length; i += 2) expect(counts.slice(i, i + 2)).toEqual([1, ab.boot_a.size / 512]);
+    expect(out).not.toMatch(/blocks read: ERROR|"Synchronous Abort"/);
+    expect(out).toContain('hello from signet'); // whichever slot bootm took, the device came up
   }, BOOT_TIMEOUT + 60_000);
 });

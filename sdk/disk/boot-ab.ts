@@ -62,6 +62,7 @@ export function abUbootEnv(board: Board, ab: AbLayout, fitAddr: number): Record<
   // Buffers for the two copies and the one written, below the FIT.
   const m0 = fitAddr - 0x300000, m1 = fitAddr - 0x200000, mw = fitAddr - 0x100000;
   const env = hex(512);
+  const slotBlocks = Math.min(ab.boot_a.size, ab.boot_b.size) / bs;
   const script = [
     'virtio scan',
     `virtio read ${hex(m0)} ${hex(ab.bootenv.offset / bs)} 1`,
@@ -83,7 +84,14 @@ export function abUbootEnv(board: Board, ab: AbLayout, fitAddr: number): Record<
     `virtio write ${hex(mw)} \${ab_next} 1`,
     `echo signet-ab: boot_slot=\${boot_slot} bootcount=\${bootcount}`,
     `if test \${boot_slot} = b; then setenv ab_blk ${hex(ab.boot_b.offset / bs)}; else setenv ab_blk ${hex(ab.boot_a.offset / bs)}; fi`,
-    `virtio read ${hex(fitAddr)} \${ab_blk} ${hex(ab.boot_a.size / bs)}`,
+    // Only the FIT's own blocks, not the whole slot: its header first, then `totalsize` rounded
+    // up to blocks, never more than the slot holds (a header that claims more cannot make U-Boot
+    // read past the slot over its own memory). No FDT header: nothing more is read, bootm refuses.
+    `virtio read ${hex(fitAddr)} \${ab_blk} 1`,
+    'setenv ab_cnt 0',
+    `if fdt addr ${hex(fitAddr)} && fdt header get ab_size totalsize; then setexpr ab_cnt \${ab_size} + ${hex(bs - 1)}; setexpr ab_cnt \${ab_cnt} / ${hex(bs)}; fi`,
+    `if itest \${ab_cnt} -gt ${hex(slotBlocks)}; then setenv ab_cnt ${hex(slotBlocks)}; fi`,
+    `if itest \${ab_cnt} -gt 1; then virtio read ${hex(fitAddr)} \${ab_blk} \${ab_cnt}; fi`,
     `bootm ${hex(fitAddr)}`,
     'reset',
   ].join('; ');

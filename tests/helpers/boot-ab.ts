@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Board } from '../../sdk/board';
 import { mergePublicKeyIntoDtb, readPublicKeysFromDtb } from '../../sdk/fit/keydtb';
 import { abUbootEnv, type AbLayout } from '../../sdk/disk/boot-ab';
-import { boardFirmware, checkQemuInstalled, dumpMachineDtb, GuestConsole, machineArgs } from '../../sdk/disk/qemu';
+import { boardFirmware, bootControlDtb, checkQemuInstalled, dumpMachineDtb, GuestConsole, machineArgs } from '../../sdk/disk/qemu';
 import { UBOOT_ENV_SIZE, VIRT_PFLASH_BANK_BYTES } from '../../sdk/disk/run-arm64';
 import { encodeUbootEnv } from '../../sdk/disk/uboot-env';
 
@@ -18,7 +18,7 @@ export async function bootAbDisk(board: Board, ab: AbLayout, disk: string, keyDt
   const work = mkdtempSync(join(tmpdir(), 'signet-ab-'));
   let out = '';
   try {
-    let control = await dumpMachineDtb(board);
+    let control = bootControlDtb(await dumpMachineDtb(board));
     for (const k of readPublicKeysFromDtb(keyDtb)) control = mergePublicKeyIntoDtb(control, k.publicKey, k.keyName);
     writeFileSync(join(work, 'u-boot.dtb'), control);
     const env = new Uint8Array(VIRT_PFLASH_BANK_BYTES).fill(0xff);
