@@ -2,7 +2,7 @@
 // and Xen builds use them: one builder per key, a dead builder's lock taken over, a waiting
 // process handed the entry the other built, and no make left running after its command ends.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildSync } from 'esbuild';
@@ -44,6 +44,21 @@ describe('lockBuild', () => {
     writeFileSync(join(root, '.lock-k'), String(deadPid()));
     const held = await lockBuild(root, 'k', entryOf(root));
     expect('release' in held).toBe(true);
+    expect(readFileSync(join(root, '.lock-k'), 'utf8')).toBe(String(process.pid));
+    if ('release' in held) held.release();
+  });
+
+  it('tries again when the lock is gone by the time it reads the holder (a dangling link stands in for that race)', async () => {
+    const root = fresh();
+    symlinkSync(join(root, 'gone'), join(root, '.lock-k')); // exists for the exclusive create, not for the read
+    let calls = 0;
+    const got = await lockBuild(root, 'k', () => (++calls === 2 ? 'theirs' : undefined));
+    expect(got).toEqual({ entry: 'theirs' });
+  });
+
+  it('creates the cache folder it locks in', async () => {
+    const root = join(fresh(), 'kernels');
+    const held = await lockBuild(root, 'k', entryOf(root));
     expect(readFileSync(join(root, '.lock-k'), 'utf8')).toBe(String(process.pid));
     if ('release' in held) held.release();
   });

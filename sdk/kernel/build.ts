@@ -210,10 +210,6 @@ function readEntry(dir: string, key: string, cached: boolean): KernelBuild | und
 async function buildOrReuse(input: KernelBuildInput, cache: string, recipe: ArchRecipe, fragmentOptions: number, src: KernelSource, compiler: string, key: string): Promise<KernelBuild> {
   const kernels = join(cache, 'kernels');
   const entry = join(kernels, key);
-  const hit = readEntry(entry, key, true);
-  if (hit) return hit;
-
-  mkdirSync(kernels, { recursive: true });
   const tty = input.progress ?? process.stderr.isTTY === true;
   const say = (s: string) => {
     if (tty) process.stderr.write(`\r\x1b[K${s}`);

@@ -2,13 +2,16 @@
  * What the cached builds (sdk/kernel/build.ts, sdk/xen/build.ts) share: one builder per cache key
  * across processes, and a build tool that does not outlive the command that started it.
  */
-import { spawn, type ChildProcessWithoutNullStreams, type SpawnOptionsWithoutStdio } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcessByStdio, type SpawnOptionsWithoutStdio } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { trackTemp } from './fs-atomic';
 
 /** How often a waiting process looks again for the entry another process is building. */
 const WAIT_MS = 2000;
+/** How soon it tries again when the lock went away between its attempt and its read. */
+const RACE_MS = 50;
 
 function processAlive(pid: number): boolean {
   try {
@@ -20,7 +23,8 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Waits until this process may build `key` in `root`, or another process has built it.
+ * Waits until this process may build `key` in `root` (created if missing), or another process
+ * has built it.
  * `ready()` reads the finished entry (undefined while there is none). The lock is the file
  * `<root>/.lock-<key>` holding the builder's pid; one whose builder died is taken over. A held
  * lock is removed by `release()`, and on any exit or signal (fs-atomic's clean-up) before it.
@@ -35,12 +39,21 @@ export async function lockBuild<T>(
   for (;;) {
     const entry = ready();
     if (entry !== undefined) return { entry };
+    mkdirSync(root, { recursive: true });
     try {
       writeFileSync(lock, String(process.pid), { flag: 'wx' });
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = Number(readFileSync(lock, 'utf8').trim() || '0');
+      let text: string;
+      try {
+        text = readFileSync(lock, 'utf8');
+      } catch (r) {
+        if ((r as NodeJS.ErrnoException).code !== 'ENOENT') throw r;
+        await new Promise((done) => setTimeout(done, RACE_MS)); // its holder just released it
+        continue;
+      }
+      const holder = Number(text.trim() || '0');
       if (holder > 0 && !processAlive(holder)) {
         rmSync(lock, { force: true }); // its builder died: take over
         continue;
@@ -63,8 +76,8 @@ export async function lockBuild<T>(
  * this process exits or gets SIGINT, SIGTERM or SIGHUP: an orphaned make keeps compiling into a
  * folder already removed.
  */
-export function spawnBuild(command: string, args: string[], options: SpawnOptionsWithoutStdio): ChildProcessWithoutNullStreams {
-  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'], detached: true }) as unknown as ChildProcessWithoutNullStreams;
+export function spawnBuild(command: string, args: string[], options: SpawnOptionsWithoutStdio): ChildProcessByStdio<null, Readable, Readable> {
+  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const stop = () => {
     try {
       if (child.pid) process.kill(-child.pid, 'SIGKILL');

@@ -142,9 +142,6 @@ export async function buildBoardXen(board: Board, options: { cache?: string } = 
 async function buildOrReuse(board: Board, cache: string, key: string, version: string, fragment: string, fragmentPath: string, recipe: { xenArch: string; cross: string }, compiler: string): Promise<XenBuild> {
   const root = join(cache, 'xen');
   const entry = join(root, key);
-  const hit = readEntry(entry, key, true);
-  if (hit) return hit;
-  mkdirSync(root, { recursive: true });
   // One build of a key at a time across processes: the others wait for its entry.
   const locked = await lockBuild(root, key, () => readEntry(entry, key, true));
   if ('entry' in locked) return locked.entry;
