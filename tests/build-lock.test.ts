@@ -2,7 +2,7 @@
 // and Xen builds use them: one builder per key, a dead builder's lock taken over, a waiting
 // process handed the entry the other built, and no make left running after its command ends.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildSync } from 'esbuild';
@@ -55,6 +55,31 @@ describe('lockBuild', () => {
     const got = await lockBuild(root, 'k', () => (++calls === 2 ? 'theirs' : undefined));
     expect(got).toEqual({ entry: 'theirs' });
   });
+
+  it('takes over a lock file that never got a pid (or holds anything else) once it is old, and waits on a fresh one', async () => {
+    for (const text of ['', 'not a pid', '-1']) {
+      const root = fresh();
+      const lock = join(root, '.lock-k');
+      writeFileSync(lock, text);
+      const old = new Date(Date.now() - 60_000);
+      utimesSync(lock, old, old);
+      const held = await lockBuild(root, 'k', entryOf(root));
+      expect('release' in held).toBe(true);
+      expect(readFileSync(lock, 'utf8')).toBe(String(process.pid));
+      if ('release' in held) held.release();
+      rmSync(root, { recursive: true, force: true });
+    }
+    // A fresh empty lock is a builder between its create and its write: wait for it.
+    const root = fresh();
+    writeFileSync(join(root, '.lock-k'), '');
+    const waited: number[] = [];
+    const got = await lockBuild(root, 'k', entryOf(root), (pid) => {
+      waited.push(pid);
+      writeFileSync(join(root, 'entry'), 'theirs');
+    });
+    expect(got).toEqual({ entry: 'theirs' });
+    expect(waited).toEqual([0]);
+  }, 30_000);
 
   it('creates the cache folder it locks in', async () => {
     const root = join(fresh(), 'kernels');

@@ -3,7 +3,7 @@
  * across processes, and a build tool that does not outlive the command that started it.
  */
 import { spawn, type ChildProcessByStdio, type SpawnOptionsWithoutStdio } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { trackTemp } from './fs-atomic';
@@ -12,6 +12,17 @@ import { trackTemp } from './fs-atomic';
 const WAIT_MS = 2000;
 /** How soon it tries again when the lock went away between its attempt and its read. */
 const RACE_MS = 50;
+/** A lock file without a pid this old was left by a process that died before writing it. */
+const NO_PID_STALE_MS = 10_000;
+
+/** When the lock file was last written (ms since the epoch); now when it is already gone. */
+function lockAge(lock: string): number {
+  try {
+    return statSync(lock).mtimeMs;
+  } catch {
+    return Date.now();
+  }
+}
 
 function processAlive(pid: number): boolean {
   try {
@@ -53,9 +64,11 @@ export async function lockBuild<T>(
         await new Promise((done) => setTimeout(done, RACE_MS)); // its holder just released it
         continue;
       }
-      const holder = Number(text.trim() || '0');
-      if (holder > 0 && !processAlive(holder)) {
-        rmSync(lock, { force: true }); // its builder died: take over
+      const holder = /^[1-9]\d*$/.test(text.trim()) ? Number(text.trim()) : 0;
+      // Its builder died, or the file never got a pid (a crash between create and write, or
+      // anything else in it) and is older than a write takes: take over.
+      if (holder > 0 ? !processAlive(holder) : Date.now() - lockAge(lock) > NO_PID_STALE_MS) {
+        rmSync(lock, { force: true });
         continue;
       }
       onWait?.(holder);
